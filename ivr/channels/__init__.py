@@ -1,0 +1,1 @@
+"""Implementations of the engine's Channel protocol: scripted (tests), sim (console), agi (live)."""

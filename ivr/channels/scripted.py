@@ -1,0 +1,155 @@
+"""A channel driven by a script of keys: journey tests, `ivr simulate --keys`, benchmarks.
+
+Keys are tokens, one per time the flow waits for the caller: "1", "123456#" for an
+input, "-" for no key (a time-out), "hangup" for a caller who hangs up. When the script
+runs out the caller hangs up. Queue results come from their own script (`queue`), so a
+test can say whether the agent answers, the wait times out or the caller gives up.
+Time is virtual: prompts, waits and talk move the call's clock, not the machine's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Optional, Sequence, Union
+
+from ivr.clock import VirtualClock
+from ivr.engine.channel import (
+    ABANDONED,
+    ANSWERED,
+    TIMED_OUT,
+    CallbackRequest,
+    TransferRequest,
+    TransferResult,
+    VoicemailResult,
+)
+from ivr.errors import CallerHangup
+from ivr.flow.model import Prompt
+
+NO_KEY = "-"
+HANG_UP = "hangup"
+KEY_SECONDS = 1.0  # a caller's time to press a key
+CHARS_PER_SECOND = 14.0  # speaking rate used to time prompts
+
+
+@dataclass(frozen=True)
+class QueueScript:
+    """How one transfer ends in a simulation."""
+
+    status: str = ANSWERED
+    wait: Optional[float] = None  # default: 20 s answered, max_wait timed out, 45 s abandoned
+    talk: float = 240.0
+    agent: str = "PJSIP/101"
+
+
+def prompt_seconds(text: str) -> float:
+    return max(1.0, len(text) / CHARS_PER_SECOND)
+
+
+def parse_keys(keys: Union[str, Iterable[str], None]) -> list[str]:
+    if keys is None:
+        return []
+    if isinstance(keys, str):
+        return keys.split()
+    return [str(k) for k in keys]
+
+
+@dataclass
+class ScriptedChannel:
+    keys: Union[str, Sequence[str], None] = None
+    clock: VirtualClock = field(default_factory=VirtualClock)
+    queue: Sequence[Union[str, QueueScript]] = ()
+    barge_in: bool = False  # deliver each key during the prompt instead of after it
+    voicemail_seconds: float = 20.0
+
+    def __post_init__(self) -> None:
+        self.tokens = parse_keys(self.keys)
+        self.queue_results = [q if isinstance(q, QueueScript) else QueueScript(q) for q in self.queue]
+        self.played: list[tuple[str, str]] = []
+        self.transfers: list[TransferRequest] = []
+        self.callbacks: list[CallbackRequest] = []
+        self.voicemails: list[str] = []
+        self.language: Optional[str] = None
+        self.recording_paused = False
+        self.hung_up = False
+        self._pending = ""  # the rest of a token whose first key interrupted a prompt
+
+    # --- where keys come from (the console simulator overrides this) ----------------------
+    def next_token(self) -> str:
+        if not self.tokens:
+            raise CallerHangup("the script has no more keys")
+        return self.tokens.pop(0)
+
+    @property
+    def unused_keys(self) -> list[str]:
+        return list(self.tokens)
+
+    # --- Channel ------------------------------------------------------------------------
+    async def answer(self) -> None:
+        pass
+
+    async def set_language(self, language: str) -> None:
+        self.language = language
+
+    async def play(self, prompt: Prompt, language: str, escape: str = "") -> Optional[str]:
+        self.played.append((prompt.name, language))
+        seconds = prompt_seconds(prompt.text(language))
+        if self.barge_in and escape and self.tokens and self.tokens[0][:1] in escape:
+            token = self.next_token()
+            self._pending = token[1:]
+            self.clock.advance(seconds / 2)
+            return token[0]
+        self.clock.advance(seconds)
+        return None
+
+    async def read_digits(self, max_digits: int, timeout: float, terminator: Optional[str] = None, first: str = "") -> str:
+        if first:
+            token, self._pending = first + self._pending, ""
+        else:
+            token = self.next_token()
+        if token == HANG_UP:
+            raise CallerHangup("the caller hung up")
+        if token == NO_KEY:
+            self.clock.advance(timeout)
+            return ""
+        self.clock.advance(KEY_SECONDS * min(len(token), max_digits + 1))
+        digits = []
+        for key in token:
+            if terminator and key == terminator:
+                break
+            digits.append(key)
+            if len(digits) == max_digits:
+                break
+        return "".join(digits)
+
+    async def transfer(self, request: TransferRequest) -> TransferResult:
+        self.transfers.append(request)
+        script = self.queue_results.pop(0) if self.queue_results else QueueScript()
+        if script.status == TIMED_OUT:
+            wait = script.wait if script.wait is not None else (request.max_wait or 300.0)
+            self.clock.advance(wait)
+            return TransferResult(TIMED_OUT, wait)
+        if script.status == ABANDONED:
+            wait = script.wait if script.wait is not None else 45.0
+            self.clock.advance(wait)
+            return TransferResult(ABANDONED, wait)
+        wait = script.wait if script.wait is not None else 20.0
+        self.clock.advance(wait + script.talk)
+        return TransferResult(ANSWERED, wait, script.agent, script.talk)
+
+    async def request_callback(self, request: CallbackRequest) -> None:
+        self.callbacks.append(request)
+
+    async def record_voicemail(self, mailbox: str, max_length: float) -> VoicemailResult:
+        self.voicemails.append(mailbox)
+        seconds = min(self.voicemail_seconds, max_length)
+        self.clock.advance(seconds)
+        return VoicemailResult(seconds)
+
+    async def pause_recording(self) -> None:
+        self.recording_paused = True
+
+    async def resume_recording(self) -> None:
+        self.recording_paused = False
+
+    async def hangup(self) -> None:
+        self.hung_up = True

@@ -1,0 +1,287 @@
+"""The `ivr` command. Errors map to exit codes in one place: `main`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from ivr import __version__
+from ivr.config import Config, find_config
+from ivr.errors import DiagnosticsError, IvrError, JourneyFailure, UsageError
+from ivr.flow.project import Report, check_project, load_flows
+
+
+class _Group(click.Group):
+    def main(self, *args, **kwargs):  # type: ignore[override]
+        # click handles its own usage errors; ours are turned into exit codes here
+        kwargs.setdefault("standalone_mode", True)
+        try:
+            return super().main(*args, standalone_mode=False, **{k: v for k, v in kwargs.items() if k != "standalone_mode"})
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except DiagnosticsError as exc:
+            for diagnostic in exc.diagnostics:
+                click.echo(str(diagnostic), err=True)
+            if not exc.diagnostics:
+                click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except IvrError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="ivr")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="IVR_CONFIG",
+              help="config.yaml of the installation (default: the nearest one upwards).")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Optional[Path]) -> None:
+    """IVR engine: YAML menu trees compiled into call flows."""
+    if config_path is not None and not config_path.is_file():
+        raise UsageError(f"{config_path}: no such config file")
+    ctx.obj = {"config": config_path}
+
+
+def main() -> None:
+    cli()
+
+
+def _config_path(ctx: click.Context, near: Path) -> Optional[Path]:
+    return ctx.obj["config"] or find_config(near)
+
+
+def _default_flows() -> list[Path]:
+    config = find_config()
+    folder = (config.parent if config else Path.cwd()) / "flows"
+    if not folder.is_dir():
+        raise UsageError("no flows/ folder here; name the flow files or folders to use")
+    return [folder]
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _load(ctx: click.Context, flow_file: Path):
+    """The FlowSet of a flow file's folder and the id of the flow in that file."""
+    flows, config = load_flows([flow_file], _config_path(ctx, flow_file.parent))
+    for flow in flows.flows.values():
+        if Path(flow.file).resolve() == flow_file.resolve() or flow.file == _display(flow_file):
+            return flows, config, flow.id
+    if flow_file.stem in flows:  # pragma: no cover - reached only through odd paths
+        return flows, config, flow_file.stem
+    raise UsageError(f"{flow_file}: holds no flow")
+
+
+# --- validate ----------------------------------------------------------------------------
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per finding.")
+@click.pass_context
+def validate(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
+    """Check flows and config.yaml; print file:line:col findings, exit 1 on errors."""
+    targets = list(paths) or _default_flows()
+    first = targets[0] if targets[0].is_dir() else targets[0].parent
+    report: Report = check_project(targets, _config_path(ctx, first))
+    for diagnostic in report.diagnostics:
+        if as_json:
+            click.echo(json.dumps(diagnostic.to_json(), ensure_ascii=False))
+        else:
+            click.echo(str(diagnostic))
+    errors = len(report.errors)
+    warnings = len(report.diagnostics) - errors
+    if not as_json:
+        summary = f"{len(report.flows)} flow(s) checked: {errors} error(s), {warnings} warning(s)"
+        click.echo(click.style(summary, fg="red" if errors else "green"), err=True)
+    if errors:
+        sys.exit(1)
+
+
+# --- schema ------------------------------------------------------------------------------
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of the flow format (for editors)."""
+    from ivr.flow.jsonschema import flow_schema
+
+    click.echo(json.dumps(flow_schema(), indent=2, ensure_ascii=False))
+
+
+# --- graph -------------------------------------------------------------------------------
+@cli.command()
+@click.argument("flow_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The picture to write: .svg, .png, .pdf, or .dot for the Graphviz source.")
+@click.pass_context
+def graph(ctx: click.Context, flow_file: Path, output: Path) -> None:
+    """Draw the menu tree of a flow."""
+    from ivr.flow.graph import render, to_dot
+
+    flows, _config, flow_id = _load(ctx, flow_file)
+    source = to_dot(flows[flow_id])
+    fmt = output.suffix.lstrip(".").lower() or "svg"
+    if fmt == "dot":
+        output.write_text(source, encoding="utf-8")
+    elif fmt in ("svg", "png", "pdf"):
+        output.write_bytes(render(source, fmt))
+    else:
+        raise UsageError(f"{output}: write .svg, .png, .pdf or .dot")
+    click.echo(f"wrote {output}", err=True)
+
+
+# --- simulate ----------------------------------------------------------------------------
+@cli.command()
+@click.argument("flow_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--keys", help='Keys pressed, one token per question: "1 - 123456#"; - is no key, hangup hangs up.')
+@click.option("--caller", default="+48221234567", show_default=True, help="The caller's number.")
+@click.option("--at", "at", help="The moment of the call, such as 2026-11-24T10:00:00+01:00 (default: now).")
+@click.option("--language", help="The language the call starts in.")
+@click.option("--queue", "queue", multiple=True, type=click.Choice(["answered", "timeout", "abandoned"]),
+              help="How each transfer ends, in order (default: answered).")
+@click.option("--json", "as_json", is_flag=True, help="Print one event per line as JSON.")
+@click.pass_context
+def simulate(ctx: click.Context, flow_file: Path, keys: Optional[str], caller: str, at: Optional[str],
+             language: Optional[str], queue: tuple[str, ...], as_json: bool) -> None:
+    """A call through a flow in the terminal: interactive, or scripted with --keys."""
+    from ivr.channels.scripted import ScriptedChannel
+    from ivr.channels.sim import SimChannel
+    from ivr.clock import VirtualClock
+    from ivr.engine import Engine
+    from ivr.simulation import parse_time
+
+    flows, config, flow_id = _load(ctx, flow_file)
+    try:
+        moment = parse_time(at)
+    except ValueError:
+        raise UsageError(f"--at {at!r} is not a time such as 2026-11-24T10:00:00+01:00") from None
+    engine = Engine(flows, config)
+    clock = VirtualClock(moment)
+    if keys is None and not as_json:
+        click.echo(click.style(f"Calling {flow_id} as {caller}. Enter keys as the caller would.", bold=True))
+        channel: ScriptedChannel = SimChannel(None, clock, list(queue))
+        printer = None
+    else:
+        channel = ScriptedChannel(keys or "", clock, list(queue))
+        printer = _event_printer(flows, as_json)
+    call = asyncio.run(engine.run(channel, flow_id, caller=caller, language=language, clock=clock, on_event=printer))
+    if not as_json:
+        summary = f"outcome: {call.outcome}" + (f" ({call.department})" if call.department else "")
+        summary += f" after {call.elapsed():.0f}s; path: {' > '.join(call.path)}"
+        click.echo(click.style(summary, bold=True))
+        if channel.unused_keys:
+            click.echo(f"keys left unused: {' '.join(channel.unused_keys)}", err=True)
+
+
+def _event_printer(flows, as_json: bool):
+    from ivr.engine import events as ev
+
+    def show(event) -> None:
+        if as_json:
+            click.echo(event.to_json())
+            return
+        d = event.data
+        stamp = click.style(f"{event.t:7.1f}s", dim=True)
+        if event.type == ev.PROMPT:
+            text = flows[event.flow].prompts[d["prompt"]].text(d["language"])
+            tag = click.style("[" + d["language"] + "]", fg="cyan")
+            click.echo(f"{stamp}  {tag} {text}")
+        elif event.type == ev.NODE_ENTERED:
+            click.echo(f"{stamp}  " + click.style(f"> {event.node} ({d['node_type']})", dim=True))
+        elif event.type in (ev.KEY, ev.INPUT):
+            click.echo(f"{stamp}  keys: {d.get('key') or d.get('digits')}")
+        elif event.type in (ev.TIMEOUT, ev.INVALID):
+            click.echo(f"{stamp}  {event.type} ({d.get('attempt')}/{d.get('attempts')})")
+        elif event.type == ev.TRANSFER_RESULT:
+            click.echo(f"{stamp}  queue {d['department']}: {d['status']} after {d['wait']:g}s")
+        elif event.type in (ev.VOICEMAIL, ev.CALLBACK, ev.SURVEY, ev.HOURS, ev.ROUTE, ev.ERROR, ev.CALLER_HANGUP):
+            details = ", ".join(f"{k}={v}" for k, v in d.items())
+            click.echo(f"{stamp}  {event.type}: {details}")
+
+    return show
+
+
+# --- test --------------------------------------------------------------------------------
+@cli.command(name="test")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--coverage", "show_coverage", is_flag=True, help="List the branches no case took.")
+@click.option("-v", "--verbose", is_flag=True, help="One line per case.")
+@click.pass_context
+def test_command(ctx: click.Context, paths: tuple[Path, ...], show_coverage: bool, verbose: bool) -> None:
+    """Run the journey tests (*.test.yaml) next to the flows."""
+    from ivr.journeys import coverage, run_files, test_files
+
+    targets = list(paths) or _default_flows()
+    files = test_files(targets)
+    if not files:
+        raise UsageError("no *.test.yaml files found")
+    flow_dirs = sorted({f.parent for f in files})
+    flows, config = load_flows(flow_dirs, _config_path(ctx, flow_dirs[0]))
+    results, broken, seconds = run_files(files, flows, config, _display)
+    _report(results, broken, seconds, verbose)
+    if show_coverage:
+        _coverage_report(coverage(results, flows))
+    if broken or not all(r.passed for r in results):
+        raise JourneyFailure("journey tests failed")
+
+
+def _report(results, broken, seconds: float, verbose: bool) -> None:
+    by_file: dict[str, list] = {}
+    for result in results:
+        by_file.setdefault(result.case.file, []).append(result)
+    for file, items in by_file.items():
+        if verbose:
+            for r in items:
+                mark = click.style("PASSED", fg="green") if r.passed else click.style("FAILED", fg="red")
+                click.echo(f"{r.case.id} {mark}")
+        else:
+            marks = "".join(click.style(".", fg="green") if r.passed else click.style("F", fg="red") for r in items)
+            click.echo(f"{file} {marks}")
+    failures = [r for r in results if not r.passed]
+    if failures or broken:
+        click.echo(click.style(" FAILURES ".center(72, "="), fg="red"))
+    for diagnostic in broken:
+        click.echo(str(diagnostic))
+    for r in failures:
+        click.echo(click.style(f" {r.case.id} ".center(72, "_"), fg="red"))
+        click.echo(f"{r.case.file}:{r.case.line}:{r.case.column}: case \"{r.case.name}\"")
+        for problem in r.problems:
+            click.echo(f"  {problem}")
+        if "path" in r.case.expect:
+            click.echo(f"  expected path: {' > '.join(r.case.expect['path'])}")
+        if r.call is not None:
+            click.echo(f"  actual path:   {' > '.join(r.call.path)}")
+            click.echo(f"  heard:         {', '.join(r.call.heard)}")
+    passed = sum(r.passed for r in results)
+    parts = []
+    if failures:
+        parts.append(f"{len(failures)} failed")
+    parts.append(f"{passed} passed")
+    if broken:
+        parts.append(f"{len(broken)} error(s) in test files")
+    colour = "red" if failures or broken else "green"
+    click.echo(click.style(f" {', '.join(parts)} in {seconds:.2f}s ".center(72, "="), fg=colour))
+
+
+def _coverage_report(report: dict) -> None:
+    for flow_id, (edges, taken) in sorted(report.items()):
+        share = 100.0 * len(taken) / len(edges) if edges else 100.0
+        click.echo(f"coverage {flow_id}: {len(taken)}/{len(edges)} branches ({share:.0f}%)")
+        for source, label in sorted(edges - taken):
+            click.echo(f"  not taken: {source} --{label}-->")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,165 @@
+"""config.yaml: one file for the installation (Asterisk, database, departments, schedules).
+
+It is loaded with the same marks as flow files, so its errors name file:line:col too.
+Secrets are written as `${NAME}` and read from the environment only when used.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ivr.errors import ConfigError
+from ivr.flow.diagnostics import Diagnostic, Findings, did_you_mean, sort_best_first
+from ivr.flow.loader import Document, LoadError, describe, load_file
+from ivr.hours import Schedule, parse_schedule
+from ivr.segments import Segment, parse_segment
+
+SECTIONS = ("asterisk", "database", "recordings", "prompts", "departments", "schedules", "segments", "web", "fallback")
+STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear", "wrandom", "rrordered")
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class Department:
+    name: str
+    queue: str
+    members: tuple[str, ...] = ()
+    overflow: str | None = None
+    strategy: str = "ringall"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str | None = None
+    departments: Mapping[str, Department] = field(default_factory=dict)
+    schedules: Mapping[str, Schedule] = field(default_factory=dict)
+    segments: Mapping[str, Segment] = field(default_factory=dict)
+    fallback: str | None = None  # department callers reach when the engine fails
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def fallback_department(self) -> Department | None:
+        if self.fallback and self.fallback in self.departments:
+            return self.departments[self.fallback]
+        return next(iter(self.departments.values()), None)
+
+
+def expand_env(value: str, environ: Mapping[str, str] = os.environ) -> str:
+    """Replace ${NAME} by the environment's value; a missing variable is a MissingSecret."""
+    for match in _ENV.finditer(value):
+        if match.group(1) not in environ:
+            raise MissingSecret(match.group(1))
+    return _ENV.sub(lambda m: environ[m.group(1)], value)
+
+
+class MissingSecret(ConfigError):
+    """config.yaml names a ${VARIABLE} that the environment does not hold."""
+
+    def __init__(self, name: str):
+        super().__init__([])
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"environment variable {self.name} is not set (config.yaml refers to ${{{self.name}}})"
+
+
+def find_config(start: Path | None = None) -> Path | None:
+    """config.yaml of the installation: $IVR_CONFIG, else the nearest one upwards."""
+    env = os.environ.get("IVR_CONFIG")
+    if env:
+        return Path(env)
+    here = (start or Path.cwd()).resolve()
+    if here.is_file():
+        here = here.parent
+    for folder in (here, *here.parents):
+        candidate = folder / "config.yaml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Load and check config.yaml; raise ConfigError with every finding."""
+    if path is None:
+        return Config()
+    config, findings = check_config(Path(path))
+    errors = [d for d in findings if d.is_error]
+    if errors:
+        raise ConfigError(findings)
+    assert config is not None
+    return config
+
+
+def check_config(path: Path, display: str | None = None) -> tuple[Config | None, list[Diagnostic]]:
+    try:
+        doc = load_file(path, display)
+    except LoadError as exc:
+        return None, exc.diagnostics
+    findings = Findings(doc)
+    config = _parse(doc, findings, path.resolve().parent)
+    return (None if findings.has_errors else config), sort_best_first(findings.items)
+
+
+def _parse(doc: Document, findings: Findings, base_dir: Path) -> Config:
+    data = doc.data
+    if not isinstance(data, dict):
+        findings.error((), f"config.yaml must be a mapping of sections ({', '.join(SECTIONS)}), not {describe(data)}", rank=0)
+        return Config()
+    for key in data:
+        if key not in SECTIONS:
+            findings.error((key,), f'"{key}" is no section of config.yaml{did_you_mean(key, SECTIONS)}', at_key=True, rank=0)
+    departments = _named_sections(data, "departments", findings, lambda n, v, p: _department(n, v, p, findings))
+    for dep in departments.values():
+        if dep.overflow and dep.overflow not in departments:
+            findings.error(("departments", dep.name, "overflow"), f'overflow of department "{dep.name}" goes to "{dep.overflow}", which is no department{did_you_mean(dep.overflow, departments)}')
+    schedules = _named_sections(data, "schedules", findings, lambda n, v, p: parse_schedule(n, v, p, findings, base_dir))
+    segments = _named_sections(data, "segments", findings, lambda n, v, p: parse_segment(n, v, p, findings, base_dir))
+    fallback = data.get("fallback")
+    if fallback is not None and fallback not in departments:
+        findings.error(("fallback",), f"fallback department {describe(fallback)} is no department{did_you_mean(fallback, departments)}")
+    if fallback is None and departments:
+        findings.warning((), 'no "fallback" department: when the engine fails, callers go to the first department listed', rank=3)
+    return Config(str(doc.file), departments, schedules, segments, fallback, data)
+
+
+def _named_sections(data: dict, section: str, findings: Findings, parse) -> dict[str, Any]:
+    value = data.get(section)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        findings.error((section,), f"{section} must be a mapping of names to settings, not {describe(value)}")
+        return {}
+    result = {}
+    for name, item in value.items():
+        parsed = parse(str(name), item, (section, name))
+        if parsed is not None:
+            result[str(name)] = parsed
+    return result
+
+
+def _department(name: str, value: Any, path: tuple, findings: Findings) -> Department | None:
+    if not isinstance(value, dict):
+        findings.error(path, f'department "{name}" must be a mapping such as {{queue: {name}, members: [PJSIP/101]}}, not {describe(value)}')
+        return None
+    known = ("queue", "members", "overflow", "strategy", "description")
+    for key in value:
+        if key not in known:
+            findings.error(path + (key,), f'"{key}" is no field of a department{did_you_mean(key, known)}', at_key=True)
+    queue = value.get("queue", name)
+    if not isinstance(queue, str) or not re.match(r"^[A-Za-z0-9_-]+$", queue):
+        findings.error(path + ("queue",), f"a queue name is letters, digits, '-' and '_', not {describe(queue)}")
+        return None
+    members = value.get("members", [])
+    if not isinstance(members, list) or not all(isinstance(m, str) and "/" in m for m in members):
+        findings.error(path + ("members",), f"members must be a list of Asterisk interfaces such as PJSIP/101, not {describe(members)}")
+        return None
+    strategy = value.get("strategy", "ringall")
+    if strategy not in STRATEGIES:
+        findings.error(path + ("strategy",), f"unknown queue strategy {describe(strategy)}{did_you_mean(strategy, STRATEGIES)}")
+        return None
+    overflow = value.get("overflow")
+    return Department(name, queue, tuple(members), str(overflow) if overflow is not None else None, strategy)

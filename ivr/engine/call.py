@@ -1,0 +1,97 @@
+"""The state of one call while the engine runs it, and the events it emits."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable, Optional
+
+from ivr.clock import Clock
+from ivr.engine import events as ev
+from ivr.engine.channel import Channel
+from ivr.engine.events import Event, Secret
+from ivr.flow.model import Flow, Node, Prompt
+
+_ids = itertools.count(1)
+
+
+class Call:
+    """One caller's way through the flows; `events` is its full history."""
+
+    def __init__(
+        self,
+        engine: Any,
+        channel: Channel,
+        flow: Flow,
+        clock: Clock,
+        *,
+        caller: str = "",
+        language: Optional[str] = None,
+        variables: Optional[dict[str, Any]] = None,
+        call_id: Optional[str] = None,
+        on_event: Optional[Callable[[Event], None]] = None,
+    ):
+        self.engine = engine
+        self.channel = channel
+        self.flow = flow
+        self.clock = clock
+        self.caller = caller
+        self.language = language if language in flow.languages else flow.languages[0]
+        self.vars: dict[str, Any] = dict(variables or {})
+        self.id = call_id or f"call-{next(_ids)}"
+        self.events: list[Event] = []
+        self.on_event = on_event
+        self.node: Optional[Node] = None
+        self.outcome: Optional[str] = None
+        self.department: Optional[str] = None
+        self.survey_score: Optional[int] = None
+        self.steps = 0
+        self.started_at = clock.now()
+        self._t0 = clock.elapsed()
+
+    def elapsed(self) -> float:
+        """Seconds since the call started."""
+        return self.clock.elapsed() - self._t0
+
+    def emit(self, kind: str, /, **data: Any) -> None:
+        node = self.node.name if self.node is not None else None
+        event = Event(self.id, len(self.events), self.clock.elapsed() - self._t0, kind, self.flow.id, node, data)
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    async def play(self, prompt: Prompt, escape: str = "", language: Optional[str] = None) -> Optional[str]:
+        language = language or self.language
+        self.emit(ev.PROMPT, prompt=prompt.name, language=language)
+        return await self.channel.play(prompt, language, escape)
+
+    async def read(self, max_digits: int, timeout: float, terminator: Optional[str] = None, first: Optional[str] = None) -> str:
+        return await self.channel.read_digits(max_digits, timeout, terminator, first or "")
+
+    async def set_language(self, language: str) -> None:
+        if language != self.language:
+            self.language = language
+            self.emit(ev.LANGUAGE, language=language)
+            await self.channel.set_language(language)
+
+    def set_var(self, name: str, value: Any) -> None:
+        self.vars[name] = value
+        self.emit(ev.VARIABLE, name=name, value=value)
+
+    def var_text(self, name: str) -> Optional[str]:
+        """A variable's real value, for matching only (never for display)."""
+        value = self.vars.get(name)
+        if isinstance(value, Secret):
+            return value.reveal()
+        return None if value is None else str(value)
+
+    def safe_vars(self) -> dict[str, str]:
+        """Variables as they may be shown: sensitive ones masked."""
+        return {k: str(v) for k, v in self.vars.items()}
+
+    @property
+    def heard(self) -> list[str]:
+        return [e.data["prompt"] for e in self.events if e.type == ev.PROMPT]
+
+    @property
+    def path(self) -> list[str]:
+        return [e.node for e in self.events if e.type == ev.NODE_ENTERED]

@@ -1,0 +1,110 @@
+"""The Engine: walks a call through the nodes of its flows on any Channel.
+
+Whatever goes wrong inside (a bug, a channel error, a runaway loop) ends with the caller
+in the fallback queue, never in silence; a caller who hangs up is recorded as abandoned
+at the node where it happened.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Optional
+
+from ivr.clock import Clock, SystemClock
+from ivr.config import Config
+from ivr.engine import events as ev
+from ivr.engine.call import Call
+from ivr.engine.channel import Channel, TransferRequest
+from ivr.engine.events import Event
+from ivr.engine.nodes import HANDLERS
+from ivr.engine.sampling import SurveySampler
+from ivr.errors import CallerHangup, EngineError
+from ivr.flow.model import FlowSet
+
+log = logging.getLogger(__name__)
+
+# Far above any real call (a caller pressing keys for an hour enters a few hundred
+# nodes); only a bug gets here, and the caller then goes to the fallback queue.
+MAX_STEPS = 1000
+
+
+class Engine:
+    def __init__(self, flows: FlowSet, config: Optional[Config] = None, *, sampler: Optional[SurveySampler] = None):
+        self.flows = flows
+        self.config = config or Config()
+        self.sampler = sampler or SurveySampler()
+
+    async def run(
+        self,
+        channel: Channel,
+        flow: str,
+        *,
+        caller: str = "",
+        language: Optional[str] = None,
+        variables: Optional[dict[str, Any]] = None,
+        clock: Optional[Clock] = None,
+        call_id: Optional[str] = None,
+        on_event: Optional[Callable[[Event], None]] = None,
+    ) -> Call:
+        """Run one call from the start of `flow` to its end; return the finished Call."""
+        call = Call(self, channel, self.flows[flow], clock or SystemClock(), caller=caller, language=language,
+                    variables=variables, call_id=call_id, on_event=on_event)
+        call.emit(ev.CALL_STARTED, caller=caller, language=call.language, version=call.flow.version,
+                  at=call.started_at.isoformat())
+        hung_up = False
+        try:
+            await channel.answer()
+            await channel.set_language(call.language)
+            await self._walk(call)
+        except CallerHangup:
+            hung_up = True
+            call.emit(ev.CALLER_HANGUP)
+            if call.outcome is None:
+                call.outcome = ev.ABANDONED
+        except Exception as exc:  # noqa: BLE001 - any failure must still reach a person
+            hung_up = await self._fall_back(call, exc)
+        if not hung_up:
+            try:
+                await channel.hangup()
+            except CallerHangup:
+                pass
+            except Exception:  # noqa: BLE001 - the call is over either way
+                log.exception("hangup failed on call %s", call.id)
+        call.emit(ev.OUTCOME, outcome=call.outcome, department=call.department, survey=call.survey_score,
+                  duration=round(call.elapsed(), 3))
+        return call
+
+    async def _walk(self, call: Call) -> None:
+        step: Optional[tuple[str, str]] = ("start", call.flow.start)
+        while step is not None:
+            call.steps += 1
+            if call.steps > MAX_STEPS:
+                raise EngineError(f"call passed {MAX_STEPS} nodes without ending")
+            via, name = step
+            node = call.flow.nodes[name]
+            call.node = node
+            call.emit(ev.NODE_ENTERED, node_type=node.type, via=via)
+            step = await HANDLERS[node.type](node, call)
+
+    async def _fall_back(self, call: Call, exc: Exception) -> bool:
+        """Send the caller to the fallback queue; True when the caller hung up meanwhile."""
+        log.error("call %s failed at %s: %s", call.id, call.node.name if call.node else "start", exc,
+                  exc_info=not isinstance(exc, EngineError))
+        call.emit(ev.ERROR, error=type(exc).__name__, message=str(exc))
+        call.outcome = ev.FAILED
+        department = self.config.fallback_department
+        if department is None:
+            return False
+        call.department = department.name
+        call.emit(ev.TRANSFER, department=department.name, queue=department.queue, priority=0, fallback=True)
+        try:
+            result = await call.channel.transfer(TransferRequest(department, None, True, 0, call.caller))
+        except CallerHangup:
+            call.emit(ev.CALLER_HANGUP)
+            return True
+        except Exception:  # noqa: BLE001
+            log.exception("fallback transfer failed on call %s", call.id)
+            return False
+        call.emit(ev.TRANSFER_RESULT, department=department.name, status=result.status, wait=result.wait,
+                  agent=result.agent, talk=result.talk)
+        return False

@@ -1,0 +1,13 @@
+"""hangup: a goodbye, then the end of the call."""
+
+from ivr.engine import events as ev
+from ivr.engine.call import Call
+from ivr.flow.model import Hangup
+
+
+async def run(node: Hangup, call: Call):
+    if node.prompt is not None:
+        await call.play(node.prompt)
+    if call.outcome is None:
+        call.outcome = ev.SELF_SERVICE
+    return None

@@ -1,0 +1,16 @@
+"""hours: open, closed or holiday, by the schedule and the call's clock."""
+
+from ivr.engine import events as ev
+from ivr.engine.call import Call
+from ivr.flow.model import Hours
+from ivr.hours import HOLIDAY, OPEN
+
+
+async def run(node: Hours, call: Call):
+    state = node.schedule.state(call.clock.now())
+    call.emit(ev.HOURS, schedule=node.schedule.name, state=state)
+    if state == OPEN:
+        return state, node.open
+    if state == HOLIDAY:
+        return state, node.holiday
+    return state, node.closed

@@ -1,0 +1,55 @@
+"""menu: one key chooses a branch; a key pressed during the prompt counts."""
+
+from ivr.engine import events as ev
+from ivr.engine.call import Call
+from ivr.flow.model import Menu
+
+# A caller may ask for the menu again this often before repeats start to use attempts,
+# so a stuck key cannot hold a line forever.
+FREE_REPEATS = 5
+
+
+async def run(node: Menu, call: Call):
+    escape = "".join(node.options) + (node.repeat_key or "")
+    failures = repeats = 0
+    while failures < node.attempts:
+        key = await _prompt(node, call, escape)
+        if not key:
+            key = await call.read(1, node.timeout)
+        if not key:
+            failures += 1
+            call.emit(ev.TIMEOUT, attempt=failures, attempts=node.attempts)
+            if node.timeout_prompt is not None:
+                await call.play(node.timeout_prompt)
+            continue
+        call.emit(ev.KEY, key=key)
+        if key == node.repeat_key:
+            repeats += 1
+            call.emit(ev.REPEAT)
+            if repeats > FREE_REPEATS:
+                failures += 1
+            continue
+        option = node.options.get(key)
+        if option is None:
+            failures += 1
+            call.emit(ev.INVALID, key=key, attempt=failures, attempts=node.attempts)
+            if node.invalid_prompt is not None:
+                await call.play(node.invalid_prompt)
+            continue
+        if option.language:
+            await call.set_language(option.language)
+        for name, value in option.set.items():
+            call.set_var(name, value)
+        return key, option.next
+    return "fail", node.on_fail
+
+
+async def _prompt(node: Menu, call: Call, escape: str):
+    if not node.all_languages:
+        return await call.play(node.prompt, escape)
+    # a language menu: each language's line in its own voice, until a key is pressed
+    for language in call.flow.languages:
+        key = await call.play(node.prompt, escape, language)
+        if key:
+            return key
+    return None

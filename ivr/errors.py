@@ -1,0 +1,60 @@
+"""The one exception tree of the project.
+
+Every error the `ivr` command can meet derives from `IvrError`; its `exit_code` is the
+process exit status the CLI maps it to, in one place (`ivr.cli.main`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from ivr.flow.diagnostics import Diagnostic
+
+
+class IvrError(Exception):
+    """Base of every error the project raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(IvrError):
+    """The command was called wrongly (a missing file, a bad option value)."""
+
+    exit_code = 2
+
+
+class DiagnosticsError(IvrError):
+    """Input was checked and found wrong; carries every finding, best first."""
+
+    def __init__(self, diagnostics: Sequence["Diagnostic"]):
+        self.diagnostics = list(diagnostics)
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+
+class FlowError(DiagnosticsError):
+    """A flow file (or a journey test file) does not compile."""
+
+
+class ConfigError(DiagnosticsError):
+    """config.yaml is wrong."""
+
+
+class JourneyFailure(IvrError):
+    """At least one journey test case failed."""
+
+
+class CallError(IvrError):
+    """Something ended a call early."""
+
+
+class CallerHangup(CallError):
+    """The caller hung up; the flow stops and the call is recorded as abandoned there."""
+
+
+class ChannelError(CallError):
+    """The channel (Asterisk, console, script) failed; the caller goes to the fallback queue."""
+
+
+class EngineError(CallError):
+    """The engine met a state it cannot run (a runaway call); the caller goes to the fallback queue."""

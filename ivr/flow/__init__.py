@@ -1,0 +1,1 @@
+"""Flow files: loading with marks, checks, compilation into immutable Flows."""

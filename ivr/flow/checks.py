@@ -1,0 +1,568 @@
+"""Checks of one flow file against the format, config.yaml and the other flows.
+
+Every finding of a file is collected (never only the first) with its location and a fix
+where one is likely. What passes is handed to the compiler as a `CheckedFlow`: values
+already parsed (durations in seconds, keys as text, departments as objects).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Collection, Iterator
+
+from ivr.config import Config
+from ivr.flow import spec
+from ivr.flow.diagnostics import Findings, did_you_mean
+from ivr.flow.loader import Document, describe
+from ivr.flow.model import ANY_LANGUAGE, RouteRule, Sample
+from ivr.flow.values import DTMF_KEYS, parse_duration, parse_key, is_name
+
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
+_INVALID = object()
+
+
+@dataclass
+class Context:
+    """What a flow is checked against."""
+
+    config: Config
+    config_name: str = "config.yaml"
+    flow_ids: Collection[str] | None = None  # None: goto targets are not checked
+
+
+@dataclass
+class NodeDraft:
+    name: str
+    type: str
+    path: tuple
+    line: int
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def exits(self) -> Iterator[tuple[str, str, tuple]]:
+        """(label, target node, path of the reference) of every edge in the flow."""
+        node_type = spec.NODE_TYPES[self.type]
+        for name, value in self.fields.items():
+            fspec = node_type.fields.get(name)
+            if fspec and fspec.kind == spec.NODE and isinstance(value, str):
+                yield fspec.edge or name, value, self.path + (name,)
+            elif name == "options":
+                for key, option in value.items():
+                    yield key, option["next"], option["path"]
+            elif name == "when":
+                for rule, path in value:
+                    yield rule.label, rule.next, path
+
+
+@dataclass
+class CheckedFlow:
+    doc: Document
+    id: str
+    description: str
+    languages: tuple[str, ...]
+    start: str
+    prompts: dict[str, tuple[dict, dict]]  # name -> (texts, files)
+    nodes: dict[str, NodeDraft]
+
+
+def check_flow(doc: Document, ctx: Context) -> tuple[CheckedFlow | None, list]:
+    """All findings about one flow document, and the checked flow when it has no error."""
+    checker = _FlowChecker(doc, ctx)
+    flow = checker.run()
+    return (None if checker.findings.has_errors else flow), checker.findings.items
+
+
+class _FlowChecker:
+    def __init__(self, doc: Document, ctx: Context):
+        self.doc = doc
+        self.ctx = ctx
+        self.findings = Findings(doc)
+        self.flow_id = "?"
+        self.languages: tuple[str, ...] = ()
+        self.node_names: list[str] = []
+        self.prompt_names: list[str] = []
+        self.used_prompts: set[str] = set()
+        self.defaults: dict[str, Any] = {}
+
+    def error(self, path, message, **kw):
+        self.findings.error(path, message, **kw)
+
+    # --- the file -----------------------------------------------------------------------
+    def run(self) -> CheckedFlow | None:
+        data = self.doc.data
+        if not isinstance(data, dict):
+            self.error((), f"a flow file must be a mapping with flow, languages, start, prompts and nodes, not {describe(data)}", rank=0)
+            return None
+        for key in data:
+            if key not in spec.TOP_FIELDS:
+                hint = did_you_mean(key, spec.TOP_FIELDS)
+                if not hint and key in spec.NODE_TYPES["menu"].fields:
+                    hint = " (node fields belong under nodes: <name>:)"
+                self.error((key,), f'"{key}" is no field of a flow{hint}', at_key=True, rank=0)
+        for key, fspec in spec.TOP_FIELDS.items():
+            if fspec.required and key not in data:
+                self.error((), f'the flow needs "{key}": {fspec.doc}', rank=0)
+        self.flow_id = self._flow_id(data.get("flow"))
+        self.languages = self._languages(data.get("languages"))
+        description = data.get("description", "")
+        if not isinstance(description, str):
+            self.error(("description",), f"description must be text, not {describe(description)}")
+        prompts = self._prompts(data.get("prompts"))
+        nodes_data = data.get("nodes")
+        if nodes_data is not None and not isinstance(nodes_data, dict):
+            self.error(("nodes",), f"nodes must be a mapping of node names to nodes, not {describe(nodes_data)}", rank=0)
+            nodes_data = {}
+        nodes_data = nodes_data or {}
+        if "nodes" in data and not nodes_data:
+            self.error(("nodes",), "the flow has no nodes", rank=0)
+        self.node_names = [str(n) for n in nodes_data]
+        self.defaults = self._defaults(data.get("defaults"))
+        nodes: dict[str, NodeDraft] = {}
+        for name, value in nodes_data.items():
+            draft = self._node(name, value)
+            if draft is not None:
+                nodes[draft.name] = draft
+        start = data.get("start")
+        if "start" in data:
+            start = self._node_ref(start, ("start",), "start of the flow")
+        for name in self.prompt_names:
+            if name not in self.used_prompts:
+                self.findings.warning(("prompts", name), f'prompt "{name}" is never played', at_key=True)
+        flow = CheckedFlow(self.doc, self.flow_id, description if isinstance(description, str) else "", self.languages, start if isinstance(start, str) else "", prompts, nodes)
+        if isinstance(start, str) and start in nodes:
+            self._unreachable(flow)
+        return flow
+
+    def _flow_id(self, value: Any) -> str:
+        if value is None:
+            return "?"
+        if not is_name(value):
+            self.error(("flow",), f"the flow id must be a name (letters, digits, '_', '-'), not {describe(value)}", rank=0)
+            return str(value)
+        return value
+
+    def _languages(self, value: Any) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            self.error(("languages",), f"languages must be a list of language codes such as [pl, en], not {describe(value)}", rank=0)
+            return ()
+        result = []
+        for i, lang in enumerate(value):
+            if not isinstance(lang, str) or not _LANGUAGE.match(lang):
+                self.error(("languages", i), f"{describe(lang)} is not a language code such as pl or en")
+            elif lang in result:
+                self.error(("languages", i), f'language "{lang}" is listed twice')
+            else:
+                result.append(lang)
+        return tuple(result)
+
+    def _defaults(self, value: Any) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.error(("defaults",), f"defaults must be a mapping, not {describe(value)}")
+            return {}
+        result = {}
+        menu_fields = spec.NODE_TYPES["menu"].fields
+        for key, val in value.items():
+            if key not in spec.DEFAULTABLE:
+                self.error(("defaults", key), f'"{key}" cannot have a default{did_you_mean(key, spec.DEFAULTABLE)}; defaults take {", ".join(spec.DEFAULTABLE)}', at_key=True)
+                continue
+            parsed = self._value(menu_fields[key], val, ("defaults", key), f'default "{key}"')
+            if parsed is not _INVALID:
+                result[key] = parsed
+        return result
+
+    # --- prompts ------------------------------------------------------------------------
+    def _prompts(self, value: Any) -> dict[str, tuple[dict, dict]]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.error(("prompts",), f"prompts must be a mapping of prompt names to texts, not {describe(value)}", rank=0)
+            return {}
+        self.prompt_names = [str(n) for n in value]
+        result = {}
+        for name, item in value.items():
+            parsed = self._prompt(str(name), item, ("prompts", name))
+            if parsed is not None:
+                result[str(name)] = parsed
+        return result
+
+    def _prompt(self, name: str, item: Any, path: tuple) -> tuple[dict, dict] | None:
+        texts: dict[str, str] = {}
+        files: dict[str, str] = {}
+        if not is_name(name):
+            self.error(path, f"prompt name {describe(name)} must be letters, digits, '_' and '-'", at_key=True)
+        if isinstance(item, str):
+            if len(self.languages) > 1:
+                self.error(path, f'prompt "{name}" has one text, but the flow speaks {", ".join(self.languages)}; give one per language ({self.languages[0]}: ..., {self.languages[1]}: ...)')
+                return None
+            texts = {lang: item for lang in self.languages}
+            return texts, files
+        if not isinstance(item, dict) or not item:
+            self.error(path, f'prompt "{name}" must be a mapping of languages to texts, or {{file: ...}}, not {describe(item)}')
+            return None
+        for key, val in item.items():
+            where = path + (key,)
+            if key == "file":
+                if not isinstance(val, str) or not val:
+                    self.error(where, f"file must be the path of a recording, not {describe(val)}")
+                else:
+                    files[ANY_LANGUAGE] = val
+            elif key in self.languages:
+                if isinstance(val, str) and val.strip():
+                    texts[key] = val
+                elif isinstance(val, dict) and set(val) <= {"text", "file"} and val:
+                    if isinstance(val.get("text"), str):
+                        texts[key] = val["text"]
+                    if isinstance(val.get("file"), str):
+                        files[key] = val["file"]
+                else:
+                    self.error(where, f'the {key} text of prompt "{name}" must be text or {{file: ..., text: ...}}, not {describe(val)}')
+            else:
+                hint = did_you_mean(key, [*self.languages, "file"])
+                self.error(where, f'prompt "{name}" has "{key}", which is not a language of this flow ({", ".join(self.languages) or "none listed"}){hint}', at_key=True)
+        if ANY_LANGUAGE not in files:
+            for lang in self.languages:
+                if lang not in texts and lang not in files:
+                    self.error(path, f'prompt "{name}" has no {lang} text; the flow speaks {", ".join(self.languages)}', at_key=True)
+        return texts, files
+
+    # --- nodes --------------------------------------------------------------------------
+    def _node(self, name: Any, value: Any) -> NodeDraft | None:
+        path = ("nodes", name)
+        if not is_name(name):
+            self.error(path, f"node name {describe(name)} must be letters, digits, '_' and '-'", at_key=True)
+            return None
+        if not isinstance(value, dict):
+            self.error(path, f'node "{name}" must be a mapping with a type, not {describe(value)}', rank=0)
+            return None
+        node_type = value.get("type")
+        if node_type is None:
+            self.error(path, f'node "{name}" has no type; use one of {", ".join(spec.NODE_TYPES)}', at_key=True, rank=0)
+            return None
+        if node_type not in spec.NODE_TYPES:
+            hint = did_you_mean(node_type, spec.NODE_TYPES) or f' (types: {", ".join(spec.NODE_TYPES)})'
+            self.error(path + ("type",), f'node "{name}" has unknown type {describe(node_type)}{hint}', rank=0)
+            return None
+        nspec = spec.NODE_TYPES[node_type]
+        line = self.doc.key_at(path).line
+        draft = NodeDraft(name, node_type, path, line)
+        what = f'{node_type} "{name}"'
+        for key, val in value.items():
+            if key in spec.COMMON:
+                continue
+            fspec = nspec.fields.get(key)
+            if fspec is None:
+                hint = did_you_mean(key, nspec.fields)
+                if not hint:
+                    owners = [t for t, s in spec.NODE_TYPES.items() if key in s.fields]
+                    if owners:
+                        hint = f" (it belongs to {', '.join(owners[:3])} nodes)"
+                self.error(path + (key,), f'"{key}" is no field of {node_type} nodes{hint}', at_key=True)
+                continue
+            parsed = self._value(fspec, val, path + (key,), f'"{key}" of {what}')
+            if parsed is not _INVALID:
+                draft.fields[key] = parsed
+        for key, fspec in nspec.fields.items():
+            if key in value:
+                continue
+            if key in self.defaults:
+                draft.fields[key] = self.defaults[key]
+            elif fspec.required:
+                self.error(path, f'{what} needs "{key}": {fspec.doc}', at_key=True)
+            else:
+                draft.fields[key] = fspec.default
+        self._node_rules(draft, value, what)
+        return draft
+
+    def _node_rules(self, draft: NodeDraft, value: dict, what: str) -> None:
+        f = draft.fields
+        path = draft.path
+        if draft.type == "menu" and isinstance(f.get("options"), dict):
+            repeat = f.get("repeat_key")
+            if repeat and repeat in f["options"]:
+                self.error(f["options"][repeat]["key_path"], f'option "{repeat}" of {what} is also its repeat_key; callers could never choose it', at_key=True)
+        if draft.type == "input":
+            low, high = f.get("min_digits"), f.get("max_digits")
+            if isinstance(low, int) and isinstance(high, int) and low > high:
+                self.error(path + ("min_digits",), f"min_digits ({low}) of {what} is more than max_digits ({high})")
+            if f.get("terminator") and f["terminator"] not in "*#":
+                self.error(path + ("terminator",), f'terminator of {what} is a digit ("{f["terminator"]}"), so callers could not type it; use "#" or "*"')
+        if draft.type == "transfer" and f.get("max_wait") and not f.get("on_timeout"):
+            self.error(path + ("max_wait",), f"{what} has max_wait but no on_timeout: say where callers go after the wait (overflow, call-back offer or voicemail)")
+        if draft.type == "callback" and f.get("declined") is None and isinstance(f.get("next"), str):
+            f["declined"] = f["next"]
+        if draft.type == "hours" and f.get("holiday") is None and isinstance(f.get("closed"), str):
+            f["holiday"] = f["closed"]
+        if draft.type == "survey" and isinstance(f.get("scale"), tuple) and isinstance(f.get("attempts"), int):
+            pass
+
+    # --- field values -------------------------------------------------------------------
+    def _value(self, fspec: spec.Field, value: Any, path: tuple, what: str) -> Any:
+        kind = fspec.kind
+        if kind == spec.NODE:
+            return self._node_ref(value, path, what)
+        if kind == spec.PROMPT:
+            return self._prompt_ref(value, path, what)
+        if kind == spec.DURATION:
+            seconds = parse_duration(value)
+            if seconds is None:
+                self.error(path, f"{what} must be a duration such as 5s, 3m or 1h, not {describe(value)}")
+                return _INVALID
+            return seconds
+        if kind == spec.KEY:
+            key = parse_key(value)
+            if key is None:
+                self.error(path, f"{what} must be one keypad key (0-9, * or #), not {describe(value)}")
+                return _INVALID
+            return key
+        if kind == spec.INT:
+            if isinstance(value, bool) or not isinstance(value, int) or not fspec.low <= value <= fspec.high:
+                self.error(path, f"{what} must be a whole number from {fspec.low} to {fspec.high}, not {describe(value)}")
+                return _INVALID
+            return value
+        if kind == spec.BOOL:
+            if not isinstance(value, bool):
+                self.error(path, f"{what} must be true or false, not {describe(value)}")
+                return _INVALID
+            return value
+        if kind == spec.NAME:
+            if not is_name(value):
+                self.error(path, f"{what} must be a name (letters, digits, '_', '-'), not {describe(value)}")
+                return _INVALID
+            return value
+        if kind == spec.TEXT:
+            if not isinstance(value, str) or not value.strip():
+                self.error(path, f"{what} must be text, not {describe(value)}")
+                return _INVALID
+            return value
+        if kind in (spec.DEPARTMENT, spec.SCHEDULE):
+            return self._config_ref(kind, value, path, what)
+        if kind == spec.FLOW:
+            return self._flow_ref(value, path, what)
+        if kind == spec.OPTIONS:
+            return self._options(value, path, what)
+        if kind == spec.RULES:
+            return self._rules(value, path, what)
+        if kind == spec.SCALE:
+            return self._scale(value, path, what)
+        if kind == spec.SAMPLE:
+            return self._sample(value, path, what)
+        raise AssertionError(f"unknown field kind {kind}")  # pragma: no cover - spec is fixed
+
+    def _node_ref(self, value: Any, path: tuple, what: str) -> Any:
+        if not isinstance(value, str):
+            self.error(path, f"{what} must name a node, not {describe(value)}")
+            return _INVALID
+        if value not in self.node_names:
+            hint = did_you_mean(value, self.node_names)
+            self.error(path, f'{what} goes to "{value}", which is no node of flow "{self.flow_id}"{hint}')
+            return _INVALID
+        return value
+
+    def _prompt_ref(self, value: Any, path: tuple, what: str) -> Any:
+        if not isinstance(value, str):
+            self.error(path, f"{what} must name a prompt, not {describe(value)}")
+            return _INVALID
+        self.used_prompts.add(value)
+        if value not in self.prompt_names:
+            hint = did_you_mean(value, self.prompt_names)
+            self.error(path, f'{what} plays "{value}", which is not under prompts:{hint}')
+            return _INVALID
+        return value
+
+    def _config_ref(self, kind: str, value: Any, path: tuple, what: str) -> Any:
+        table = self.ctx.config.departments if kind == spec.DEPARTMENT else self.ctx.config.schedules
+        if not isinstance(value, str) or value not in table:
+            if self.ctx.config.path is None:
+                where = "no config.yaml was found"
+            else:
+                where = f"{kind}s of {self.ctx.config_name}: {', '.join(table) or 'none'}"
+            self.error(path, f"{what} is {kind} {describe(value)}, which is not in config.yaml{did_you_mean(value, table)} ({where})")
+            return _INVALID
+        return table[value]
+
+    def _flow_ref(self, value: Any, path: tuple, what: str) -> Any:
+        if not is_name(value):
+            self.error(path, f"{what} must be a flow id, not {describe(value)}")
+            return _INVALID
+        known = self.ctx.flow_ids
+        if known is not None and value not in known:
+            self.error(path, f'{what} goes to flow "{value}", which is not among the flows{did_you_mean(value, known)} (flows: {", ".join(sorted(known))})')
+            return _INVALID
+        return value
+
+    def _options(self, value: Any, path: tuple, what: str) -> Any:
+        if not isinstance(value, dict) or not value:
+            self.error(path, f"{what} must map keys to nodes, such as {{\"1\": sales}}, not {describe(value)}")
+            return _INVALID
+        result: dict[str, dict] = {}
+        ok = True
+        menu = what.split(" of ", 1)[-1]
+        for raw_key, option in value.items():
+            key_path = path + (raw_key,)
+            key = parse_key(raw_key)
+            if key is None:
+                extra = " (one key per option; use an input node for several digits)" if isinstance(raw_key, (int, str)) and len(str(raw_key)) > 1 else ""
+                self.error(key_path, f"menu key {describe(raw_key)} of {menu} is not one keypad key: 0-9, * or #{extra}", at_key=True)
+                ok = False
+                continue
+            if key in result:
+                self.error(key_path, f'option "{key}" of {menu} is given twice', at_key=True)
+                ok = False
+                continue
+            label = f'option "{key}" of {menu}'
+            if isinstance(option, dict):
+                for field_name in option:
+                    if field_name not in spec.OPTION_FIELDS:
+                        self.error(key_path + (field_name,), f'"{field_name}" is no field of a menu option{did_you_mean(field_name, spec.OPTION_FIELDS)} (fields: next, language, set)', at_key=True)
+                        ok = False
+                if "next" not in option:
+                    self.error(key_path, f'{label} needs "next": where the key leads', at_key=True)
+                    ok = False
+                    continue
+                target = self._node_ref(option["next"], key_path + ("next",), label)
+                language = option.get("language")
+                if language is not None and language not in self.languages:
+                    self.error(key_path + ("language",), f'{label} picks language {describe(language)}, which the flow does not speak ({", ".join(self.languages)}){did_you_mean(language, self.languages)}')
+                    ok = False
+                variables = option.get("set", {})
+                if not isinstance(variables, dict) or not all(is_name(k) and isinstance(v, (str, int, float, bool)) for k, v in variables.items()):
+                    self.error(key_path + ("set",), f"set of {label} must map variable names to values, such as {{reason: delivery}}")
+                    ok = False
+                    variables = {}
+                ref_path = key_path + ("next",)
+            else:
+                target = self._node_ref(option, key_path, label)
+                language, variables, ref_path = None, {}, key_path
+            if target is _INVALID:
+                ok = False
+                continue
+            result[key] = {"next": target, "language": language, "set": {k: str(v) for k, v in variables.items()}, "path": ref_path, "key_path": key_path}
+        return result if ok else _INVALID
+
+    def _rules(self, value: Any, path: tuple, what: str) -> Any:
+        if not isinstance(value, list) or not value:
+            self.error(path, f"{what} must be a list of rules such as - {{segment: vip, next: vip_desk}}, not {describe(value)}")
+            return _INVALID
+        rules = []
+        ok = True
+        for i, item in enumerate(value):
+            where = path + (i,)
+            label = f"rule {i + 1} of {what.split(' of ', 1)[-1]}"
+            if not isinstance(item, dict):
+                self.error(where, f"{label} must be a mapping such as {{segment: vip, next: vip_desk}}, not {describe(item)}")
+                ok = False
+                continue
+            allowed = (*spec.RULE_CONDITIONS, "matches", "next")
+            for key in item:
+                if key not in allowed:
+                    self.error(where + (key,), f'"{key}" is no field of a route rule{did_you_mean(key, allowed)}', at_key=True)
+                    ok = False
+            conditions = [c for c in spec.RULE_CONDITIONS if c in item]
+            if len(conditions) != 1:
+                self.error(where, f"{label} needs exactly one condition of {', '.join(spec.RULE_CONDITIONS)}, not {len(conditions)}")
+                ok = False
+                continue
+            if "next" not in item:
+                self.error(where, f'{label} needs "next": where matching calls go')
+                ok = False
+                continue
+            target = self._node_ref(item["next"], where + ("next",), label)
+            rule = self._rule(conditions[0], item, where, label, target)
+            if rule is None or target is _INVALID:
+                ok = False
+                continue
+            rules.append((rule, where + ("next",)))
+        return tuple(rules) if ok else _INVALID
+
+    def _rule(self, condition: str, item: dict, where: tuple, label: str, target: Any) -> RouteRule | None:
+        next_node = target if isinstance(target, str) else ""
+        if condition == "segment":
+            segments = self.ctx.config.segments
+            name = item["segment"]
+            if name not in segments:
+                self.error(where + ("segment",), f"{label} tests segment {describe(name)}, which is not in config.yaml{did_you_mean(name, segments)} (segments: {', '.join(segments) or 'none'})")
+                return None
+            return RouteRule(next_node, segment=segments[name])
+        if condition == "language":
+            lang = item["language"]
+            if lang not in self.languages:
+                self.error(where + ("language",), f"{label} tests language {describe(lang)}, which the flow does not speak{did_you_mean(lang, self.languages)}")
+                return None
+            return RouteRule(next_node, language=lang)
+        if condition == "var":
+            if not is_name(item["var"]):
+                self.error(where + ("var",), f"{label} tests {describe(item['var'])}, which is not a variable name")
+                return None
+            if "matches" not in item:
+                self.error(where, f'{label} tests variable "{item["var"]}" but has no "matches" pattern')
+                return None
+            pattern = self._regex(item["matches"], where + ("matches",), label)
+            return None if pattern is None else RouteRule(next_node, var=item["var"], matches=pattern)
+        pattern = self._regex(item["caller"], where + ("caller",), label)
+        return None if pattern is None else RouteRule(next_node, caller=pattern)
+
+    def _regex(self, value: Any, path: tuple, label: str) -> re.Pattern | None:
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            self.error(path, f"the pattern of {label} must be a regular expression in quotes, not {describe(value)}")
+            return None
+        try:
+            return re.compile(str(value))
+        except re.error as exc:
+            self.error(path, f"the pattern of {label} is not a valid regular expression: {exc}")
+            return None
+
+    def _scale(self, value: Any, path: tuple, what: str) -> Any:
+        if (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            and 0 <= value[0] < value[1] <= 99
+        ):
+            return (value[0], value[1])
+        self.error(path, f"{what} must be [lowest, highest] whole numbers from 0 to 99, such as [0, 10], not {describe(value)}")
+        return _INVALID
+
+    def _sample(self, value: Any, path: tuple, what: str) -> Any:
+        if not isinstance(value, dict) or not value:
+            self.error(path, f"{what} must be a mapping such as {{every: 10, shorter_than: 2m}}, not {describe(value)}")
+            return _INVALID
+        ok = True
+        for key in value:
+            if key not in ("every", "shorter_than"):
+                self.error(path + (key,), f'"{key}" is no field of a survey sample{did_you_mean(key, ["every", "shorter_than"])}', at_key=True)
+                ok = False
+        every = value.get("every")
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+            self.error(path + ("every",), f"every must be a whole number of calls, 1 or more, not {describe(every)}")
+            ok = False
+        shorter = value.get("shorter_than")
+        seconds = parse_duration(shorter) if shorter is not None else None
+        if shorter is not None and seconds is None:
+            self.error(path + ("shorter_than",), f"shorter_than must be a duration such as 2m, not {describe(shorter)}")
+            ok = False
+        return Sample(every, seconds) if ok else _INVALID
+
+    # --- graph --------------------------------------------------------------------------
+    def _unreachable(self, flow: CheckedFlow) -> None:
+        seen = {flow.start}
+        todo = [flow.start]
+        while todo:
+            draft = flow.nodes.get(todo.pop())
+            if draft is None:
+                continue
+            for _label, target, _path in draft.exits():
+                if target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+        for name, draft in flow.nodes.items():
+            if name not in seen:
+                self.findings.warning(draft.path, f'node "{name}" is never reached from start "{flow.start}"', at_key=True)
+
+
+__all__ = ["Context", "CheckedFlow", "NodeDraft", "check_flow", "DTMF_KEYS"]

@@ -1,0 +1,61 @@
+"""Turns a checked flow into an immutable `Flow` and names its version by a hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from types import MappingProxyType
+from typing import Any
+
+from ivr.flow.checks import CheckedFlow
+from ivr.flow.model import NODE_CLASSES, Flow, MenuOption, Prompt
+
+_PROMPT_FIELDS = ("prompt", "invalid_prompt", "timeout_prompt", "thanks_prompt", "confirm_prompt")
+
+
+def compile_flow(checked: CheckedFlow) -> Flow:
+    prompts = {
+        name: Prompt(name, MappingProxyType(dict(texts)), MappingProxyType(dict(files)))
+        for name, (texts, files) in checked.prompts.items()
+    }
+    nodes = {}
+    for name, draft in checked.nodes.items():
+        fields = dict(draft.fields)
+        for key in _PROMPT_FIELDS:
+            if key in fields:
+                fields[key] = prompts[fields[key]] if fields[key] is not None else None
+        if "options" in fields:
+            fields["options"] = MappingProxyType(
+                {k: MenuOption(k, o["next"], o["language"], MappingProxyType(o["set"])) for k, o in fields["options"].items()}
+            )
+        if "when" in fields:
+            fields["when"] = tuple(rule for rule, _path in fields["when"])
+        if "node" in fields or draft.type == "goto":
+            fields.setdefault("node", None)
+        nodes[name] = NODE_CLASSES[draft.type](name=name, line=draft.line, **fields)
+    return Flow(
+        id=checked.id,
+        description=checked.description,
+        languages=checked.languages,
+        start=checked.start,
+        nodes=MappingProxyType(nodes),
+        prompts=MappingProxyType(prompts),
+        file=checked.doc.file,
+        version=flow_version(checked.doc.data),
+    )
+
+
+def flow_version(data: Any) -> str:
+    """A short hash of the flow's content: the same menu gives the same version."""
+    text = json.dumps(_plain(data), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
