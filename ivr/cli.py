@@ -221,10 +221,10 @@ def _event_printer(flows, as_json: bool):
 @click.pass_context
 def test_command(ctx: click.Context, paths: tuple[Path, ...], show_coverage: bool, verbose: bool) -> None:
     """Run the journey tests (*.test.yaml) next to the flows."""
-    from ivr.journeys import coverage, run_files, test_files
+    from ivr.journeys import coverage, run_files, find_journey_files
 
     targets = list(paths) or _default_flows()
-    files = test_files(targets)
+    files = find_journey_files(targets)
     if not files:
         raise UsageError("no *.test.yaml files found")
     flow_dirs = sorted({f.parent for f in files})

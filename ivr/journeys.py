@@ -28,7 +28,7 @@ from ivr.config import Config
 from ivr.simulation import parse_time
 
 CASE_FIELDS = ("name", "at", "caller", "keys", "language", "queue", "call_number", "barge_in", "variables", "expect")
-EXPECT_FIELDS = ("heard", "path", "visits", "transfer", "transfers", "voicemail", "callback", "outcome", "survey", "language", "vars", "ends_at")
+EXPECT_FIELDS = ("heard", "heard_exactly", "path", "visits", "transfer", "transfers", "voicemail", "callback", "outcome", "survey", "language", "vars", "ends_at")
 QUEUE_STATUSES = (ANSWERED, TIMED_OUT, ABANDONED)
 
 
@@ -59,7 +59,7 @@ class CaseResult:
         return not self.problems
 
 
-def test_files(paths: Iterable[str | Path]) -> list[Path]:
+def find_journey_files(paths: Iterable[str | Path]) -> list[Path]:
     result = []
     for raw in paths:
         path = Path(raw)
@@ -126,14 +126,14 @@ def _cases(doc: Document, findings: Findings, flows: FlowSet, config: Config) ->
             where = path + ("expect", key)
             if key not in EXPECT_FIELDS:
                 findings.error(where, f'"{key}" is nothing a case can expect{did_you_mean(key, EXPECT_FIELDS)}', at_key=True)
-            elif key in ("heard", "path", "visits", "transfers"):
+            elif key in ("heard", "heard_exactly", "path", "visits", "transfers"):
                 if not isinstance(value, list):
                     findings.error(where, f"{key} must be a list, not {describe(value)}")
                     continue
-                pool = prompts if key == "heard" else nodes if key in ("path", "visits") else config.departments
+                pool = prompts if key.startswith("heard") else nodes if key in ("path", "visits") else config.departments
                 for j, name_ in enumerate(value):
                     if name_ not in pool:
-                        findings.error(where + (j,), f"{key} names {describe(name_)}, which is no {'prompt' if key == 'heard' else 'node' if key != 'transfers' else 'department'}{did_you_mean(name_, pool)}")
+                        findings.error(where + (j,), f"{key} names {describe(name_)}, which is no {'prompt' if key.startswith('heard') else 'node' if key != 'transfers' else 'department'}{did_you_mean(name_, pool)}")
             elif key in ("transfer", "callback") and value not in config.departments:
                 findings.error(where, f"{key} names {describe(value)}, which is no department{did_you_mean(value, config.departments)}")
             elif key == "ends_at" and value not in nodes:
@@ -214,7 +214,7 @@ async def run_case(case: Case, flows: FlowSet, config: Config) -> CaseResult:
 def compare(expect: dict[str, Any], call: Any, channel: ScriptedChannel) -> list[str]:
     transfers = [e.data["department"] for e in call.events if e.type == ev.TRANSFER]
     actual = {
-        "heard": call.heard,
+        "heard_exactly": call.heard,
         "path": call.path,
         "transfer": transfers[-1] if transfers else None,
         "transfers": transfers,
@@ -230,6 +230,10 @@ def compare(expect: dict[str, Any], call: Any, channel: ScriptedChannel) -> list
         if key == "visits":
             if not _in_order(wanted, call.path):
                 problems.append(f"visits: expected {' > '.join(wanted)} in this order, got path {' > '.join(call.path)}")
+        elif key == "heard":
+            # the prompts named, in this order; others may come between (use heard_exactly for all)
+            if not _in_order(wanted, call.heard):
+                problems.append(f"heard: expected {_show(wanted)} in this order, got {_show(call.heard)}")
         elif key == "vars":
             got = call.safe_vars()
             for name, value in wanted.items():
