@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a Debian 12 machine: Debian packages, then the Python
+# package into .venv. Idempotent and quick when everything is already there.
+#   scripts/bootstrap.sh run    what `make run` needs
+#   scripts/bootstrap.sh test   that, plus what the tests need
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-run}
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# command:package pairs; graphviz draws menus, espeak-ng and sox make prompts
+wanted=(dot:graphviz espeak-ng:espeak-ng sox:sox)
+missing=()
+for pair in "${wanted[@]}"; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+extras=""
+[ "$mode" = test ] && extras="[test]"
+stamp=".venv/.installed-$mode-$(cat pyproject.toml setup.py | sha1sum | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras"
+  touch "$stamp"
+fi
