@@ -55,4 +55,7 @@ def parse_time(text: Union[str, dt.datetime, dt.date, None]) -> Optional[dt.date
         return text
     if isinstance(text, dt.date):
         return dt.datetime.combine(text, dt.time(10, 0))
-    return dt.datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    text = str(text).strip()
+    if len(text) == 10:  # a date alone, such as 2026-11-24 (datetime would read it as midnight)
+        return parse_time(dt.date.fromisoformat(text))
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

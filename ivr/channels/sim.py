@@ -12,6 +12,7 @@ import click
 
 from ivr.channels.scripted import HANG_UP, NO_KEY, QueueScript, ScriptedChannel
 from ivr.engine.channel import ABANDONED, ANSWERED, TIMED_OUT, TransferRequest, TransferResult
+from ivr.errors import CallerHangup
 from ivr.flow.model import Prompt
 
 
@@ -21,10 +22,18 @@ class SimChannel(ScriptedChannel):
         self._ask = ask or (lambda text: click.prompt(text, default="", show_default=False))
         self._say = say
 
+    def _prompt(self, text: str) -> str:
+        try:
+            return self._ask(text)
+        except (click.exceptions.Abort, EOFError):
+            # end of input or Ctrl-C: the caller hangs up; any other error would look to
+            # the engine like a failure and send the caller to the fallback queue
+            raise CallerHangup("the caller hung up (end of input)") from None
+
     def next_token(self) -> str:
         if self.tokens:
             return super().next_token()
-        answer = self._ask(click.style("  keys (Enter: no key, q: hang up)", dim=True)).strip()
+        answer = self._prompt(click.style("  keys (Enter: no key, q: hang up)", dim=True)).strip()
         if answer.lower() in ("q", "quit", HANG_UP):
             return HANG_UP
         return answer.replace(" ", "") or NO_KEY
@@ -35,7 +44,7 @@ class SimChannel(ScriptedChannel):
 
     async def transfer(self, request: TransferRequest) -> TransferResult:
         if not self.queue_results:
-            answer = self._ask(click.style(f"  queue {request.department.queue}: agent [a]nswers, wait [t]imes out, caller gives [u]p?", dim=True)).strip().lower()
+            answer = self._prompt(click.style(f"  queue {request.department.queue}: agent [a]nswers, wait [t]imes out, caller gives [u]p?", dim=True)).strip().lower()
             status = {"t": TIMED_OUT, "u": ABANDONED}.get(answer[:1], ANSWERED)
             self.queue_results.append(QueueScript(status))
         result = await super().transfer(request)

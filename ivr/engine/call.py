@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from typing import Any, Callable, Optional
 
 from ivr.clock import Clock
@@ -12,6 +13,7 @@ from ivr.engine.events import Event, Secret
 from ivr.flow.model import Flow, Node, Prompt
 
 _ids = itertools.count(1)
+log = logging.getLogger(__name__)
 
 
 class Call:
@@ -40,6 +42,7 @@ class Call:
         self.id = call_id or f"call-{next(_ids)}"
         self.events: list[Event] = []
         self.on_event = on_event
+        self._sink_failed = False
         self.node: Optional[Node] = None
         self.outcome: Optional[str] = None
         self.department: Optional[str] = None
@@ -57,7 +60,12 @@ class Call:
         event = Event(self.id, len(self.events), self.clock.elapsed() - self._t0, kind, self.flow.id, node, data)
         self.events.append(event)
         if self.on_event is not None:
-            self.on_event(event)
+            try:
+                self.on_event(event)
+            except Exception:  # noqa: BLE001 - a failing record (database, pipe) must not cut the caller off
+                if not self._sink_failed:  # once per call: a broken sink would fail on every event
+                    log.exception("on_event failed for event %s of call %s", event.seq, self.id)
+                self._sink_failed = True
 
     async def play(self, prompt: Prompt, escape: str = "", language: Optional[str] = None) -> Optional[str]:
         language = language or self.language

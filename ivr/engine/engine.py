@@ -14,7 +14,7 @@ from ivr.clock import Clock, SystemClock
 from ivr.config import Config
 from ivr.engine import events as ev
 from ivr.engine.call import Call
-from ivr.engine.channel import Channel, TransferRequest
+from ivr.engine.channel import ABANDONED, Channel, TransferRequest
 from ivr.engine.events import Event
 from ivr.engine.nodes import HANDLERS
 from ivr.engine.sampling import SurveySampler
@@ -107,4 +107,7 @@ class Engine:
             return False
         call.emit(ev.TRANSFER_RESULT, department=department.name, status=result.status, wait=result.wait,
                   agent=result.agent, talk=result.talk)
+        if result.status == ABANDONED:  # as in a transfer node: the caller left the queue
+            call.emit(ev.CALLER_HANGUP)
+            return True
         return False
