@@ -91,6 +91,10 @@ class Engine:
         log.error("call %s failed at %s: %s", call.id, call.node.name if call.node else "start", exc,
                   exc_info=not isinstance(exc, EngineError))
         call.emit(ev.ERROR, error=type(exc).__name__, message=str(exc))
+        if call.outcome == ev.ANSWERED:
+            # an agent already served this caller (the failure came after, in the survey
+            # say): queueing again would only make them wait twice
+            return False
         call.outcome = ev.FAILED
         department = self.config.fallback_department
         if department is None:

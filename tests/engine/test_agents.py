@@ -74,8 +74,8 @@ def test_timeout_goes_to_on_timeout(run_flow):
     assert of_type(call, ev.NODE_ENTERED)[1].data["via"] == "timeout"
     assert of_type(call, ev.TRANSFER_RESULT)[0].data["status"] == "timeout"
     assert of_type(call, ev.TRANSFER_RESULT)[0].data["wait"] == 180.0  # max_wait
-    # nobody answered, and the flow ended without an agent
-    assert call.outcome == ev.SELF_SERVICE
+    # the caller queued and nobody answered: not a call the IVR solved
+    assert call.outcome == ev.UNANSWERED
 
 
 def test_timeout_without_on_timeout_is_unanswered(run_flow):

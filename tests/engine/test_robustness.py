@@ -291,3 +291,14 @@ def test_event_data_never_overwrites_the_event_fields(keys, queue, at):
         assert not ENVELOPE & set(event.data), event
         shown = json.loads(event.to_json())
         assert (shown["flow"], shown["node"], shown["type"], shown["seq"]) == (event.flow, event.node, event.type, event.seq)
+
+
+def test_a_failure_after_the_agent_keeps_the_answered_outcome_and_does_not_queue_again(run_flow):
+    # the survey prompt (the 4th play: hello, menu, account, survey) fails after the agent served the caller
+    channel = FailingChannel("1 123456#", VirtualClock(), queue=[QueueScript("answered", talk=30.0)], fail_on=4)
+    call = run_flow(FLOW, channel=channel, caller="+48221234567").call
+    [error] = of_type(call, ev.ERROR)
+    assert error.node == "s"
+    assert call.outcome == ev.ANSWERED
+    assert [t.department.name for t in channel.transfers] == ["sales"]
+    assert channel.hung_up is True

@@ -9,5 +9,6 @@ async def run(node: Hangup, call: Call):
     if node.prompt is not None:
         await call.play(node.prompt)
     if call.outcome is None:
-        call.outcome = ev.SELF_SERVICE
+        # a caller who queued and was never answered was not served by the IVR
+        call.outcome = ev.UNANSWERED if call.department is not None else ev.SELF_SERVICE
     return None
