@@ -94,14 +94,20 @@ def load_config(path: str | Path | None) -> Config:
     return config
 
 
-def check_config(path: Path, display: str | None = None) -> tuple[Config | None, list[Diagnostic]]:
+def check_config(path: Path, display: str | None = None, *, partial: bool = False) -> tuple[Config | None, list[Diagnostic]]:
+    """Read and check config.yaml: the Config when it has no error, and every finding.
+
+    With `partial`, the Config is returned despite errors (when the file could be read):
+    it holds the departments, schedules and segments that passed, and `raw` the rest.
+    """
     try:
-        doc = load_file(path, display)
+        doc = load_file(path, display, strict=False, expected=f"a mapping of sections ({', '.join(SECTIONS)})")
     except LoadError as exc:
         return None, exc.diagnostics
     findings = Findings(doc)
+    findings.items.extend(doc.problems)  # duplicate keys, reported with the rest
     config = _parse(doc, findings, path.resolve().parent)
-    return (None if findings.has_errors else config), sort_best_first(findings.items)
+    return (None if findings.has_errors and not partial else config), sort_best_first(findings.items)
 
 
 def _parse(doc: Document, findings: Findings, base_dir: Path) -> Config:
@@ -113,14 +119,16 @@ def _parse(doc: Document, findings: Findings, base_dir: Path) -> Config:
         if key not in SECTIONS:
             findings.error((key,), f'"{key}" is no section of config.yaml{did_you_mean(key, SECTIONS)}', at_key=True, rank=0)
     departments = _named_sections(data, "departments", findings, lambda n, v, p: _department(n, v, p, findings))
+    # names as written: a department with an error of its own still exists for references
+    declared = [str(n) for n in data["departments"]] if isinstance(data.get("departments"), dict) else []
     for dep in departments.values():
-        if dep.overflow and dep.overflow not in departments:
-            findings.error(("departments", dep.name, "overflow"), f'overflow of department "{dep.name}" goes to "{dep.overflow}", which is no department{did_you_mean(dep.overflow, departments)}')
+        if dep.overflow and dep.overflow not in declared:
+            findings.error(("departments", dep.name, "overflow"), f'overflow of department "{dep.name}" goes to "{dep.overflow}", which is no department{did_you_mean(dep.overflow, declared)}')
     schedules = _named_sections(data, "schedules", findings, lambda n, v, p: parse_schedule(n, v, p, findings, base_dir))
     segments = _named_sections(data, "segments", findings, lambda n, v, p: parse_segment(n, v, p, findings, base_dir))
     fallback = data.get("fallback")
-    if fallback is not None and fallback not in departments:
-        findings.error(("fallback",), f"fallback department {describe(fallback)} is no department{did_you_mean(fallback, departments)}")
+    if fallback is not None and fallback not in declared:
+        findings.error(("fallback",), f"fallback department {describe(fallback)} is no department{did_you_mean(fallback, declared)}")
     if fallback is None and departments:
         findings.warning((), 'no "fallback" department: when the engine fails, callers go to the first department listed', rank=3)
     return Config(str(doc.file), departments, schedules, segments, fallback, data)
@@ -159,7 +167,7 @@ def _department(name: str, value: Any, path: tuple, findings: Findings) -> Depar
         return None
     strategy = value.get("strategy", "ringall")
     if strategy not in STRATEGIES:
-        findings.error(path + ("strategy",), f"unknown queue strategy {describe(strategy)}{did_you_mean(strategy, STRATEGIES)}")
+        findings.error(path + ("strategy",), f"unknown queue strategy {describe(strategy)}{did_you_mean(strategy, STRATEGIES)} (strategies: {', '.join(STRATEGIES)})")
         return None
     overflow = value.get("overflow")
     return Department(name, queue, tuple(members), str(overflow) if overflow is not None else None, strategy)

@@ -7,17 +7,19 @@ holidays from the `holidays` package (Poland's, say), in any mix.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from ivr.flow.diagnostics import Findings, did_you_mean
 from ivr.flow.loader import describe
 
 OPEN, CLOSED, HOLIDAY = "open", "closed", "holiday"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DATE = re.compile(r"^\s*\d{4}-\d{1,2}-\d{1,2}\s*$")
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
@@ -76,8 +78,24 @@ def _parse_zone(value: Any, path: tuple, findings: Findings, name: str) -> ZoneI
     try:
         return ZoneInfo(str(value))
     except (ZoneInfoNotFoundError, ValueError):
-        findings.error(path, f"unknown time zone {describe(value)}; use an IANA name such as Europe/Warsaw")
+        findings.error(path, f"unknown time zone {describe(value)}{_zone_hint(str(value))}")
         return None
+
+
+def _zone_hint(text: str) -> str:
+    """A likely zone for a misspelt one, or how zones are named."""
+    advice = "; use an IANA name such as Europe/Warsaw"
+    if re.match(r"^\s*[A-Za-z]{2,5}\s*[+-]\s*\d", text):  # UTC+2, CEST+1: an offset misses summer time
+        return f"{advice}, which also follows summer time"
+    zones = available_timezones()
+    by_city = {zone.rsplit("/", 1)[-1].lower(): zone for zone in zones if "/" in zone}
+    city = text.strip().replace(" ", "_").lower()
+    if city in by_city:
+        return f' (did you mean "{by_city[city]}"?)'
+    match = difflib.get_close_matches(text, zones, n=1, cutoff=0.8) or difflib.get_close_matches(city, by_city, n=1, cutoff=0.8)
+    if match:
+        return f' (did you mean "{by_city.get(match[0], match[0])}"?)'
+    return advice
 
 
 def _parse_weekly(value: Any, path: tuple, findings: Findings, name: str):
@@ -141,7 +159,11 @@ def _parse_ranges(value: Any, path: tuple, findings: Findings) -> list[tuple[int
             findings.error(path, f'"{item}" is not a time of day')
             return None
         if end <= start:
-            findings.error(path, f'"{item}" ends before it starts; split hours past midnight over two days')
+            findings.error(
+                path,
+                f'"{item}" ends before it starts; write hours past midnight as two ranges, '
+                f'"{h1:02d}:{m1:02d}-24:00" on one day and "00:00-{h2:02d}:{m2:02d}" on the next',
+            )
             return None
         ranges.append((start, end))
     return ranges
@@ -164,6 +186,9 @@ def parse_holidays(value: Any, path: tuple, findings: Findings, base_dir: Path) 
             dates.add(item)
         elif isinstance(item, str) and _iso_date(item):
             dates.add(_iso_date(item))
+        elif isinstance(item, str) and _DATE.match(item):
+            findings.error(where, f"holiday {describe(item)} is not a real date ({_date_problem(item)}); write year-month-day, such as 2026-12-24")
+            ok = False
         elif isinstance(item, dict):
             ok &= _holiday_source(item, where, findings, base_dir, dates, yearly, countries)
         else:
@@ -178,7 +203,7 @@ def _holiday_source(item: dict, path: tuple, findings: Findings, base_dir: Path,
         if key == "country":
             country = _country(str(val), item.get("subdivision"))
             if country is None:
-                findings.error(path + (key,), f"no public holidays are known for country {describe(val)}; use a code such as PL or DE")
+                findings.error(path + (key,), f"no public holidays are known for country {describe(val)}; use a code such as PL or DE{_country_hint(val)}")
                 ok = False
             else:
                 countries.append(country)
@@ -217,9 +242,31 @@ def _country(code: str, subdivision: Any) -> Any | None:
         return None
 
 
-def _iso_date(text: str) -> dt.date | None:
+def _country_hint(value: Any) -> str:
+    """' (Poland is PL)' when a country is written by name instead of its code."""
     try:
-        return dt.date.fromisoformat(text.strip())
+        from holidays.registry import COUNTRIES
+    except ImportError:  # pragma: no cover - the registry moved in another version
+        return ""
+    entry = COUNTRIES.get(str(value).strip().lower().replace(" ", "_"))
+    return f" ({entry[0]} is {entry[1]})" if entry else ""
+
+
+def _date_problem(text: str) -> str:
+    """Why year-month-day digits are no date ("month must be in 1..12")."""
+    try:
+        dt.date(*(int(part) for part in text.strip().split("-")))
+    except ValueError as exc:
+        return str(exc)
+    return "unknown"  # pragma: no cover - called for dates _iso_date refused only
+
+
+def _iso_date(text: str) -> dt.date | None:
+    """The date of "2026-12-24" (or "2026-1-6", as YAML also reads dates)."""
+    if not _DATE.match(text):
+        return None
+    try:
+        return dt.date(*(int(part) for part in text.strip().split("-")))
     except ValueError:
         return None
 

@@ -18,7 +18,15 @@ from ivr.flow.loader import Document, describe
 from ivr.flow.model import ANY_LANGUAGE, RouteRule, Sample
 from ivr.flow.values import DTMF_KEYS, parse_duration, parse_key, is_name
 
+# how names are written, for messages: every node, prompt, variable and flow name
+NAME_RULE = "a letter or '_' first, then letters, digits, '_' or '-'"
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
+# languages written by name, for a hint: these are the codes
+_LANGUAGE_NAMES = {
+    "english": "en", "polish": "pl", "polski": "pl", "german": "de", "deutsch": "de", "french": "fr",
+    "spanish": "es", "italian": "it", "ukrainian": "uk", "russian": "ru", "czech": "cs", "dutch": "nl",
+    "portuguese": "pt", "swedish": "sv", "norwegian": "no", "danish": "da", "finnish": "fi",
+}
 _INVALID = object()
 
 
@@ -63,13 +71,26 @@ class CheckedFlow:
     start: str
     prompts: dict[str, tuple[dict, dict]]  # name -> (texts, files)
     nodes: dict[str, NodeDraft]
+    # False when the flow names a department, schedule or segment that config.yaml
+    # declares but could not read: config.yaml's own findings say why, and the flow
+    # cannot be compiled without it
+    complete: bool = True
 
 
-def check_flow(doc: Document, ctx: Context) -> tuple[CheckedFlow | None, list]:
-    """All findings about one flow document, and the checked flow when it has no error."""
+def check_flow(doc: Document, ctx: Context, *, partial: bool = False) -> tuple[CheckedFlow | None, list]:
+    """All findings about one flow document, and the checked flow when it has no error.
+
+    With `partial`, the flow is returned despite errors (when the file is a mapping at
+    all): its nodes keep only the fields that passed, which is enough to look for loops.
+    """
     checker = _FlowChecker(doc, ctx)
+    checker.findings.items.extend(doc.problems)
     flow = checker.run()
-    return (None if checker.findings.has_errors else flow), checker.findings.items
+    if flow is not None and checker.config_broken:
+        flow.complete = False
+    if (checker.findings.has_errors or checker.config_broken) and not partial:
+        flow = None
+    return flow, checker.findings.items
 
 
 class _FlowChecker:
@@ -83,6 +104,11 @@ class _FlowChecker:
         self.prompt_names: list[str] = []
         self.used_prompts: set[str] = set()
         self.defaults: dict[str, Any] = {}
+        # node -> nodes it leads to, counting a misspelt reference as the node it likely
+        # means, so a typo is reported once and not again as unreachable nodes
+        self.edges: dict[str, set[str]] = {}
+        self.config_broken = False  # a reference to a part of config.yaml with errors
+        self.raw_languages: set[str] = set()  # as written, valid or not
 
     def error(self, path, message, **kw):
         self.findings.error(path, message, **kw)
@@ -91,16 +117,23 @@ class _FlowChecker:
     def run(self) -> CheckedFlow | None:
         data = self.doc.data
         if not isinstance(data, dict):
-            self.error((), f"a flow file must be a mapping with flow, languages, start, prompts and nodes, not {describe(data)}", rank=0)
+            if data is None:
+                self.error((), "the file holds only an empty value (null); a flow file must be a mapping with flow, languages, start, prompts and nodes", rank=0)
+            else:
+                self.error((), f"a flow file must be a mapping with flow, languages, start, prompts and nodes, not {describe(data)}", rank=0)
             return None
+        misspelt: set[str] = set()
         for key in data:
             if key not in spec.TOP_FIELDS:
                 hint = did_you_mean(key, spec.TOP_FIELDS)
+                meant = self._intended(key, list(spec.TOP_FIELDS))
+                if meant is not None:
+                    misspelt.add(meant)
                 if not hint and key in spec.NODE_TYPES["menu"].fields:
                     hint = " (node fields belong under nodes: <name>:)"
                 self.error((key,), f'"{key}" is no field of a flow{hint}', at_key=True, rank=0)
         for key, fspec in spec.TOP_FIELDS.items():
-            if fspec.required and key not in data:
+            if fspec.required and key not in data and key not in misspelt:  # a typo is reported once
                 self.error((), f'the flow needs "{key}": {fspec.doc}', rank=0)
         self.flow_id = self._flow_id(data.get("flow"))
         self.languages = self._languages(data.get("languages"))
@@ -109,11 +142,13 @@ class _FlowChecker:
             self.error(("description",), f"description must be text, not {describe(description)}")
         prompts = self._prompts(data.get("prompts"))
         nodes_data = data.get("nodes")
+        nodes_ok = True
         if nodes_data is not None and not isinstance(nodes_data, dict):
-            self.error(("nodes",), f"nodes must be a mapping of node names to nodes, not {describe(nodes_data)}", rank=0)
-            nodes_data = {}
+            hint = " (write each node as `name:` with its fields indented below, without a leading \"-\")" if isinstance(nodes_data, list) else ""
+            self.error(("nodes",), f"nodes must be a mapping of node names to nodes, not {describe(nodes_data)}{hint}", rank=0)
+            nodes_data, nodes_ok = {}, False
         nodes_data = nodes_data or {}
-        if "nodes" in data and not nodes_data:
+        if "nodes" in data and not nodes_data and nodes_ok:
             self.error(("nodes",), "the flow has no nodes", rank=0)
         self.node_names = [str(n) for n in nodes_data]
         self.defaults = self._defaults(data.get("defaults"))
@@ -122,22 +157,41 @@ class _FlowChecker:
             draft = self._node(name, value)
             if draft is not None:
                 nodes[draft.name] = draft
+        starts: set[str] = set()
+        for path, dropped in self.doc.dropped:
+            # the value a duplicate key hid still shows what the author meant
+            if path[0] == "nodes" and len(path) >= 2:
+                self._loose_references(str(path[1]), dropped)
+            elif path == ("start",) and dropped in self.node_names:
+                starts.add(dropped)
         start = data.get("start")
-        if "start" in data:
+        if "start" in data and nodes_ok:  # without nodes, every start would be reported
             start = self._node_ref(start, ("start",), "start of the flow")
-        for name in self.prompt_names:
-            if name not in self.used_prompts:
-                self.findings.warning(("prompts", name), f'prompt "{name}" is never played', at_key=True)
+        if nodes_ok:  # with the nodes unreadable, no prompt is known to be played
+            for name in self.prompt_names:
+                if name not in self.used_prompts:
+                    self.findings.warning(("prompts", name), f'prompt "{name}" is never played', at_key=True)
         flow = CheckedFlow(self.doc, self.flow_id, description if isinstance(description, str) else "", self.languages, start if isinstance(start, str) else "", prompts, nodes)
-        if isinstance(start, str) and start in nodes:
-            self._unreachable(flow)
+        intended = start if isinstance(start, str) else self._intended(data.get("start"), self.node_names)
+        if intended in nodes:
+            self._unreachable(flow, intended, starts)
         return flow
+
+    @staticmethod
+    def _intended(value: Any, names: list[str]) -> str | None:
+        """The name a reference means: itself, or the close match a typo suggests."""
+        if not isinstance(value, str):
+            return None
+        if value in names:
+            return value
+        hint = did_you_mean(value, names)
+        return hint.split('"')[1] if hint else None
 
     def _flow_id(self, value: Any) -> str:
         if value is None:
             return "?"
         if not is_name(value):
-            self.error(("flow",), f"the flow id must be a name (letters, digits, '_', '-'), not {describe(value)}", rank=0)
+            self.error(("flow",), f"the flow id must be a name ({NAME_RULE}), not {describe(value)}", rank=0)
             return str(value)
         return value
 
@@ -150,14 +204,26 @@ class _FlowChecker:
             self.error(("languages",), f"languages must be a list of language codes such as [pl, en], not {describe(value)}", rank=0)
             return ()
         result = []
+        self.raw_languages = {lang for lang in value if isinstance(lang, str)}
         for i, lang in enumerate(value):
             if not isinstance(lang, str) or not _LANGUAGE.match(lang):
-                self.error(("languages", i), f"{describe(lang)} is not a language code such as pl or en")
+                code = _LANGUAGE_NAMES.get(lang.lower()) if isinstance(lang, str) else None
+                if code is None and isinstance(lang, str) and _LANGUAGE.match(lang.lower()):
+                    code = lang.lower()
+                hint = f' (did you mean "{code}"?)' if code else ""
+                self.error(("languages", i), f"{describe(lang)} is not a language code such as pl or en{hint}")
             elif lang in result:
                 self.error(("languages", i), f'language "{lang}" is listed twice')
             else:
                 result.append(lang)
         return tuple(result)
+
+    def _speaks(self, language: Any) -> bool:
+        """Whether the flow speaks `language`; with its languages unreadable, any counts
+        (the languages field has its own finding, which would else repeat everywhere)."""
+        if not isinstance(language, str):
+            return False
+        return language in self.languages or language in self.raw_languages or not self.languages
 
     def _defaults(self, value: Any) -> dict[str, Any]:
         if value is None:
@@ -195,7 +261,7 @@ class _FlowChecker:
         texts: dict[str, str] = {}
         files: dict[str, str] = {}
         if not is_name(name):
-            self.error(path, f"prompt name {describe(name)} must be letters, digits, '_' and '-'", at_key=True)
+            self.error(path, f"prompt name {describe(name)} is not a name: use {NAME_RULE}", at_key=True)
         if isinstance(item, str):
             if len(self.languages) > 1:
                 self.error(path, f'prompt "{name}" has one text, but the flow speaks {", ".join(self.languages)}; give one per language ({self.languages[0]}: ..., {self.languages[1]}: ...)')
@@ -212,7 +278,7 @@ class _FlowChecker:
                     self.error(where, f"file must be the path of a recording, not {describe(val)}")
                 else:
                     files[ANY_LANGUAGE] = val
-            elif key in self.languages:
+            elif self._speaks(key):
                 if isinstance(val, str) and val.strip():
                     texts[key] = val
                 elif isinstance(val, dict) and set(val) <= {"text", "file"} and val:
@@ -235,33 +301,50 @@ class _FlowChecker:
     def _node(self, name: Any, value: Any) -> NodeDraft | None:
         path = ("nodes", name)
         if not is_name(name):
-            self.error(path, f"node name {describe(name)} must be letters, digits, '_' and '-'", at_key=True)
+            self.error(path, f"node name {describe(name)} is not a name: use {NAME_RULE}", at_key=True)
             return None
         if not isinstance(value, dict):
-            self.error(path, f'node "{name}" must be a mapping with a type, not {describe(value)}', rank=0)
+            hint = f" (did you mean `{name}: {{type: {value}}}`?)" if isinstance(value, str) and value in spec.NODE_TYPES else ""
+            self.error(path, f'node "{name}" must be a mapping with a type and its fields, not {describe(value)}{hint}', rank=0)
+            self._loose_references(name, value)
             return None
         node_type = value.get("type")
         if node_type is None:
             self.error(path, f'node "{name}" has no type; use one of {", ".join(spec.NODE_TYPES)}', at_key=True, rank=0)
+            self._loose_references(name, value)
+            return None
+        if not isinstance(node_type, str):
+            self.error(path + ("type",), f'the type of node "{name}" must be one of {", ".join(spec.NODE_TYPES)}, not {describe(node_type)}', rank=0)
+            self._loose_references(name, value)
             return None
         if node_type not in spec.NODE_TYPES:
             hint = did_you_mean(node_type, spec.NODE_TYPES) or f' (types: {", ".join(spec.NODE_TYPES)})'
             self.error(path + ("type",), f'node "{name}" has unknown type {describe(node_type)}{hint}', rank=0)
+            self._loose_references(name, value)
             return None
         nspec = spec.NODE_TYPES[node_type]
         line = self.doc.key_at(path).line
         draft = NodeDraft(name, node_type, path, line)
         what = f'{node_type} "{name}"'
+        misspelt: set[str] = set()
         for key, val in value.items():
             if key in spec.COMMON:
                 continue
             fspec = nspec.fields.get(key)
             if fspec is None:
-                hint = did_you_mean(key, nspec.fields)
-                if not hint:
-                    owners = [t for t, s in spec.NODE_TYPES.items() if key in s.fields]
-                    if owners:
-                        hint = f" (it belongs to {', '.join(owners[:3])} nodes)"
+                # a field of other node types is likely meant as such, not as a typo
+                owners = [t for t, s in spec.NODE_TYPES.items() if key in s.fields]
+                meant_name = None if owners else self._intended(key, list(nspec.fields))
+                if owners:
+                    hint = f" (it belongs to {', '.join(owners[:3])} nodes; {node_type} fields: {', '.join(nspec.fields)})"
+                elif meant_name is not None:
+                    hint = f' (did you mean "{meant_name}"?)'
+                    meant = nspec.fields[meant_name]
+                    misspelt.add(meant_name)
+                    # `nxt: x` still leads to x and `promt: p` still plays p
+                    self._loose_references(name, val, nodes=meant.kind == spec.NODE, prompts=meant.kind == spec.PROMPT)
+                else:
+                    hint = f" ({node_type} fields: {', '.join(nspec.fields)})"
                 self.error(path + (key,), f'"{key}" is no field of {node_type} nodes{hint}', at_key=True)
                 continue
             parsed = self._value(fspec, val, path + (key,), f'"{key}" of {what}')
@@ -272,26 +355,57 @@ class _FlowChecker:
                 continue
             if key in self.defaults:
                 draft.fields[key] = self.defaults[key]
-            elif fspec.required:
+            elif fspec.required and key not in misspelt:  # a typo of it is reported already
                 self.error(path, f'{what} needs "{key}": {fspec.doc}', at_key=True)
             else:
                 draft.fields[key] = fspec.default
         self._node_rules(draft, value, what)
         return draft
 
+    def _loose_references(self, name: str, value: Any, *, nodes: bool = True, prompts: bool = True) -> None:
+        """Count every name inside a node that could not be checked as used.
+
+        A node with an unknown type (or a misspelt field) still shows where the author
+        meant calls to go and what they meant callers to hear; without this, one typo
+        would also be reported as unreachable nodes and prompts never played.
+        """
+        if isinstance(value, dict):
+            for item in value.values():
+                self._loose_references(name, item, nodes=nodes, prompts=prompts)
+        elif isinstance(value, list):
+            for item in value:
+                self._loose_references(name, item, nodes=nodes, prompts=prompts)
+        elif isinstance(value, str):
+            if nodes and value in self.node_names:
+                self.edges.setdefault(name, set()).add(value)
+            if prompts and value in self.prompt_names:
+                self.used_prompts.add(value)
+
     def _node_rules(self, draft: NodeDraft, value: dict, what: str) -> None:
         f = draft.fields
         path = draft.path
-        if draft.type == "menu" and isinstance(f.get("options"), dict):
-            repeat = f.get("repeat_key")
-            if repeat and repeat in f["options"]:
-                self.error(f["options"][repeat]["key_path"], f'option "{repeat}" of {what} is also its repeat_key; callers could never choose it', at_key=True)
+        options = value.get("options")
+        repeat = f.get("repeat_key")
+        if draft.type == "menu" and isinstance(options, dict) and repeat is not None:
+            # checked on the options as written, so other broken options do not hide it
+            for raw_key, option in options.items():
+                if parse_key(raw_key) == repeat:
+                    target = option.get("next") if isinstance(option, dict) else option
+                    reach = f'never go to "{target}"' if isinstance(target, str) else "can never choose it"
+                    self.error(
+                        path + ("options", raw_key),
+                        f'option "{repeat}" of {what} uses the repeat_key "{repeat}": callers pressing it hear the menu again, '
+                        f"so they {reach}; give one of the two another key",
+                        at_key=True,
+                    )
+                    break
         if draft.type == "input":
             low, high = f.get("min_digits"), f.get("max_digits")
             if isinstance(low, int) and isinstance(high, int) and low > high:
                 self.error(path + ("min_digits",), f"min_digits ({low}) of {what} is more than max_digits ({high})")
             if f.get("terminator") and f["terminator"] not in "*#":
-                self.error(path + ("terminator",), f'terminator of {what} is a digit ("{f["terminator"]}"), so callers could not type it; use "#" or "*"')
+                digit = f["terminator"]
+                self.error(path + ("terminator",), f'"terminator" of {what} is a digit ("{digit}"): a {digit} typed as part of the number would end the input; use "#" or "*"')
         if draft.type == "transfer" and f.get("max_wait") and not f.get("on_timeout"):
             self.error(path + ("max_wait",), f"{what} has max_wait but no on_timeout: say where callers go after the wait (overflow, call-back offer or voicemail)")
         if draft.type == "callback" and f.get("declined") is None and isinstance(f.get("next"), str):
@@ -332,7 +446,7 @@ class _FlowChecker:
             return value
         if kind == spec.NAME:
             if not is_name(value):
-                self.error(path, f"{what} must be a name (letters, digits, '_', '-'), not {describe(value)}")
+                self.error(path, f"{what} must be a name ({NAME_RULE}), not {describe(value)}")
                 return _INVALID
             return value
         if kind == spec.TEXT:
@@ -358,6 +472,9 @@ class _FlowChecker:
         if not isinstance(value, str):
             self.error(path, f"{what} must name a node, not {describe(value)}")
             return _INVALID
+        intended = self._intended(value, self.node_names)
+        if path[0] == "nodes" and intended is not None:
+            self.edges.setdefault(path[1], set()).add(intended)
         if value not in self.node_names:
             hint = did_you_mean(value, self.node_names)
             self.error(path, f'{what} goes to "{value}", which is no node of flow "{self.flow_id}"{hint}')
@@ -369,20 +486,33 @@ class _FlowChecker:
             self.error(path, f"{what} must name a prompt, not {describe(value)}")
             return _INVALID
         self.used_prompts.add(value)
+        intended = self._intended(value, self.prompt_names)
+        if intended is not None:
+            self.used_prompts.add(intended)
         if value not in self.prompt_names:
             hint = did_you_mean(value, self.prompt_names)
-            self.error(path, f'{what} plays "{value}", which is not under prompts:{hint}')
+            self.error(path, f'{what} plays "{value}", which is no prompt of flow "{self.flow_id}"{hint}')
             return _INVALID
         return value
+
+    def _declared_broken(self, section: str, value: Any) -> bool:
+        """True for a name config.yaml declares but could not read (its errors say why)."""
+        declared = self.ctx.config.raw.get(section) if isinstance(self.ctx.config.raw, dict) else None
+        if isinstance(value, str) and isinstance(declared, dict) and value in declared:
+            self.config_broken = True
+            return True
+        return False
 
     def _config_ref(self, kind: str, value: Any, path: tuple, what: str) -> Any:
         table = self.ctx.config.departments if kind == spec.DEPARTMENT else self.ctx.config.schedules
         if not isinstance(value, str) or value not in table:
+            if self._declared_broken(f"{kind}s", value):
+                return _INVALID
             if self.ctx.config.path is None:
-                where = "no config.yaml was found"
+                self.error(path, f"{what} names {kind} {describe(value)}, but no config.yaml was found to define it")
             else:
-                where = f"{kind}s of {self.ctx.config_name}: {', '.join(table) or 'none'}"
-            self.error(path, f"{what} is {kind} {describe(value)}, which is not in config.yaml{did_you_mean(value, table)} ({where})")
+                known = f"{kind}s: {', '.join(table) or 'none'}"
+                self.error(path, f"{what} names {kind} {describe(value)}, which is not in {self.ctx.config_name}{did_you_mean(value, table)} ({known})")
             return _INVALID
         return table[value]
 
@@ -392,7 +522,7 @@ class _FlowChecker:
             return _INVALID
         known = self.ctx.flow_ids
         if known is not None and value not in known:
-            self.error(path, f'{what} goes to flow "{value}", which is not among the flows{did_you_mean(value, known)} (flows: {", ".join(sorted(known))})')
+            self.error(path, f'{what} goes to flow "{value}", which no flow file defines{did_you_mean(value, known)} (flows: {", ".join(sorted(known))})')
             return _INVALID
         return value
 
@@ -401,49 +531,65 @@ class _FlowChecker:
             self.error(path, f"{what} must map keys to nodes, such as {{\"1\": sales}}, not {describe(value)}")
             return _INVALID
         result: dict[str, dict] = {}
+        first_keys: dict[str, Any] = {}  # key -> the key as first written (1 or "1")
         ok = True
         menu = what.split(" of ", 1)[-1]
         for raw_key, option in value.items():
             key_path = path + (raw_key,)
             key = parse_key(raw_key)
             if key is None:
-                extra = " (one key per option; use an input node for several digits)" if isinstance(raw_key, (int, str)) and len(str(raw_key)) > 1 else ""
+                extra = " (one key per option; use an input node for several digits)" if str(raw_key).isdigit() and len(str(raw_key)) > 1 else ""
                 self.error(key_path, f"menu key {describe(raw_key)} of {menu} is not one keypad key: 0-9, * or #{extra}", at_key=True)
                 ok = False
-                continue
-            if key in result:
-                self.error(key_path, f'option "{key}" of {menu} is given twice', at_key=True)
+            elif key in first_keys:
+                first = first_keys[key]
+                line = self.doc.key_at(path + (first,)).line
+                self.error(key_path, f'option "{key}" of {menu} is given twice (also as {describe(first)} on line {line}; quoted or not, it is the same key)', at_key=True)
                 ok = False
-                continue
-            label = f'option "{key}" of {menu}'
-            if isinstance(option, dict):
-                for field_name in option:
-                    if field_name not in spec.OPTION_FIELDS:
-                        self.error(key_path + (field_name,), f'"{field_name}" is no field of a menu option{did_you_mean(field_name, spec.OPTION_FIELDS)} (fields: next, language, set)', at_key=True)
-                        ok = False
-                if "next" not in option:
-                    self.error(key_path, f'{label} needs "next": where the key leads', at_key=True)
-                    ok = False
-                    continue
-                target = self._node_ref(option["next"], key_path + ("next",), label)
-                language = option.get("language")
-                if language is not None and language not in self.languages:
-                    self.error(key_path + ("language",), f'{label} picks language {describe(language)}, which the flow does not speak ({", ".join(self.languages)}){did_you_mean(language, self.languages)}')
-                    ok = False
-                variables = option.get("set", {})
-                if not isinstance(variables, dict) or not all(is_name(k) and isinstance(v, (str, int, float, bool)) for k, v in variables.items()):
-                    self.error(key_path + ("set",), f"set of {label} must map variable names to values, such as {{reason: delivery}}")
-                    ok = False
-                    variables = {}
-                ref_path = key_path + ("next",)
             else:
-                target = self._node_ref(option, key_path, label)
-                language, variables, ref_path = None, {}, key_path
-            if target is _INVALID:
+                first_keys[key] = raw_key
+            # the option itself is checked whatever its key: every finding in one run
+            label = f'option "{key}" of {menu}' if key is not None else f"option {describe(raw_key)} of {menu}"
+            parsed = self._option(option, key_path, label)
+            if parsed is _INVALID:
                 ok = False
-                continue
-            result[key] = {"next": target, "language": language, "set": {k: str(v) for k, v in variables.items()}, "path": ref_path, "key_path": key_path}
+            elif ok:
+                result[key] = {**parsed, "key_path": key_path}
         return result if ok else _INVALID
+
+    def _option(self, option: Any, key_path: tuple, label: str) -> Any:
+        """One menu option: a node name, or {next, language, set}."""
+        if not isinstance(option, dict):
+            target = self._node_ref(option, key_path, label)
+            return _INVALID if target is _INVALID else {"next": target, "language": None, "set": {}, "path": key_path}
+        ok = True
+        misspelt = set()
+        for field_name, val in option.items():
+            if field_name not in spec.OPTION_FIELDS:
+                meant = self._intended(field_name, list(spec.OPTION_FIELDS))
+                if meant == "next":  # `nxt: x` still leads to x; "needs next" would repeat the typo
+                    misspelt.add(meant)
+                    self._loose_references(key_path[1], val, prompts=False)
+                hint = f' (did you mean "{meant}"?)' if meant else ""
+                self.error(key_path + (field_name,), f'"{field_name}" is no field of a menu option{hint} (fields: {", ".join(spec.OPTION_FIELDS)})', at_key=True)
+                ok = False
+        if "next" not in option:
+            if "next" not in misspelt:
+                self.error(key_path, f'{label} needs "next": where the key leads', at_key=True)
+            return _INVALID
+        target = self._node_ref(option["next"], key_path + ("next",), label)
+        language = option.get("language")
+        if language is not None and not self._speaks(language):
+            self.error(key_path + ("language",), f'{label} picks language {describe(language)}, which the flow does not speak ({", ".join(self.languages)}){did_you_mean(language, self.languages)}')
+            ok = False
+        variables = option.get("set", {})
+        if not isinstance(variables, dict) or not all(is_name(k) and isinstance(v, (str, int, float, bool)) for k, v in variables.items()):
+            self.error(key_path + ("set",), f"set of {label} must map variable names to values, such as {{reason: delivery}}")
+            ok = False
+            variables = {}
+        if target is _INVALID or not ok:
+            return _INVALID
+        return {"next": target, "language": language, "set": {k: str(v) for k, v in variables.items()}, "path": key_path + ("next",)}
 
     def _rules(self, value: Any, path: tuple, what: str) -> Any:
         if not isinstance(value, list) or not value:
@@ -485,14 +631,19 @@ class _FlowChecker:
         if condition == "segment":
             segments = self.ctx.config.segments
             name = item["segment"]
-            if name not in segments:
-                self.error(where + ("segment",), f"{label} tests segment {describe(name)}, which is not in config.yaml{did_you_mean(name, segments)} (segments: {', '.join(segments) or 'none'})")
+            if not isinstance(name, str) or name not in segments:
+                if self._declared_broken("segments", name):
+                    return None
+                if self.ctx.config.path is None:
+                    self.error(where + ("segment",), f"{label} tests segment {describe(name)}, but no config.yaml was found to define it")
+                else:
+                    self.error(where + ("segment",), f"{label} tests segment {describe(name)}, which is not in {self.ctx.config_name}{did_you_mean(name, segments)} (segments: {', '.join(segments) or 'none'})")
                 return None
             return RouteRule(next_node, segment=segments[name])
         if condition == "language":
             lang = item["language"]
-            if lang not in self.languages:
-                self.error(where + ("language",), f"{label} tests language {describe(lang)}, which the flow does not speak{did_you_mean(lang, self.languages)}")
+            if not self._speaks(lang):
+                self.error(where + ("language",), f"{label} tests language {describe(lang)}, which the flow does not speak ({', '.join(self.languages)}){did_you_mean(lang, self.languages)}")
                 return None
             return RouteRule(next_node, language=lang)
         if condition == "var":
@@ -514,7 +665,11 @@ class _FlowChecker:
         try:
             return re.compile(str(value))
         except re.error as exc:
-            self.error(path, f"the pattern of {label} is not a valid regular expression: {exc}")
+            hint = ""
+            if exc.pos is not None and exc.pos < len(str(value)) and str(value)[exc.pos] in "+*?" and "repeat" in str(exc):
+                char = str(value)[exc.pos]
+                hint = f"; \"{char}\" repeats what stands before it, so for the character itself write '\\{char}' (in single quotes) or \"\\\\{char}\" (in double quotes)"
+            self.error(path, f"the pattern of {label} is not a valid regular expression: {exc}{hint}")
             return None
 
     def _scale(self, value: Any, path: tuple, what: str) -> Any:
@@ -525,7 +680,11 @@ class _FlowChecker:
             and 0 <= value[0] < value[1] <= 99
         ):
             return (value[0], value[1])
-        self.error(path, f"{what} must be [lowest, highest] whole numbers from 0 to 99, such as [0, 10], not {describe(value)}")
+        if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value) and value[0] >= value[1]:
+            self.error(path, f"{what} goes from {value[0]} to {value[1]}; write the lowest score first, such as [0, 10]")
+        else:
+            shown = f"[{', '.join(str(v) for v in value)}]" if isinstance(value, list) else describe(value)
+            self.error(path, f"{what} must be [lowest, highest] whole numbers from 0 to 99, such as [0, 10], not {shown}")
         return _INVALID
 
     def _sample(self, value: Any, path: tuple, what: str) -> Any:
@@ -539,30 +698,27 @@ class _FlowChecker:
                 ok = False
         every = value.get("every")
         if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
-            self.error(path + ("every",), f"every must be a whole number of calls, 1 or more, not {describe(every)}")
+            self.error(path + ("every",), f'"every" of the sample of {what.split(" of ", 1)[-1]} must be a whole number of calls, 1 or more, not {describe(every)}')
             ok = False
         shorter = value.get("shorter_than")
         seconds = parse_duration(shorter) if shorter is not None else None
         if shorter is not None and seconds is None:
-            self.error(path + ("shorter_than",), f"shorter_than must be a duration such as 2m, not {describe(shorter)}")
+            self.error(path + ("shorter_than",), f'"shorter_than" of the sample of {what.split(" of ", 1)[-1]} must be a duration such as 2m, not {describe(shorter)}')
             ok = False
         return Sample(every, seconds) if ok else _INVALID
 
     # --- graph --------------------------------------------------------------------------
-    def _unreachable(self, flow: CheckedFlow) -> None:
-        seen = {flow.start}
-        todo = [flow.start]
+    def _unreachable(self, flow: CheckedFlow, start: str, also: set[str]) -> None:
+        seen = {start, *also}
+        todo = list(seen)
         while todo:
-            draft = flow.nodes.get(todo.pop())
-            if draft is None:
-                continue
-            for _label, target, _path in draft.exits():
+            for target in self.edges.get(todo.pop(), ()):
                 if target not in seen:
                     seen.add(target)
                     todo.append(target)
         for name, draft in flow.nodes.items():
             if name not in seen:
-                self.findings.warning(draft.path, f'node "{name}" is never reached from start "{flow.start}"', at_key=True)
+                self.findings.warning(draft.path, f'node "{name}" is never reached from start "{start}"', at_key=True)
 
 
 __all__ = ["Context", "CheckedFlow", "NodeDraft", "check_flow", "DTMF_KEYS"]

@@ -3,6 +3,11 @@
 PyYAML's compose step (safe, libyaml when present) gives nodes with marks; we turn them
 into plain Python data and remember where every key and value stood, by path. PyYAML
 keeps the last of two equal keys without a word; we report the second one instead.
+
+A syntax error stops the reading of a file. Findings about a well-formed file (a
+duplicate key, say) raise LoadError too, unless the caller asks for `strict=False`: then
+they travel on the Document (`problems`) so the checks can still report everything else
+in the same run.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ class Document:
     key_marks: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
     # the text of each scalar as written, for values YAML 1.1 reads surprisingly
     raw: dict[PathKey, str] = field(default_factory=dict)
+    # errors met while reading a well-formed file (duplicate keys), with strict=False
+    problems: list[Diagnostic] = field(default_factory=list)
+    # the values of repeated keys, which `data` leaves out (it keeps the first), by path
+    dropped: list[tuple[PathKey, Any]] = field(default_factory=list)
 
     def at(self, path: PathKey) -> Location:
         """Where the value at `path` starts (falls back to its nearest parent)."""
@@ -63,18 +72,25 @@ class LoadError(Exception):
         super().__init__("; ".join(str(d) for d in diagnostics))
 
 
-def load_file(path: Union[str, Path], display: str | None = None) -> Document:
+def load_file(path: Union[str, Path], display: str | None = None, *, strict: bool = True, expected: str = "a mapping of fields") -> Document:
+    """Read one YAML file; `display` is the name used in findings (see `load_text`)."""
     path = Path(path)
     name = display or str(path)
     try:
         text = path.read_bytes()
     except OSError as exc:
         raise LoadError([Diagnostic(Location(name, 1, 1), f"cannot read file: {exc.strerror}", rank=0)])
-    return load_text(text, name)
+    return load_text(text, name, strict=strict, expected=expected)
 
 
-def load_text(text: Union[str, bytes], file: str = "<string>") -> Document:
-    """Parse one YAML document; every finding (syntax, duplicate keys) raises LoadError."""
+def load_text(text: Union[str, bytes], file: str = "<string>", *, strict: bool = True, expected: str = "a mapping of fields") -> Document:
+    """Parse one YAML document; a syntax error (or an empty file) raises LoadError.
+
+    `expected` says what the file should hold, for the message about an empty file.
+
+    Other findings (duplicate keys, merge keys) raise LoadError too when `strict`; else
+    they are kept in `Document.problems` and the data holds the first of equal keys.
+    """
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -84,12 +100,13 @@ def load_text(text: Union[str, bytes], file: str = "<string>") -> Document:
         text = text[1:]
     root = _compose(text, file)
     if root is None:
-        raise LoadError([Diagnostic(Location(file, 1, 1), "the file is empty; expected a mapping of fields", rank=0)])
+        raise LoadError([Diagnostic(Location(file, 1, 1), f"the file is empty (or holds only comments); expected {expected}", rank=0)])
     doc = Document(file, None)
     problems: list[Diagnostic] = []
     doc.data = _convert(root, (), doc, problems)
-    if problems:
+    if problems and strict:
         raise LoadError(problems)
+    doc.problems = problems
     return doc
 
 
@@ -101,9 +118,9 @@ def _compose(text: str, file: str) -> yaml.Node | None:
     try:
         return yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        mark, message = _yaml_message(exc, text)
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise LoadError([Diagnostic(Location(file, line, col), _yaml_message(exc, text, mark), rank=0)])
+        raise LoadError([Diagnostic(Location(file, line, col), message, rank=0)])
     except yaml.YAMLError as exc:
         message = str(exc).splitlines()[0]
         if "expected a single document" in str(exc):
@@ -114,20 +131,37 @@ def _compose(text: str, file: str) -> yaml.Node | None:
             gc.enable()
 
 
-def _yaml_message(exc: yaml.MarkedYAMLError, text: str, mark: Any) -> str:
+_OPENERS = {"a flow sequence": ("[", "]"), "a flow mapping": ("{", "}")}
+
+
+def _yaml_message(exc: yaml.MarkedYAMLError, text: str) -> tuple[Any, str]:
+    """Where a syntax error is, and what it means for someone who edits flows."""
     problem = exc.problem or exc.context or "syntax error"
-    message = f"not valid YAML: {problem}"
-    if mark is not None:
-        lines = text.splitlines()
-        line = lines[mark.line] if mark.line < len(lines) else ""
-        char = line[mark.column : mark.column + 1]
-        if "alias" in problem or char in ("*", "&") or "*" in line.strip()[:2]:
-            message += ' (a key or value starting with "*" must be quoted: "*")'
-        elif "\t" in line[: mark.column + 1]:
-            message += " (indent with spaces, not tabs)"
+    context = exc.context or ""
+    mark = exc.problem_mark or exc.context_mark
+    start = exc.context_mark
     if "another document" in problem or "single document" in problem:
-        message = "the file holds more than one YAML document ('---'); put one flow in each file"
-    return message
+        return mark, "the file holds more than one YAML document ('---'); put one flow in each file"
+    lines = text.splitlines()
+    line = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
+    if "alias" in context or "anchor" in context or "alias" in problem:
+        # `*` (and `&`) start YAML aliases (anchors): a bare star key or value is one
+        where = start if start is not None and ("alias" in context or "anchor" in context) else mark
+        char = "&" if "anchor" in context else "*"
+        return where, f'not valid YAML: a {char} that starts a key or value is read as a YAML {"anchor" if char == "&" else "alias"}; put it in quotes: "{char}"'
+    if mark is not None and "\t" in line[: mark.column + 1]:
+        return mark, "not valid YAML: a tab indents this line; indent with spaces only"
+    message = f"not valid YAML: {problem}"
+    for what, (opener, closer) in _OPENERS.items():
+        if what in context and start is not None:
+            return mark, f'{message} (the "{opener}" on line {start.line + 1}, column {start.column + 1} is never closed with "{closer}")'
+    if "quoted scalar" in context and start is not None:
+        return mark, f"{message} (the quote on line {start.line + 1}, column {start.column + 1} is never closed)"
+    if "mapping values are not allowed" in problem:
+        return mark, f'{message} (a ": " inside a value needs quotes, or this line is indented wrongly)'
+    if "expected key" in problem or "expected <block end>" in problem:
+        return mark, f"{message} (check the indentation of this line against the lines above)"
+    return mark, message
 
 
 def _convert(node: yaml.Node, path: PathKey, doc: Document, problems: list[Diagnostic]) -> Any:
@@ -140,6 +174,10 @@ def _convert(node: yaml.Node, path: PathKey, doc: Document, problems: list[Diagn
             return _constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
             problems.append(Diagnostic(doc.at(path), f"not valid YAML: {exc.problem}", rank=0))
+            return node.value
+        except (ValueError, OverflowError):
+            # a timestamp that is no real date (2026-13-01): kept as written, so the
+            # check of the field says what is wrong with it there
             return node.value
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, path + (i,), doc, problems) for i, item in enumerate(node.value)]
@@ -160,10 +198,12 @@ def _convert(node: yaml.Node, path: PathKey, doc: Document, problems: list[Diagn
             problems.append(
                 Diagnostic(
                     _loc(doc, key_node),
-                    f'duplicate key "{key}" (first given on line {first_seen[key]}); YAML would silently keep only this one',
+                    f'duplicate key "{key}" {_where(path)} (first on line {first_seen[key]}); '
+                    "YAML would silently keep only the last one, so remove or rename one of them",
                     rank=0,
                 )
             )
+            doc.dropped.append((path + (key,), _convert(value_node, path + (key,), Document(doc.file, None), problems)))
             continue
         first_seen[key] = key_node.start_mark.line + 1
         child = path + (key,)
@@ -174,10 +214,20 @@ def _convert(node: yaml.Node, path: PathKey, doc: Document, problems: list[Diagn
     return result
 
 
+def _where(path: PathKey) -> str:
+    """`in nodes.welcome` or `at the top level`, for messages about a mapping."""
+    if not path:
+        return "at the top level"
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return f"in {text}"
+
+
 def _scalar(node: yaml.ScalarNode) -> Any:
     try:
         return _constructor.construct_object(node, deep=True)
-    except yaml.constructor.ConstructorError:
+    except (yaml.constructor.ConstructorError, ValueError, OverflowError):
         return node.value
 
 

@@ -15,11 +15,13 @@ from ivr.errors import ConfigError, FlowError, UsageError
 from ivr.flow import spec
 from ivr.flow.checks import CheckedFlow, Context, check_flow
 from ivr.flow.compiler import compile_flow
-from ivr.flow.diagnostics import Diagnostic, Findings, sort_best_first
+from ivr.flow.diagnostics import WARNING, Diagnostic, Location, did_you_mean, sort_best_first
 from ivr.flow.loader import Document, LoadError, load_file, load_text
 from ivr.flow.model import Flow, FlowSet
+from ivr.flow.values import is_name
 
 TEST_SUFFIX = ".test.yaml"
+FLOW_FILE = "a flow: a mapping with flow, languages, start, prompts and nodes"
 
 
 @dataclass
@@ -70,12 +72,11 @@ def check_project(paths: Iterable[str | Path], config_path: Path | None = None, 
     report = Report()
     config_path = config_path or find_config(files[0].parent)
     if config_path is not None:
-        config, found = check_config(Path(config_path), _display(Path(config_path)))
+        # partial: flows are checked against what config.yaml defines despite its errors,
+        # so one mistake there is not reported again at every reference in the flows
+        config, found = check_config(Path(config_path), _display(Path(config_path)), partial=True)
         report.diagnostics.extend(found)
-        if config is None:
-            report.config = Config(path=str(config_path))
-        else:
-            report.config = config
+        report.config = config if config is not None else Config(path=str(config_path))
     named = {p.resolve() for p in files}
     extra: list[Path] = []
     if siblings:
@@ -85,7 +86,7 @@ def check_project(paths: Iterable[str | Path], config_path: Path | None = None, 
     for path in [*files, *extra]:
         reported = path.resolve() in named
         try:
-            docs.append((load_file(path, _display(path)), reported))
+            docs.append((load_file(path, _display(path), strict=False, expected=FLOW_FILE), reported))
         except LoadError as exc:
             if reported:
                 report.diagnostics.extend(exc.diagnostics)
@@ -94,7 +95,11 @@ def check_project(paths: Iterable[str | Path], config_path: Path | None = None, 
 
 
 def compile_documents(docs: list[tuple[Document, bool]], report: Report) -> None:
-    """Check documents against each other and compile those without errors into `report`."""
+    """Check documents against each other and compile those without errors into `report`.
+
+    Findings are kept for the documents marked as reported; the others (sibling flows)
+    are there so that goto targets, variables and loops across files can be checked.
+    """
     ids: dict[str, Document] = {}
     for doc, reported in docs:
         flow_id = doc.data.get("flow") if isinstance(doc.data, dict) else None
@@ -107,36 +112,101 @@ def compile_documents(docs: list[tuple[Document, bool]], report: Report) -> None
             ids.setdefault(flow_id, doc)
     ctx = Context(report.config, _display(Path(report.config.path)) if report.config.path else "config.yaml", set(ids))
     checked: list[CheckedFlow] = []
+    broken: set[str] = set()
     for doc, reported in docs:
-        flow, found = check_flow(doc, ctx)
+        # partial: a flow with errors still takes part in the loop check, so a loop is
+        # reported in the same run as the file's other errors
+        flow, found = check_flow(doc, ctx, partial=True)
         if reported:
             report.diagnostics.extend(found)
+        if any(d.is_error for d in found):
+            broken.add(doc.file)
         if flow is not None:
             checked.append(flow)
-    loops = _endless_loops(checked)
-    report.diagnostics.extend(loops)
-    looped = {d.location.file for d in loops}
+    reported_files = {doc.file for doc, reported in docs if reported}
+    cross = _cross_flow_findings(docs, ids)
+    loops = _endless_loops(checked, ids, reported_files)
+    broken.update(d.location.file for d in [*cross, *loops] if d.is_error)
+    report.diagnostics.extend(d for d in [*cross, *loops] if d.location.file in reported_files)
     for flow in checked:
-        if flow.doc.file not in looped:
+        if flow.doc.file not in broken and flow.complete:
             report.flows[flow.id] = compile_flow(flow)
     report.diagnostics[:] = sort_best_first(report.diagnostics)
+
+
+def _raw_nodes(doc: Document) -> Iterable[tuple[str, dict]]:
+    """(name, fields) of each node of a document as written, whatever else is wrong."""
+    nodes = doc.data.get("nodes") if isinstance(doc.data, dict) else None
+    if isinstance(nodes, dict):
+        for name, node in nodes.items():
+            if isinstance(name, str) and isinstance(node, dict):
+                yield name, node
+
+
+def _variables_set(doc: Document) -> set[str]:
+    """Variables a flow assigns: inputs' save_as, and the `set` of menu options."""
+    names: set[str] = set()
+    for _name, node in _raw_nodes(doc):
+        if is_name(node.get("save_as")):
+            names.add(node["save_as"])
+        options = node.get("options")
+        if isinstance(options, dict):
+            for option in options.values():
+                if isinstance(option, dict) and isinstance(option.get("set"), dict):
+                    names.update(k for k in option["set"] if is_name(k))
+    return names
+
+
+def _cross_flow_findings(docs: list[tuple[Document, bool]], ids: dict[str, Document]) -> list[Diagnostic]:
+    """What only all flows together tell: goto nodes in other flows, variables never set."""
+    assigned: set[str] = set()
+    for doc, _reported in docs:
+        assigned |= _variables_set(doc)
+    found: list[Diagnostic] = []
+    for doc, _reported in docs:
+        for name, node in _raw_nodes(doc):
+            path = ("nodes", name)
+            target_flow, target = node.get("flow"), node.get("node")
+            if node.get("type") == "goto" and isinstance(target_flow, str) and target_flow in ids and is_name(target):
+                nodes = ids[target_flow].data.get("nodes") if isinstance(ids[target_flow].data, dict) else None
+                if isinstance(nodes, dict) and target not in nodes:
+                    names = [str(n) for n in nodes]
+                    found.append(Diagnostic(
+                        doc.at(path + ("node",)),
+                        f'"node" of goto "{name}" goes to "{target}", which is no node of flow "{target_flow}"{did_you_mean(target, names)}',
+                    ))
+            rules = node.get("when")
+            if node.get("type") == "route" and isinstance(rules, list):
+                for i, rule in enumerate(rules):
+                    var = rule.get("var") if isinstance(rule, dict) else None
+                    if is_name(var) and var not in assigned:
+                        found.append(Diagnostic(
+                            doc.at(path + ("when", i, "var")),
+                            f'rule {i + 1} of route "{name}" tests variable "{var}", which no input save_as or menu option set assigns{did_you_mean(var, assigned)}',
+                            WARNING,
+                            rank=3,
+                        ))
+    return found
 
 
 def compile_text(text: str, file: str = "<flow>", config: Config | None = None, others: Iterable[str] = ()) -> Flow:
     """Compile one flow from text (tests and tools); raise FlowError with every finding."""
     report = Report(config=config or Config())
     try:
-        doc = load_text(text, file)
+        doc = load_text(text, file, expected=FLOW_FILE)
     except LoadError as exc:
         raise FlowError(exc.diagnostics) from None
     ids = set(others)
     ctx = Context(report.config, "config.yaml", ids | {doc.data.get("flow")} if others and isinstance(doc.data, dict) else None)
     flow, found = check_flow(doc, ctx)
     if flow is not None:
-        found = [*found, *_endless_loops([flow])]
+        found = [*found, *_endless_loops([flow], {flow.id: doc}, {doc.file})]
     found = sort_best_first(found)
     if flow is None or any(d.is_error for d in found):
-        raise FlowError([d for d in found if d.is_error] or found)
+        errors = [d for d in found if d.is_error]
+        if not errors:  # it names a part of config.yaml that has errors of its own
+            errors = [Diagnostic(Location(file, 1, 1), "the flow needs parts of config.yaml that have errors; fix config.yaml first")]
+        raise FlowError(errors)
     return compile_flow(flow)
 
 
@@ -149,43 +219,44 @@ def load_flows(paths: Iterable[str | Path], config_path: Path | None = None) -> 
     return report.flow_set(), report.config
 
 
-def _endless_loops(flows: list[CheckedFlow]) -> list[Diagnostic]:
-    """Loops of nodes none of which waits for the caller: a live line would spin forever."""
-    by_id = {f.id: f for f in flows}
+def _endless_loops(flows: list[CheckedFlow], ids: dict[str, Document], reported: set[str]) -> list[Diagnostic]:
+    """Loops of nodes none of which waits for the caller: a live line would spin forever.
+
+    Nodes are keyed by (file, name), so flows without a usable id still take part; a
+    loop is reported at its first node in a reported file.
+    """
+    by_file = {f.doc.file: f for f in flows}
     graph: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for flow in flows:
         for name, draft in flow.nodes.items():
             if spec.NODE_TYPES[draft.type].waits_for_caller:
                 continue
-            targets = [(flow.id, t) for _label, t, _p in draft.exits()]
+            targets = [(flow.doc.file, t) for _label, t, _p in draft.exits()]
             if draft.type == "goto":
-                other = by_id.get(draft.fields.get("flow"))
+                target_doc = ids.get(draft.fields.get("flow"))  # type: ignore[arg-type]
+                other = by_file.get(target_doc.file) if target_doc is not None else None
                 if other is not None:
-                    targets.append((other.id, draft.fields.get("node") or other.start))
-            graph[(flow.id, name)] = [t for t in targets if t in _passive(by_id, t)]
+                    targets.append((other.doc.file, draft.fields.get("node") or other.start))
+            graph[(flow.doc.file, name)] = [t for t in targets if _passive(by_file, t)]
     found = []
     for component in _cycles(graph):
-        first = min(component, key=lambda n: (by_id[n[0]].doc.file, by_id[n[0]].nodes[n[1]].line))
+        first = min(component, key=lambda n: (n[0] not in reported, n[0], by_file[n[0]].nodes[n[1]].line))
         order = _walk(first, component, graph)
-        names = " -> ".join(n if f == first[0] else f"{f}:{n}" for f, n in order)
-        draft = by_id[first[0]].nodes[first[1]]
-        found.append(
-            Diagnostic(
-                by_id[first[0]].doc.key_at(draft.path),
-                f"nodes {names} -> {order[0][1]} form a loop callers can never leave: none of them waits for a key; "
-                "put a menu on the loop or end it",
-                rank=2,
-            )
-        )
+        names = " -> ".join(n if f == first[0] else f"{by_file[f].id}:{n}" for f, n in order)
+        draft = by_file[first[0]].nodes[first[1]]
+        kinds = " and ".join(sorted({by_file[f].nodes[n].type for f, n in order}))
+        if len(order) == 1:
+            what = f"node {names} leads back to itself, a loop callers can never leave: a {kinds} node does not wait for a key"
+        else:
+            what = f"nodes {names} -> {order[0][1]} form a loop callers can never leave: none of these {kinds} nodes waits for a key"
+        found.append(Diagnostic(by_file[first[0]].doc.key_at(draft.path), f"{what}; put a menu on the loop or let it end", rank=2))
     return found
 
 
-def _passive(by_id: dict[str, CheckedFlow], target: tuple[str, str]) -> set:
-    flow = by_id.get(target[0])
+def _passive(by_file: dict[str, CheckedFlow], target: tuple[str, str]) -> bool:
+    flow = by_file.get(target[0])
     draft = flow.nodes.get(target[1]) if flow else None
-    if draft is None or spec.NODE_TYPES[draft.type].waits_for_caller:
-        return set()
-    return {target}
+    return draft is not None and not spec.NODE_TYPES[draft.type].waits_for_caller
 
 
 def _cycles(graph: dict) -> list[set]:
