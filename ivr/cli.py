@@ -105,7 +105,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None
     errors = len(report.errors)
     warnings = len(report.diagnostics) - errors
     if not as_json:
-        summary = f"{len(report.flows)} flow(s) checked: {errors} error(s), {warnings} warning(s)"
+        summary = f"{len(report.files)} flow file(s) checked: {errors} error(s), {warnings} warning(s)"
         click.echo(click.style(summary, fg="red" if errors else "green"), err=True)
     if errors:
         sys.exit(1)

@@ -31,6 +31,7 @@ class Report:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     flows: dict[str, Flow] = field(default_factory=dict)
     config: Config = field(default_factory=Config)
+    files: list[str] = field(default_factory=list)  # the flow files checked, as displayed
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -69,7 +70,7 @@ def check_project(paths: Iterable[str | Path], config_path: Path | None = None, 
     files = flow_files(paths)
     if not files:
         raise UsageError("no flow files found")
-    report = Report()
+    report = Report(files=[_display(p) for p in files])
     config_path = config_path or find_config(files[0].parent)
     if config_path is not None:
         # partial: flows are checked against what config.yaml defines despite its errors,
