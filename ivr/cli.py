@@ -213,6 +213,54 @@ def _event_printer(flows, as_json: bool):
     return show
 
 
+# --- prompts -----------------------------------------------------------------------------
+@cli.group()
+def prompts() -> None:
+    """Render and check what callers hear."""
+
+
+@prompts.command("build")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Render everything again, ignoring the cache.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), help="Renderings run at once (default: by CPU count).")
+@click.pass_context
+def prompts_build(ctx: click.Context, paths: tuple[Path, ...], force: bool, jobs: Optional[int]) -> None:
+    """Render every prompt of every flow and language to 8 kHz mono WAV."""
+    from ivr.prompts.build import build, plan, prompts_dir
+
+    targets = list(paths) or _default_flows()
+    flows, config = load_flows(targets, _config_path(ctx, targets[0] if targets[0].is_dir() else targets[0].parent))
+    todo = plan(flows.flows.values(), config)
+    with click.progressbar(length=len(todo), label="rendering prompts", file=sys.stderr) as bar:
+        result = build(todo, config, workers=jobs, force=force, progress=bar.update)
+    for diagnostic in result.errors:
+        click.echo(str(diagnostic), err=True)
+    click.echo(f"{len(todo)} prompt file(s) in {_display(prompts_dir(config))}: {result.rendered} rendered, "
+               f"{result.reused} from the cache, {result.up_to_date} up to date, {len(result.errors)} failed")
+    if result.errors:
+        sys.exit(1)
+
+
+@prompts.command("check")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.pass_context
+def prompts_check(ctx: click.Context, paths: tuple[Path, ...]) -> None:
+    """List prompts lacking a language, bad recorded files, and prompts not built yet."""
+    from ivr.prompts.check import check_prompts
+
+    targets = list(paths) or _default_flows()
+    first = targets[0] if targets[0].is_dir() else targets[0].parent
+    report = check_project(targets, _config_path(ctx, first))
+    findings = [d for d in report.errors if "prompt" in d.message or "recorded" in d.message]
+    findings += check_prompts(report.flows.values(), report.config)
+    for diagnostic in findings:
+        click.echo(str(diagnostic))
+    if findings:
+        click.echo(click.style(f"{len(findings)} prompt problem(s)", fg="red"), err=True)
+        sys.exit(1)
+    click.echo(click.style("every prompt has every language, and is built", fg="green"), err=True)
+
+
 # --- test --------------------------------------------------------------------------------
 @cli.command(name="test")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))

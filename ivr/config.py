@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from ivr.errors import ConfigError
 from ivr.flow.diagnostics import Diagnostic, Findings, did_you_mean, sort_best_first
 from ivr.flow.loader import Document, LoadError, describe, load_file
+from ivr.prompts.settings import PromptSettings, parse_prompt_settings
 from ivr.hours import Schedule, parse_schedule
 from ivr.segments import Segment, parse_segment
 
@@ -40,6 +41,9 @@ class Config:
     segments: Mapping[str, Segment] = field(default_factory=dict)
     fallback: str | None = None  # department callers reach when the engine fails
     raw: Mapping[str, Any] = field(default_factory=dict)
+    prompts: PromptSettings = field(default_factory=PromptSettings)
+    # the installation's folder (config.yaml's): relative paths in the config start here
+    root: Path = field(default_factory=Path.cwd)
 
     @property
     def fallback_department(self) -> Department | None:
@@ -131,7 +135,8 @@ def _parse(doc: Document, findings: Findings, base_dir: Path) -> Config:
         findings.error(("fallback",), f"fallback department {describe(fallback)} is no department{did_you_mean(fallback, declared)}")
     if fallback is None and departments:
         findings.warning((), 'no "fallback" department: when the engine fails, callers go to the first department listed', rank=3)
-    return Config(str(doc.file), departments, schedules, segments, fallback, data)
+    prompts = parse_prompt_settings(data.get("prompts"), findings)
+    return Config(str(doc.file), departments, schedules, segments, fallback, data, prompts, base_dir)
 
 
 def _named_sections(data: dict, section: str, findings: Findings, parse) -> dict[str, Any]:

@@ -40,6 +40,10 @@ class ConfigError(DiagnosticsError):
     """config.yaml is wrong."""
 
 
+class PromptError(IvrError):
+    """A prompt cannot be rendered or converted; the previous good file stays."""
+
+
 class JourneyFailure(IvrError):
     """At least one journey test case failed."""
 

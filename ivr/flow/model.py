@@ -24,6 +24,7 @@ class Prompt:
     name: str
     texts: Mapping[str, str]
     files: Mapping[str, str]  # language, or "*" for every language -> path
+    line: int = 0  # where the prompt is defined in its flow file
 
     def text(self, language: str) -> str:
         return self.texts.get(language) or next(iter(self.texts.values()), "") or f"[{self.name}]"

@@ -1,0 +1,55 @@
+"""`ivr prompts check`: recorded files that are missing, unreadable or silent, and prompts
+that were never built or are out of date. (A prompt lacking a language is a flow error,
+which `ivr validate` reports as well.)"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from ivr.config import Config
+from ivr.flow.diagnostics import Diagnostic, Location
+from ivr.flow.model import Flow
+from ivr.prompts.build import MANIFEST, _read_manifest, _relative, plan, prompts_dir
+from ivr.prompts.recorded import recording_problem
+
+
+def recorded_findings(flows: Iterable[Flow], config: Config) -> list[Diagnostic]:
+    """Problems of the recorded files the flows use (also part of `ivr validate`)."""
+    found = []
+    seen: dict[str, str | None] = {}
+    for job in plan(flows, config):
+        if job.source is None:
+            continue
+        key = str(job.source)
+        if key not in seen:
+            seen[key] = recording_problem(job.source)
+        if seen[key]:
+            found.append(Diagnostic(job.location, f'the recorded file of prompt "{job.prompt.name}" ({job.language}), '
+                                                  f"{_shown(job.source, config)}, {seen[key]}"))
+    return found
+
+
+def check_prompts(flows: Iterable[Flow], config: Config) -> list[Diagnostic]:
+    flows = list(flows)
+    found = recorded_findings(flows, config)
+    base = prompts_dir(config)
+    manifest = _read_manifest(base)
+    stale = []
+    for job in plan(flows, config):
+        if job.source is not None and any(d.location == job.location and job.prompt.name in d.message for d in found):
+            continue
+        if not job.out.exists():
+            stale.append(Diagnostic(job.location, f'prompt "{job.prompt.name}" ({job.language}) is not built; run `ivr prompts build`'))
+        elif manifest.get(_relative(job.out, base)) != job.key:
+            stale.append(Diagnostic(job.location, f'prompt "{job.prompt.name}" ({job.language}) changed since it was built; run `ivr prompts build`'))
+    return found + stale
+
+
+def _shown(path, config: Config) -> str:
+    try:
+        return str(path.resolve().relative_to(config.root))
+    except ValueError:
+        return str(path)
+
+
+__all__ = ["check_prompts", "recorded_findings", "MANIFEST", "Location"]
