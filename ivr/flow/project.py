@@ -92,6 +92,13 @@ def check_project(paths: Iterable[str | Path], config_path: Path | None = None, 
             if reported:
                 report.diagnostics.extend(exc.diagnostics)
     compile_documents(docs, report)
+    named_flows = [f for f in report.flows.values() if Path(f.file).resolve() in named or f.file in report.files]
+    if named_flows:
+        # imported here: prompts build on flows, not the other way round
+        from ivr.prompts.check import recorded_findings
+
+        report.diagnostics.extend(recorded_findings(named_flows, report.config))
+        report.diagnostics[:] = sort_best_first(report.diagnostics)
     return report
 
 

@@ -93,8 +93,20 @@ def convert(source: Path, dest: Path) -> None:
             capture_output=True, timeout=_SOX_TIMEOUT,
         )
         if done.returncode != 0:
-            reason = done.stderr.decode(errors="replace").strip().splitlines()
-            raise PromptError(f"cannot convert {source.name}: {reason[-1] if reason else 'sox failed'}")
+            raise PromptError(f"cannot convert {source.name}: {_sox_reason(done.stderr)}")
+
+
+def _sox_reason(stderr: bytes) -> str:
+    """sox's complaint without its program path and the file's full path."""
+    lines = stderr.decode(errors="replace").strip().splitlines()
+    if not lines:
+        return "sox failed"
+    reason = lines[-1]
+    if "': " in reason:  # "... can't open input file `/x/y.wav': WAVE: RIFF header not found"
+        reason = reason.rsplit("': ", 1)[1]
+    elif " FAIL " in reason:
+        reason = reason.split(" FAIL ", 1)[1]
+    return reason
 
 
 @contextmanager

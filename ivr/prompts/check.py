@@ -15,18 +15,20 @@ from ivr.prompts.recorded import recording_problem
 
 def recorded_findings(flows: Iterable[Flow], config: Config) -> list[Diagnostic]:
     """Problems of the recorded files the flows use (also part of `ivr validate`)."""
-    found = []
-    seen: dict[str, str | None] = {}
+    problems: dict[str, str | None] = {}
+    languages: dict[tuple, list[str]] = {}
     for job in plan(flows, config):
         if job.source is None:
             continue
-        key = str(job.source)
-        if key not in seen:
-            seen[key] = recording_problem(job.source)
-        if seen[key]:
-            found.append(Diagnostic(job.location, f'the recorded file of prompt "{job.prompt.name}" ({job.language}), '
-                                                  f"{_shown(job.source, config)}, {seen[key]}"))
-    return found
+        if str(job.source) not in problems:
+            problems[str(job.source)] = recording_problem(job.source)
+        if problems[str(job.source)]:
+            languages.setdefault((job.location, job.prompt.name, job.source), []).append(job.language)
+    return [
+        Diagnostic(location, f'the recorded file of prompt "{name}" ({", ".join(langs)}), '
+                             f"{_shown(source, config)}, {problems[str(source)]}")
+        for (location, name, source), langs in languages.items()
+    ]
 
 
 def check_prompts(flows: Iterable[Flow], config: Config) -> list[Diagnostic]:
