@@ -152,9 +152,11 @@ def graph(ctx: click.Context, flow_file: Path, output: Path) -> None:
 @click.option("--queue", "queue", multiple=True, type=click.Choice(["answered", "timeout", "abandoned"]),
               help="How each transfer ends, in order (default: answered).")
 @click.option("--json", "as_json", is_flag=True, help="Print one event per line as JSON.")
+@click.option("--record", "record", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write what the caller heard (prompts, key tones, silence for waits) to this WAV.")
 @click.pass_context
 def simulate(ctx: click.Context, flow_file: Path, keys: Optional[str], caller: str, at: Optional[str],
-             language: Optional[str], queue: tuple[str, ...], as_json: bool) -> None:
+             language: Optional[str], queue: tuple[str, ...], as_json: bool, record: Optional[Path]) -> None:
     """A call through a flow in the terminal: interactive, or scripted with --keys."""
     from ivr.channels.scripted import ScriptedChannel
     from ivr.channels.sim import SimChannel
@@ -176,7 +178,15 @@ def simulate(ctx: click.Context, flow_file: Path, keys: Optional[str], caller: s
     else:
         channel = ScriptedChannel(keys or "", clock, list(queue))
         printer = _event_printer(flows, as_json)
+    if record is not None:
+        from ivr.channels.call_audio import CallAudio
+        from ivr.prompts.library import PromptLibrary
+
+        channel.audio = CallAudio(PromptLibrary(flows, config))
     call = asyncio.run(engine.run(channel, flow_id, caller=caller, language=language, clock=clock, on_event=printer))
+    if channel.audio is not None and record is not None:
+        channel.audio.write(record)
+        click.echo(f"recorded {channel.audio.duration:.1f}s of the call to {record}", err=True)
     if not as_json:
         summary = f"outcome: {call.outcome}" + (f" ({call.department})" if call.department else "")
         summary += f" after {call.elapsed():.0f}s; path: {' > '.join(call.path)}"

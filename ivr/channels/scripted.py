@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence, Union
 
+from ivr.channels.call_audio import CallAudio, duration, key_tones, silence
 from ivr.clock import VirtualClock
 from ivr.engine.channel import (
     ABANDONED,
@@ -60,6 +61,7 @@ class ScriptedChannel:
     queue: Sequence[Union[str, QueueScript]] = ()
     barge_in: bool = False  # deliver each key during the prompt instead of after it
     voicemail_seconds: float = 20.0
+    audio: Optional[CallAudio] = None  # when set, what the caller hears is recorded into it
 
     def __post_init__(self) -> None:
         self.tokens = parse_keys(self.keys)
@@ -90,15 +92,29 @@ class ScriptedChannel:
     async def set_language(self, language: str) -> None:
         self.language = language
 
+    def _spend(self, seconds: float, sound: Optional[bytes] = None, from_caller: bool = False) -> None:
+        """Move the call's clock on; a recording gets the sound (or silence) of that time.
+
+        A paused recording mutes the caller's side only, as a live one does: QA still
+        hears the prompt, never the keys typed.
+        """
+        if self.audio is not None:
+            muted = from_caller and self.recording_paused
+            self.audio.add(sound if sound is not None and not muted else silence(seconds))
+        self.clock.advance(seconds)
+
     async def play(self, prompt: Prompt, language: str, escape: str = "") -> Optional[str]:
         self.played.append((prompt.name, language))
-        seconds = prompt_seconds(prompt.text(language))
+        sound = self.audio.prompt(prompt, language) if self.audio is not None else None
+        seconds = duration(sound) if sound is not None else prompt_seconds(prompt.text(language))
         if self.barge_in and escape and self.tokens and self.tokens[0][:1] in escape:
             token = self.next_token()
             self._pending = token[1:]
-            self.clock.advance(seconds / 2)
+            # the caller presses during the first half; the prompt stops at the key
+            half = sound[: len(sound) // 4 * 2] if sound is not None else None
+            self._spend(duration(half) if half is not None else seconds / 2, half)
             return token[0]
-        self.clock.advance(seconds)
+        self._spend(seconds, sound)
         return None
 
     async def read_digits(self, max_digits: int, timeout: float, terminator: Optional[str] = None, first: str = "") -> str:
@@ -109,16 +125,19 @@ class ScriptedChannel:
         if token == HANG_UP:
             raise CallerHangup("the caller hung up")
         if token == NO_KEY:
-            self.clock.advance(timeout)
+            self._spend(timeout)
             return ""
-        self.clock.advance(KEY_SECONDS * min(len(token), max_digits + 1))
         digits = []
+        pressed = ""
         for key in token:
+            pressed += key
             if terminator and key == terminator:
                 break
             digits.append(key)
             if len(digits) == max_digits:
                 break
+        self._spend(KEY_SECONDS * len(pressed), key_tones(pressed, KEY_SECONDS) if self.audio is not None else None,
+                    from_caller=True)
         return "".join(digits)
 
     async def transfer(self, request: TransferRequest) -> TransferResult:
@@ -126,14 +145,14 @@ class ScriptedChannel:
         script = self.queue_results.pop(0) if self.queue_results else QueueScript()
         if script.status == TIMED_OUT:
             wait = script.wait if script.wait is not None else (request.max_wait or 300.0)
-            self.clock.advance(wait)
+            self._spend(wait)
             return TransferResult(TIMED_OUT, wait)
         if script.status == ABANDONED:
             wait = script.wait if script.wait is not None else 45.0
-            self.clock.advance(wait)
+            self._spend(wait)
             return TransferResult(ABANDONED, wait)
         wait = script.wait if script.wait is not None else 20.0
-        self.clock.advance(wait + script.talk)
+        self._spend(wait + script.talk)
         return TransferResult(ANSWERED, wait, script.agent, script.talk)
 
     async def request_callback(self, request: CallbackRequest) -> None:
@@ -142,7 +161,7 @@ class ScriptedChannel:
     async def record_voicemail(self, mailbox: str, max_length: float) -> VoicemailResult:
         self.voicemails.append(mailbox)
         seconds = min(self.voicemail_seconds, max_length)
-        self.clock.advance(seconds)
+        self._spend(seconds)
         return VoicemailResult(seconds)
 
     async def pause_recording(self) -> None:

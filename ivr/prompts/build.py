@@ -63,28 +63,31 @@ def output_path(base: Path, flow: str, prompt: str, language: str) -> Path:
 def plan(flows: Iterable[Flow], config: Config, backend: Optional[Backend] = None) -> list[PromptJob]:
     """One job per prompt and language of the flows."""
     backend = backend or make_backend(config.prompts)
+    return [
+        job_for(flow, prompt, language, config, backend)
+        for flow in flows
+        for prompt in flow.prompts.values()
+        for language in flow.languages
+    ]
+
+
+def job_for(flow: Flow, prompt: Prompt, language: str, config: Config, backend: Backend) -> PromptJob:
+    """What it takes to have one prompt in one language: a recorded file, or speech."""
     base = prompts_dir(config)
-    recorded_dir = base / "recorded"
-    jobs = []
-    for flow in flows:
-        for prompt in flow.prompts.values():
-            location = Location(flow.file, prompt.line or 1, 3)
-            for language in flow.languages:
-                out = output_path(base, flow.id, prompt.name, language)
-                source = named_file(prompt, language, config.root) or dropped_file(prompt, language, recorded_dir)
-                if source is not None:
-                    try:
-                        stat = source.stat()
-                        stamp = f"{stat.st_size}|{stat.st_mtime_ns}"
-                    except OSError:
-                        stamp = "missing"
-                    key = _hash(f"recorded|{source.resolve()}|{stamp}")
-                    jobs.append(PromptJob(flow.id, prompt, language, location, out, key, source=source))
-                else:
-                    text = prompt.text(language)
-                    key = _hash(f"{backend.identity(language)}|{text}")
-                    jobs.append(PromptJob(flow.id, prompt, language, location, out, key, text=text))
-    return jobs
+    location = Location(flow.file, prompt.line or 1, 3)
+    out = output_path(base, flow.id, prompt.name, language)
+    source = named_file(prompt, language, config.root) or dropped_file(prompt, language, base / "recorded")
+    if source is not None:
+        try:
+            stat = source.stat()
+            stamp = f"{stat.st_size}|{stat.st_mtime_ns}"
+        except OSError:
+            stamp = "missing"
+        key = _hash(f"recorded|{source.resolve()}|{stamp}")
+        return PromptJob(flow.id, prompt, language, location, out, key, source=source)
+    text = prompt.text(language)
+    key = _hash(f"{backend.identity(language)}|{text}")
+    return PromptJob(flow.id, prompt, language, location, out, key, text=text)
 
 
 def _hash(text: str) -> str:
