@@ -13,9 +13,10 @@ in the same run.
 from __future__ import annotations
 
 import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Iterator, Union
 
 import yaml
 
@@ -103,11 +104,24 @@ def load_text(text: Union[str, bytes], file: str = "<string>", *, strict: bool =
         raise LoadError([Diagnostic(Location(file, 1, 1), f"the file is empty (or holds only comments); expected {expected}", rank=0)])
     doc = Document(file, None)
     problems: list[Diagnostic] = []
-    doc.data = _convert(root, (), doc, problems)
+    with _gc_paused():  # converting allocates as much as composing (see _compose)
+        doc.data = _convert(root, (), doc, problems)
     if problems and strict:
         raise LoadError(problems)
     doc.problems = problems
     return doc
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic collector off meanwhile, as it was before afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _compose(text: str, file: str) -> yaml.Node | None:
