@@ -11,7 +11,7 @@ from typing import Optional
 import click
 
 from ivr import __version__
-from ivr.config import Config, find_config
+from ivr.config import find_config
 from ivr.errors import DiagnosticsError, IvrError, JourneyFailure, UsageError
 from ivr.flow.project import Report, check_project, load_flows
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:  # the loader imports this module
+    from ivr.flow.loader import Document
 
 ERROR = "error"
 WARNING = "warning"
@@ -77,7 +80,7 @@ def did_you_mean(word: object, candidates: Iterable[str]) -> str:
 class Findings:
     """Collects the findings about one document; paths are turned into locations."""
 
-    def __init__(self, doc: "Document"):  # noqa: F821 - Document imported lazily to avoid a cycle
+    def __init__(self, doc: "Document"):
         self.doc = doc
         self.items: list[Diagnostic] = []
 
