@@ -46,16 +46,10 @@ def compile_flow(checked: CheckedFlow) -> Flow:
 
 
 def flow_version(data: Any) -> str:
-    """A short hash of the flow's content: the same menu gives the same version."""
-    text = json.dumps(_plain(data), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    """A short hash of the flow's content: the same menu gives the same version.
+
+    Mappings keep the order they were written in, so the text of the data is stable for
+    a file; comments and layout do not change it.
+    """
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)

@@ -1,8 +1,10 @@
 """YAML documents with line marks.
 
-PyYAML's compose step (safe, libyaml when present) gives nodes with marks; we turn them
-into plain Python data and remember where every key and value stood, by path. PyYAML
-keeps the last of two equal keys without a word; we report the second one instead.
+PyYAML's parser (safe, libyaml when present) gives events with marks; we build plain
+Python data from them in one pass and remember where every key and value stood, by path.
+(PyYAML's own compose step would build a node tree first and resolve every scalar in
+Python; skipping it makes a 10,000-node flow load several times faster.) PyYAML keeps the
+last of two equal keys without a word; we report the second one instead.
 
 A syntax error stops the reading of a file. Findings about a well-formed file (a
 duplicate key, say) raise LoadError too, unless the caller asks for `strict=False`: then
@@ -38,8 +40,9 @@ class Document:
 
     file: str
     data: Any
-    value_marks: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
-    key_marks: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    # libyaml's marks (0-based line and column) of each value and key, by path
+    value_marks: dict[PathKey, Any] = field(default_factory=dict)
+    key_marks: dict[PathKey, Any] = field(default_factory=dict)
     # the text of each scalar as written, for values YAML 1.1 reads surprisingly
     raw: dict[PathKey, str] = field(default_factory=dict)
     # errors met while reading a well-formed file (duplicate keys), with strict=False
@@ -53,16 +56,16 @@ class Document:
 
     def key_at(self, path: PathKey) -> Location:
         """Where the key naming `path` starts (the value's place for list items)."""
-        if path in self.key_marks:
-            line, col = self.key_marks[path]
-            return Location(self.file, line, col)
+        mark = self.key_marks.get(path)
+        if mark is not None:
+            return Location(self.file, mark.line + 1, mark.column + 1)
         return self.at(path)
 
-    def _find(self, marks: dict[PathKey, tuple[int, int]], path: PathKey) -> Location:
+    def _find(self, marks: dict[PathKey, Any], path: PathKey) -> Location:
         while path not in marks and path:
             path = path[:-1]
-        line, col = marks.get(path, (1, 1))
-        return Location(self.file, line, col)
+        mark = marks.get(path)
+        return Location(self.file, mark.line + 1, mark.column + 1) if mark is not None else Location(self.file, 1, 1)
 
 
 class LoadError(Exception):
@@ -99,21 +102,21 @@ def load_text(text: Union[str, bytes], file: str = "<string>", *, strict: bool =
             raise LoadError([Diagnostic(Location(file, 1, 1), f"not UTF-8 text (byte {exc.start})", rank=0)])
     if text.startswith("\ufeff"):
         text = text[1:]
-    root = _compose(text, file)
-    if root is None:
-        raise LoadError([Diagnostic(Location(file, 1, 1), f"the file is empty (or holds only comments); expected {expected}", rank=0)])
     doc = Document(file, None)
-    problems: list[Diagnostic] = []
-    with _gc_paused():  # converting allocates as much as composing (see _compose)
-        doc.data = _convert(root, (), doc, problems)
-    if problems and strict:
-        raise LoadError(problems)
-    doc.problems = problems
+    # Building allocates many small objects; the cyclic collector adds nothing here but
+    # time (it more than tripled the load of a 10,000-node flow), so it rests meanwhile.
+    with gc_paused():
+        found = _Builder(doc).build(text)
+    if found is _NOTHING:
+        raise LoadError([Diagnostic(Location(file, 1, 1), f"the file is empty (or holds only comments); expected {expected}", rank=0)])
+    doc.data = found
+    if doc.problems and strict:
+        raise LoadError(doc.problems)
     return doc
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """The cyclic collector off meanwhile, as it was before afterwards."""
     was_enabled = gc.isenabled()
     gc.disable()
@@ -124,25 +127,227 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _compose(text: str, file: str) -> yaml.Node | None:
-    # Composing allocates many small objects; the cyclic collector adds nothing here but
-    # time (it more than tripled the load of a 10,000-node flow), so it rests meanwhile.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return yaml.compose(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        mark, message = _yaml_message(exc, text)
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise LoadError([Diagnostic(Location(file, line, col), message, rank=0)])
-    except yaml.YAMLError as exc:
-        message = str(exc).splitlines()[0]
-        if "expected a single document" in str(exc):
-            message = "the file holds more than one YAML document ('---'); put one flow in each file"
-        raise LoadError([Diagnostic(Location(file, 1, 1), f"not valid YAML: {message}", rank=0)])
-    finally:
-        if was_enabled:
-            gc.enable()
+_NOTHING = object()  # no document in the file
+_IMPLICIT = yaml.resolver.Resolver.yaml_implicit_resolvers
+_WILDCARD = _IMPLICIT.get(None, [])
+if _WILDCARD:  # pragma: no cover - no PyYAML release registers one; the fast path relies on it
+    raise ImportError("a YAML resolver for any first character is registered; the loader's fast path would misread scalars")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _tag(event: yaml.ScalarEvent) -> str:
+    """The tag of a scalar, as PyYAML's resolver gives it (YAML 1.1 rules)."""
+    if event.tag is not None:
+        return _STR_TAG if event.tag == "!" else event.tag
+    value = event.value
+    if not event.implicit[0]:
+        return _STR_TAG  # quoted
+    # The resolvers are keyed by a value's first character; a plain word starting with
+    # any other character (most names in a flow) is text without trying them.
+    resolvers = _IMPLICIT.get(value[0] if value else "")
+    if resolvers is None and not _WILDCARD:
+        return _STR_TAG
+    for tag, regexp in (resolvers or []) + _WILDCARD:
+        if regexp.match(value):
+            return tag
+    return _STR_TAG
+
+
+class _Frame:
+    """A mapping or list being built, and (for mappings) the key waiting for its value."""
+
+    __slots__ = ("container", "path", "is_map", "key", "key_ok", "first_seen", "marks", "keep")
+
+    def __init__(self, container, path, is_map, marks, keep):
+        self.container = container
+        self.path = path
+        self.is_map = is_map
+        self.key = None  # None: the next scalar is a key
+        self.key_ok = False
+        self.first_seen: dict[Any, int] = {}
+        self.marks = marks  # where this subtree's marks go (a throwaway for dropped values)
+        self.keep = keep  # False inside a key that is a list or mapping: built, then discarded
+
+
+class _Builder:
+    """Plain data with marks, from parser events, without recursion."""
+
+    def __init__(self, doc: Document):
+        self.doc = doc
+        self.anchors: dict[str, Any] = {}
+
+    def build(self, text: str) -> Any:
+        doc = self.doc
+        root: Any = _NOTHING
+        stack: list[_Frame] = []
+        documents = 0
+        marks, key_marks, raw = doc.value_marks, doc.key_marks, doc.raw
+        parser = _Loader(text)
+        try:
+            while True:
+                # the parser's own get_event, without PyYAML's generator around it
+                event = parser.get_event()
+                cls = type(event)
+                if cls is yaml.StreamEndEvent:
+                    break
+                if cls is yaml.MappingEndEvent or cls is yaml.SequenceEndEvent:
+                    stack.pop()
+                    if stack and stack[-1].is_map and stack[-1].key is _KEY_PENDING:
+                        stack[-1].key = _BAD_KEY  # a list or mapping was the key: its value is dropped
+                    continue
+                if cls is yaml.DocumentStartEvent:
+                    documents += 1
+                    if documents > 1:
+                        mark = event.start_mark
+                        raise LoadError([Diagnostic(Location(doc.file, mark.line + 1, mark.column + 1),
+                                                    "the file holds more than one YAML document ('---'); put one flow in each file", rank=0)])
+                    continue
+                if cls not in _VALUE_EVENTS:
+                    continue
+                mark = event.start_mark
+                parent = stack[-1] if stack else None
+                if parent is not None and parent.is_map and parent.key is None:
+                    # a key; the common case (a plain word, quoted text) inline, for speed
+                    if (cls is _SCALAR and event.tag is None and parent.keep
+                            and (not event.implicit[0] or (event.value and event.value[0] not in _IMPLICIT))):
+                        key = event.value
+                        parent.key = key
+                        if key in parent.first_seen:
+                            self._duplicate(key, parent, mark)
+                        else:
+                            parent.first_seen[key] = mark.line + 1
+                            parent.key_ok = True
+                            if parent.marks is marks:
+                                key_marks[parent.path + (key,)] = mark
+                    else:
+                        self._key(event, cls, parent, mark, stack)
+                    continue
+                # a value: where it goes, and where its marks go
+                if parent is None:
+                    path, target_marks, keep = (), marks, True
+                elif parent.is_map:
+                    keep = parent.keep and parent.key is not _BAD_KEY
+                    path = parent.path + (parent.key,)
+                    target_marks = {} if parent.key_ok is None else parent.marks
+                else:
+                    keep = parent.keep
+                    path = parent.path + (len(parent.container),)
+                    target_marks = parent.marks
+                target_marks[path] = mark
+                if cls is _SCALAR:
+                    if event.tag is None and (not event.implicit[0] or (event.value and event.value[0] not in _IMPLICIT)):
+                        value = event.value  # text: quoted, or a word no resolver claims
+                    else:
+                        tag = _tag(event)
+                        if tag == _STR_TAG:
+                            value = event.value
+                        else:
+                            if target_marks is marks:
+                                raw[path] = event.value
+                            value = self._construct(tag, event)
+                elif cls is yaml.AliasEvent:
+                    if event.anchor not in self.anchors:
+                        self._problem(mark, f'not valid YAML: "*{event.anchor}" names no anchor; a "*" that starts a value must be quoted: "*"')
+                        value = None
+                    else:
+                        value = self.anchors[event.anchor]
+                else:
+                    is_map = cls is yaml.MappingStartEvent
+                    value = {} if is_map else []
+                    stack.append(_Frame(value, path, is_map, target_marks, keep))
+                if event.anchor is not None and cls is not yaml.AliasEvent:
+                    self.anchors[event.anchor] = value
+                # attach
+                if parent is None:
+                    root = value
+                elif parent.is_map:
+                    if keep and parent.key_ok is True:
+                        parent.container[parent.key] = value
+                    elif keep and parent.key_ok is None:
+                        doc.dropped.append((path, value))
+                    parent.key = None
+                else:
+                    parent.container.append(value)
+        except yaml.MarkedYAMLError as exc:
+            mark, message = _yaml_message(exc, text)
+            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            raise LoadError([Diagnostic(Location(doc.file, line, col), message, rank=0)]) from None
+        except yaml.YAMLError as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise LoadError([Diagnostic(Location(doc.file, 1, 1), f"not valid YAML: {message}", rank=0)]) from None
+        finally:
+            parser.dispose()
+        return root
+
+    def _key(self, event, cls, parent: _Frame, mark, stack: list[_Frame]) -> None:
+        """A key that is not a plain word: a number, a yes/no word, a list, a merge key."""
+        if cls is not _SCALAR:
+            if parent.keep:
+                self._problem(mark, "a key must be a plain word or number, not a list or mapping")
+            if cls is yaml.AliasEvent:
+                parent.key = _BAD_KEY
+            else:  # build the key's structure, then throw it away (see the end events)
+                stack.append(_Frame({} if cls is yaml.MappingStartEvent else [], parent.path, cls is yaml.MappingStartEvent, {}, False))
+                parent.key = _KEY_PENDING
+            return
+        tag = _tag(event)
+        if tag == _MERGE_TAG:
+            if parent.keep:
+                self._problem(mark, 'merge keys ("<<") are not supported in flow files; write the fields out')
+            parent.key = _BAD_KEY
+            return
+        key = event.value if tag == _STR_TAG else self._construct(tag, event)
+        if isinstance(key, bool) or key is None:
+            # `yes:`/`no:`/`on:`/`null:` read as booleans in YAML 1.1; keep the written word
+            key = event.value
+        try:
+            hash(key)
+        except TypeError:
+            key = event.value
+        parent.key = key
+        if not parent.keep:
+            parent.key_ok = False
+            return
+        if key in parent.first_seen:
+            self._duplicate(key, parent, mark)
+            return
+        parent.first_seen[key] = mark.line + 1
+        parent.key_ok = True
+        child = parent.path + (key,)
+        if parent.marks is self.doc.value_marks:
+            self.doc.key_marks[child] = mark
+            if tag != _STR_TAG:
+                self.doc.raw.setdefault(child + ("<key>",), event.value)
+
+    def _duplicate(self, key: Any, parent: _Frame, mark) -> None:
+        self.doc.problems.append(Diagnostic(
+            Location(self.doc.file, mark.line + 1, mark.column + 1),
+            f'duplicate key "{key}" {_where(parent.path)} (first on line {parent.first_seen[key]}); '
+            "YAML would silently keep only the last one, so remove or rename one of them",
+            rank=0,
+        ))
+        parent.key_ok = None  # the value is kept aside (Document.dropped)
+
+    def _construct(self, tag: str, event: yaml.ScalarEvent) -> Any:
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        try:
+            return _constructor.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            self._problem(event.start_mark, f"not valid YAML: {exc.problem}")
+            return event.value
+        except (ValueError, OverflowError):
+            # a timestamp that is no real date (2026-13-01): kept as written, so the
+            # check of the field says what is wrong with it there
+            return event.value
+
+    def _problem(self, mark, message: str) -> None:
+        self.doc.problems.append(Diagnostic(Location(self.doc.file, mark.line + 1, mark.column + 1), message, rank=0))
+
+
+_KEY_PENDING = object()  # a list or mapping used as a key is being read
+_BAD_KEY = object()  # the key was refused: its value is read and dropped
+_SCALAR = yaml.ScalarEvent
+_VALUE_EVENTS = (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent, yaml.AliasEvent)
 
 
 _OPENERS = {"a flow sequence": ("[", "]"), "a flow mapping": ("{", "}")}
@@ -178,56 +383,6 @@ def _yaml_message(exc: yaml.MarkedYAMLError, text: str) -> tuple[Any, str]:
     return mark, message
 
 
-def _convert(node: yaml.Node, path: PathKey, doc: Document, problems: list[Diagnostic]) -> Any:
-    doc.value_marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.ScalarNode):
-        if node.tag == _STR_TAG:
-            return node.value
-        doc.raw[path] = node.value
-        try:
-            return _constructor.construct_object(node, deep=True)
-        except yaml.constructor.ConstructorError as exc:
-            problems.append(Diagnostic(doc.at(path), f"not valid YAML: {exc.problem}", rank=0))
-            return node.value
-        except (ValueError, OverflowError):
-            # a timestamp that is no real date (2026-13-01): kept as written, so the
-            # check of the field says what is wrong with it there
-            return node.value
-    if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, path + (i,), doc, problems) for i, item in enumerate(node.value)]
-    result: dict[Any, Any] = {}
-    first_seen: dict[Any, int] = {}
-    for key_node, value_node in node.value:
-        if not isinstance(key_node, yaml.ScalarNode):
-            problems.append(Diagnostic(_loc(doc, key_node), "a key must be a plain word or number, not a list or mapping", rank=0))
-            continue
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            problems.append(Diagnostic(_loc(doc, key_node), 'merge keys ("<<") are not supported in flow files; write the fields out', rank=0))
-            continue
-        key = key_node.value if key_node.tag == _STR_TAG else _scalar(key_node)
-        if isinstance(key, bool) or key is None:
-            # `yes:`/`no:`/`on:`/`null:` read as booleans in YAML 1.1; keep the written word
-            key = key_node.value
-        if key in first_seen:
-            problems.append(
-                Diagnostic(
-                    _loc(doc, key_node),
-                    f'duplicate key "{key}" {_where(path)} (first on line {first_seen[key]}); '
-                    "YAML would silently keep only the last one, so remove or rename one of them",
-                    rank=0,
-                )
-            )
-            doc.dropped.append((path + (key,), _convert(value_node, path + (key,), Document(doc.file, None), problems)))
-            continue
-        first_seen[key] = key_node.start_mark.line + 1
-        child = path + (key,)
-        doc.key_marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-        if key_node.tag != _STR_TAG:
-            doc.raw.setdefault(child + ("<key>",), key_node.value)
-        result[key] = _convert(value_node, child, doc, problems)
-    return result
-
-
 def _where(path: PathKey) -> str:
     """`in nodes.welcome` or `at the top level`, for messages about a mapping."""
     if not path:
@@ -236,17 +391,6 @@ def _where(path: PathKey) -> str:
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return f"in {text}"
-
-
-def _scalar(node: yaml.ScalarNode) -> Any:
-    try:
-        return _constructor.construct_object(node, deep=True)
-    except (yaml.constructor.ConstructorError, ValueError, OverflowError):
-        return node.value
-
-
-def _loc(doc: Document, node: yaml.Node) -> Location:
-    return Location(doc.file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
 def describe(value: Any) -> str:

@@ -16,7 +16,7 @@ from ivr.flow import spec
 from ivr.flow.checks import CheckedFlow, Context, check_flow
 from ivr.flow.compiler import compile_flow
 from ivr.flow.diagnostics import WARNING, Diagnostic, Location, did_you_mean, sort_best_first
-from ivr.flow.loader import Document, LoadError, load_file, load_text
+from ivr.flow.loader import Document, LoadError, gc_paused, load_file, load_text
 from ivr.flow.model import Flow, FlowSet
 from ivr.flow.values import is_name
 
@@ -91,7 +91,9 @@ def check_project(paths: Iterable[str | Path], config_path: Path | None = None, 
         except LoadError as exc:
             if reported:
                 report.diagnostics.extend(exc.diagnostics)
-    compile_documents(docs, report)
+    # a batch of checks builds many objects and no garbage cycles; see loader.gc_paused
+    with gc_paused():
+        compile_documents(docs, report)
     named_flows = [f for f in report.flows.values() if Path(f.file).resolve() in named or f.file in report.files]
     if named_flows:
         # imported here: prompts build on flows, not the other way round
