@@ -25,7 +25,7 @@ from ivr.flow.diagnostics import Diagnostic, Location
 from ivr.flow.model import Flow, Prompt
 from ivr.prompts import audio
 from ivr.prompts.backends import Backend, make_backend
-from ivr.prompts.recorded import dropped_file, named_file
+from ivr.prompts.recorded import dropped_files, named_file
 
 MANIFEST = ".manifest.json"
 CACHE = ".cache"
@@ -60,23 +60,30 @@ def output_path(base: Path, flow: str, prompt: str, language: str) -> Path:
     return base / language / flow / f"{prompt}.wav"
 
 
-def plan(flows: Iterable[Flow], config: Config, backend: Optional[Backend] = None) -> list[PromptJob]:
-    """One job per prompt and language of the flows."""
+def plan(flows: Iterable[Flow], config: Config, backend: Optional[Backend] = None, *,
+         recorded_only: bool = False) -> list[PromptJob]:
+    """One job per prompt and language of the flows (with `recorded_only`, recorded files only)."""
     backend = backend or make_backend(config.prompts)
-    return [
-        job_for(flow, prompt, language, config, backend)
-        for flow in flows
-        for prompt in flow.prompts.values()
-        for language in flow.languages
-    ]
+    dropped = dropped_files(prompts_dir(config) / "recorded")
+    jobs = []
+    for flow in flows:
+        for prompt in flow.prompts.values():
+            for language in flow.languages:
+                if recorded_only and not prompt.files and (language, prompt.name) not in dropped:
+                    continue
+                jobs.append(job_for(flow, prompt, language, config, backend, dropped))
+    return jobs
 
 
-def job_for(flow: Flow, prompt: Prompt, language: str, config: Config, backend: Backend) -> PromptJob:
+def job_for(flow: Flow, prompt: Prompt, language: str, config: Config, backend: Backend,
+            dropped: Optional[dict[tuple[str, str], Path]] = None) -> PromptJob:
     """What it takes to have one prompt in one language: a recorded file, or speech."""
     base = prompts_dir(config)
+    if dropped is None:
+        dropped = dropped_files(base / "recorded")
     location = Location(flow.file, prompt.line or 1, 3)
     out = output_path(base, flow.id, prompt.name, language)
-    source = named_file(prompt, language, config.root) or dropped_file(prompt, language, base / "recorded")
+    source = named_file(prompt, language, config.root) or dropped.get((language, prompt.name))
     if source is not None:
         try:
             stat = source.stat()

@@ -17,9 +17,7 @@ def recorded_findings(flows: Iterable[Flow], config: Config) -> list[Diagnostic]
     """Problems of the recorded files the flows use (also part of `ivr validate`)."""
     problems: dict[str, str | None] = {}
     languages: dict[tuple, list[str]] = {}
-    for job in plan(flows, config):
-        if job.source is None:
-            continue
+    for job in plan(flows, config, recorded_only=True):
         if str(job.source) not in problems:
             problems[str(job.source)] = recording_problem(job.source)
         if problems[str(job.source)]:

@@ -6,6 +6,7 @@ language), or a file is simply dropped in as prompts/recorded/<language>/<prompt
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -23,13 +24,25 @@ def named_file(prompt: Prompt, language: str, root: Path) -> Optional[Path]:
     return (root / name) if name else None
 
 
-def dropped_file(prompt: Prompt, language: str, recorded_dir: Path) -> Optional[Path]:
-    """A file dropped under recorded/<language>/ with the prompt's name, if any."""
-    for ext in EXTENSIONS:
-        candidate = recorded_dir / language / f"{prompt.name}{ext}"
-        if candidate.is_file():
-            return candidate
-    return None
+def dropped_files(recorded_dir: Path) -> dict[tuple[str, str], Path]:
+    """Files dropped as recorded/<language>/<prompt>.<ext>, by (language, prompt).
+
+    Read once per build: one folder listing instead of a look-up per prompt.
+    """
+    found: dict[tuple[str, str], Path] = {}
+    try:
+        languages = [d for d in os.scandir(recorded_dir) if d.is_dir()]
+    except OSError:
+        return found
+    for language in sorted(languages, key=lambda d: d.name):
+        for entry in sorted(os.scandir(language.path), key=lambda e: e.name):
+            stem, ext = os.path.splitext(entry.name)
+            if ext.lower() in EXTENSIONS and entry.is_file():
+                # by EXTENSIONS order: a WAV beats an MP3 of the same name
+                key = (language.name, stem)
+                if key not in found or EXTENSIONS.index(ext.lower()) < EXTENSIONS.index(found[key].suffix.lower()):
+                    found[key] = Path(entry.path)
+    return found
 
 
 def recording_problem(path: Path) -> Optional[str]:
