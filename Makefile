@@ -4,6 +4,7 @@
 run:
 	@scripts/bootstrap.sh run
 	@.venv/bin/ivr validate flows
+	@.venv/bin/ivr prompts build
 	@.venv/bin/ivr simulate flows/main.yaml
 
 test:
