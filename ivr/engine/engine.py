@@ -45,12 +45,16 @@ class Engine:
         clock: Optional[Clock] = None,
         call_id: Optional[str] = None,
         on_event: Optional[Callable[[Event], None]] = None,
+        details: Optional[dict[str, Any]] = None,
     ) -> Call:
-        """Run one call from the start of `flow` to its end; return the finished Call."""
+        """Run one call from the start of `flow` to its end; return the finished Call.
+
+        `details` (the live line's channel, caller name, ...) go into the call_started event.
+        """
         call = Call(self, channel, self.flows[flow], clock or SystemClock(), caller=caller, language=language,
                     variables=variables, call_id=call_id, on_event=on_event)
         call.emit(ev.CALL_STARTED, caller=caller, language=call.language, version=call.flow.version,
-                  at=call.started_at.isoformat())
+                  at=call.started_at.isoformat(), **(details or {}))
         hung_up = False
         try:
             await channel.answer()

@@ -15,7 +15,7 @@ _PROMPT_FIELDS = ("prompt", "invalid_prompt", "timeout_prompt", "thanks_prompt",
 
 def compile_flow(checked: CheckedFlow) -> Flow:
     prompts = {
-        name: Prompt(name, MappingProxyType(dict(texts)), MappingProxyType(dict(files)), checked.doc.key_at(("prompts", name)).line)
+        name: Prompt(name, MappingProxyType(dict(texts)), MappingProxyType(dict(files)), checked.doc.key_at(("prompts", name)).line, checked.id)
         for name, (texts, files) in checked.prompts.items()
     }
     nodes = {}

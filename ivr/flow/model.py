@@ -25,6 +25,7 @@ class Prompt:
     texts: Mapping[str, str]
     files: Mapping[str, str]  # language, or "*" for every language -> path
     line: int = 0  # where the prompt is defined in its flow file
+    flow: str = ""  # the id of the flow that defines it
 
     def text(self, language: str) -> str:
         return self.texts.get(language) or next(iter(self.texts.values()), "") or f"[{self.name}]"

@@ -1,0 +1,194 @@
+"""The live channel: a call that Asterisk hands over by FastAGI, and the FastAGI server.
+
+Nodes become AGI commands: prompts by STREAM FILE with the menu's keys as escape digits
+(barge-in), keys by WAIT FOR DIGIT, transfers by `Queue` with the `c` option (so the flow
+goes on to the survey when the agent hangs up), voicemail by RECORD FILE. A STREAM FILE
+answer of -1 means a hang-up or a missing file; one CHANNEL STATUS tells which.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Awaitable, Callable, Optional, Protocol
+
+from ivr.channels.agi_wire import AgiDeadChannel, AgiEnvironment, Reply, command, read_reply
+from ivr.engine.channel import (
+    ABANDONED,
+    ANSWERED,
+    TIMED_OUT,
+    CallbackRequest,
+    TransferRequest,
+    TransferResult,
+    VoicemailResult,
+)
+from ivr.errors import CallerHangup, ChannelError
+from ivr.flow.model import Prompt
+from ivr.prompts.build import output_path
+
+log = logging.getLogger(__name__)
+
+INTER_DIGIT_SECONDS = 3.0  # after the first key of an input, the wait for the next
+# QUEUESTATUS values that mean no agent took the call: the flow's on_timeout handles them
+_NOT_ANSWERED = {"TIMEOUT", "FULL", "JOINEMPTY", "LEAVEEMPTY", "JOINUNAVAIL", "LEAVEUNAVAIL"}
+
+
+class RecordingControl(Protocol):
+    """Mutes the caller's side of the call recording (AMI MixMonitorMute)."""
+
+    async def mute(self, channel: str, muted: bool) -> None: ...
+
+
+class AgiChannel:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        env: AgiEnvironment,
+        *,
+        prompts_dir: Path,
+        recordings_dir: Path,
+        recording: Optional[RecordingControl] = None,
+        on_callback: Optional[Callable[[CallbackRequest, AgiEnvironment], Awaitable[None]]] = None,
+    ):
+        self.reader = reader
+        self.writer = writer
+        self.env = env
+        self.prompts_dir = prompts_dir
+        self.recordings_dir = recordings_dir
+        self.recording = recording
+        self.on_callback = on_callback
+        self.sent: list[bytes] = []  # every command line, for logs and tests
+        self.dead = False
+
+    # --- the wire -----------------------------------------------------------------------
+    async def send(self, verb: str, *args: object) -> Reply:
+        if self.dead:
+            raise AgiDeadChannel("the caller hung up")
+        line = command(verb, *args)
+        self.sent.append(line)
+        try:
+            self.writer.write(line)
+            await self.writer.drain()
+            return await read_reply(self.reader)
+        except AgiDeadChannel:
+            self.dead = True
+            raise
+        except (ConnectionError, OSError) as exc:
+            self.dead = True
+            raise AgiDeadChannel(f"the connection failed: {exc}") from None
+
+    async def _alive(self) -> bool:
+        """After a -1: is the caller still there? (CHANNEL STATUS 6 means up.)"""
+        try:
+            reply = await self.send("CHANNEL STATUS")
+        except CallerHangup:
+            return False
+        return reply.number >= 0
+
+    async def _get(self, name: str) -> Optional[str]:
+        reply = await self.send("GET VARIABLE", name)
+        return reply.data if reply.number == 1 else None
+
+    # --- Channel ------------------------------------------------------------------------
+    async def answer(self) -> None:
+        await self.send("ANSWER")
+
+    async def set_language(self, language: str) -> None:
+        await self.send("SET VARIABLE", "CHANNEL(language)", language)
+
+    def prompt_file(self, prompt: Prompt, language: str) -> str:
+        """The built prompt as Asterisk opens it: the path without its extension."""
+        return str(output_path(self.prompts_dir, prompt.flow, prompt.name, language).with_suffix(""))
+
+    async def play(self, prompt: Prompt, language: str, escape: str = "") -> Optional[str]:
+        reply = await self.send("STREAM FILE", self.prompt_file(prompt, language), escape)
+        if reply.number > 0:
+            return chr(reply.number)
+        if reply.number < 0:
+            if await self._alive():
+                raise ChannelError(f'Asterisk cannot play prompt "{prompt.name}" ({language}); run `ivr prompts build`')
+            raise AgiDeadChannel("the caller hung up during a prompt")
+        return None
+
+    async def read_digits(self, max_digits: int, timeout: float, terminator: Optional[str] = None, first: str = "") -> str:
+        digits = ""
+        pending = first
+        wait = timeout
+        while len(digits) < max_digits:
+            if pending:
+                key, pending = pending[0], ""
+            else:
+                reply = await self.send("WAIT FOR DIGIT", int(wait * 1000))
+                if reply.number < 0:
+                    raise AgiDeadChannel("the caller hung up while we waited for a key")
+                if reply.number == 0:
+                    break
+                key = chr(reply.number)
+            if terminator and key == terminator:
+                break
+            digits += key
+            wait = INTER_DIGIT_SECONDS
+        return digits
+
+    async def transfer(self, request: TransferRequest) -> TransferResult:
+        await self.send("SET VARIABLE", "QUEUE_PRIO", request.priority)
+        timeout = "" if request.max_wait is None else int(request.max_wait)
+        started = time.monotonic()
+        # options: c = go on in the flow when the agent hangs up
+        reply = await self.send("EXEC", "Queue", f"{request.department.queue},c,,,{timeout}")
+        elapsed = time.monotonic() - started
+        status = (await self._get("QUEUESTATUS") or "").upper()
+        agent = await self._get("MEMBERNAME") or await self._get("MEMBERINTERFACE")
+        hold = await self._get("QEHOLDTIME")
+        wait = float(hold) if hold and hold.isdigit() else elapsed
+        if status in _NOT_ANSWERED:
+            return TransferResult(TIMED_OUT, elapsed)
+        if reply.number < 0 or (await self._get("ABANDONED") or "").upper() == "TRUE":
+            if agent:  # talked to an agent, then hung up: answered all the same
+                self.dead = True
+                return TransferResult(ANSWERED, wait, agent, max(0.0, elapsed - wait))
+            return TransferResult(ABANDONED, elapsed)
+        return TransferResult(ANSWERED, wait, agent, max(0.0, elapsed - wait))
+
+    async def request_callback(self, request: CallbackRequest) -> None:
+        if self.on_callback is None:
+            raise ChannelError("call-backs need the AMI connection; none is configured")
+        await self.on_callback(request, self.env)
+
+    async def record_voicemail(self, mailbox: str, max_length: float) -> VoicemailResult:
+        base = self.recordings_dir / "voicemail" / mailbox / (self.env.uniqueid or str(int(time.time())))
+        base.parent.mkdir(parents=True, exist_ok=True)
+        reply = await self.send("RECORD FILE", str(base), "wav", "#", int(max_length * 1000), "BEEP", "s=5")
+        if reply.number < 0 and not await self._alive():
+            raise AgiDeadChannel("the caller hung up while leaving a message")
+        endpos = reply.fields.get("endpos", "0")
+        seconds = int(endpos) / 8000 if endpos.isdigit() else 0.0
+        return VoicemailResult(seconds, str(base) + ".wav")
+
+    async def pause_recording(self) -> None:
+        await self._mute(True)
+
+    async def resume_recording(self) -> None:
+        await self._mute(False)
+
+    async def _mute(self, muted: bool) -> None:
+        if self.recording is not None:
+            await self.recording.mute(self.env.channel, muted)
+            return
+        # Without AMI: stop the recorder, and start it again appending to the same file.
+        # The gap is lost from the timeline, but no key of a card number is recorded.
+        if muted:
+            await self.send("EXEC", "StopMixMonitor", "")
+        else:
+            target = await self._get("IVR_RECORDING")
+            if target:
+                await self.send("EXEC", "MixMonitor", f"{target},a")
+
+    async def hangup(self) -> None:
+        try:
+            await self.send("HANGUP")
+        except CallerHangup:
+            pass

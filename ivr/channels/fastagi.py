@@ -1,0 +1,125 @@
+"""The FastAGI server: Asterisk connects once per call (`AGI(agi://host:4573/main)`).
+
+One asyncio task per call, so one process carries thousands of calls. The script path
+names the flow (`/main`, `/faq?lang=en`); query parameters and `agi_arg_N` become call
+variables. Each call runs on the engine that was current when it started: a reload
+changes what new calls get, never a call in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Awaitable, Callable, Optional
+
+from ivr.channels.agi import AgiChannel, RecordingControl
+from ivr.channels.agi_wire import AgiEnvironment, read_environment
+from ivr.engine import Engine
+from ivr.engine.channel import CallbackRequest, TransferRequest
+from ivr.engine.events import Event
+from ivr.errors import CallerHangup, ChannelError
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[Event], None]
+
+
+class FastAgiServer:
+    def __init__(
+        self,
+        engine: Callable[[], Engine],
+        *,
+        prompts_dir: Path,
+        recordings_dir: Path,
+        host: str = "127.0.0.1",
+        port: int = 4573,
+        sink: Optional[Callable[[AgiEnvironment], EventSink]] = None,
+        recording: Optional[RecordingControl] = None,
+        on_callback: Optional[Callable[[CallbackRequest, AgiEnvironment], Awaitable[None]]] = None,
+    ):
+        self.engine = engine
+        self.prompts_dir = prompts_dir
+        self.recordings_dir = recordings_dir
+        self.host = host
+        self.port = port
+        self.sink = sink
+        self.recording = recording
+        self.on_callback = on_callback
+        self.server: Optional[asyncio.AbstractServer] = None
+        self.active: set[asyncio.Task] = set()
+        self.calls_handled = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, self.host, self.port, backlog=1024, limit=1 << 16)
+        sockets = self.server.sockets or []
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        log.info("FastAGI listening on %s:%s", self.host, self.port)
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop taking calls; give calls in progress `grace` seconds, then end them."""
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        if self.active:
+            await asyncio.wait(self.active, timeout=grace)
+        for task in list(self.active):
+            task.cancel()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.active.add(task)
+        try:
+            await self.handle(reader, writer)
+        finally:
+            if task is not None:
+                self.active.discard(task)
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            env = await read_environment(reader)
+        except (ChannelError, CallerHangup) as exc:
+            log.warning("a connection without a usable AGI environment: %s", exc)
+            return
+        engine = self.engine()
+        channel = AgiChannel(reader, writer, env, prompts_dir=self.prompts_dir, recordings_dir=self.recordings_dir,
+                             recording=self.recording, on_callback=self.on_callback)
+        flow = env.script or "main"
+        # repr(): a caller-ID name is untrusted; quotes and line breaks stay visible, one log line
+        log.info("call %s on %s from %r %r to flow %r", env.uniqueid, env.channel, env.caller, env.caller_name, flow)
+        self.calls_handled += 1
+        if flow not in engine.flows:
+            log.error("call %s asks for flow %r, which is not loaded; sending it to the fallback queue", env.uniqueid, flow)
+            await self._fallback(channel, engine)
+            return
+        variables = {k: v for k, v in env.query.items() if k != "lang"}
+        variables.update({f"arg{i}": value for i, value in enumerate(env.args, 1)})
+        details = {"channel": env.channel, "uniqueid": env.uniqueid, "caller_name": env.caller_name, "source": "live"}
+        await engine.run(
+            channel, flow,
+            caller=env.caller,
+            language=env.query.get("lang") or None,
+            variables=variables,
+            call_id=env.uniqueid or None,
+            on_event=self.sink(env) if self.sink else None,
+            details=details,
+        )
+
+    async def _fallback(self, channel: AgiChannel, engine: Engine) -> None:
+        department = engine.config.fallback_department
+        if department is None:
+            return
+        try:
+            await channel.answer()
+            await channel.transfer(TransferRequest(department, None, True, 0, channel.env.caller))
+        except CallerHangup:
+            return
+        except ChannelError as exc:
+            log.error("fallback transfer failed on call %s: %s", channel.env.uniqueid, exc)

@@ -1,0 +1,116 @@
+"""A fake Asterisk that speaks real AGI over loopback, for protocol tests of the FastAGI
+server: it sends an environment block, then answers each command line as Asterisk would,
+from a script of caller behaviour (keys, queue outcome, hang-ups, odd replies)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+Rule = Callable[[str], Optional[list[str]]]
+
+
+@dataclass
+class Caller:
+    """How the simulated caller and Asterisk behave."""
+
+    keys: list[str] = field(default_factory=list)  # per WAIT FOR DIGIT: a key, "-" (time-out) or "hangup"
+    queue_status: str = "CONTINUE"  # QUEUESTATUS after Queue returns
+    queue_delay: float = 0.0  # seconds Queue holds the line
+    agent: str = "Agent 101"
+    hold: int = 12  # QEHOLDTIME
+    missing_files: tuple[str, ...] = ()  # STREAM FILE of these answers -1 while the channel lives
+    special: list[Rule] = field(default_factory=list)  # tried first: odd replies for a test
+
+    def answer(self, line: str) -> list[str]:
+        for rule in self.special:
+            reply = rule(line)
+            if reply is not None:
+                return reply
+        verb = line.split('"', 1)[0].strip()
+        args = re.findall(r'"((?:[^"\\]|\\.)*)"', line)
+        if verb == "ANSWER":
+            return ["200 result=0"]
+        if verb == "SET VARIABLE":
+            return ["200 result=1"]
+        if verb == "CHANNEL STATUS":
+            return ["200 result=6"]
+        if verb == "STREAM FILE":
+            if any(args[0].endswith(m) for m in self.missing_files):
+                return ["200 result=-1 endpos=0"]
+            return ["200 result=0 endpos=16000"]
+        if verb == "WAIT FOR DIGIT":
+            key = self.keys.pop(0) if self.keys else "hangup"
+            if key == "hangup":
+                return ["HANGUP"]
+            if key == "-":
+                return ["200 result=0 (timeout)"]
+            return [f"200 result={ord(key)}"]
+        if verb == "EXEC" and args[:1] == ["Queue"]:
+            return ["DELAY", "200 result=0"]
+        if verb == "GET VARIABLE":
+            value = {"QUEUESTATUS": self.queue_status, "MEMBERNAME": self.agent if self.queue_status == "CONTINUE" else None,
+                     "QEHOLDTIME": str(self.hold), "ABANDONED": None}.get(args[0])
+            return [f"200 result=1 ({value})"] if value is not None else ["200 result=0"]
+        if verb == "RECORD FILE":
+            return ["200 result=0 (timeout) endpos=40000"]
+        if verb == "EXEC":
+            return ["200 result=0"]
+        if verb == "HANGUP":
+            return ["200 result=1"]
+        return ["510 Invalid or unknown command"]
+
+
+async def place_call(port: int, caller: Caller, env: dict[str, str], *, host: str = "127.0.0.1") -> list[bytes]:
+    """Connect like Asterisk, play the call out, return every command line received (raw bytes)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    block = "".join(f"{k}: {v}\n" for k, v in env.items()) + "\n"
+    writer.write(block.encode())
+    await writer.drain()
+    received: list[bytes] = []
+    hung_up = False
+    try:
+        while True:
+            raw = await reader.readline()
+            if not raw:
+                break
+            received.append(raw)
+            if hung_up:
+                writer.write(b"511 Command Not Permitted on a dead channel or intercept routine\n")
+                await writer.drain()
+                continue
+            for reply in caller.answer(raw.decode().rstrip("\n")):
+                if reply == "DELAY":
+                    await asyncio.sleep(caller.queue_delay)
+                    continue
+                writer.write((reply + "\n").encode())
+                if reply == "HANGUP":
+                    hung_up = True
+                    break
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+    return received
+
+
+def environment(uniqueid: str = "1700000000.1", script: str = "main", **extra: str) -> dict[str, str]:
+    env = {
+        "agi_network": "yes",
+        "agi_network_script": script,
+        "agi_request": f"agi://127.0.0.1:4573/{script}",
+        "agi_channel": f"PJSIP/caller-{uniqueid}",
+        "agi_language": "en",
+        "agi_type": "PJSIP",
+        "agi_uniqueid": uniqueid,
+        "agi_callerid": "48221234567",
+        "agi_calleridname": "Jan Kowalski",
+        "agi_context": "ivr",
+        "agi_extension": "100",
+        "agi_priority": "3",
+    }
+    env.update(extra)
+    return env

@@ -1,0 +1,273 @@
+"""The FastAGI server against a fake Asterisk over loopback: every reply form, HANGUP at
+any moment, dead channels, quoting of untrusted values, no read time-out while a Queue
+runs, and a thousand calls at once in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from fake_asterisk import Caller, environment, place_call
+from ivr.channels.agi_wire import AgiDeadChannel, AgiInvalidCommand, AgiUsageError, command, parse_reply, quote, read_reply
+from ivr.channels.fastagi import FastAgiServer
+from ivr.engine import Engine
+from ivr.flow.project import load_flows
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def installation():
+    flows, config = load_flows([ROOT / "flows"], ROOT / "config.yaml")
+    return flows, config
+
+
+def run_calls(installation, tmp_path, calls, *, at=None):
+    """Start a server, place the calls [(Caller, env)], return (events per call id, commands per call)."""
+    flows, config = installation
+    events: dict[str, list] = {}
+
+    def sink(env):
+        return events.setdefault(env.uniqueid, []).append
+
+    from ivr.clock import VirtualClock
+
+    class Clocked(Engine):
+        async def run(self, *args, **kwargs):  # the office is open, whatever today is
+            kwargs.setdefault("clock", VirtualClock(at) if at else None)
+            return await super().run(*args, **kwargs)
+
+    import datetime as dt
+
+    at = at or dt.datetime.fromisoformat("2026-11-24T10:00:00+01:00")
+    engine = Clocked(flows, config)
+
+    async def main():
+        server = FastAgiServer(lambda: engine, prompts_dir=tmp_path / "prompts", recordings_dir=tmp_path / "rec",
+                               port=0, sink=sink)
+        await server.start()
+        try:
+            sent = await asyncio.gather(*(place_call(server.port, c, e) for c, e in calls))
+        finally:
+            await server.close()
+        return sent
+
+    return events, asyncio.run(main())
+
+
+def lines(sent: list[bytes]) -> list[str]:
+    return [s.decode().rstrip("\n") for s in sent]
+
+
+# --- the wire --------------------------------------------------------------------------------
+def test_reply_forms():
+    r = parse_reply("200 result=0 endpos=3520")
+    assert (r.number, r.data, r.fields) == (0, None, {"endpos": "3520"})
+    assert parse_reply("200 result=49").number == 49
+    assert parse_reply("200 result=0 (timeout)").data == "timeout"
+    r = parse_reply("200 result=1 (Agent 101)")
+    assert (r.number, r.data) == (1, "Agent 101")
+    assert parse_reply("200 result=-1 endpos=0").number == -1
+    with pytest.raises(AgiInvalidCommand):
+        parse_reply("510 Invalid or unknown command")
+    with pytest.raises(AgiDeadChannel):
+        parse_reply("511 Command Not Permitted on a dead channel or intercept routine")
+
+
+def test_multiline_520_is_read_whole_so_the_next_reply_stays_in_step():
+    async def main():
+        reader = asyncio.StreamReader()
+        reader.feed_data(b"520-Invalid command syntax.  Proper usage follows:\n Usage: STREAM FILE <filename>\n"
+                         b"520 End of proper usage.\n200 result=0 endpos=8000\n")
+        reader.feed_eof()
+        with pytest.raises(AgiUsageError, match="Usage: STREAM FILE"):
+            await read_reply(reader)
+        assert (await read_reply(reader)).fields == {"endpos": "8000"}
+
+    asyncio.run(main())
+
+
+def test_hangup_line_and_closed_socket_are_a_dead_channel():
+    async def main():
+        for data in (b"HANGUP\n", b""):
+            reader = asyncio.StreamReader()
+            reader.feed_data(data)
+            reader.feed_eof()
+            with pytest.raises(AgiDeadChannel):
+                await read_reply(reader)
+
+    asyncio.run(main())
+
+
+def test_quote_keeps_every_value_one_argument_on_one_line():
+    hostile = 'A "Quote" \\ Test\nHANGUP\r\n"; EXEC System rm'
+    line = command("SET VARIABLE", "NAME", hostile)
+    assert line.count(b"\n") == 1 and line.endswith(b"\n")
+    assert quote('a"b') == '"a\\"b"'
+    assert quote("a\\b") == '"a\\\\b"'
+    # Asterisk's own parsing (res_agi parse_args): quotes group, backslash escapes
+    assert _asterisk_parse(line.decode().rstrip("\n")) == ["SET", "VARIABLE", "NAME", hostile.replace("\n", "").replace("\r", "")]
+
+
+def _asterisk_parse(s: str) -> list[str]:
+    """The argument splitting of Asterisk's res_agi parse_args, for the quoting test."""
+    args, cur, quoted, escaped, started = [], "", False, False, False
+    for ch in s:
+        if ch == '"' and not escaped:
+            quoted = not quoted
+            started = True
+            continue
+        if ch in " \t" and not quoted and not escaped:
+            if started:
+                args.append(cur)
+            cur, started = "", False
+            continue
+        if ch == "\\" and not escaped:
+            escaped = True
+            continue
+        cur += ch
+        escaped = False
+        started = True
+    if started:
+        args.append(cur)
+    return args
+
+
+# --- whole calls -----------------------------------------------------------------------------
+def test_sales_call_commands_and_record(installation, tmp_path):
+    # a short call (the fake queue answers at once): the survey is asked, and the caller gives 9
+    events, [sent] = run_calls(installation, tmp_path, [(Caller(keys=["1", "1", "9", "#"]), environment())])
+    cmds = lines(sent)
+    assert cmds[0] == "ANSWER"
+    assert cmds[1] == 'SET VARIABLE "CHANNEL(language)" "pl"'
+    prompts = tmp_path / "prompts"
+    assert cmds[2] == f'STREAM FILE "{prompts}/pl/main/welcome" ""'
+    assert f'STREAM FILE "{prompts}/pl/main/choose_language" "12"' in cmds
+    assert f'STREAM FILE "{prompts}/en/main/choose_language" "12"' in cmds  # the language menu in both voices
+    assert 'WAIT FOR DIGIT "4000"' in cmds
+    assert 'SET VARIABLE "QUEUE_PRIO" "0"' in cmds
+    assert 'EXEC "Queue" "sales,c,,,180"' in cmds
+    assert cmds[-1] == "HANGUP"
+    [call] = events.values()
+    assert [e.seq for e in call] == list(range(len(call)))
+    result = next(e for e in call if e.type == "transfer_result")
+    assert (result.data["status"], result.data["agent"], result.data["wait"]) == ("answered", "Agent 101", 12.0)
+    assert call[0].data["uniqueid"] == "1700000000.1" and call[0].data["source"] == "live"
+    assert call[-1].data["outcome"] == "answered" and call[-1].data["department"] == "sales"
+    assert call[-1].data["survey"] == 9
+
+
+def test_hangup_in_a_menu_is_abandoned_there_and_nothing_more_is_sent(installation, tmp_path):
+    events, [sent] = run_calls(installation, tmp_path, [(Caller(keys=["1", "hangup"]), environment())])
+    [call] = events.values()
+    assert call[-1].data["outcome"] == "abandoned"
+    assert call[-1].node == "main_menu"
+    assert lines(sent)[-1] == 'WAIT FOR DIGIT "5000"'  # no command after the HANGUP line
+
+
+def test_wrong_keys_then_operator_and_time_outs(installation, tmp_path):
+    events, _ = run_calls(installation, tmp_path, [
+        (Caller(keys=["1", "9", "9", "9"]), environment("1.1")),
+        (Caller(keys=["1", "-", "-", "-"]), environment("1.2")),
+    ])
+    wrong, silent = events["1.1"], events["1.2"]
+    assert [e.data["prompt"] for e in wrong if e.type == "prompt"].count("invalid") == 3
+    assert [e.data["prompt"] for e in silent if e.type == "prompt"].count("no_input") == 3
+    for call in (wrong, silent):
+        assert call[-1].data["department"] == "operator"
+
+
+def test_511_on_a_dead_channel_is_a_caller_hangup(installation, tmp_path):
+    dead = Caller(keys=["1"], special=[lambda line: ["511 Command Not Permitted on a dead channel or intercept routine"]
+                                        if line.startswith('STREAM FILE') and "main_menu" in line else None])
+    events, _ = run_calls(installation, tmp_path, [(dead, environment())])
+    [call] = events.values()
+    assert call[-1].data["outcome"] == "abandoned" and call[-1].node == "main_menu"
+
+
+def test_510_and_520_send_the_caller_to_the_fallback_queue(installation, tmp_path):
+    bad = Caller(keys=["1"], special=[lambda line: ["510 Invalid or unknown command"] if "main_menu" in line else None])
+    usage = Caller(keys=["1"], special=[lambda line: ["520-Invalid command syntax.  Proper usage follows:",
+                                                      "Usage: STREAM FILE", "520 End of proper usage."]
+                                        if "main_menu" in line else None])
+    events, sent = run_calls(installation, tmp_path, [(bad, environment("2.1")), (usage, environment("2.2"))])
+    for uid, commands in zip(("2.1", "2.2"), sent):
+        call = events[uid]
+        assert [e.type for e in call][-4:] == ["error", "transfer", "transfer_result", "outcome"]
+        assert call[-1].data["outcome"] == "failed"
+        assert 'EXEC "Queue" "operator,c,,,"' in lines(commands)
+
+
+def test_a_missing_prompt_file_is_told_from_a_hangup(installation, tmp_path):
+    missing = Caller(keys=["1"], missing_files=("/main_menu",))
+    events, sent = run_calls(installation, tmp_path, [(missing, environment())])
+    [call] = events.values()
+    assert "CHANNEL STATUS" in lines(sent[0])
+    error = next(e for e in call if e.type == "error")
+    assert "cannot play prompt \"main_menu\"" in error.data["message"]
+    assert call[-1].data["outcome"] == "failed" and call[-1].data["department"] == "operator"
+
+
+def test_hostile_caller_name_reaches_the_record_intact_and_never_a_command(installation, tmp_path):
+    env = environment(agi_calleridname='A \\"Quote\\" Test', agi_callerid='48221234567')
+    block = dict(env)
+    events, [sent] = run_calls(installation, tmp_path, [(Caller(keys=["1", "1"]), block)])
+    [call] = events.values()
+    assert call[0].data["caller_name"] == 'A "Quote" Test'
+    for line in sent:
+        assert line.count(b"\n") == 1
+        assert b"Quote" not in line
+
+
+def test_a_caller_name_with_a_line_break_does_not_shift_the_protocol(installation, tmp_path):
+    # a line break inside a value arrives as a line of its own in the environment block
+    env = environment()
+    env["agi_calleridname"] = 'A "Quote"\nTest'
+    events, [sent] = run_calls(installation, tmp_path, [(Caller(keys=["1", "1"]), env)])
+    [call] = events.values()
+    assert call[0].data["caller_name"] == 'A "Quote"\nTest'
+    assert call[-1].data["outcome"] == "answered"
+    assert all(b"Quote" not in line and line.count(b"\n") == 1 for line in sent)
+
+
+def test_query_and_args_become_variables_and_language(installation, tmp_path):
+    env = environment(script="main?lang=en&campaign=winter", agi_arg_1='x" HANGUP')
+    events, [sent] = run_calls(installation, tmp_path, [(Caller(keys=["1"]), env)])
+    [call] = events.values()
+    assert call[0].data["language"] == "en"
+    assert b'"CHANNEL(language)" "en"' in sent[1]
+    assert all(b"HANGUP" not in line or line == b"HANGUP\n" for line in sent)
+
+
+def test_no_read_timeout_while_the_queue_holds_the_line(installation, tmp_path):
+    slow = Caller(keys=["1", "1"], queue_delay=2.5)
+    started = time.monotonic()
+    events, _ = run_calls(installation, tmp_path, [(slow, environment())])
+    assert time.monotonic() - started >= 2.5
+    [call] = events.values()
+    assert call[-1].data["outcome"] == "answered"
+
+
+def test_queue_timeout_goes_to_the_flow_overflow(installation, tmp_path):
+    busy = Caller(keys=["1", "1"], queue_status="TIMEOUT")
+    events, [sent] = run_calls(installation, tmp_path, [(busy, environment())])
+    assert 'EXEC "Queue" "backup,c,,,120"' in lines(sent)  # sales_overflow
+
+
+def test_unknown_flow_goes_to_the_fallback_queue(installation, tmp_path):
+    events, [sent] = run_calls(installation, tmp_path, [(Caller(), environment(script="nosuchflow"))])
+    assert lines(sent)[:2] == ["ANSWER", 'SET VARIABLE "QUEUE_PRIO" "0"']
+    assert 'EXEC "Queue" "operator,c,,,"' in lines(sent)
+
+
+def test_a_thousand_calls_at_once_in_one_process(installation, tmp_path):
+    calls = [(Caller(keys=["1", "0"]), environment(f"3.{i}")) for i in range(1000)]
+    started = time.monotonic()
+    events, sent = run_calls(installation, tmp_path, calls)
+    elapsed = time.monotonic() - started
+    assert len(events) == 1000
+    assert all(call[-1].data["outcome"] == "answered" and call[-1].data["department"] == "operator" for call in events.values())
+    assert elapsed < 60, elapsed
