@@ -271,6 +271,25 @@ def prompts_check(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     click.echo(click.style("every prompt has every language, and is built", fg="green"), err=True)
 
 
+# --- serve -------------------------------------------------------------------------------
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--host", help="Address of the FastAGI server (default: config.yaml asterisk.agi.host).")
+@click.option("--port", type=int, help="Port of the FastAGI server (default: config.yaml asterisk.agi.port).")
+@click.pass_context
+def serve(ctx: click.Context, paths: tuple[Path, ...], host: Optional[str], port: Optional[int]) -> None:
+    """Run the live runtime: FastAGI for Asterisk, hot reload on SIGHUP or file change."""
+    import logging
+
+    from ivr.serve import build_runtime
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    targets = list(paths) or _default_flows()
+    runtime = build_runtime(targets, _config_path(ctx, targets[0] if targets[0].is_dir() else targets[0].parent),
+                            host=host, port=port)
+    asyncio.run(runtime.run_forever())
+
+
 # --- test --------------------------------------------------------------------------------
 @cli.command(name="test")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
