@@ -62,3 +62,17 @@ class ChannelError(CallError):
 
 class EngineError(CallError):
     """The engine met a state it cannot run (a runaway call); the caller goes to the fallback queue."""
+
+
+class AmiError(IvrError):
+    """The Asterisk Manager Interface refused, failed or was unreachable; or a value was
+    refused before it could reach it (a line break in a header, a number that is no number)."""
+
+
+class AmiLoginError(AmiError):
+    """Asterisk refused the AMI user name or secret (the secret is never in the message)."""
+
+
+class AmiConnectionLost(AmiError):
+    """The AMI connection is down, or dropped while an action waited for its answer.
+    The action is not sent again: it may or may not have been carried out."""

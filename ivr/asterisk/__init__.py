@@ -1,0 +1,1 @@
+"""Asterisk beside the engine: the AMI client (queue events, call-backs, recording mutes)."""

@@ -1,0 +1,456 @@
+"""The AMI client of the live runtime: queue events, call-backs and recording mutes.
+
+Built on panoramisk's `Manager` (asyncio, AMI parsing, ActionID-matched answers, event
+callbacks by `register_event`), with the connection's life run here instead of by
+panoramisk, because its defaults do not suit a call centre:
+
+- panoramisk replays actions that were in flight when a connection dropped; here they
+  fail with `AmiConnectionLost` (see `ami_wire.AmiProtocol`): an `Originate` is never sent
+  twice, so no customer gets two call-backs.
+- panoramisk sends a Ping every 10 s but never looks for the answer; here a Ping that
+  gets no answer within `ping_timeout` seconds marks the connection dead, and it is
+  aborted and made again. A half-open TCP connection (Asterisk frozen, a NAT dropped the
+  flow) is found within `ping_interval + ping_timeout` seconds.
+- panoramisk reconnects at a fixed whole-second interval, logs in without telling anyone
+  that the secret was refused, and keeps pinging a connection that never logged in; here
+  reconnects back off exponentially (capped, with jitter), a refused login is an
+  `AmiLoginError` on `start()` (and an error in the log on a reconnect, retried), and
+  every login is followed by a RE-SYNC: QueueStatus and CoreShowChannels, applied to the
+  queue tracker and handed to `on_resync(queues, channels)`, so calls that moved while
+  the connection was down are reconciled.
+
+The secret is only ever written to the socket, never to a log or an exception message.
+
+Call-backs (`originate_callback`) follow the dialplan contract in `ivr.asterisk.callback`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import inspect
+import logging
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Union
+
+from panoramisk import Manager
+from panoramisk.message import Message
+
+from ivr.asterisk.ami_wire import AmiProtocol, normalise_number
+from ivr.asterisk.callback import CallbackSettings
+from ivr.asterisk.queue_tracker import EVENTS as QUEUE_EVENTS
+from ivr.asterisk.queue_tracker import QueueEventSink, QueueFacts, QueueTracker
+from ivr.clock import Clock, SystemClock
+from ivr.errors import AmiConnectionLost, AmiError, AmiLoginError
+
+if TYPE_CHECKING:
+    from ivr.channels.agi_wire import AgiEnvironment
+    from ivr.engine.channel import CallbackRequest
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AmiClient", "CallbackSettings", "QueueState", "backoff_delay"]
+
+@dataclass
+class QueueState:
+    """One queue in a QueueStatus answer."""
+
+    name: str
+    params: dict[str, str] = field(default_factory=dict)  # QueueParams: Calls, Holdtime, Completed, ...
+    members: list[dict[str, str]] = field(default_factory=list)  # QueueMember events
+    entries: list[dict[str, str]] = field(default_factory=list)  # QueueEntry events: callers waiting now
+
+
+ResyncSink = Callable[[dict[str, QueueState], list[dict[str, str]]], Any]
+Reply = Union[Message, list[Message]]
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Seconds before reconnect attempt `attempt` (0-based): base·2^attempt, capped, then
+    between half and all of that at random, so many engines do not reconnect in step."""
+    ceiling = min(cap, base * (2 ** min(attempt, 30)))
+    return ceiling * rng.uniform(0.5, 1.0)
+
+
+def _headers(message: Message) -> dict[str, Any]:
+    """An AMI message's headers as a plain dict, in AMI spelling (panoramisk adds `content`)."""
+    return {k: v for k, v in message.items() if k != "content"}
+
+
+def _event_list(reply: Reply, action: str) -> list[Message]:
+    """The messages of an event-list answer; AmiError if Asterisk refused the action."""
+    if isinstance(reply, list):
+        return reply
+    if not reply.success:
+        raise AmiError(f"{action} failed: {reply.get('Message') or 'no reason given'}")
+    return [reply]
+
+
+def _run_sink(sink: Callable[..., Any], *args: Any, what: str, tasks: set) -> None:
+    try:
+        result = sink(*args)
+    except Exception:  # noqa: BLE001 - a failing sink must not stop the AMI client
+        log.exception("%s failed", what)
+        return
+    if inspect.isawaitable(result):
+        task = asyncio.ensure_future(result)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        task.add_done_callback(lambda t: _log_failure(t, what))
+
+
+def _log_failure(task: "asyncio.Future", what: str) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed: %r", what, task.exception())
+
+
+class _Manager(Manager):
+    """panoramisk's Manager with the connection's life left to AmiClient: no login of its
+    own, no blind pinger, no replay on FullyBooted, no self-scheduled reconnect."""
+
+    def __init__(self, client: "AmiClient", **config: Any):
+        super().__init__(protocol_factory=AmiProtocol, ping_delay=10 ** 6, ping_interval=10 ** 6, **config)
+        self.client = client
+        self.callbacks.pop("FullyBooted", None)  # panoramisk's replay of awaiting actions
+        self.patterns = [p for p in self.patterns if p[0] != "FullyBooted"]
+
+    def connection_made(self, f: "asyncio.Future") -> None:
+        if f.cancelled() or f.exception() is not None:
+            return  # AmiClient sees the failure where it awaits the connection
+        if self.pinger is not None:
+            self.pinger.cancel()
+        super().connection_made(f)
+
+    def ping(self) -> None:  # AmiClient's watchdog pings, and waits for the answer
+        pass
+
+    def protocol_lost(self, protocol: AmiProtocol, exc: Optional[BaseException]) -> None:
+        self._connected = False
+        self.client._lost(protocol, exc)
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:  # pragma: no cover - AmiProtocol calls protocol_lost
+        self._connected = False
+
+
+class AmiClient:
+    """One logged-in AMI connection, kept alive; implements RecordingControl (`mute`)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        username: str,
+        secret: str,
+        *,
+        on_queue_event: Optional[QueueEventSink] = None,
+        on_resync: Optional[ResyncSink] = None,
+        callback: Optional[CallbackSettings] = None,
+        events: str = "call,agent",
+        ping_interval: float = 10.0,
+        ping_timeout: float = 5.0,
+        action_timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        clock: Optional[Clock] = None,
+        rng: Optional[random.Random] = None,
+    ):
+        self.host, self.port, self.username = host, int(port), username
+        self._secret = secret
+        self.on_resync = on_resync
+        self.callback = callback or CallbackSettings()
+        self.events = events
+        self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
+        self.action_timeout, self.connect_timeout = action_timeout, connect_timeout
+        self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.tracker = QueueTracker(on_queue_event)
+        self.connections = 0  # successful logins so far
+        self.reconnect_delays: deque[float] = deque(maxlen=100)  # the back-off waits, newest last
+        self._manager: Optional[_Manager] = None
+        self._protocol: Optional[AmiProtocol] = None
+        self._down = asyncio.Event()
+        self._up = asyncio.Event()
+        self._closing = False
+        self._supervisor: Optional[asyncio.Task] = None
+        self._watchdog: Optional[asyncio.Task] = None
+        self._tasks: set[asyncio.Task] = set()
+        self._originates: dict[str, str] = {}  # ActionID -> number, until OriginateResponse
+
+    def __repr__(self) -> str:  # no secret
+        return f"<AmiClient {self.username}@{self.host}:{self.port} {'up' if self.connected else 'down'}>"
+
+    @classmethod
+    def from_config(cls, config: Any, **kwargs: Any) -> "AmiClient":
+        """From config.yaml (a Config or its raw mapping): `asterisk.ami` and `asterisk.callback`."""
+        from ivr.config import expand_env
+
+        raw = getattr(config, "raw", config) or {}
+        asterisk = raw.get("asterisk") or {}
+        ami = asterisk.get("ami") or {}
+        for key in ("username", "secret"):
+            if not ami.get(key):
+                raise AmiError(f"config.yaml has no asterisk.ami.{key}")
+        return cls(
+            str(ami.get("host", "127.0.0.1")), int(ami.get("port", 5038)),
+            expand_env(str(ami["username"])), expand_env(str(ami["secret"])),
+            callback=CallbackSettings.from_mapping(asterisk.get("callback")), **kwargs)
+
+    # --- life ----------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._protocol is not None and not self._protocol.closed
+
+    async def start(self) -> None:
+        """Connect, log in and re-sync; then keep the connection up until `close()`.
+
+        Raises AmiLoginError if Asterisk refuses the credentials and AmiError if it cannot
+        be reached: a first connection that fails is the operator's to fix.
+        """
+        if self._supervisor is not None:
+            raise AmiError("the AMI client is already started")
+        self._closing = False
+        self._manager = _Manager(self, host=self.host, port=self.port, loop=asyncio.get_running_loop(),
+                                 log=logging.getLogger("panoramisk.manager"))
+        for name in (*QUEUE_EVENTS, "OriginateResponse"):
+            self._manager.register_event(name, self._event)
+        await self._connect()
+        self._supervisor = asyncio.create_task(self._supervise(), name="ami-supervisor")
+        await self._resync_logged()
+
+    async def wait_connected(self, timeout: Optional[float] = None) -> None:
+        await asyncio.wait_for(self._up.wait(), timeout)
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in (self._supervisor, self._watchdog):
+            if task is not None:
+                task.cancel()
+        for task in (self._supervisor, self._watchdog):
+            if task is not None:
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                    pass
+        self._supervisor = self._watchdog = None
+        if self._manager is not None:
+            self._manager.close()
+        self._protocol = None
+        self._up.clear()
+
+    async def _connect(self) -> None:
+        """One connection and login; AmiError (AmiLoginError) if either fails."""
+        assert self._manager is not None
+        where = f"{self.host}:{self.port}"
+        try:
+            _transport, protocol = await asyncio.wait_for(self._manager.connect(), self.connect_timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise AmiError(f"cannot reach the AMI at {where}: {exc or 'time-out'}") from None
+        # panoramisk's done-callback (connection_made) ran before this line: it set up the protocol
+        assert self._manager.protocol is protocol
+        try:
+            reply = await self._send_on(protocol, {"Action": "Login", "Username": self.username,
+                                                   "Secret": self._secret, "Events": self.events})
+        except AmiError:
+            protocol.transport.abort()
+            raise
+        if not isinstance(reply, Message) or not reply.success:
+            protocol.transport.abort()
+            reason = reply.get("Message") if isinstance(reply, Message) else None
+            raise AmiLoginError(f"the AMI at {where} refused user {self.username!r}: "
+                                f"{reason or 'no reason given'} (check asterisk.ami in config.yaml and manager.conf)")
+        if protocol.closed:
+            raise AmiConnectionLost(f"the AMI at {where} closed the connection after the login")
+        self._protocol = protocol
+        self._down.clear()
+        self._up.set()
+        self.connections += 1
+        self._watchdog = asyncio.create_task(self._watch(protocol), name="ami-watchdog")
+        log.info("AMI: logged in to %s as %s (connection %d)", where, self.username, self.connections)
+
+    def _lost(self, protocol: AmiProtocol, exc: Optional[BaseException]) -> None:
+        if protocol is not self._protocol:
+            return  # a connection that never logged in, or an old one
+        self._protocol = None
+        self._up.clear()
+        self._down.set()
+        if not self._closing:
+            log.warning("AMI: connection to %s:%s lost%s", self.host, self.port, f" ({exc})" if exc else "")
+
+    async def _supervise(self) -> None:
+        while not self._closing:
+            await self._down.wait()
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog = None
+            attempt = 0
+            while not self._closing:
+                delay = backoff_delay(attempt, self.backoff_base, self.backoff_cap, self.rng)
+                self.reconnect_delays.append(delay)
+                attempt += 1
+                log.info("AMI: reconnecting to %s:%s in %.2f s (attempt %d)", self.host, self.port, delay, attempt)
+                await asyncio.sleep(delay)
+                try:
+                    await self._connect()
+                except AmiLoginError as exc:
+                    log.error("AMI: %s", exc)
+                    continue
+                except AmiError as exc:
+                    log.warning("AMI: %s", exc)
+                    continue
+                await self._resync_logged()
+                break
+
+    async def _watch(self, protocol: AmiProtocol) -> None:
+        """Ping every `ping_interval` s; no answer within `ping_timeout` s: the line is dead."""
+        while not protocol.closed:
+            await asyncio.sleep(self.ping_interval)
+            if protocol.closed:
+                return
+            try:
+                await self._send_on(protocol, {"Action": "Ping"}, timeout=self.ping_timeout)
+            except AmiConnectionLost:
+                return
+            except AmiError:
+                log.warning("AMI: no answer to Ping within %.1f s; dropping the connection to %s:%s",
+                            self.ping_timeout, self.host, self.port)
+                protocol.transport.abort()  # connection_lost follows; the supervisor reconnects
+                return
+
+    # --- actions -------------------------------------------------------------------------
+    async def _send_on(self, protocol: AmiProtocol, headers: Mapping[str, Any], *,
+                       timeout: Optional[float] = None, as_list: Optional[bool] = None) -> Reply:
+        action = protocol.submit(headers, as_list=as_list)
+        name = headers.get("Action")
+        try:
+            return await asyncio.wait_for(asyncio.shield(action.future), timeout or self.action_timeout)
+        except asyncio.TimeoutError:
+            protocol.forget(action)
+            if not action.future.done():
+                action.future.cancel()
+            raise AmiError(f"no answer to {name} within {timeout or self.action_timeout:g} s; it is not sent again"
+                           " (it may or may not have been carried out)") from None
+
+    async def send_action(self, action: str, headers: Optional[Mapping[str, Any]] = None, *,
+                          timeout: Optional[float] = None, as_list: Optional[bool] = None) -> Reply:
+        """Send one action and return its answer (a list for event-list actions).
+
+        Raises AmiConnectionLost when not connected or when the connection drops before
+        the answer; the action is never sent again by this client.
+        """
+        protocol = self._protocol
+        if protocol is None or protocol.closed:
+            raise AmiConnectionLost(f"not connected to the AMI at {self.host}:{self.port}; {action} was not sent")
+        return await self._send_on(protocol, {"Action": action, **(headers or {})}, timeout=timeout, as_list=as_list)
+
+    async def mute(self, channel: str, muted: bool) -> None:
+        """RecordingControl: mute (or unmute) the caller's side of the channel's MixMonitor
+        recording; prompts stay in the recording, so QA still hears what the caller heard."""
+        reply = await self.send_action("MixMonitorMute", {"Channel": channel, "Direction": "read",
+                                                          "State": "1" if muted else "0"})
+        if not isinstance(reply, Message) or not reply.success:
+            reason = reply.get("Message") if isinstance(reply, Message) else "no answer"
+            raise AmiError(f"MixMonitorMute on {channel!r} failed: {reason}")
+
+    async def originate_callback(self, number: str, department_queue: str, caller_id: Optional[str] = None) -> str:
+        """Call the customer back and put them through to the department's queue.
+
+        Returns the Originate's ActionID once Asterisk has queued the call (the customer's
+        phone rings after that; the outcome is logged when OriginateResponse arrives).
+        AmiError for a number or queue that is refused, or when Asterisk refuses;
+        AmiConnectionLost when the connection drops before Asterisk answered: the call
+        may or may not be placed, and it is never sent again.
+        """
+        headers = self.callback.originate(number, department_queue, caller_id)
+        dialled, queue = normalise_number(number), department_queue
+        # as_list=False: the answer is the "successfully queued" response; panoramisk
+        # would otherwise wait for OriginateResponse, i.e. until the customer answers
+        reply = await self.send_action("Originate", headers, as_list=False)
+        if not isinstance(reply, Message) or not reply.success:
+            reason = reply.get("Message") if isinstance(reply, Message) else "no answer"
+            raise AmiError(f"Asterisk refused the call-back to {dialled} for queue {queue}: {reason}")
+        action_id = str(reply.get("ActionID", ""))
+        self._originates[action_id] = dialled
+        while len(self._originates) > 1000:  # answers lost with a connection never come
+            self._originates.pop(next(iter(self._originates)))
+        log.info("AMI: call-back to %s for queue %s queued (%s)", dialled, queue, action_id)
+        return action_id
+
+    async def on_callback(self, request: "CallbackRequest", env: Optional["AgiEnvironment"] = None) -> None:
+        """FastAgiServer's `on_callback(CallbackRequest, AgiEnvironment)`."""
+        await self.originate_callback(request.number, request.department.queue)
+
+    # --- state ---------------------------------------------------------------------------
+    def facts(self, uniqueid: str) -> Optional[QueueFacts]:
+        """What the queue events said about the call with this Uniqueid (its FastAGI id)."""
+        return self.tracker.facts(uniqueid)
+
+    async def resync(self) -> tuple[dict[str, QueueState], list[dict[str, str]]]:
+        """QueueStatus and CoreShowChannels now: queues (params, members, waiting callers)
+        and the live channels; applied to the tracker and handed to `on_resync`."""
+        # as_list stays None: with True, panoramisk never completes an Error answer
+        status = _event_list(await self.send_action("QueueStatus"), "QueueStatus")
+        shown = _event_list(await self.send_action("CoreShowChannels"), "CoreShowChannels")
+        queues: dict[str, QueueState] = {}
+        for message in status:
+            kind, headers = message.get("Event", ""), _headers(message)
+            name = headers.get("Queue")
+            if not name or kind not in ("QueueParams", "QueueMember", "QueueEntry"):
+                continue
+            state = queues.setdefault(name, QueueState(name))
+            if kind == "QueueParams":
+                state.params = headers
+            elif kind == "QueueMember":
+                state.members.append(headers)
+            else:
+                state.entries.append(headers)
+        channels = [_headers(m) for m in shown if m.get("Event") == "CoreShowChannel"]
+        entries = [e for q in queues.values() for e in q.entries]
+        self.tracker.reconcile(entries, channels, self.clock.now())
+        if self.on_resync is not None:
+            _run_sink(self.on_resync, queues, channels, what="on_resync", tasks=self._tasks)
+        log.info("AMI: re-synced %d queue(s), %d waiting caller(s), %d channel(s)", len(queues), len(entries),
+                 len(channels))
+        return queues, channels
+
+    async def _resync_logged(self) -> None:
+        try:
+            await self.resync()
+        except AmiConnectionLost:
+            pass  # the supervisor reconnects, and re-syncs then
+        except AmiError as exc:
+            log.error("AMI: re-sync failed: %s", exc)
+
+    # --- events --------------------------------------------------------------------------
+    def _event(self, _manager: Manager, message: Message) -> None:
+        try:
+            name = message.get("Event", "")
+            headers = _headers(message)
+            if name == "OriginateResponse":
+                self._originate_response(headers)
+                return
+            self.tracker.handle(name, headers, self._at(headers))
+        except Exception:  # noqa: BLE001 - an exception here would kill panoramisk's reader
+            log.exception("AMI: cannot handle event %s", message.get("Event"))
+
+    def _at(self, headers: Mapping[str, Any]) -> dt.datetime:
+        """The event's time: its Timestamp header (manager.conf timestampevents) or now."""
+        stamp = headers.get("Timestamp")
+        if stamp:
+            try:
+                return dt.datetime.fromtimestamp(float(stamp), dt.timezone.utc)
+            except (TypeError, ValueError, OverflowError):
+                pass
+        return self.clock.now()
+
+    def _originate_response(self, headers: Mapping[str, Any]) -> None:
+        number = self._originates.pop(str(headers.get("ActionID", "")), None)
+        if number is None:
+            return
+        if headers.get("Response") == "Success":
+            log.info("AMI: call-back to %s answered (channel %s)", number, headers.get("Channel"))
+        else:
+            log.warning("AMI: call-back to %s not answered (reason %s)", number, headers.get("Reason"))
