@@ -30,6 +30,7 @@ except AttributeError:  # pragma: no cover - depends on the PyYAML build
     _Loader = yaml.SafeLoader
 
 PathKey = tuple[Union[str, int], ...]
+_COLUMN = (1 << 32) - 1
 _STR_TAG = "tag:yaml.org,2002:str"
 _constructor = yaml.constructor.SafeConstructor()
 
@@ -40,9 +41,10 @@ class Document:
 
     file: str
     data: Any
-    # libyaml's marks (0-based line and column) of each value and key, by path
-    value_marks: dict[PathKey, Any] = field(default_factory=dict)
-    key_marks: dict[PathKey, Any] = field(default_factory=dict)
+    # where each value and key starts, by path, packed as line * 2**32 + column (0-based):
+    # a plain int is not tracked by the cyclic GC, which a mark object per value would be
+    value_marks: dict[PathKey, int] = field(default_factory=dict)
+    key_marks: dict[PathKey, int] = field(default_factory=dict)
     # the text of each scalar as written, for values YAML 1.1 reads surprisingly
     raw: dict[PathKey, str] = field(default_factory=dict)
     # errors met while reading a well-formed file (duplicate keys), with strict=False
@@ -58,14 +60,16 @@ class Document:
         """Where the key naming `path` starts (the value's place for list items)."""
         mark = self.key_marks.get(path)
         if mark is not None:
-            return Location(self.file, mark.line + 1, mark.column + 1)
+            return Location(self.file, (mark >> 32) + 1, (mark & _COLUMN) + 1)
         return self.at(path)
 
-    def _find(self, marks: dict[PathKey, Any], path: PathKey) -> Location:
+    def _find(self, marks: dict[PathKey, int], path: PathKey) -> Location:
         while path not in marks and path:
             path = path[:-1]
         mark = marks.get(path)
-        return Location(self.file, mark.line + 1, mark.column + 1) if mark is not None else Location(self.file, 1, 1)
+        if mark is None:
+            return Location(self.file, 1, 1)
+        return Location(self.file, (mark >> 32) + 1, (mark & _COLUMN) + 1)
 
 
 class LoadError(Exception):
@@ -205,6 +209,7 @@ class _Builder:
                 if cls not in _VALUE_EVENTS:
                     continue
                 mark = event.start_mark
+                here = (mark.line << 32) | mark.column
                 parent = stack[-1] if stack else None
                 if parent is not None and parent.is_map and parent.key is None:
                     # a key; the common case (a plain word, quoted text) inline, for speed
@@ -218,7 +223,7 @@ class _Builder:
                             parent.first_seen[key] = mark.line + 1
                             parent.key_ok = True
                             if parent.marks is marks:
-                                key_marks[parent.path + (key,)] = mark
+                                key_marks[parent.path + (key,)] = here
                     else:
                         self._key(event, cls, parent, mark, stack)
                     continue
@@ -233,7 +238,7 @@ class _Builder:
                     keep = parent.keep
                     path = parent.path + (len(parent.container),)
                     target_marks = parent.marks
-                target_marks[path] = mark
+                target_marks[path] = here
                 if cls is _SCALAR:
                     if event.tag is None and (not event.implicit[0] or (event.value and event.value[0] not in _IMPLICIT)):
                         value = event.value  # text: quoted, or a word no resolver claims
@@ -315,7 +320,7 @@ class _Builder:
         parent.key_ok = True
         child = parent.path + (key,)
         if parent.marks is self.doc.value_marks:
-            self.doc.key_marks[child] = mark
+            self.doc.key_marks[child] = (mark.line << 32) | mark.column
             if tag != _STR_TAG:
                 self.doc.raw.setdefault(child + ("<key>",), event.value)
 
