@@ -71,10 +71,64 @@ class Runtime:
             await self.close()
 
 
+class AmiPart:
+    """The AMI connection as a part of the runtime: it never stops calls from being served.
+
+    If Asterisk's manager cannot be reached at start, the server runs without it (sensitive
+    input then stops the recorder over AGI instead of muting it) and keeps trying.
+    """
+
+    def __init__(self, client: Any, retry: float = 5.0):
+        self.client = client
+        self.retry = retry
+        self._task: Optional[asyncio.Task] = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._connect(), name="ami-connect")
+
+    async def _connect(self) -> None:
+        while True:
+            try:
+                await self.client.start()
+                log.info("AMI connected")
+                return
+            except Exception as exc:  # noqa: BLE001 - log and try again; calls go on meanwhile
+                log.error("AMI not connected (%s); calls are served without it, retrying in %.0f s", exc, self.retry)
+                await asyncio.sleep(self.retry)
+
+    async def mute(self, channel: str, muted: bool) -> None:
+        if not self.client.connected:
+            raise ConnectionError("AMI is not connected")
+        await self.client.mute(channel, muted)
+
+    async def on_callback(self, request: Any, env: Any) -> None:
+        await self.client.on_callback(request, env)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        await self.client.close()
+
+
 def build_runtime(flow_paths: list[Path], config_path: Optional[Path], *, host: Optional[str] = None,
-                  port: Optional[int] = None) -> Runtime:
-    """The runtime of an installation, from config.yaml (asterisk.agi host and port)."""
+                  port: Optional[int] = None, ami: bool = True) -> Runtime:
+    """The runtime of an installation, from config.yaml (asterisk.agi, asterisk.ami)."""
     reloader = FlowReloader(flow_paths, config_path)
     engine = reloader.load()
-    agi = ((engine.config.raw.get("asterisk") or {}).get("agi") or {})
-    return Runtime(reloader, host=host or agi.get("host", "127.0.0.1"), port=port or int(agi.get("port", 4573)))
+    asterisk = engine.config.raw.get("asterisk") or {}
+    agi = asterisk.get("agi") or {}
+    runtime = Runtime(reloader, host=host or agi.get("host", "127.0.0.1"), port=port or int(agi.get("port", 4573)))
+    if ami and asterisk.get("ami"):
+        from ivr.asterisk.ami import AmiClient
+        from ivr.errors import ConfigError
+
+        try:
+            client = AmiClient.from_config(engine.config)
+        except ConfigError as exc:  # the secret is not in the environment
+            log.error("AMI disabled: %s", exc)
+        else:
+            part = AmiPart(client)
+            runtime.extras.append(part)
+            runtime.recording = part
+            runtime.on_callback = part.on_callback
+    return runtime

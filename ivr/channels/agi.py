@@ -176,8 +176,11 @@ class AgiChannel:
 
     async def _mute(self, muted: bool) -> None:
         if self.recording is not None:
-            await self.recording.mute(self.env.channel, muted)
-            return
+            try:
+                await self.recording.mute(self.env.channel, muted)
+                return
+            except Exception as exc:  # noqa: BLE001 - AMI down: the AGI way below still protects the digits
+                log.warning("muting the recording over AMI failed (%s); stopping the recorder instead", exc)
         # Without AMI: stop the recorder, and start it again appending to the same file.
         # The gap is lost from the timeline, but no key of a card number is recorded.
         if muted:

@@ -52,7 +52,8 @@ class Caller:
             return ["DELAY", "200 result=0"]
         if verb == "GET VARIABLE":
             value = {"QUEUESTATUS": self.queue_status, "MEMBERNAME": self.agent if self.queue_status == "CONTINUE" else None,
-                     "QEHOLDTIME": str(self.hold), "ABANDONED": None}.get(args[0])
+                     "QEHOLDTIME": str(self.hold), "ABANDONED": None,
+                     "IVR_RECORDING": "/var/spool/ivr/recordings/2026-11-24/1700000000.1.wav"}.get(args[0])
             return [f"200 result=1 ({value})"] if value is not None else ["200 result=0"]
         if verb == "RECORD FILE":
             return ["200 result=0 (timeout) endpos=40000"]

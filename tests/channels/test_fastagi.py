@@ -271,3 +271,49 @@ def test_a_thousand_calls_at_once_in_one_process(installation, tmp_path):
     assert len(events) == 1000
     assert all(call[-1].data["outcome"] == "answered" and call[-1].data["department"] == "operator" for call in events.values())
     assert elapsed < 60, elapsed
+
+
+def test_sensitive_input_stops_the_recorder_over_agi_and_appends_after(installation, tmp_path):
+    # no AMI: the account number is kept out of the recording by stopping the recorder
+    events, [sent] = run_calls(installation, tmp_path, [(Caller(keys=["1", "3", "9", "0", "0", "1", "2", "3", "#"]), environment())])
+    cmds = lines(sent)
+    stop = cmds.index('EXEC "StopMixMonitor" ""')
+    resume = cmds.index('EXEC "MixMonitor" "/var/spool/ivr/recordings/2026-11-24/1700000000.1.wav,a"')
+    typed = [c for c in cmds[stop:resume] if c.startswith("WAIT FOR DIGIT")]
+    assert len(typed) == 7  # every key of the account number came while the recorder was stopped
+    [call] = events.values()
+    assert next(e for e in call if e.type == "input").data["digits"] == "******"
+    assert b"900123" not in b"".join(e.to_json().encode() for e in call)
+
+
+def test_a_failing_ami_mute_falls_back_to_the_agi_way(installation, tmp_path):
+    flows, config = installation
+
+    class DownAmi:
+        calls = 0
+
+        async def mute(self, channel, muted):
+            DownAmi.calls += 1
+            raise ConnectionError("AMI is not connected")
+
+    import datetime as dt
+    from ivr.clock import VirtualClock
+
+    class Clocked(Engine):
+        async def run(self, *args, **kwargs):
+            kwargs.setdefault("clock", VirtualClock(dt.datetime.fromisoformat("2026-11-24T10:00:00+01:00")))
+            return await super().run(*args, **kwargs)
+
+    engine = Clocked(flows, config)
+
+    async def main():
+        server = FastAgiServer(lambda: engine, prompts_dir=tmp_path, recordings_dir=tmp_path, port=0, recording=DownAmi())
+        await server.start()
+        try:
+            return await place_call(server.port, Caller(keys=["1", "3", "1", "2", "3", "4", "5", "6", "#"]), environment())
+        finally:
+            await server.close()
+
+    sent = asyncio.run(main())
+    assert DownAmi.calls == 2
+    assert 'EXEC "StopMixMonitor" ""' in lines(sent)
