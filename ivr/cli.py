@@ -263,6 +263,8 @@ def prompts_check(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     report = check_project(targets, _config_path(ctx, first))
     findings = [d for d in report.errors if "prompt" in d.message or "recorded" in d.message]
     findings += check_prompts(report.flows.values(), report.config)
+    # recorded-file problems are part of both (check_project runs them for `ivr validate`)
+    findings = list(dict.fromkeys(findings))
     for diagnostic in findings:
         click.echo(str(diagnostic))
     if findings:

@@ -15,6 +15,11 @@ missing=()
 for pair in "${wanted[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
+# packages without a command of their own: sox's MP3 reader and writer (recorded prompts
+# and gTTS answers are MP3)
+for package in libsox-fmt-mp3; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -28,8 +33,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras=""
 [ "$mode" = test ] && extras="[test]"
-stamp=".venv/.installed-$mode-$(cat pyproject.toml setup.py | sha1sum | cut -c1-12)"
+stamp=".venv/.installed-$mode-$(cat pyproject.toml setup.py scripts/bootstrap.sh | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras"
+  if [ "$mode" = test ]; then
+    # tests/prompts drive the gTTS backend against a local fake; gTTS pins click<8.2,
+    # which would take away the click the CLI tests need, hence --no-deps (pyproject.toml)
+    .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "gTTS>=2.5"
+  fi
   touch "$stamp"
 fi

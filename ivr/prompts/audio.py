@@ -7,6 +7,7 @@ tests and the call recorder need no extra library.
 from __future__ import annotations
 
 import array
+import errno
 import math
 import os
 import shutil
@@ -92,7 +93,11 @@ def convert(source: Path, dest: Path) -> None:
             [sox(), "-q", str(source), "-r", str(RATE), "-c", str(CHANNELS), "-b", "16", "-e", "signed-integer", str(tmp)],
             capture_output=True, timeout=_SOX_TIMEOUT,
         )
-        if done.returncode != 0:
+        # sox exits 0 even when it could not write all of its output (a full disk), and the
+        # file it leaves is cut short: its FAIL message is believed over its exit status
+        if done.returncode != 0 or b" FAIL " in done.stderr:
+            if b"No space left on device" in done.stderr:
+                raise OSError(errno.ENOSPC, f"no space left to convert {source.name}")
             raise PromptError(f"cannot convert {source.name}: {_sox_reason(done.stderr)}")
 
 

@@ -71,7 +71,11 @@ def plan(flows: Iterable[Flow], config: Config, backend: Optional[Backend] = Non
             for language in flow.languages:
                 if recorded_only and not prompt.files and (language, prompt.name) not in dropped:
                     continue
-                jobs.append(job_for(flow, prompt, language, config, backend, dropped))
+                job = job_for(flow, prompt, language, config, backend, dropped)
+                # a prompt recorded in one language may be spoken in another
+                if recorded_only and job.source is None:
+                    continue
+                jobs.append(job)
     return jobs
 
 
@@ -197,5 +201,12 @@ def _write_manifest(base: Path, manifest: dict[str, str]) -> None:
     base.mkdir(parents=True, exist_ok=True)
     target = base / MANIFEST
     tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=0, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, target)
+    try:
+        tmp.write_text(json.dumps(manifest, indent=0, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise PromptError(f"cannot write {target}: {reason}; the prompts are in place, "
+                          f"the next build records them") from None
+    finally:
+        tmp.unlink(missing_ok=True)  # left only by a failure
