@@ -76,3 +76,7 @@ class AmiLoginError(AmiError):
 class AmiConnectionLost(AmiError):
     """The AMI connection is down, or dropped while an action waited for its answer.
     The action is not sent again: it may or may not have been carried out."""
+
+
+class StoreError(IvrError):
+    """The database cannot be opened or migrated (a bad URL, an unreachable server)."""

@@ -15,6 +15,11 @@ missing=()
 for pair in "${wanted[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
+# the store tests start throwaway PostgreSQL clusters (initdb and postgres live in
+# /usr/lib/postgresql/<version>/bin, off PATH; see tests/store/pgserver.py)
+if [ "$mode" = test ] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  missing+=(postgresql)
+fi
 # packages without a command of their own: sox's MP3 reader and writer (recorded prompts
 # and gTTS answers are MP3)
 for package in libsox-fmt-mp3; do

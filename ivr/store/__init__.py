@@ -1,0 +1,15 @@
+"""The record of every call: SQLAlchemy models, database sessions, migrations, the writer.
+
+Live calls (and simulated ones, for demos) are written by `CallWriter`, the engine's
+`on_event` sink, off the call path on a thread of its own. `init_db(url)` migrates a
+database to the newest schema; `database_url(config)` reads config.yaml's `database:`.
+"""
+
+from ivr.store.db import create_db_engine, database_url, init_db, session_factory
+from ivr.store.models import Call, CallEvent, CallNode, CallTag, QueueEvent, Recording
+from ivr.store.writer import CallWriter, WriterStats
+
+__all__ = [
+    "Call", "CallEvent", "CallNode", "CallTag", "CallWriter", "QueueEvent", "Recording", "WriterStats",
+    "create_db_engine", "database_url", "init_db", "session_factory",
+]

@@ -1,0 +1,179 @@
+"""Opening the database: URLs, engines, sessions, and migrations to the newest schema.
+
+config.yaml's `database:` is an SQLAlchemy URL. SQLite is the default
+(`sqlite:///ivr.db`, a path relative to the installation folder, config.yaml's); for
+PostgreSQL write `postgresql+psycopg://user:${IVR_DB_PASSWORD}@host/db` (a plain
+`postgresql://` URL gets the psycopg driver too). `${NAME}` is read from the environment.
+
+SQLite connections run in WAL mode (readers never wait for the writer), with foreign keys
+on and a busy timeout, and with transactions begun by SQLAlchemy, so migrations are
+transactional there too.
+
+`init_db(url)` brings a database to the newest schema with the Alembic migrations shipped
+in `ivr/store/migrations` (no alembic.ini). A new migration, after a change of models.py:
+`python -m ivr.store revision -m "what changed"`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from ivr.config import Config, MissingSecret, expand_env
+from ivr.errors import StoreError
+
+DEFAULT_URL = "sqlite:///ivr.db"
+SQLITE_BUSY_MS = 5000  # a writer waits this long for another one before "database is locked"
+MIGRATIONS = "ivr.store:migrations"
+
+UrlLike = Union[str, URL]
+
+
+def database_url(config: Optional[Config] = None) -> URL:
+    """The installation's database URL (config.yaml's `database:`, else SQLite ivr.db), resolved."""
+    raw = (config.raw.get("database") if config is not None else None) or DEFAULT_URL
+    if not isinstance(raw, str):
+        raise StoreError(f"database in config.yaml must be a URL such as {DEFAULT_URL}, not {raw!r}")
+    return resolve_url(raw, config.root if config is not None else None)
+
+
+def resolve_url(url: UrlLike, root: Optional[Path] = None) -> URL:
+    """`url` parsed, with ${NAME} expanded, the psycopg driver for PostgreSQL, and a relative
+    SQLite path made absolute against `root` (the installation folder; default: cwd)."""
+    if isinstance(url, str):
+        try:
+            url = make_url(expand_env(url))
+        except MissingSecret as exc:
+            raise StoreError(str(exc)) from None
+        except ArgumentError as exc:
+            raise StoreError(f"not a database URL: {exc}") from None
+    backend = url.get_backend_name()
+    if backend == "postgresql" and url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    elif url.drivername == "postgres":
+        raise StoreError("write postgresql+psycopg://..., not postgres://...")
+    if backend == "sqlite":
+        if not _sqlite_in_memory(url) and not url.database.startswith("file:") and not Path(url.database).is_absolute():
+            url = url.set(database=str((root or Path.cwd()) / url.database))
+    elif backend != "postgresql":
+        raise StoreError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql+psycopg://...")
+    return url
+
+
+def safe_url(url: UrlLike) -> str:
+    """The URL as it may be logged: without the password."""
+    return make_url(url).render_as_string(hide_password=True) if isinstance(url, str) else url.render_as_string(hide_password=True)
+
+
+def _sqlite_in_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or "mode=memory" in (url.database or "")
+
+
+def json_dumps(value: Any) -> str:
+    """JSON for the database: ASCII only, so untrusted text can never upset a driver."""
+    return json.dumps(value, default=_jsonable)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)  # Secret masks itself; anything else is recorded as its text
+
+
+def create_db_engine(url: UrlLike, *, root: Optional[Path] = None, busy_ms: int = SQLITE_BUSY_MS,
+                     **kwargs: Any) -> Engine:
+    """An Engine for `url` (resolved with `resolve_url`), with SQLite's pragmas set."""
+    url = resolve_url(url, root)
+    kwargs.setdefault("json_serializer", json_dumps)
+    if url.get_backend_name() == "sqlite":
+        if _sqlite_in_memory(url):  # one shared connection, or each thread would see its own database
+            kwargs.setdefault("poolclass", StaticPool)
+            kwargs.setdefault("connect_args", {"check_same_thread": False})
+        engine = create_engine(url, **kwargs)
+        _sqlite_pragmas(engine, busy_ms, wal=not _sqlite_in_memory(url))
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def _sqlite_pragmas(engine: Engine, busy_ms: int, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # pysqlite's own BEGIN handling off: see _on_begin
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if wal:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; never corrupt
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions on `engine` (objects stay readable after commit)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def migration_config(url: Optional[UrlLike] = None) -> Any:
+    """Alembic's Config for the shipped migrations (no alembic.ini needed)."""
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", MIGRATIONS)
+    if url is not None:  # for env.py when no connection is handed over (offline SQL)
+        text = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+        cfg.set_main_option("sqlalchemy.url", text.replace("%", "%%"))
+    return cfg
+
+
+def init_db(url: Union[UrlLike, Engine], *, root: Optional[Path] = None) -> Engine:
+    """Bring the database to the newest schema (creating it if new); return its Engine.
+
+    Raises StoreError when the database cannot be reached or migrated.
+    """
+    from alembic import command
+
+    engine = url if isinstance(url, Engine) else create_db_engine(url, root=root)
+    if engine.url.get_backend_name() == "sqlite" and not _sqlite_in_memory(engine.url) \
+            and not engine.url.database.startswith("file:"):
+        Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+    cfg = migration_config()
+    try:
+        with engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot migrate the database {safe_url(engine.url)}: {exc}") from exc
+    return engine
+
+
+def current_revision(engine: Engine) -> Optional[str]:
+    """The migration the database is at (None for an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest migration shipped."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(migration_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def table_names(engine: Engine) -> list[str]:
+    return sorted(inspect(engine).get_table_names())

@@ -1,0 +1,212 @@
+"""The database tables of an installation: calls, their events, recordings, queue events.
+
+A `Call` row is the summary QA filters on (date, caller, department, agent, outcome,
+duration, keys, survey score, reviewed); `CallEvent` rows hold the call's full history in
+the one event schema of `ivr.engine.events` (`CallEvent.to_dict()` equals the
+`Event.to_dict()` it was written from). `CallNode` and `CallTag` are narrow lookup tables
+so "reached node X" and "tagged Y" stay index searches on a million calls.
+
+Times are timezone-aware UTC in Python on every database (`UTCDateTime`); on SQLite they
+are stored as UTC text, so their order is time order and range filters use the indexes.
+Text from the phone line (caller number and name, channel) is untrusted: it is stored as
+received, as data, and only ever bound as a parameter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Optional
+
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Constraint names that are the same on every database, so migrations can name them.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SOURCES = ("live", "simulated")
+
+
+class UTCDateTime(TypeDecorator):
+    """A moment, always timezone-aware UTC in Python; a naive value is taken as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[dt.datetime], dialect: Any) -> Optional[dt.datetime]:
+        if value is None:
+            return None
+        value = to_utc(value)
+        # SQLite keeps no zone: store UTC wall time, which sorts as time
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Optional[dt.datetime], dialect: Any) -> Optional[dt.datetime]:
+        return None if value is None else to_utc(value)
+
+
+def to_utc(value: dt.datetime) -> dt.datetime:
+    """`value` in UTC; a naive value is taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON(), str: String()}
+
+
+class Call(Base):
+    """One call, live or simulated: who called, where it went, how it ended."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[str] = mapped_column(primary_key=True)  # the engine's call id (live: Asterisk's uniqueid)
+    uniqueid: Mapped[Optional[str]]  # Asterisk's UNIQUEID of the caller's channel
+    channel: Mapped[Optional[str]]  # e.g. PJSIP/trunk-00000012
+    source: Mapped[str] = mapped_column(default="live")  # one of SOURCES
+    flow: Mapped[str]  # the flow the call started in
+    flow_version: Mapped[Optional[str]]  # hash of the compiled flow it ran on
+    caller: Mapped[str] = mapped_column(default="")  # number as received (untrusted text)
+    caller_name: Mapped[Optional[str]]  # name as received (untrusted text)
+    caller_digits: Mapped[str] = mapped_column(default="")  # the digits of `caller`, for partial search
+    language: Mapped[Optional[str]]  # the language the call ended in
+    started_at: Mapped[dt.datetime]
+    ended_at: Mapped[Optional[dt.datetime]]
+    duration: Mapped[Optional[float]] = mapped_column(Float)  # seconds, when the call has ended
+    outcome: Mapped[Optional[str]]  # one of ivr.engine.events.OUTCOMES; null while the call runs
+    department: Mapped[Optional[str]]  # the department it was last transferred to
+    queue_wait: Mapped[Optional[float]] = mapped_column(Float)  # seconds queued, over every transfer
+    agent: Mapped[Optional[str]]  # the agent who answered last, e.g. PJSIP/101
+    talk: Mapped[Optional[float]] = mapped_column(Float)  # seconds with agents
+    abandoned: Mapped[bool] = mapped_column(default=False)  # the caller left a queue before an agent answered
+    survey_score: Mapped[Optional[int]]
+    last_flow: Mapped[Optional[str]]
+    last_node: Mapped[Optional[str]]
+    keys: Mapped[str] = mapped_column(default="")  # keys and inputs, space-separated; sensitive ones masked
+    reviewed: Mapped[bool] = mapped_column(default=False)  # set by QA
+
+    events: Mapped[list["CallEvent"]] = relationship(back_populates="call", order_by="CallEvent.seq",
+                                                     cascade="all, delete-orphan", passive_deletes=True)
+    nodes: Mapped[list["CallNode"]] = relationship(back_populates="call", cascade="all, delete-orphan",
+                                                   passive_deletes=True)
+    tags: Mapped[list["CallTag"]] = relationship(back_populates="call", cascade="all, delete-orphan",
+                                                 passive_deletes=True)
+    recordings: Mapped[list["Recording"]] = relationship(back_populates="call", passive_deletes=True)
+
+    __table_args__ = (
+        # The QA list is "newest first within a date range", narrowed by one filter more:
+        # each of these serves the filter and the order at once.
+        # the date index carries the digits too: "number contains ..." within a date range
+        # is then checked in the index, without a look-up of each call's row
+        Index("ix_calls_started_at_caller_digits", "started_at", "caller_digits"),
+        Index("ix_calls_department_started_at", "department", "started_at"),
+        Index("ix_calls_agent_started_at", "agent", "started_at"),
+        Index("ix_calls_outcome_started_at", "outcome", "started_at"),
+        Index("ix_calls_survey_score_started_at", "survey_score", "started_at"),
+        Index("ix_calls_reviewed_started_at", "reviewed", "started_at"),
+        Index("ix_calls_duration", "duration"),
+        Index("ix_calls_caller_digits", "caller_digits"),  # every call from a number; a partial one over all dates
+        Index("ix_calls_uniqueid", "uniqueid"),
+    )
+
+
+class CallEvent(Base):
+    """One event of a call, as `ivr.engine.events.Event.to_dict()` gave it (sensitive values masked)."""
+
+    __tablename__ = "call_events"
+
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    t: Mapped[float] = mapped_column(Float)  # seconds since the call started
+    type: Mapped[str]
+    flow: Mapped[str]
+    node: Mapped[Optional[str]]
+    data: Mapped[dict[str, Any]]  # the event's details
+
+    call: Mapped[Call] = relationship(back_populates="events")
+
+    # SQLite: stored in primary-key order, so a call's events lie together (one range read)
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as `Event.to_dict()` gave it when the call ran."""
+        out = {"call": self.call_id, "seq": self.seq, "t": self.t, "type": self.type, "flow": self.flow,
+               "node": self.node}
+        out.update(self.data)
+        return out
+
+
+class CallNode(Base):
+    """A node a call entered (once per call, however often): "calls that reached X"."""
+
+    __tablename__ = "call_nodes"
+
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True)
+    flow: Mapped[str] = mapped_column(primary_key=True)
+    node: Mapped[str] = mapped_column(primary_key=True)
+    t: Mapped[float] = mapped_column(Float)  # when the call first entered it, to seek the recording
+
+    call: Mapped[Call] = relationship(back_populates="nodes")
+
+    __table_args__ = (Index("ix_call_nodes_node_flow_call_id", "node", "flow", "call_id"), {"sqlite_with_rowid": False})
+
+
+class CallTag(Base):
+    """A QA tag on a call."""
+
+    __tablename__ = "call_tags"
+
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(primary_key=True)
+
+    call: Mapped[Call] = relationship(back_populates="tags")
+
+    __table_args__ = (Index("ix_call_tags_tag_call_id", "tag", "call_id"), {"sqlite_with_rowid": False})
+
+
+class Recording(Base):
+    """An audio file under the recordings folder; `call_id` is null for an orphan."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[Optional[str]] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    uniqueid: Mapped[Optional[str]]  # the channel it was made on, to link it when the call row comes later
+    path: Mapped[str] = mapped_column(unique=True)  # relative to the recordings folder, with '/'
+    size: Mapped[Optional[int]] = mapped_column(BigInteger)  # bytes
+    duration: Mapped[Optional[float]] = mapped_column(Float)  # seconds
+    checksum: Mapped[Optional[str]]  # sha256, hex
+    peaks: Mapped[Optional[list[Any]]]  # waveform for the player
+    created_at: Mapped[dt.datetime]
+    indexed_at: Mapped[Optional[dt.datetime]]
+
+    call: Mapped[Optional[Call]] = relationship(back_populates="recordings")
+
+    __table_args__ = (
+        Index("ix_recordings_call_id", "call_id"),
+        Index("ix_recordings_uniqueid", "uniqueid"),
+    )
+
+
+class QueueEvent(Base):
+    """An Asterisk queue event from AMI (QueueCallerJoin, AgentConnect, ...), kept as it came."""
+
+    __tablename__ = "queue_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str]  # the AMI event name
+    uniqueid: Mapped[Optional[str]]  # the caller's channel: a Call's uniqueid
+    queue: Mapped[Optional[str]]
+    at: Mapped[dt.datetime]
+    data: Mapped[dict[str, Any]]  # the other fields of the AMI event
+
+    __table_args__ = (
+        Index("ix_queue_events_uniqueid", "uniqueid"),
+        Index("ix_queue_events_queue_at", "queue", "at"),
+    )

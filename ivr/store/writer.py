@@ -1,0 +1,494 @@
+"""CallWriter: the record of live calls, written off the call path.
+
+The engine calls `submit(event)` for every event of a call (it is the `on_event` sink).
+`submit` only puts the event on a queue: O(1), it never waits for the database and never
+raises. A thread of its own, with its own connection, takes what is queued in batches
+and writes each batch in one transaction: the events, and the calls row of every call the
+batch touched (built up from the events by `CallSummary`: path, keys, transfer, survey,
+outcome). The AMI layer's queue events and recording links take the same queue, so every
+write to the database keeps one order and one thread.
+
+When the database fails (down, locked, unreachable), the writer logs it once, keeps the
+batches in a bounded buffer and retries with a growing pause; when it comes back, it logs
+that and how much was lost. Past the bounds (`max_queue` items waiting to be taken,
+`max_pending` items waiting to be written) the oldest events are dropped and counted
+(`stats.dropped`), but the calls rows they touched are kept and written later. A batch the
+database refuses for its content (not for being away) is tried three times, then dropped.
+
+    writer = CallWriter(database_url(config))       # after init_db(...) at start-up
+    await engine.run(channel, flow, on_event=writer.submit, ...)
+    writer.queue_event("AgentConnect", uniqueid, "sales", fields)
+    writer.link_recording(uniqueid, "2026/11/24/1700000000.12.wav")
+    writer.close()                                   # at shut-down: writes what is left
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any, Mapping, Optional, Union
+
+from sqlalchemy import Engine, bindparam, func, insert, or_, select, update
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from ivr.engine import events as ev
+from ivr.engine.events import Event, Secret
+from ivr.config import Config
+from ivr.store.db import UrlLike, create_db_engine, database_url, json_dumps, safe_url
+from ivr.store.models import Call, CallEvent, CallNode, QueueEvent, Recording, to_utc
+from ivr.store.summary import CallSummary, clean_text
+
+log = logging.getLogger(__name__)
+
+_EVENT, _QUEUE_EVENT, _RECORDING, _FLUSH, _STOP = range(5)
+_PLAIN = (str, int, float, bool, type(None))
+_CALL_COLUMNS = [c.name for c in Call.__table__.columns if c.name not in ("id", "reviewed")]
+_ATTEMPTS_ON_BAD_DATA = 3
+_ENDED_REMEMBERED = 10_000  # calls whose outcome came: a late event must not reset their row
+
+
+@dataclass(frozen=True)
+class WriterStats:
+    submitted: int  # events, queue events and recording links handed to the writer
+    written: int  # of those, committed to the database
+    dropped: int  # of those, given up (queue full, buffer full, refused by the database, closed)
+    queued: int  # waiting to be taken by the writer thread
+    pending: int  # taken, waiting to be written (retried while the database fails)
+    failures: int  # failed write attempts
+    last_error: Optional[str]
+    healthy: bool  # the last write attempt succeeded (or none was needed)
+
+
+@dataclass
+class _Batch:
+    calls: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> calls row (upserted)
+    known_calls: dict[str, dict[str, Any]] = field(default_factory=dict)  # rows only made if missing
+    started: list[dict[str, Any]] = field(default_factory=list)  # calls begun: adopt their orphan recordings
+    events: list[dict[str, Any]] = field(default_factory=list)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    queue_events: list[dict[str, Any]] = field(default_factory=list)
+    recordings: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> link
+    markers: list[threading.Event] = field(default_factory=list)
+    attempts: int = 0
+
+    @property
+    def items(self) -> int:
+        return len(self.events) + len(self.queue_events) + len(self.recordings)
+
+    def merge(self, later: "_Batch") -> None:
+        """Take `later` into this batch (its rows are the newer ones)."""
+        self.calls.update(later.calls)
+        for key, row in later.known_calls.items():
+            self.known_calls.setdefault(key, row)
+        self.started += later.started
+        self.events += later.events
+        self.nodes += later.nodes
+        self.queue_events += later.queue_events
+        self.recordings.update(later.recordings)
+        self.markers += later.markers
+
+    def carry_rows_into(self, later: "_Batch") -> int:
+        """Drop this batch but for its call rows and links, which go into `later`; return items lost."""
+        lost = len(self.events) + len(self.queue_events)
+        later.calls = {**self.calls, **later.calls}
+        later.known_calls = {**self.known_calls, **later.known_calls}
+        later.started = self.started + later.started
+        later.nodes = self.nodes + later.nodes
+        later.recordings = {**self.recordings, **later.recordings}
+        later.markers = self.markers + later.markers
+        return lost
+
+
+class CallWriter:
+    """Writes calls, their events, queue events and recording links from a thread of its own.
+
+    `url` is a database URL (resolved against `root` like config.yaml's) or an Engine.
+    `source` is the calls' source unless their call_started event says otherwise.
+    Paths of recordings under `recordings_dir` are stored relative to it.
+    """
+
+    def __init__(
+        self,
+        url: Union[UrlLike, Engine],
+        *,
+        root: Optional[Path] = None,
+        source: str = "live",
+        recordings_dir: Optional[Path] = None,
+        max_queue: int = 100_000,
+        max_batch: int = 1_000,
+        max_pending: int = 100_000,
+        linger: float = 0.01,
+        retry_min: float = 0.5,
+        retry_max: float = 30.0,
+        start: bool = True,
+    ):
+        self._own_engine = not isinstance(url, Engine)
+        self.engine: Engine = create_db_engine(url, root=root) if not isinstance(url, Engine) else url
+        self.source = source
+        self.recordings_dir = Path(recordings_dir).resolve() if recordings_dir is not None else None
+        self.max_queue = max_queue
+        self.max_batch = max_batch
+        self.max_pending = max(max_pending, max_batch)
+        self.linger = linger
+        self.retry_min, self.retry_max = retry_min, retry_max
+        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._closed = False
+        # counters: each written by one thread only
+        self._submitted = 0  # caller threads (a lost increment under a race only skews the figure)
+        self._dropped_full = 0  # caller threads
+        self._written = 0
+        self._dropped = 0
+        self._failures = 0
+        self._healthy = True
+        self._last_error: Optional[str] = None
+        # the writer thread's state
+        self._calls: dict[str, CallSummary] = {}
+        self._ended: OrderedDict[str, None] = OrderedDict()
+        self._pending: list[_Batch] = []
+        self._unwritten = 0  # items left unwritten when the thread stopped
+        self._retry_at = 0.0
+        self._delay = retry_min
+        self._outage_started: Optional[float] = None
+        self._outage_dropped = 0
+        self._warned_full = False
+        self._thread = threading.Thread(target=self._run, name="ivr-call-writer", daemon=True)
+        if start:
+            self._thread.start()
+
+    @classmethod
+    def from_config(cls, config: Config, **kwargs: Any) -> "CallWriter":
+        """The writer of an installation: config.yaml's database and recordings folder."""
+        recordings = config.raw.get("recordings") if isinstance(config.raw.get("recordings"), dict) else {}
+        kwargs.setdefault("recordings_dir", config.root / str(recordings.get("dir", "recordings")))
+        return cls(database_url(config), **kwargs)
+
+    # --- the call path: never blocks, never raises ------------------------------------------
+    def submit(self, event: Event) -> None:
+        """Hand one event of a call to the writer (the engine's `on_event`)."""
+        self._put((_EVENT, event))
+
+    __call__ = submit
+
+    def queue_event(self, kind: str, uniqueid: Optional[str], queue: Optional[str],
+                    data: Optional[Mapping[str, Any]] = None, at: Optional[dt.datetime] = None) -> None:
+        """Record an AMI queue event (QueueCallerJoin, AgentConnect, QueueCallerAbandon, ...)."""
+        self._put((_QUEUE_EVENT, kind, uniqueid, queue, dict(data or {}), at or dt.datetime.now(dt.timezone.utc)))
+
+    def link_recording(self, call: str, path: Union[str, PurePath], at: Optional[dt.datetime] = None) -> None:
+        """Record that the file at `path` is the recording of `call` (a call id or an Asterisk
+        uniqueid). A call not (yet) in the database leaves an orphan, linked when the call comes."""
+        self._put((_RECORDING, call, path, at or dt.datetime.now(dt.timezone.utc)))
+
+    def _put(self, item: tuple[Any, ...]) -> None:
+        self._submitted += 1
+        if self._closed or self._queue.qsize() >= self.max_queue:
+            self._dropped_full += 1
+            if not self._warned_full:
+                self._warned_full = True
+                log.error("call writer %s: dropping call records (%d waiting to be written)",
+                          "closed" if self._closed else "full", self._queue.qsize())
+            return
+        self._queue.put(item)
+
+    # --- control -----------------------------------------------------------------------------
+    def flush(self, timeout: Optional[float] = 10.0) -> bool:
+        """Wait until everything handed over before is written (or dropped); False on time-out."""
+        if self._closed or not self._thread.is_alive():  # closing: close() writes what is left
+            if self._thread.is_alive():
+                self._thread.join(timeout)
+            return not self._pending and not self._unwritten and not self._thread.is_alive()
+        marker = threading.Event()
+        self._queue.put((_FLUSH, marker))
+        return marker.wait(timeout)
+
+    def close(self, timeout: Optional[float] = 10.0) -> bool:
+        """Write what is left (trying for up to `timeout` seconds), then stop; True when all was written."""
+        if self._closed:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        self._closed = True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._thread.is_alive():
+            self._queue.put((_STOP, deadline))
+            self._thread.join(timeout)
+        done = not self._thread.is_alive()
+        if not done:
+            log.error("call writer still waiting for the database after %.1f s; %d call records not written",
+                      timeout or 0.0, sum(b.items for b in self._pending) + self._queue.qsize())
+        elif self._own_engine:
+            self.engine.dispose()
+        return done and not self._unwritten
+
+    def __enter__(self) -> "CallWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def stats(self) -> WriterStats:
+        pending = sum(b.items for b in list(self._pending))
+        return WriterStats(self._submitted, self._written, self._dropped + self._dropped_full, self._queue.qsize(),
+                           pending, self._failures, self._last_error, self._healthy)
+
+    # --- the writer thread -------------------------------------------------------------------
+    def _run(self) -> None:
+        deadline: Optional[float] = None
+        stopping = False
+        while True:
+            try:
+                if stopping:  # only the pending batches are left (submits are refused now)
+                    now = time.monotonic()
+                    if not self._pending or (deadline is not None and now >= deadline):
+                        break
+                    wake = self._retry_at if deadline is None else min(self._retry_at, deadline)
+                    time.sleep(max(0.0, wake - now))
+                    self._write_pending()
+                    continue
+                timeout = None if not self._pending else max(0.0, self._retry_at - time.monotonic())
+                items = self._take(timeout)
+                stop = next((item for item in items if item[0] == _STOP), None)
+                if stop is not None:
+                    stopping, deadline = True, stop[1]
+                    self._retry_at = 0.0  # one more try at once
+                batch = self._prepare(items)
+                if batch is not None:
+                    self._add_pending(batch)
+                if self._pending and time.monotonic() >= self._retry_at:
+                    self._write_pending()
+            except Exception:  # noqa: BLE001 - the writer must outlive any bug of its own
+                log.exception("call writer: unexpected error")
+                time.sleep(self.retry_min)
+        left = self._unwritten = sum(b.items for b in self._pending)
+        if left:
+            self._dropped += left
+            log.error("call writer stopped with %d call records not written (database %s: %s)",
+                      left, safe_url(self.engine.url), self._last_error)
+        for batch in self._pending:
+            for marker in batch.markers:
+                marker.set()
+        self._pending = []
+        while True:  # handed over while close() ran: never to be written
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item[0] == _FLUSH:
+                item[1].set()
+            elif item[0] != _STOP:
+                self._dropped += 1
+
+    def _take(self, timeout: Optional[float]) -> list[tuple[Any, ...]]:
+        try:
+            first = self._queue.get(timeout=timeout) if timeout != 0.0 else self._queue.get_nowait()
+        except queue.Empty:
+            return []
+        items = [first]
+        if self.linger and first[0] not in (_FLUSH, _STOP) and self._queue.qsize() == 0:
+            time.sleep(self.linger)  # let a burst of events gather into one transaction
+        try:
+            while len(items) < self.max_batch and items[-1][0] != _STOP:
+                items.append(self._queue.get_nowait())
+        except queue.Empty:
+            pass
+        return items
+
+    def _add_pending(self, batch: _Batch) -> None:
+        last = self._pending[-1] if self._pending else None
+        if last is not None and last.items + batch.items <= self.max_batch:
+            last.merge(batch)
+        else:
+            self._pending.append(batch)
+        while len(self._pending) > 1 and sum(b.items for b in self._pending) > self.max_pending:
+            lost = self._pending.pop(0).carry_rows_into(self._pending[0])
+            self._dropped += lost
+            self._outage_dropped += lost
+
+    def _write_pending(self) -> None:
+        while self._pending:
+            batch = self._pending[0]
+            wrote = bool(batch.items or batch.calls or batch.known_calls or batch.nodes)
+            try:
+                if wrote:
+                    self._write(batch)
+            except Exception as exc:  # noqa: BLE001 - a failing database must not stop the writer
+                self._failed(batch, exc)
+                return
+            self._pending.pop(0)
+            self._written += batch.items
+            if wrote:
+                self._recovered()
+            for marker in batch.markers:
+                marker.set()
+
+    def _failed(self, batch: _Batch, exc: Exception) -> None:
+        self._failures += 1
+        self._healthy = False
+        self._last_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        transient = isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)) or (
+            isinstance(exc, DBAPIError) and exc.connection_invalidated)
+        batch.attempts += 1
+        if self._outage_started is None:
+            self._outage_started = time.monotonic()
+            log.error("call records cannot be written to %s (%s); keeping up to %d and retrying",
+                      safe_url(self.engine.url), self._last_error, self.max_pending)
+        else:
+            log.debug("call writer: write failed again: %s", self._last_error)
+        if not transient and batch.attempts >= _ATTEMPTS_ON_BAD_DATA:
+            log.error("call writer: the database refuses a batch of %d call records (%s); dropping it",
+                      batch.items, self._last_error, exc_info=exc)
+            self._pending.pop(0)
+            self._dropped += batch.items
+            self._outage_dropped += batch.items
+            if self._pending:
+                self._pending[0].markers = batch.markers + self._pending[0].markers
+            else:
+                for marker in batch.markers:
+                    marker.set()
+        self._retry_at = time.monotonic() + self._delay
+        self._delay = min(self._delay * 2, self.retry_max)
+
+    def _recovered(self) -> None:
+        self._healthy = True
+        self._delay = self.retry_min
+        self._retry_at = 0.0
+        if self._outage_started is not None:
+            log.warning("call records are written to %s again after %.1f s (%d failed attempts; %d records dropped)",
+                        safe_url(self.engine.url), time.monotonic() - self._outage_started, self._failures,
+                        self._outage_dropped)
+            self._outage_started = None
+            self._outage_dropped = 0
+            self._warned_full = False
+
+    # --- from queue items to rows ------------------------------------------------------------
+    def _prepare(self, items: list[tuple[Any, ...]]) -> Optional[_Batch]:
+        if not items:
+            return None
+        batch = _Batch()
+        touched: dict[str, CallSummary] = {}
+        for item in items:
+            kind = item[0]
+            if kind == _EVENT:
+                self._take_event(item[1], batch, touched)
+            elif kind == _QUEUE_EVENT:
+                _, name, uniqueid, queue_name, data, at = item
+                batch.queue_events.append({"kind": clean_text(name), "uniqueid": clean_text(uniqueid),
+                                           "queue": clean_text(queue_name), "data": _jsonable(data), "at": to_utc(at)})
+            elif kind == _RECORDING:
+                _, call, path, at = item
+                path = self._relative(path)
+                batch.recordings[path] = {"key": clean_text(call), "path": path, "at": to_utc(at)}
+            elif kind == _FLUSH:
+                batch.markers.append(item[1])
+        for call_id, summary in touched.items():
+            batch.calls[call_id] = dict(summary.row)
+            batch.nodes += summary.take_new_nodes()
+        return batch
+
+    def _take_event(self, event: Event, batch: _Batch, touched: dict[str, CallSummary]) -> None:
+        call_id = clean_text(event.call_id) or ""
+        data = {key: _jsonable(value) for key, value in event.data.items()}
+        row = {"call_id": call_id, "seq": event.seq, "t": round(event.t, 3), "type": event.type,
+               "flow": event.flow, "node": event.node, "data": data}
+        batch.events.append(row)
+        summary = self._calls.get(call_id)
+        if summary is None:
+            if call_id in self._ended:  # a late event: the row is written already
+                if call_id not in batch.calls:
+                    batch.known_calls.setdefault(call_id, self._skeleton(event, call_id).row)
+                return
+            summary = self._calls[call_id] = self._skeleton(event, call_id)
+        summary.apply({"call": call_id, "seq": event.seq, "t": row["t"], "type": event.type, "flow": event.flow,
+                       "node": event.node, **data})
+        touched[call_id] = summary
+        if event.type == ev.CALL_STARTED:
+            batch.started.append({"u": summary.row["uniqueid"] or call_id, "cid": call_id})
+        if summary.ended:
+            del self._calls[call_id]
+            self._ended[call_id] = None
+            while len(self._ended) > _ENDED_REMEMBERED:
+                self._ended.popitem(last=False)
+
+    def _skeleton(self, event: Event, call_id: str) -> CallSummary:
+        started = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=max(0.0, event.t))
+        return CallSummary(call_id, event.flow, started, self.source)
+
+    def _relative(self, path: Union[str, PurePath]) -> str:
+        p = Path(path)
+        if self.recordings_dir is not None and p.is_absolute():
+            try:
+                p = p.resolve().relative_to(self.recordings_dir)
+            except ValueError:
+                pass
+        return clean_text(p.as_posix()) or ""
+
+    # --- one transaction ---------------------------------------------------------------------
+    def _write(self, batch: _Batch) -> None:
+        with self.engine.begin() as conn:
+            upsert = _dialect_insert(conn.dialect.name)
+            calls, nodes, events = Call.__table__, CallNode.__table__, CallEvent.__table__
+            recordings = Recording.__table__
+            if batch.calls:
+                stmt = upsert(calls)
+                stmt = stmt.on_conflict_do_update(index_elements=["id"],
+                                                  set_={c: stmt.excluded[c] for c in _CALL_COLUMNS})
+                conn.execute(stmt, list(batch.calls.values()))
+            known = [row for key, row in batch.known_calls.items() if key not in batch.calls]
+            if known:
+                conn.execute(upsert(calls).on_conflict_do_nothing(index_elements=["id"]), known)
+            if batch.nodes:
+                conn.execute(upsert(nodes).on_conflict_do_nothing(), batch.nodes)
+            if batch.events:
+                conn.execute(upsert(events).on_conflict_do_nothing(), batch.events)
+            if batch.queue_events:
+                conn.execute(insert(QueueEvent.__table__), batch.queue_events)
+            if batch.started:  # recordings that came before their call
+                conn.execute(update(recordings)
+                             .where(recordings.c.call_id.is_(None), recordings.c.uniqueid == bindparam("u"))
+                             .values(call_id=bindparam("cid")), batch.started)
+            for link in batch.recordings.values():
+                self._link(conn, upsert, link)
+
+    @staticmethod
+    def _link(conn: Any, upsert: Any, link: dict[str, Any]) -> None:
+        calls, recordings = Call.__table__, Recording.__table__
+        key = link["key"]
+        found = conn.execute(select(calls.c.id, calls.c.uniqueid)
+                             .where(or_(calls.c.id == key, calls.c.uniqueid == key)).limit(1)).first()
+        stmt = upsert(recordings).values(call_id=found.id if found else None,
+                                         uniqueid=(found.uniqueid or key) if found else key,
+                                         path=link["path"], created_at=link["at"])
+        stmt = stmt.on_conflict_do_update(index_elements=["path"], set_={
+            "call_id": func.coalesce(stmt.excluded.call_id, recordings.c.call_id),
+            "uniqueid": func.coalesce(stmt.excluded.uniqueid, recordings.c.uniqueid),
+        })
+        conn.execute(stmt)
+
+
+def _dialect_insert(name: str) -> Any:
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert
+    raise ValueError(f"the call writer supports SQLite and PostgreSQL, not {name}")
+
+
+def _jsonable(value: Any) -> Any:
+    """`value` as Event.to_dict() shows it, made of JSON types (Secret masked)."""
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, Secret):
+        return str(value)
+    return json.loads(json_dumps(value))

@@ -1,0 +1,175 @@
+"""CallWriter on SQLite and PostgreSQL: simulated calls of the example line round-trip
+into the calls row and their events; queue events and recordings land too."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from ivr.channels.scripted import QueueScript
+from ivr.engine import events as ev
+from ivr.store import Call, CallEvent, CallNode, CallWriter, QueueEvent, Recording, session_factory
+from tests_support import run_call
+
+UTC = dt.timezone.utc
+BUSINESS_PATH = ["welcome", "open_check", "vip_check", "language", "main_menu", "support_account", "account_route",
+                 "business_support", "survey", "goodbye"]
+
+
+def load(db, call_id):
+    with session_factory(db)() as session:
+        call = session.get(Call, call_id)
+        events = session.scalars(select(CallEvent).where(CallEvent.call_id == call_id).order_by(CallEvent.seq)).all()
+        nodes = session.scalars(select(CallNode).where(CallNode.call_id == call_id).order_by(CallNode.t)).all()
+        return call, events, nodes
+
+
+def test_a_simulated_call_round_trips(db, line):
+    writer = CallWriter(db, source="simulated")
+    call = run_call(line, "1 3 90012345# 9#", call_id="sim-1", on_event=writer.submit,
+                    queue=[QueueScript("answered", wait=35.0, talk=120.0, agent="PJSIP/104")])
+    assert writer.flush(10)
+    row, events, nodes = load(db, "sim-1")
+
+    assert call.path == BUSINESS_PATH
+    assert row.flow == "main" and row.flow_version == call.flow.version
+    assert row.source == "simulated"
+    assert row.caller == "+48 22 123 45 67" and row.caller_digits == "48221234567"
+    assert row.language == "pl"
+    assert row.keys == "1 3 ******** 9"  # the account number never reaches the database
+    assert "90012345" not in repr([e.data for e in events])
+    assert row.outcome == ev.ANSWERED and row.department == "support"
+    assert (row.queue_wait, row.agent, row.talk) == (35.0, "PJSIP/104", 120.0)
+    assert row.survey_score == 9 and not row.abandoned
+    assert (row.last_flow, row.last_node) == ("main", "goodbye")
+    assert row.started_at == dt.datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    assert row.started_at.tzinfo is not None and row.ended_at.utcoffset() == dt.timedelta(0)
+    assert row.duration == pytest.approx(call.elapsed(), abs=0.001)
+    assert row.ended_at == row.started_at + dt.timedelta(seconds=row.duration)
+    assert not row.reviewed
+
+    assert [e.seq for e in events] == list(range(len(call.events)))
+    assert [e.to_dict() for e in events] == [e.to_dict() for e in call.events]
+    entered = {e.node: e.t for e in reversed(events) if e.type == ev.NODE_ENTERED}  # first time in each
+    assert {n.node: n.t for n in nodes} == entered and set(entered) == set(BUSINESS_PATH)
+    stats = writer.stats
+    assert stats.written == stats.submitted == len(call.events) and stats.dropped == 0 and stats.healthy
+    assert writer.close()
+
+
+def test_overflow_then_abandon_sums_the_waits(db, line):
+    writer = CallWriter(db)
+    call = run_call(line, "1 1", call_id="sim-2", on_event=writer.submit, survey=False,
+                    queue=[QueueScript("timeout", wait=180.0), QueueScript("abandoned", wait=45.0)])
+    assert writer.close()
+    row, events, _ = load(db, "sim-2")
+    assert row.outcome == ev.ABANDONED == call.outcome
+    assert row.department == "backup" and row.abandoned
+    assert row.queue_wait == 225.0 and row.agent is None and row.talk is None
+    assert row.keys == "1 1" and row.survey_score is None
+    assert row.source == "live"
+    assert len(events) == len(call.events)
+
+
+def test_a_live_call_keeps_untrusted_caller_text_as_data(db, line):
+    writer = CallWriter(db)
+    name = "Robert'); DROP TABLE calls;-- \x00 \udcff Zażółć 📞"
+    number = "+48 22 <script>alert(1)</script> 555"
+    details = {"channel": "PJSIP/trunk-00000012", "uniqueid": "1700000000.42", "caller_name": name,
+               "source": "live"}
+    call = run_call(line, "1 0", call_id="1700000000.42", caller=number, details=details, on_event=writer.submit)
+    assert writer.close()
+    row, events, _ = load(db, "1700000000.42")
+    assert row.caller == number and row.caller_digits == "48221555"
+    assert row.caller_name == "Robert'); DROP TABLE calls;-- \ufffd \ufffd Zażółć 📞"
+    assert (row.channel, row.uniqueid, row.source) == ("PJSIP/trunk-00000012", "1700000000.42", "live")
+    assert events[0].to_dict()["caller"] == number
+    assert row.outcome == call.outcome == ev.ANSWERED and row.department == "operator"
+
+
+def test_many_calls_interleaved(db, line):
+    """Events of concurrent calls arrive mixed; every call gets its own row."""
+    calls = []
+    buffered = []
+    for i in range(20):
+        calls.append(run_call(line, ["1 1", "1 2", "2 4 1", "1 hangup"][i % 4], call_id=f"c{i}", on_event=buffered.append,
+                              queue=["answered"]))
+    writer = CallWriter(db, max_batch=7)
+    by_call = [[e for e in buffered if e.call_id == c.id] for c in calls]
+    while any(by_call):
+        for events in by_call:
+            if events:
+                writer.submit(events.pop(0))
+    assert writer.close()
+    with session_factory(db)() as session:
+        rows = {c.id: c for c in session.scalars(select(Call))}
+        count = len(session.scalars(select(CallEvent.seq)).all())
+    assert count == len(buffered)
+    for call in calls:
+        assert rows[call.id].outcome == call.outcome
+        assert rows[call.id].last_node == call.path[-1]
+
+
+def test_queue_events_and_recordings(db, line, tmp_path):
+    recordings = tmp_path / "recordings"
+    writer = CallWriter(db, recordings_dir=recordings)
+    at = dt.datetime(2026, 11, 24, 10, 0, 5, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    # the recording and the queue event come before the call's row: an orphan, linked later
+    writer.link_recording("1700000000.7", recordings / "2026" / "11" / "24" / "1700000000.7.wav")
+    writer.queue_event("QueueCallerJoin", "1700000000.7", "sales", {"Position": "1", "Count": "1"}, at)
+    assert writer.flush(10)
+    with session_factory(db)() as session:
+        orphan = session.scalars(select(Recording)).one()
+        assert orphan.call_id is None and orphan.path == "2026/11/24/1700000000.7.wav"
+    run_call(line, "1 1", call_id="1700000000.7", on_event=writer.submit, queue=["answered"],
+             details={"uniqueid": "1700000000.7", "channel": "PJSIP/trunk-7"})
+    writer.link_recording("1700000000.7", "2026/11/24/1700000000.7-agent.wav")
+    writer.link_recording("no-such-call", "stray.wav")
+    assert writer.close()
+    with session_factory(db)() as session:
+        links = {r.path: (r.call_id, r.uniqueid) for r in session.scalars(select(Recording))}
+        qe = session.scalars(select(QueueEvent)).one()
+    assert links == {"2026/11/24/1700000000.7.wav": ("1700000000.7", "1700000000.7"),
+                     "2026/11/24/1700000000.7-agent.wav": ("1700000000.7", "1700000000.7"),
+                     "stray.wav": (None, "no-such-call")}
+    assert (qe.kind, qe.uniqueid, qe.queue, qe.data) == ("QueueCallerJoin", "1700000000.7", "sales",
+                                                         {"Position": "1", "Count": "1"})
+    assert qe.at == at and qe.at.tzinfo is not None
+
+
+def test_a_late_event_does_not_reset_a_finished_call(db, line):
+    writer = CallWriter(db)
+    call = run_call(line, "1 0", call_id="late", on_event=writer.submit, queue=["answered"])
+    last = call.events[-1]
+    writer.submit(ev.Event(last.call_id, last.seq + 1, last.t + 1, ev.ERROR, last.flow, None, {"error": "late"}))
+    assert writer.close()
+    row, events, _ = load(db, "late")
+    assert row.outcome == ev.ANSWERED and len(events) == len(call.events) + 1
+
+
+def test_events_without_their_call_started_still_make_a_row(db, line):
+    buffered = []
+    call = run_call(line, "1 0", call_id="headless", on_event=buffered.append, queue=["answered"])
+    writer = CallWriter(db)
+    for event in buffered[1:]:
+        writer.submit(event)
+    assert writer.close()
+    row, events, _ = load(db, "headless")
+    assert row.outcome == call.outcome and len(events) == len(buffered) - 1
+    assert row.started_at.tzinfo is not None
+
+
+def test_from_config_uses_the_installation_database_and_recordings(tmp_path, line):
+    from ivr.config import Config
+    from ivr.store import init_db
+
+    config = Config(raw={"database": "sqlite:///data/calls.db", "recordings": {"dir": "rec"}}, root=tmp_path)
+    init_db(f"sqlite:///{tmp_path / 'data' / 'calls.db'}").dispose()
+    writer = CallWriter.from_config(config)
+    assert writer.recordings_dir == (tmp_path / "rec").resolve()
+    writer.link_recording("x", tmp_path / "rec" / "a.wav")
+    assert writer.close()
+    with session_factory(writer.engine)() as session:
+        assert session.scalars(select(Recording.path)).all() == ["a.wav"]
