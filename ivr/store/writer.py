@@ -215,7 +215,8 @@ class CallWriter:
             self._thread.join(timeout)
             return not self._thread.is_alive()
         self._closed = True
-        deadline = None if timeout is None else time.monotonic() + timeout
+        # the thread stops trying a little before we stop waiting for it, so it can count its losses
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout - min(0.25, timeout / 4))
         if self._thread.is_alive():
             self._queue.put((_STOP, deadline))
             self._thread.join(timeout)
