@@ -5,6 +5,8 @@ run:
 	@scripts/bootstrap.sh run
 	@.venv/bin/ivr validate flows
 	@.venv/bin/ivr prompts build
+	@# the local Asterisk 22 (built once into .cache/; reloaded if it runs): `ivr call 1 1`
+	@.venv/bin/ivr testbed start
 	@.venv/bin/ivr simulate flows/main.yaml
 
 test:

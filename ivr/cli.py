@@ -292,6 +292,91 @@ def serve(ctx: click.Context, paths: tuple[Path, ...], host: Optional[str], port
     asyncio.run(runtime.run_forever())
 
 
+# --- asterisk-config, testbed, call ---------------------------------------------------------
+@cli.command("asterisk-config")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="The folder to write extensions.conf, queues.conf and manager.conf into.")
+@click.pass_context
+def asterisk_config(ctx: click.Context, out_dir: Path) -> None:
+    """Write the Asterisk dialplan, queues and manager user generated from config.yaml."""
+    from ivr.asterisk.dialplan import write_config
+    from ivr.config import load_config
+
+    path = _config_path(ctx, Path.cwd())
+    if path is None:
+        raise UsageError("no config.yaml found; name it with --config")
+    for written in write_config(load_config(path), out_dir):
+        click.echo(f"wrote {_display(written)}", err=True)
+
+
+@cli.group()
+def testbed() -> None:
+    """The local Asterisk 22 test bed (a Debian sid root under .cache/)."""
+
+
+def _testbed(ctx: click.Context):
+    from ivr.asterisk.testbed import Testbed
+
+    return Testbed(ctx.obj["config"], log=lambda line: click.echo(line, err=True))
+
+
+@testbed.command("start")
+@click.pass_context
+def testbed_start(ctx: click.Context) -> None:
+    """Build (once) and start the test bed, or reload its configuration if it runs."""
+    bed = _testbed(ctx).start()
+    click.echo(f"test bed running: SIP 127.0.0.1:{bed.sip_port}, AMI {bed.ami_host}:{bed.ami_port} "
+               f"(user {bed.ami_username}); place a call with `ivr call 1`")
+
+
+@testbed.command("stop")
+@click.pass_context
+def testbed_stop(ctx: click.Context) -> None:
+    """Stop the test bed and unmount its folders."""
+    _testbed(ctx).stop()
+    click.echo("test bed stopped")
+
+
+@testbed.command("status")
+@click.pass_context
+def testbed_status(ctx: click.Context) -> None:
+    """Say whether the test bed runs; exit 1 when it does not."""
+    bed = _testbed(ctx)
+    if not bed.running():
+        click.echo("test bed not running (start it with `ivr testbed start`)")
+        sys.exit(1)
+    version = bed.rx("core show version").strip()
+    click.echo(f"test bed running (pid {bed.pid()}): {version.split(' built')[0]}; "
+               f"SIP 127.0.0.1:{bed.sip_port}, AMI {bed.ami_host}:{bed.ami_port}")
+
+
+@cli.command("call")
+@click.argument("keys", default="")
+@click.option("--caller-name", default="IVR test caller", show_default=True, help="The caller's name.")
+@click.option("--caller-id", default="48221234567", show_default=True, help="The caller's number.")
+@click.option("--exten", default="100", show_default=True, help="The extension dialled.")
+@click.option("--wait", type=click.FloatRange(0, 120), default=3.0, show_default=True,
+              help="Seconds before each group of keys.")
+@click.option("--hold", type=click.FloatRange(0, 3600), default=10.0, show_default=True,
+              help="Seconds to stay on the line after the last key, unless Asterisk hangs up first.")
+@click.pass_context
+def call(ctx: click.Context, keys: str, caller_name: str, caller_id: str, exten: str, wait: float,
+         hold: float) -> None:
+    """Place a real SIP call into the test bed that presses KEYS, e.g. "1 1" or "2 5s 123456#"."""
+    from ivr.asterisk.sipp import place_call
+
+    bed = _testbed(ctx)
+    if not bed.running():
+        raise UsageError("the test bed is not running; start it with `ivr testbed start`")
+    result = place_call(keys, port=bed.sip_port, exten=exten, caller_name=caller_name, caller_id=caller_id,
+                        wait=wait, hold=hold)
+    if not result.ok:
+        click.echo(result.output, err=True)
+        click.echo(click.style(f"call failed after {result.seconds:.1f}s", fg="red"), err=True)
+        sys.exit(1)
+    click.echo(f"call ended after {result.seconds:.1f}s (keys: {keys or 'none'})")
+
+
 # --- test --------------------------------------------------------------------------------
 @cli.command(name="test")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))

@@ -64,6 +64,11 @@ class EngineError(CallError):
     """The engine met a state it cannot run (a runaway call); the caller goes to the fallback queue."""
 
 
+class AsteriskError(IvrError):
+    """Asterisk configuration cannot be generated from config.yaml (a value that would break
+    or inject into a config file, a missing secret), or the local test-bed Asterisk failed."""
+
+
 class AmiError(IvrError):
     """The Asterisk Manager Interface refused, failed or was unreachable; or a value was
     refused before it could reach it (a line break in a header, a number that is no number)."""

@@ -9,8 +9,9 @@ mode=${1:-run}
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# command:package pairs; graphviz draws menus, espeak-ng and sox make prompts
-wanted=(dot:graphviz espeak-ng:espeak-ng sox:sox)
+# command:package pairs; graphviz draws menus, espeak-ng and sox make prompts; sip-tester
+# (sipp) places calls into the Asterisk test bed
+wanted=(dot:graphviz espeak-ng:espeak-ng sox:sox sipp:sip-tester)
 missing=()
 for pair in "${wanted[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
@@ -21,8 +22,9 @@ if [ "$mode" = test ] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/n
   missing+=(postgresql)
 fi
 # packages without a command of their own: sox's MP3 reader and writer (recorded prompts
-# and gTTS answers are MP3)
-for package in libsox-fmt-mp3; do
+# and gTTS answers are MP3); debootstrap (in /usr/sbin, off a user's PATH) makes the test
+# bed's Debian sid root with Asterisk 22 (ivr/asterisk/testbed.py)
+for package in libsox-fmt-mp3 debootstrap; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -1,0 +1,442 @@
+"""Asterisk configuration generated from config.yaml: `ivr asterisk-config -o DIR`.
+
+Three files, written with plain string templates:
+
+- extensions.conf: context `ivr` for incoming calls (extensions `100`, `_X.` and `s`):
+  Answer, the default language, a MixMonitor recording of the whole call to
+  `<recordings>/<YYYY-MM-DD>/<UNIQUEID>.wav` (its path kept in `IVR_RECORDING`; the engine
+  mutes it over AMI during sensitive input), then `AGI(agi://HOST:PORT/main)`. If the
+  engine cannot be reached (`AGISTATUS` = FAILURE) the caller goes straight to the
+  fallback department's queue, then to its overflow, and never hears silence.
+  Context `ivr-callback` (the call-back contract of `ivr.asterisk.callback`): one extension
+  per queue. The file ends with `#tryinclude extensions_site.conf` for a site's own
+  contexts (trunks, the test bed's fake agents), so this file can be generated again.
+- queues.conf: one queue per department, from a template of contact-centre settings.
+- manager.conf: the engine's AMI user with the least rights its actions need, bound to
+  the configured address; the secret is read from the environment, never printed.
+
+Every value from config.yaml that lands in a file is checked or escaped here: a line break
+or `;` in a value would end a line or start a comment, i.e. inject configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Optional
+
+from ivr.asterisk.callback import CallbackSettings
+from ivr.config import Config, Department, MissingSecret, expand_env
+from ivr.errors import AsteriskError
+
+FILES = ("extensions.conf", "queues.conf", "manager.conf")
+SITE_INCLUDE = "extensions_site.conf"  # a site's own contexts; optional
+INCOMING_EXTENSIONS = ("100", "_X.", "s")
+FAILSAFE_CONTEXT = "ivr-failsafe"
+FAILSAFE_WAIT = 300  # seconds in the fallback queue before its overflow queue is tried
+QUEUE_TEMPLATE = "ivr-queue-defaults"
+
+# AMI rights of the engine's user, checked with `manager show command <Action>` and
+# `manager show event` on Asterisk 22 (an action is allowed when the user holds ANY ONE of
+# its classes):
+#   Originate (call-backs)         originate,all
+#   MixMonitorMute (mute on input) system,call,all   -> call (system would also allow
+#                                                       module loads and reloads)
+#   CoreShowChannels (re-sync)     system,reporting,all -> reporting
+#   QueueStatus, Ping, Events      <none>
+# Events the engine reads: Queue*/Agent* (class agent), OriginateResponse (class call).
+AMI_READ = ("call", "agent")
+AMI_WRITE = ("originate", "call", "reporting")
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # queue, context, user names
+_INTERFACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*/[A-Za-z0-9_.+@#*/:-]+$")  # PJSIP/101, Local/200@agents/n
+_HOST = re.compile(r"^[A-Za-z0-9.:-]+$")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(?:_[A-Za-z0-9]+)?$")
+_PERMIT = re.compile(r"^[0-9a-fA-F.:]+(?:/[0-9a-fA-F.:]+)?$")
+_PATH_FORBIDDEN = set(",;$()[]{}\"'\\|`")  # would split or evaluate a dialplan argument
+_RESERVED_SECTIONS = {"general", QUEUE_TEMPLATE}
+
+
+@dataclass(frozen=True)
+class AsteriskSettings:
+    """What the generated files need from config.yaml, checked."""
+
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    agi_script: str = "main"
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_username: str = "ivr"
+    ami_secret: str = "${IVR_AMI_SECRET}"  # as written in config.yaml: a ${VARIABLE}
+    ami_permit: tuple[str, ...] = ("127.0.0.1/255.255.255.255",)
+    language: str = "en"
+    recordings_dir: Path = Path("recordings")
+    callback_context: Optional[str] = "ivr-callback"
+
+    @property
+    def agi_url(self) -> str:
+        return f"agi://{self.agi_host}:{self.agi_port}/{self.agi_script}"
+
+
+def settings_from_config(config: Config) -> AsteriskSettings:
+    """The `asterisk`, `recordings` and `prompts` sections of config.yaml, checked."""
+    raw = config.raw or {}
+    asterisk = _mapping(raw.get("asterisk"), "asterisk")
+    agi = _mapping(asterisk.get("agi"), "asterisk.agi")
+    ami = _mapping(asterisk.get("ami"), "asterisk.ami")
+    recordings = raw.get("recordings") or {}
+    folder = recordings.get("dir", "recordings") if isinstance(recordings, Mapping) else "recordings"
+    recordings_dir = (config.root / str(folder)).resolve()
+    voices = list(config.prompts.voices)
+    language = str(asterisk.get("language") or (voices[0] if voices else "en"))
+    permit = ami.get("permit", ["127.0.0.1/255.255.255.255"])
+    callback = CallbackSettings.from_mapping(asterisk.get("callback"))
+    settings = AsteriskSettings(
+        agi_host=_host(agi.get("host", "127.0.0.1"), "asterisk.agi.host"),
+        agi_port=_port(agi.get("port", 4573), "asterisk.agi.port"),
+        ami_host=_host(ami.get("host", "127.0.0.1"), "asterisk.ami.host"),
+        ami_port=_port(ami.get("port", 5038), "asterisk.ami.port"),
+        ami_username=_name(str(ami.get("username", "ivr")), "asterisk.ami.username"),
+        ami_secret=str(ami.get("secret", "${IVR_AMI_SECRET}")),
+        ami_permit=tuple(_permit(p) for p in (permit if isinstance(permit, list) else [permit])),
+        language=_language(language),
+        recordings_dir=_path(recordings_dir, "recordings.dir"),
+        callback_context=_name(callback.context, "asterisk.callback.context") if callback.context else None,
+    )
+    if settings.ami_username.lower() == "general":
+        raise AsteriskError('asterisk.ami.username cannot be "general": that is the [general] section of manager.conf')
+    return settings
+
+
+# --- extensions.conf -----------------------------------------------------------------------
+def extensions_conf(config: Config, settings: Optional[AsteriskSettings] = None) -> str:
+    """The dialplan: incoming calls to the engine, the fail-safe, the call-back context."""
+    s = settings or settings_from_config(config)
+    chain = fallback_chain(config)
+    recording = f"{s.recordings_dir}/${{STRFTIME(${{EPOCH}},,%Y-%m-%d)}}/${{UNIQUEID}}.wav"
+    out = [
+        _HEADER,
+        "; Calls for the IVR: send them here, e.g. from a trunk's context with",
+        ";   exten => _X.,1,Goto(ivr,${EXTEN},1)",
+        "; The whole call is recorded (IVR_RECORDING holds the file); the engine mutes the",
+        "; caller's side (AMI MixMonitorMute) while a sensitive input such as an account or",
+        "; card number is typed. AGISTATUS=FAILURE after AGI() means the engine could not be",
+        "; reached (not running, port closed): the caller goes to the fail-safe queue.",
+        "[ivr]",
+    ]
+    for exten in INCOMING_EXTENSIONS:
+        out += [
+            f"exten => {exten},1,NoOp(IVR call ${{UNIQUEID}} to ${{EXTEN}})",
+            " same => n,Answer()",
+            f" same => n,Set(CHANNEL(language)={s.language})",
+            f" same => n,Set(IVR_RECORDING={recording})",
+            " same => n,MixMonitor(${IVR_RECORDING})",
+            f" same => n,AGI({s.agi_url})",
+            f' same => n,GotoIf($["${{AGISTATUS}}" = "FAILURE"]?{FAILSAFE_CONTEXT},s,1)',
+            " same => n,Hangup()",
+            "",
+        ]
+    out += _failsafe(chain, s)
+    if s.callback_context:
+        out += _callbacks(config, s, recording)
+    out += [
+        "; A site's own contexts (trunks that send calls to [ivr], test contexts) live in a",
+        "; file of their own, so that this one can be generated again.",
+        f"#tryinclude {SITE_INCLUDE}",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def _failsafe(chain: list[Department], s: AsteriskSettings) -> list[str]:
+    first = chain[0]
+    out = [
+        f"; The engine at {s.agi_url} is unreachable: callers go to the fallback",
+        f"; department's queue ({_comment(first.name)}), then its overflow; nobody hears silence.",
+        f"[{FAILSAFE_CONTEXT}]",
+        f"exten => s,1,Log(WARNING,IVR engine unreachable at {s.agi_url}: ${{CHANNEL}} goes to queue {first.queue})",
+    ]
+    for i, department in enumerate(chain):
+        last = i == len(chain) - 1  # the last queue keeps the caller until an agent answers
+        args = department.queue if last else f"{department.queue},,,,{FAILSAFE_WAIT}"
+        out.append(f" same => n,Queue({args})  ; department {_comment(department.name)}")
+        out.append(f" same => n,NoOp(queue {department.queue} ended: ${{QUEUESTATUS}})")
+    out += [
+        " same => n,Playback(all-circuits-busy-now&please-try-call-later&goodbye)",
+        " same => n,Hangup()",
+        "",
+    ]
+    return out
+
+
+def _callbacks(config: Config, s: AsteriskSettings, recording: str) -> list[str]:
+    out = [
+        "; Call-backs (ivr.asterisk.callback): AMI Originate dials the customer; when they",
+        "; answer, their channel runs extension <queue> here and waits for an agent.",
+        f"[{s.callback_context}]",
+    ]
+    for department in _unique_queues(config):
+        out += [
+            f"exten => {department.queue},1,NoOp(call-back for queue {department.queue})",
+            f" same => n,Set(CHANNEL(language)={s.language})",
+            f" same => n,Set(IVR_RECORDING={recording})",
+            " same => n,MixMonitor(${IVR_RECORDING})",
+            f" same => n,Queue({department.queue})",
+            " same => n,Hangup()",
+        ]
+    out.append("")
+    return out
+
+
+def fallback_chain(config: Config) -> list[Department]:
+    """The fallback department, then its overflow, then that one's, without repeats."""
+    first = config.fallback_department
+    if first is None:
+        raise AsteriskError("config.yaml has no departments: the fail-safe needs a fallback queue "
+                            "(add departments and `fallback: <department>`)")
+    chain, seen = [], set()
+    department: Optional[Department] = first
+    while department is not None and department.name not in seen:
+        seen.add(department.name)
+        chain.append(_checked_department(department))
+        department = config.departments.get(department.overflow) if department.overflow else None
+    return chain
+
+
+# --- queues.conf ---------------------------------------------------------------------------
+_QUEUE_DEFAULTS = """\
+; Settings every department's queue shares (a template; each queue may override them).
+[{template}](!)
+musicclass = default
+; ring each agent for 15 s, wait 5 s before ringing again; the flow's own maximum wait
+; (the Queue() timeout the engine passes) wins over these
+timeout = 15
+retry = 5
+timeoutpriority = app
+; 10 s after each call to finish notes before the next caller rings
+wrapuptime = 10
+; never ring an agent who is already on a call; unanswered agents are not paused
+ringinuse = no
+autopause = no
+autofill = yes
+maxlen = 0
+servicelevel = 30
+; tell callers where they are and how long they will wait: on joining, then every 60 s
+announce-frequency = 60
+min-announce-frequency = 30
+announce-position = yes
+announce-holdtime = once
+announce-round-seconds = 30
+; a reminder that an agent will answer, every 45 s of waiting
+periodic-announce = queue-periodic-announce
+periodic-announce-frequency = 45
+relative-periodic-announce = yes
+; joinempty / leavewhenempty: callers may join and stay while agents are busy (inuse) or
+; ringing: they will be free soon, which is what a queue is for. They may NOT join, and
+; are taken out, when every member is paused, logged out or unreachable (unavailable) or
+; misconfigured (invalid): nobody could ever answer, so Queue() ends with QUEUESTATUS
+; JOINEMPTY / LEAVEEMPTY and the flow (or the fail-safe) moves on to the overflow
+; department instead of leaving the caller waiting forever.
+joinempty = paused,unavailable,invalid
+leavewhenempty = paused,unavailable,invalid
+; after the call the caller's channel holds MEMBERINTERFACE, MEMBERNAME (setinterfacevar),
+; QEHOLDTIME, QEORIGINALPOS (setqueueentryvar) and QUEUESTATUS etc. (setqueuevar): the engine
+; reads them to record who answered and how long the caller waited
+setinterfacevar = yes
+setqueueentryvar = yes
+setqueuevar = yes
+reportholdtime = no
+"""
+
+
+def queues_conf(config: Config) -> str:
+    """One queue per department (departments may share a queue if they agree on it)."""
+    out = [_HEADER, "[general]", "persistentmembers = no", "shared_lastcall = yes", "",
+           _QUEUE_DEFAULTS.format(template=QUEUE_TEMPLATE)]
+    for department in _unique_queues(config):
+        names = ", ".join(_comment(d.name) for d in config.departments.values() if d.queue == department.queue)
+        out.append(f"; department(s): {names}")
+        out.append(f"[{department.queue}]({QUEUE_TEMPLATE})")
+        out.append(f"strategy = {department.strategy}")
+        if department.overflow and department.overflow in config.departments:
+            out.append(f"; overflow: department {_comment(department.overflow)} (the engine moves callers there)")
+        for member in department.members:
+            out.append(f"member => {member}")
+        if not department.members:
+            out.append("; no members: callers cannot join (joinempty) and go to the overflow")
+        out.append("")
+    return "\n".join(out)
+
+
+def _unique_queues(config: Config) -> list[Department]:
+    if not config.departments:
+        raise AsteriskError("config.yaml has no departments: there is no queue to write")
+    queues: dict[str, Department] = {}
+    for department in config.departments.values():
+        department = _checked_department(department)
+        known = queues.get(department.queue)
+        if known is None:
+            queues[department.queue] = department
+        elif (known.members, known.strategy) != (department.members, department.strategy):
+            raise AsteriskError(f'departments "{_comment(known.name)}" and "{_comment(department.name)}" share queue '
+                                f'"{department.queue}" but not its members and strategy; give each its own queue')
+    return list(queues.values())
+
+
+def _checked_department(department: Department) -> Department:
+    queue = _name(department.queue, f'queue of department "{_comment(department.name)}"')
+    if queue.lower() in _RESERVED_SECTIONS:
+        raise AsteriskError(f'queue name "{queue}" is reserved in queues.conf; rename the queue')
+    for member in department.members:
+        if not isinstance(member, str) or not _INTERFACE.match(member):
+            raise AsteriskError(f'member {member!r} of department "{_comment(department.name)}" is no Asterisk '
+                                f"interface such as PJSIP/101 or Local/200@agents/n")
+    return department
+
+
+# --- manager.conf --------------------------------------------------------------------------
+def manager_conf(config: Config, settings: Optional[AsteriskSettings] = None,
+                 environ: Mapping[str, str] = os.environ) -> str:
+    """The AMI: bound to the configured address, one user with the engine's rights only."""
+    s = settings or settings_from_config(config)
+    try:
+        secret = expand_env(s.ami_secret, environ)
+    except MissingSecret as exc:
+        raise AsteriskError(f"manager.conf needs the AMI secret, but the environment variable {exc.name} "
+                            f"is not set (config.yaml asterisk.ami.secret is ${{{exc.name}}}); "
+                            f"export it and run again") from None
+    secret = _secret(secret)
+    permits = "\n".join(f"permit = {p}" for p in s.ami_permit)
+    return f"""{_HEADER}[general]
+enabled = yes
+webenabled = no
+port = {s.ami_port}
+bindaddr = {s.ami_host}
+displayconnects = no
+; several engines may log in with the same user
+allowmultiplelogin = yes
+
+; The IVR engine. Rights (a class is enough for an action that lists it):
+;   write originate  Originate (call-backs)
+;   write call       MixMonitorMute (no recording of account or card numbers)
+;   write reporting  CoreShowChannels (state re-sync after a reconnect)
+;   (QueueStatus, Ping and Events need no class)
+;   read  agent      Queue*/Agent* events (callers joining, agents answering)
+;   read  call       OriginateResponse (did the call-back reach the customer?)
+; Not granted: system (reload, module load), command (CLI), config, dialplan, user, dtmf.
+[{s.ami_username}]
+secret = {secret}
+deny = 0.0.0.0/0.0.0.0
+{permits}
+read = {','.join(AMI_READ)}
+write = {','.join(AMI_WRITE)}
+writetimeout = 5000
+"""
+
+
+# --- all of it -----------------------------------------------------------------------------
+def generate(config: Config, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The three files' texts by file name; AsteriskError names what is wrong."""
+    settings = settings_from_config(config)
+    return {
+        "extensions.conf": extensions_conf(config, settings),
+        "queues.conf": queues_conf(config),
+        "manager.conf": manager_conf(config, settings, environ),
+    }
+
+
+def write_config(config: Config, out_dir: Path, environ: Mapping[str, str] = os.environ) -> list[Path]:
+    """Write the three files into out_dir (created); manager.conf is readable by its owner only."""
+    texts = generate(config, environ)  # everything checked before anything is written
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in texts.items():
+        path = out_dir / name
+        tmp = path.with_name(f".{name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if name == "manager.conf" else 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+        written.append(path)
+    return written
+
+
+def with_members(config: Config, members: Callable[[Department], Iterable[str]]) -> Config:
+    """A copy of config whose departments have other members (the test bed's fake agents)."""
+    departments = {name: replace(d, members=tuple(members(d))) for name, d in config.departments.items()}
+    return replace(config, departments=departments)
+
+
+# --- checks --------------------------------------------------------------------------------
+_HEADER = "; Generated by `ivr asterisk-config` from config.yaml: do not edit, run it again.\n"
+
+
+def _comment(text: str) -> str:
+    """Text safe inside a `;` comment: control characters (line breaks) become '?'."""
+    return "".join("?" if unicodedata.category(ch).startswith("C") else ch for ch in str(text))
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise AsteriskError(f"config.yaml {where} must be a mapping, not {value!r}")
+    return value
+
+
+def _name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise AsteriskError(f"{what} must be letters, digits, '-' and '_' (starting with a letter or digit), "
+                            f"not {_comment(repr(value))}")
+    return value
+
+
+def _host(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _HOST.match(value):
+        raise AsteriskError(f"{what} must be a host name or IP address, not {_comment(repr(value))}")
+    return value
+
+
+def _port(value: Any, what: str) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        port = -1
+    if isinstance(value, bool) or not 1 <= port <= 65535:
+        raise AsteriskError(f"{what} must be a port number from 1 to 65535, not {_comment(repr(value))}")
+    return port
+
+
+def _language(value: str) -> str:
+    if not _LANGUAGE.match(value):
+        raise AsteriskError(f"asterisk.language must be a language code such as pl or en, not {_comment(repr(value))}")
+    return value
+
+
+def _permit(value: Any) -> str:
+    if not isinstance(value, str) or not _PERMIT.match(value):
+        raise AsteriskError(f"asterisk.ami.permit must be addresses such as 127.0.0.1/255.255.255.255, "
+                            f"not {_comment(repr(value))}")
+    return value
+
+
+def _path(path: Path, what: str) -> Path:
+    text = str(path)
+    bad = sorted({ch for ch in text if ch in _PATH_FORBIDDEN or unicodedata.category(ch).startswith("C")})
+    if bad:
+        raise AsteriskError(f"{what} {_comment(text)!r} holds {_comment(' '.join(bad))!r}, which the dialplan "
+                            f"would read as syntax; use a folder without them")
+    return path
+
+
+def _secret(secret: str) -> str:
+    """The secret as a manager.conf value: ';' escaped (it starts a comment); no line breaks."""
+    if not secret:
+        raise AsteriskError("the AMI secret is empty; set a long random one")
+    if secret != secret.strip() or any(unicodedata.category(ch).startswith("C") for ch in secret):
+        raise AsteriskError("the AMI secret has a line break, a control character or spaces at its ends, "
+                            "which manager.conf cannot hold; choose another")
+    return secret.replace(";", r"\;")

@@ -1,0 +1,269 @@
+"""`ivr call KEYS`: a real SIP call into the test bed with SIPp, pressing keys as RFC 4733
+telephone events.
+
+The scenario is written here: an INVITE offering PCMU and telephone-event/8000 (payload
+101), the ACK, then for each token of KEYS a wait and the key presses, then a final wait
+for the far end to hang up (`hold` seconds) before our own BYE. The key presses are the
+DTMF captures that ship with sip-tester (/usr/share/sip-tester/dtmf_2833_<key>.pcap), played
+with `play_pcap_audio`. Those captures come from one recording, so each has a fixed RTP
+sequence number and timestamp: replayed as they are, a second press of the same key has
+the timestamp of the first and Asterisk drops it as a repeat, and a lower key after a
+higher one goes back in sequence. So each press is a copy of the shipped capture with its
+sequence numbers and timestamp moved forward past the previous press.
+
+KEYS: tokens separated by spaces. A token of keys (0-9, *, #, A-D is not in the captures)
+is pressed one key after another, 0.3 s apart, after a wait of `wait` seconds; a token
+such as `5s` or `2.5s` is an extra wait. "1 1" = wait, 1, wait, 1, then hold.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ivr.errors import AsteriskError, UsageError
+
+PCAP_DIR = Path("/usr/share/sip-tester")
+PCAP_NAMES = {**{str(d): str(d) for d in range(10)}, "*": "star", "#": "pound"}
+KEY_GAP = 0.3  # seconds between keys of one token
+DTMF_PAYLOAD = 101
+_WAIT = re.compile(r"^(\d+(?:\.\d+)?)s$")
+_KEYS = re.compile(r"^[0-9*#]+$")
+_CALLER_ID = re.compile(r"^\+?[0-9]{1,20}$")
+_EXTEN = re.compile(r"^[0-9A-Za-z*#+_-]{1,40}$")
+
+
+@dataclass(frozen=True)
+class Step:
+    wait: float  # seconds before
+    key: Optional[str] = None  # None: only the wait
+
+
+def parse_keys(keys: str, wait: float = 3.0) -> list[Step]:
+    """KEYS as steps: each key with the wait before it; UsageError on a bad token."""
+    steps: list[Step] = []
+    extra = 0.0
+    for token in keys.split():
+        match = _WAIT.match(token)
+        if match:
+            extra += float(match.group(1))
+            continue
+        if not _KEYS.match(token):
+            raise UsageError(f"KEYS token {token!r}: keys are 0-9, * and #; a wait is written 5s")
+        for i, key in enumerate(token):
+            steps.append(Step((wait + extra) if i == 0 else KEY_GAP, key))
+        extra = 0.0
+    if extra:
+        steps.append(Step(extra))
+    return steps
+
+
+def sip_display_name(name: str) -> str:
+    """A caller name as a SIP quoted string (quotes and backslashes escaped); characters
+    SIPp would read as its own [keywords] or that break a header are refused."""
+    if any(ch in name for ch in "[]\r\n\x00") or any(ord(ch) < 32 for ch in name):
+        raise UsageError("--caller-name cannot hold [ ] or control characters")
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# --- pcaps -----------------------------------------------------------------------------------
+def shipped_pcap(key: str, pcap_dir: Path = PCAP_DIR) -> Path:
+    path = pcap_dir / f"dtmf_2833_{PCAP_NAMES[key]}.pcap"
+    if not path.is_file():
+        raise AsteriskError(f"{path} is missing: install sip-tester (scripts/bootstrap.sh test)")
+    return path
+
+
+def shifted_pcap(source: Path, target: Path, seq: int, timestamp: int) -> tuple[int, int]:
+    """Copy an RFC 4733 capture, its first packet moved to RTP sequence `seq` and event
+    timestamp `timestamp`; returns the next free (seq, timestamp). UDP checksums are
+    zeroed (legal in IPv4) since the payload changes."""
+    data = bytearray(source.read_bytes())
+    if data[:4] != b"\xd4\xc3\xb2\xa1":
+        raise AsteriskError(f"{source}: not a little-endian pcap file")
+    offset, first_seq, first_ts, last = 24, None, None, (seq, timestamp)
+    while offset + 16 <= len(data):
+        length = struct.unpack_from("<I", data, offset + 8)[0]
+        packet = offset + 16
+        rtp = packet + 42  # Ethernet 14 + IPv4 20 + UDP 8
+        old_seq, old_ts = struct.unpack_from("!HI", data, rtp + 2)
+        if first_seq is None:
+            first_seq, first_ts = old_seq, old_ts
+        new_seq = (seq + old_seq - first_seq) & 0xFFFF
+        new_ts = (timestamp + old_ts - first_ts) & 0xFFFFFFFF
+        struct.pack_into("!HI", data, rtp + 2, new_seq, new_ts)
+        struct.pack_into("!H", data, packet + 40, 0)  # UDP checksum
+        last = (new_seq, new_ts)
+        offset = packet + length
+    target.write_bytes(bytes(data))
+    return (last[0] + 1) & 0xFFFF, (last[1] + 8000) & 0xFFFFFFFF  # the next press 1 s of clock later
+
+
+# --- the scenario ------------------------------------------------------------------------------
+_INVITE = """\
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: {name} <sip:{cid}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:{cid}@[local_ip]:[local_port]>
+Max-Forwards: 70
+Subject: ivr call
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=ivr 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=ivr call
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0 {pt}
+a=rtpmap:0 PCMU/8000
+a=rtpmap:{pt} telephone-event/8000
+a=fmtp:{pt} 0-15
+a=ptime:20
+a=sendrecv
+"""
+
+_ACK = """\
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: {name} <sip:{cid}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Contact: <sip:{cid}@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+"""
+
+_BYE = """\
+BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: {name} <sip:{cid}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Contact: <sip:{cid}@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+"""
+
+_OK = """\
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:{cid}@[local_ip]:[local_port]>
+Content-Length: 0
+"""
+
+
+def scenario_xml(steps: list[tuple[float, Optional[Path]]], *, caller_name: str, caller_id: str,
+                 hold: float) -> str:
+    """The SIPp scenario: INVITE, ACK, per step a wait (ended early by the far end's BYE)
+    and a capture to play, then up to `hold` seconds for the far end's BYE, else our BYE."""
+    if not _CALLER_ID.match(caller_id):
+        raise UsageError(f"--caller-id must be digits with an optional leading +, not {caller_id!r}")
+    fields = {"name": sip_display_name(caller_name), "cid": caller_id, "pt": DTMF_PAYLOAD}
+
+    def cdata(text: str) -> str:
+        return "<![CDATA[\n" + text.format(**fields) + "\n    ]]>"
+
+    out = ['<?xml version="1.0" encoding="UTF-8" ?>', '<scenario name="ivr call">',
+           f'  <send retrans="500">{cdata(_INVITE)}</send>',
+           '  <recv response="100" optional="true"/>',
+           '  <recv response="180" optional="true"/>',
+           '  <recv response="183" optional="true"/>',
+           '  <recv response="200" rtd="true"/>',
+           f'  <send>{cdata(_ACK)}</send>']
+    for i, (wait, pcap) in enumerate(steps):
+        out.append(f'  <recv request="BYE" timeout="{int(wait * 1000)}" ontimeout="step{i}" next="remote_bye"/>')
+        out.append(f'  <label id="step{i}"/>')
+        if pcap is not None:
+            out.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
+    out += [f'  <recv request="BYE" timeout="{int(hold * 1000)}" ontimeout="hang_up" next="remote_bye"/>',
+            '  <label id="hang_up"/>',
+            f'  <send retrans="500">{cdata(_BYE)}</send>',
+            '  <recv response="200" crlf="true" next="done"/>',
+            '  <label id="remote_bye"/>',
+            f'  <send>{cdata(_OK)}</send>',
+            '  <label id="done"/>',
+            '  <pause milliseconds="100"/>',
+            '</scenario>', '']
+    return "\n".join(out)
+
+
+# --- placing the call ----------------------------------------------------------------------------
+@dataclass
+class CallResult:
+    ok: bool
+    seconds: float
+    output: str  # SIPp's error log and screen, for a failed call
+
+
+def place_call(keys: str, *, host: str = "127.0.0.1", port: int = 5070, exten: str = "100",
+               caller_name: str = "IVR test caller", caller_id: str = "48221234567", wait: float = 3.0,
+               hold: float = 10.0, work_dir: Optional[Path] = None, timeout: Optional[float] = None) -> CallResult:
+    """Place one SIPp call into the test bed pressing KEYS; it ends when the far end hangs
+    up or `hold` seconds after the last key."""
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        raise AsteriskError("sipp is missing: install sip-tester (scripts/bootstrap.sh test)")
+    if not _EXTEN.match(exten):
+        raise UsageError(f"bad extension {exten!r}")
+    plan = parse_keys(keys, wait)
+    with tempfile.TemporaryDirectory(prefix="ivr-call-", dir=work_dir) as tmp:
+        folder = Path(tmp)
+        steps: list[tuple[float, Optional[Path]]] = []
+        seq, ts = 1000, 160000
+        for n, step in enumerate(plan):
+            pcap = None
+            if step.key is not None:
+                pcap = folder / f"key{n}.pcap"
+                seq, ts = shifted_pcap(shipped_pcap(step.key), pcap, seq, ts)
+            steps.append((step.wait, pcap))
+        scenario = folder / "call.xml"
+        scenario.write_text(scenario_xml(steps, caller_name=caller_name, caller_id=caller_id, hold=hold),
+                            encoding="utf-8")
+        total = sum(s.wait for s in plan) + hold + 15
+        cmd = [sipp, f"{host}:{port}", "-sf", str(scenario), "-s", exten, "-m", "1", "-l", "1",
+               "-i", "127.0.0.1", "-p", str(_free_port(socket.SOCK_DGRAM)),
+               "-mp", str(_free_port(socket.SOCK_DGRAM, even=True)),
+               "-timeout", f"{int(timeout or total)}s", "-timeout_error", "-nostdin",
+               "-trace_err", "-error_file", str(folder / "errors.log"),
+               "-trace_screen", "-screen_file", str(folder / "screen.log")]
+        started = time.monotonic()
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, timeout=(timeout or total) + 15, cwd=folder)
+        seconds = time.monotonic() - started
+        output = ""
+        if done.returncode != 0:
+            parts = [done.stderr.strip()]
+            for name in ("errors.log", "screen.log"):
+                path = folder / name
+                if path.is_file():
+                    parts.append(path.read_text(errors="replace")[-3000:])
+            output = "\n".join(p for p in parts if p)
+        return CallResult(done.returncode == 0, seconds, output)
+
+
+def _free_port(kind: int, even: bool = False) -> int:
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, kind) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if not even or port % 2 == 0 and port < 65530:
+            return port
+    raise AsteriskError("no free local port for SIPp")

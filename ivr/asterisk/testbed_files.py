@@ -1,0 +1,136 @@
+"""The test bed's own Asterisk files: everything that is NOT the IVR's.
+
+The IVR parts (extensions.conf, queues.conf, manager.conf) come from `ivr.asterisk.dialplan`
+exactly as `ivr asterisk-config` writes them. This module adds what any Asterisk needs to
+boot (asterisk.conf, modules.conf, logger.conf, music on hold, RTP ports), a PJSIP endpoint
+for SIPp callers, and `extensions_site.conf` (included by the generated extensions.conf)
+with the test-only contexts:
+
+- [agents]   `Local/200@agents/n`, every queue's member in the test bed: answers and
+             plays tt-monkeys, so recordings hold real audio.
+- [caller]   the pressing half of an AMI Originate of `Local/100@ivr` (see
+             `ivr.asterisk.ami_sync.originate_keys`): waits 2 s, sends ${KEYS}, waits
+             ${HOLD} seconds (default 30), hangs up.
+- [testbed-callee] the customer of a call-back (`Local/<number>@testbed-callee`, the
+             default of `ivr.asterisk.callback`): answers and waits a minute.
+Everything binds to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+SIP_PORT = 5070
+RTP_PORTS = (20000, 20999)
+AGENT = "Local/200@agents/n"
+SIPP_ENDPOINT = "sipp"
+
+# modules that are not needed, or that try to reach things this machine lacks (the shared
+# notes' list, plus voicemail variants that clash with app_voicemail). Leaving out more
+# modules makes others fail on missing symbols; missing-config messages are harmless.
+NOLOAD = (
+    "chan_sip.so", "res_hep.so", "res_hep_pjsip.so", "res_hep_rtcp.so",
+    "cdr_pgsql.so", "cel_pgsql.so", "res_config_pgsql.so", "cdr_tds.so", "cel_tds.so",
+    "res_snmp.so", "res_corosync.so", "res_xmpp.so", "chan_dahdi.so", "chan_mobile.so",
+    "chan_console.so", "res_prometheus.so", "res_statsd.so",
+    "app_voicemail_odbc.so", "app_voicemail_imap.so", "pbx_lua.so",
+)
+# stock files (kept in the root's /etc/asterisk.dist) that core parts read at boot
+STOCK = ("indications.conf", "features.conf", "ccss.conf", "cdr.conf", "cel.conf", "acl.conf",
+         "udptl.conf", "pjproject.conf")
+
+ASTERISK_CONF = """\
+[directories]
+astcachedir => /var/cache/asterisk
+astetcdir => /etc/asterisk
+astmoddir => /usr/lib/x86_64-linux-gnu/asterisk/modules
+astvarlibdir => /var/lib/asterisk
+astdbdir => /var/lib/asterisk
+astkeydir => /var/lib/asterisk
+astdatadir => /usr/share/asterisk
+astagidir => /usr/share/asterisk/agi-bin
+astspooldir => /var/spool/asterisk
+astrundir => /var/run/asterisk
+astlogdir => /var/log/asterisk
+astsbindir => /usr/sbin
+
+[options]
+verbose = 3
+nocolor = yes
+"""
+
+LOGGER_CONF = """\
+[general]
+[logfiles]
+messages.log => notice,warning,error,verbose
+"""
+
+MUSICONHOLD_CONF = """\
+[default]
+mode = files
+directory = moh
+"""
+
+PJSIP_CONF = f"""\
+[transport-udp]
+type = transport
+protocol = udp
+bind = 127.0.0.1:{SIP_PORT}
+
+; SIPp callers (`ivr call`): any port on 127.0.0.1, straight into the IVR
+[{SIPP_ENDPOINT}]
+type = endpoint
+transport = transport-udp
+context = ivr
+disallow = all
+allow = ulaw
+dtmf_mode = rfc4733
+direct_media = no
+rtp_symmetric = yes
+media_address = 127.0.0.1
+bind_rtp_to_media_address = yes
+
+[{SIPP_ENDPOINT}-identify]
+type = identify
+endpoint = {SIPP_ENDPOINT}
+match = 127.0.0.1
+"""
+
+SITE_EXTENSIONS = """\
+; Test bed only (ivr.asterisk.testbed_files): fake agents, callers and call-back customers.
+[agents]
+exten => 200,1,Answer()
+ same => n,Playback(tt-monkeys)
+ same => n,Hangup()
+
+[caller]
+exten => s,1,Wait(2)
+ same => n,ExecIf($["${KEYS}" != ""]?SendDTMF(${KEYS}))
+ same => n,Wait(${IF($["${HOLD}" = ""]?30:${HOLD})})
+ same => n,Hangup()
+
+[testbed-callee]
+exten => _X.,1,Answer()
+ same => n,Wait(60)
+ same => n,Hangup()
+exten => _+X.,1,Goto(${EXTEN:1},1)
+"""
+
+
+def modules_conf() -> str:
+    return "[modules]\nautoload = yes\n" + "".join(f"noload => {m}\n" for m in NOLOAD)
+
+
+def rtp_conf() -> str:
+    return f"[general]\nrtpstart = {RTP_PORTS[0]}\nrtpend = {RTP_PORTS[1]}\n"
+
+
+def base_files() -> dict[str, str]:
+    """File name (in /etc/asterisk) -> text, for everything but the generated IVR files."""
+    return {
+        "asterisk.conf": ASTERISK_CONF,
+        "modules.conf": modules_conf(),
+        "logger.conf": LOGGER_CONF,
+        "musiconhold.conf": MUSICONHOLD_CONF,
+        "rtp.conf": rtp_conf(),
+        "pjsip.conf": PJSIP_CONF,
+        "extensions_site.conf": SITE_EXTENSIONS,
+    }

@@ -1,0 +1,96 @@
+"""`ivr call`'s pieces without a call: KEYS parsing, the SIPp scenario, the DTMF captures
+moved forward in RTP time, and the AMI Originate key string (fast; no Asterisk)."""
+
+from __future__ import annotations
+
+import struct
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from ivr.asterisk.ami_sync import keys_to_dtmf
+from ivr.asterisk.sipp import KEY_GAP, Step, parse_keys, scenario_xml, shifted_pcap, sip_display_name
+from ivr.errors import AmiError, UsageError
+
+
+def test_keys_become_waits_and_presses():
+    assert parse_keys("1 1", wait=3) == [Step(3, "1"), Step(3, "1")]
+    assert parse_keys("2 5s 12#", wait=2) == [Step(2, "2"), Step(7, "1"), Step(KEY_GAP, "2"), Step(KEY_GAP, "#")]
+    assert parse_keys("1 4s", wait=1) == [Step(1, "1"), Step(4)]
+    assert parse_keys("") == []
+
+
+@pytest.mark.parametrize("keys", ["1 x", "1;2", "12a", "-"])
+def test_bad_keys_are_usage_errors(keys):
+    with pytest.raises(UsageError):
+        parse_keys(keys)
+
+
+def test_display_name_is_quoted_and_sipp_keywords_refused():
+    assert sip_display_name('A "Quote" \\ Test') == '"A \\"Quote\\" \\\\ Test"'
+    for bad in ("[call_id]", "a\r\nVia: x", "x]]>"):
+        with pytest.raises(UsageError):
+            sip_display_name(bad)
+
+
+def test_scenario_offers_pcmu_and_telephone_event_and_plays_each_key(tmp_path):
+    one, two = tmp_path / "k0.pcap", tmp_path / "k1.pcap"
+    xml = scenario_xml([(3.0, one), (2.5, two)], caller_name="Jan", caller_id="+48221234567", hold=10)
+    root = ET.fromstring(xml)  # well-formed
+    invite = root.find("send").text
+    assert "m=audio [media_port] RTP/AVP 0 101" in invite
+    assert "a=rtpmap:101 telephone-event/8000" in invite
+    assert 'From: "Jan" <sip:+48221234567@' in invite
+    plays = [e.get("play_pcap_audio") for e in root.iter("exec")]
+    assert plays == [str(one), str(two)]
+    waits = [(r.get("timeout"), r.get("ontimeout"), r.get("next")) for r in root.iter("recv") if r.get("request") == "BYE"]
+    assert waits == [("3000", "step0", "remote_bye"), ("2500", "step1", "remote_bye"),
+                     ("10000", "hang_up", "remote_bye")]
+    labels = {e.get("id") for e in root.iter("label")}
+    assert {"step0", "step1", "hang_up", "remote_bye", "done"} <= labels
+
+
+def test_caller_id_must_be_a_number():
+    with pytest.raises(UsageError):
+        scenario_xml([], caller_name="x", caller_id="123<sip:evil>", hold=1)
+
+
+def _capture(path: Path, seqs: list[int], ts: int) -> None:
+    """A little-endian pcap of RTP telephone-event packets (Ethernet/IPv4/UDP)."""
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    for i, seq in enumerate(seqs):
+        rtp = struct.pack("!BBHII", 0x80, 101, seq, ts, 0x1234) + bytes([1, 0x0A, 0, 0])
+        packet = b"\0" * 14 + b"\x45" + b"\0" * 19 + struct.pack("!HHHH", 5000, 10000, 8 + len(rtp), 0xBEEF) + rtp
+        out += struct.pack("<IIII", 100, i * 20000, len(packet), len(packet)) + packet
+    path.write_bytes(bytes(out))
+
+
+def _rtp(path: Path) -> list[tuple[int, int, int]]:
+    data, offset, found = path.read_bytes(), 24, []
+    while offset < len(data):
+        length = struct.unpack_from("<I", data, offset + 8)[0]
+        packet = offset + 16
+        seq, ts = struct.unpack_from("!HI", data, packet + 44)
+        found.append((seq, ts, struct.unpack_from("!H", data, packet + 40)[0]))
+        offset = packet + length
+    return found
+
+
+def test_each_press_is_moved_forward_in_rtp_time(tmp_path):
+    source = tmp_path / "dtmf.pcap"
+    _capture(source, [7984, 7985, 7986, 7986], ts=13280)
+    first, second = tmp_path / "a.pcap", tmp_path / "b.pcap"
+    nxt = shifted_pcap(source, first, 1000, 160000)
+    shifted_pcap(source, second, *nxt)
+    a, b = _rtp(first), _rtp(second)
+    assert a == [(1000, 160000, 0), (1001, 160000, 0), (1002, 160000, 0), (1002, 160000, 0)]
+    assert b[0][0] == 1003 and b[0][1] == 168000  # a later sequence and a new event timestamp
+    assert first.stat().st_size == source.stat().st_size
+
+
+def test_originate_keys_string():
+    assert keys_to_dtmf("1 1") == "1wwww1"
+    assert keys_to_dtmf("2 123#") == "2wwww123#"
+    with pytest.raises(AmiError):
+        keys_to_dtmf("1,2")
