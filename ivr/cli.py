@@ -286,6 +286,7 @@ def serve(ctx: click.Context, paths: tuple[Path, ...], host: Optional[str], port
     from ivr.serve import build_runtime
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     targets = list(paths) or _default_flows()
     runtime = build_runtime(targets, _config_path(ctx, targets[0] if targets[0].is_dir() else targets[0].parent),
                             host=host, port=port)

@@ -110,20 +110,56 @@ class AmiPart:
         await self.client.close()
 
 
+class WriterPart:
+    """The call-records writer as a part of the runtime: every event of every call goes to it."""
+
+    def __init__(self, writer: Any):
+        self.writer = writer
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        # the writer's thread writes what is left; off the event loop, which is closing
+        await asyncio.get_running_loop().run_in_executor(None, self.writer.close)
+
+    @staticmethod
+    def sink_factory(writer: Any) -> Callable[[AgiEnvironment], Callable[[Event], None]]:
+        def sink(env: AgiEnvironment) -> Callable[[Event], None]:
+            def on_event(event: Event) -> None:
+                writer.submit(event)
+                if event.type == "call_started" and event.data.get("recording"):
+                    writer.link_recording(event.call_id, event.data["recording"])
+            return on_event
+        return sink
+
+
+def open_writer(config: Any) -> Any:
+    """The call-records writer of the installation, its database migrated to the newest schema."""
+    from ivr.store import CallWriter, database_url, init_db
+
+    init_db(database_url(config), root=config.root)
+    return CallWriter.from_config(config)
+
+
 def build_runtime(flow_paths: list[Path], config_path: Optional[Path], *, host: Optional[str] = None,
-                  port: Optional[int] = None, ami: bool = True) -> Runtime:
+                  port: Optional[int] = None, ami: bool = True, store: bool = True) -> Runtime:
     """The runtime of an installation, from config.yaml (asterisk.agi, asterisk.ami)."""
     reloader = FlowReloader(flow_paths, config_path)
     engine = reloader.load()
     asterisk = engine.config.raw.get("asterisk") or {}
     agi = asterisk.get("agi") or {}
     runtime = Runtime(reloader, host=host or agi.get("host", "127.0.0.1"), port=port or int(agi.get("port", 4573)))
+    writer = open_writer(engine.config) if store else None
+    if writer is not None:
+        runtime.extras.append(WriterPart(writer))
+        runtime.event_sink = WriterPart.sink_factory(writer)
     if ami and asterisk.get("ami"):
         from ivr.asterisk.ami import AmiClient
         from ivr.errors import ConfigError
 
         try:
-            client = AmiClient.from_config(engine.config)
+            client = AmiClient.from_config(engine.config, on_queue_event=writer.queue_event if writer else None)
         except ConfigError as exc:  # the secret is not in the environment
             log.error("AMI disabled: %s", exc)
         else:

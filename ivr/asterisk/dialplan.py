@@ -123,8 +123,10 @@ def extensions_conf(config: Config, settings: Optional[AsteriskSettings] = None)
         ";   exten => _X.,1,Goto(ivr,${EXTEN},1)",
         "; The whole call is recorded (IVR_RECORDING holds the file); the engine mutes the",
         "; caller's side (AMI MixMonitorMute) while a sensitive input such as an account or",
-        "; card number is typed. AGISTATUS=FAILURE after AGI() means the engine could not be",
-        "; reached (not running, port closed): the caller goes to the fail-safe queue.",
+        "; card number is typed. The engine ends every call it runs by hanging up, so a",
+        "; caller still on the line after AGI() returns was let down: the engine could not be",
+        "; reached (AGISTATUS=FAILURE), or it dropped the call midway (SUCCESS, channel up).",
+        "; Either way the caller goes to the fail-safe queue.",
         "[ivr]",
     ]
     for exten in INCOMING_EXTENSIONS:
@@ -135,8 +137,7 @@ def extensions_conf(config: Config, settings: Optional[AsteriskSettings] = None)
             f" same => n,Set(IVR_RECORDING={recording})",
             " same => n,MixMonitor(${IVR_RECORDING})",
             f" same => n,AGI({s.agi_url})",
-            f' same => n,GotoIf($["${{AGISTATUS}}" = "FAILURE"]?{FAILSAFE_CONTEXT},s,1)',
-            " same => n,Hangup()",
+            f" same => n,Goto({FAILSAFE_CONTEXT},s,1)",
             "",
         ]
     out += _failsafe(chain, s)
@@ -154,10 +155,10 @@ def extensions_conf(config: Config, settings: Optional[AsteriskSettings] = None)
 def _failsafe(chain: list[Department], s: AsteriskSettings) -> list[str]:
     first = chain[0]
     out = [
-        f"; The engine at {s.agi_url} is unreachable: callers go to the fallback",
+        f"; The engine at {s.agi_url} is unreachable or dropped the call: callers go to the fallback",
         f"; department's queue ({_comment(first.name)}), then its overflow; nobody hears silence.",
         f"[{FAILSAFE_CONTEXT}]",
-        f"exten => s,1,Log(WARNING,IVR engine unreachable at {s.agi_url}: ${{CHANNEL}} goes to queue {first.queue})",
+        f"exten => s,1,Log(WARNING,IVR engine at {s.agi_url} did not finish the call (AGISTATUS=${{AGISTATUS}}): ${{CHANNEL}} goes to queue {first.queue})",
     ]
     for i, department in enumerate(chain):
         last = i == len(chain) - 1  # the last queue keeps the caller until an agent answers

@@ -92,6 +92,10 @@ class AgiChannel:
         reply = await self.send("GET VARIABLE", name)
         return reply.data if reply.number == 1 else None
 
+    async def get_variable(self, name: str) -> Optional[str]:
+        """A channel variable's value (None when unset)."""
+        return await self._get(name)
+
     # --- Channel ------------------------------------------------------------------------
     async def answer(self) -> None:
         await self.send("ANSWER")

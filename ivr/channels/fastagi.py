@@ -102,6 +102,13 @@ class FastAgiServer:
         variables = {k: v for k, v in env.query.items() if k != "lang"}
         variables.update({f"arg{i}": value for i, value in enumerate(env.args, 1)})
         details = {"channel": env.channel, "uniqueid": env.uniqueid, "caller_name": env.caller_name, "source": "live"}
+        try:
+            # the dialplan names the call's recording; the record links to it
+            recording = await channel.get_variable("IVR_RECORDING")
+        except CallerHangup:
+            recording = None
+        if recording:
+            details["recording"] = recording
         await engine.run(
             channel, flow,
             caller=env.caller,

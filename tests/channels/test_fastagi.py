@@ -141,10 +141,11 @@ def test_sales_call_commands_and_record(installation, tmp_path):
     # a short call (the fake queue answers at once): the survey is asked, and the caller gives 9
     events, [sent] = run_calls(installation, tmp_path, [(Caller(keys=["1", "1", "9", "#"]), environment())])
     cmds = lines(sent)
-    assert cmds[0] == "ANSWER"
-    assert cmds[1] == 'SET VARIABLE "CHANNEL(language)" "pl"'
+    assert cmds[0] == 'GET VARIABLE "IVR_RECORDING"'  # the recording the dialplan started
+    assert cmds[1] == "ANSWER"
+    assert cmds[2] == 'SET VARIABLE "CHANNEL(language)" "pl"'
     prompts = tmp_path / "prompts"
-    assert cmds[2] == f'STREAM FILE "{prompts}/pl/main/welcome" ""'
+    assert cmds[3] == f'STREAM FILE "{prompts}/pl/main/welcome" ""'
     assert f'STREAM FILE "{prompts}/pl/main/choose_language" "12"' in cmds
     assert f'STREAM FILE "{prompts}/en/main/choose_language" "12"' in cmds  # the language menu in both voices
     assert 'WAIT FOR DIGIT "4000"' in cmds
@@ -156,6 +157,7 @@ def test_sales_call_commands_and_record(installation, tmp_path):
     result = next(e for e in call if e.type == "transfer_result")
     assert (result.data["status"], result.data["agent"], result.data["wait"]) == ("answered", "Agent 101", 12.0)
     assert call[0].data["uniqueid"] == "1700000000.1" and call[0].data["source"] == "live"
+    assert call[0].data["recording"] == "/var/spool/ivr/recordings/2026-11-24/1700000000.1.wav"
     assert call[-1].data["outcome"] == "answered" and call[-1].data["department"] == "sales"
     assert call[-1].data["survey"] == 9
 
@@ -238,7 +240,7 @@ def test_query_and_args_become_variables_and_language(installation, tmp_path):
     events, [sent] = run_calls(installation, tmp_path, [(Caller(keys=["1"]), env)])
     [call] = events.values()
     assert call[0].data["language"] == "en"
-    assert b'"CHANNEL(language)" "en"' in sent[1]
+    assert b'"CHANNEL(language)" "en"' in sent[2]
     assert all(b"HANGUP" not in line or line == b"HANGUP\n" for line in sent)
 
 

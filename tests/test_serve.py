@@ -1,0 +1,65 @@
+"""`ivr serve` as a whole: a call from a fake Asterisk through the real runtime (FastAGI,
+hot reload, the call-records writer on SQLite) leaves its full record: path, keys (the
+account masked), queue wait and agent, outcome, events in order, and its recording."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import shutil
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "channels"))
+
+from fake_asterisk import Caller, environment, place_call  # noqa: E402
+from ivr.serve import build_runtime  # noqa: E402
+from ivr.store.db import create_db_engine  # noqa: E402
+from ivr.store.models import Call, CallEvent, Recording  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _installation(tmp_path: Path) -> Path:
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    shutil.copytree(ROOT / "data", tmp_path / "data")
+    shutil.copytree(ROOT / "flows", tmp_path / "flows", ignore=shutil.ignore_patterns("*.test.yaml"))
+    # Tuesday 10:00 in Warsaw, whatever day the test runs: an office-hours schedule for every day
+    text = (tmp_path / "config.yaml").read_text()
+    text = text.replace('weekly: {mon-fri: "08:00-18:00", sat: "09:00-13:00"}', 'weekly: {mon-sun: "00:00-24:00"}')
+    text = text.replace("      - {country: PL}           # Polish public holidays, every year\n", "")
+    text = text.replace("      - 2026-12-31              # company day off\n", "")
+    (tmp_path / "config.yaml").write_text(text)
+    return tmp_path
+
+
+def test_a_live_call_leaves_its_full_record(tmp_path):
+    root = _installation(tmp_path)
+    runtime = build_runtime([root / "flows"], root / "config.yaml", port=0, ami=False)
+
+    async def main():
+        await runtime.start()
+        try:
+            env = environment("1700000123.7", agi_calleridname='A \\"Quote\\" Test')
+            return await place_call(runtime.server.port, Caller(keys=["1", "3", "9", "0", "0", "1", "2", "3", "4", "5", "#"]), env)
+        finally:
+            await runtime.close()
+
+    asyncio.run(main())
+    db = create_db_engine(f"sqlite:///{root / 'ivr.db'}")
+    with db.connect() as conn:
+        call = conn.execute(sa.select(Call).where(Call.id == "1700000123.7")).mappings().one()
+        events = conn.execute(sa.select(CallEvent.type, CallEvent.seq).where(CallEvent.call_id == call["id"])
+                              .order_by(CallEvent.seq)).all()
+        recordings = conn.execute(sa.select(Recording.path, Recording.call_id)).all()
+    assert call["flow"] == "main" and call["source"] == "live" and call["uniqueid"] == "1700000123.7"
+    assert call["caller_name"] == 'A "Quote" Test'
+    assert call["outcome"] == "answered" and call["department"] == "support"
+    assert call["agent"] == "Agent 101" and call["queue_wait"] == 12.0
+    assert "900123" not in (call["keys"] or "") and "********" in call["keys"]
+    assert call["last_node"] == "survey"  # the fake caller had no key left for the survey and hung up
+    assert [seq for _type, seq in events] == list(range(len(events)))
+    assert events[0][0] == "call_started" and events[-1][0] == "outcome"
+    assert recordings and recordings[0][1] == "1700000123.7"
