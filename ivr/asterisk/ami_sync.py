@@ -26,6 +26,8 @@ from ivr.errors import AmiError, AmiLoginError
 
 Message = dict[str, str]
 _KEYS = re.compile(r"^[0-9*#ABCD]+$")
+_WAIT = re.compile(r"^(\d+(?:\.\d+)?)s$")
+_MESSAGE_END = re.compile(rb"\r?\n\r?\n")
 
 
 class AmiSession:
@@ -35,8 +37,14 @@ class AmiSession:
             self._sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as exc:
             raise AmiError(f"cannot reach the AMI at {host}:{port}: {exc}") from None
-        self._file = self._sock.makefile("rb")
-        self.banner = self._file.readline().decode("utf-8", "replace").strip()
+        # our own buffer, not makefile(): a socket file cannot be read again after a
+        # time-out, and a session must survive a wait_event that found nothing
+        self._buffer = bytearray()
+        try:
+            self.banner = self._readline(time.monotonic() + timeout).decode("utf-8", "replace").strip()
+        except AmiError:
+            self.close()
+            raise
         self.events: deque[Message] = deque()
         self._ids = itertools.count(1)
 
@@ -60,23 +68,40 @@ class AmiSession:
                 lines.append(f"{name}: {header_value(name, item)}\r\n")
         self._sock.sendall(("".join(lines) + "\r\n").encode("utf-8"))
 
+    def _fill(self, deadline: float) -> None:
+        self._sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            chunk = self._sock.recv(65536)
+        except (socket.timeout, TimeoutError):
+            raise AmiError("no answer from the AMI in time") from None
+        except OSError as exc:
+            raise AmiError(f"the AMI connection failed: {exc}") from None
+        if not chunk:
+            raise AmiError("the AMI closed the connection")
+        self._buffer += chunk
+
+    def _readline(self, deadline: float) -> bytes:
+        while (end := self._buffer.find(b"\n")) < 0:
+            self._fill(deadline)
+        line = bytes(self._buffer[:end + 1])
+        del self._buffer[:end + 1]
+        return line
+
     def _read(self, deadline: float) -> Message:
-        message: Message = {}
+        """The next whole message; on time-out nothing is consumed, so the session goes on."""
         while True:
-            self._sock.settimeout(max(0.05, deadline - time.monotonic()))
-            try:
-                raw = self._file.readline()
-            except (socket.timeout, TimeoutError):
-                raise AmiError("no answer from the AMI in time") from None
-            if not raw:
-                raise AmiError("the AMI closed the connection")
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            if not line:
-                if message:
-                    return message
-                continue
-            name, _, value = line.partition(":")
-            message.setdefault(name.strip(), value.strip())
+            while self._buffer[:1] in (b"\r", b"\n"):  # blank lines between messages
+                del self._buffer[:1]
+            end = _MESSAGE_END.search(self._buffer)
+            if end is not None:
+                block = bytes(self._buffer[:end.start()])
+                del self._buffer[:end.end()]
+                message: Message = {}
+                for raw in block.split(b"\n"):
+                    name, _, value = raw.decode("utf-8", "replace").rstrip("\r").partition(":")
+                    message.setdefault(name.strip(), value.strip())
+                return message
+            self._fill(deadline)
 
     # --- actions -------------------------------------------------------------------------------
     def action(self, name: str, headers: Optional[Mapping[str, Any]] = None, *,
@@ -117,26 +142,44 @@ class AmiSession:
 
 
 def keys_to_dtmf(keys: str) -> str:
-    """`ivr call` style keys ("1 1", "2 123456#") as SendDTMF digits: a space is a 2 s pause."""
-    groups = keys.split()
-    for group in groups:
-        if not _KEYS.match(group):
-            raise AmiError(f"keys may be 0-9, *, # and A-D, separated by spaces, not {group!r}")
-    return "wwww".join(groups)
+    """`ivr call` style keys ("1 1", "2 123456#", "6s 1 1") as SendDTMF digits: a space is
+    a 2 s pause, and a token such as `6s` or `2.5s` waits that much longer (SendDTMF's `w`
+    is half a second), as `ivr call` does."""
+    out: list[str] = []
+    extra = 0.0
+    for token in keys.split():
+        wait = _WAIT.match(token)
+        if wait:
+            extra += float(wait.group(1))
+            continue
+        if not _KEYS.match(token):
+            raise AmiError(f"keys may be 0-9, *, # and A-D, or a wait such as 5s, separated by spaces, not {token!r}")
+        pause = extra + (2.0 if out else 0.0)
+        out.append("w" * round(pause * 2) + token)
+        extra = 0.0
+    if extra:
+        out.append("w" * round(extra * 2))
+    return "".join(out)
 
 
 def originate_keys(ami: AmiSession, keys: str, *, exten: str = "100", context: str = "ivr",
-                   hold: int = 30, caller_id: str = '"Test caller" <48221234567>') -> Message:
+                   hold: int = 30, caller_id: str = '"Test caller" <48221234567>',
+                   variables: Optional[Mapping[str, str]] = None) -> Message:
     """A call into `exten@context` whose caller presses `keys` (test bed's [caller] context):
     AMI Originate of Local/<exten>@<context>; the ;2 half runs the IVR, the ;1 half waits
-    2 s, presses the keys, stays `hold` seconds and hangs up. Needs write class originate."""
+    2 s, presses the keys, stays `hold` seconds and hangs up. `variables` are set on the
+    call too (a Local channel hands them to its ;2 half). Needs write class originate."""
     if not re.match(r"^[A-Za-z0-9_+*#-]+$", exten) or not re.match(r"^[A-Za-z0-9_-]+$", context):
         raise AmiError(f"bad extension or context: {exten!r}@{context!r}")
+    extra = dict(variables or {})
+    for name in extra:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+            raise AmiError(f"bad variable name {name!r}")
     reply = ami.action("Originate", {
         "Channel": f"Local/{exten}@{context}",
         "Context": "caller", "Exten": "s", "Priority": "1",
         "CallerID": caller_id,
-        "Variable": [f"KEYS={keys_to_dtmf(keys)}", f"HOLD={int(hold)}"],
+        "Variable": [f"KEYS={keys_to_dtmf(keys)}", f"HOLD={int(hold)}", *(f"{k}={v}" for k, v in extra.items())],
         "Async": "true",
     })
     if reply.get("Response") != "Success":

@@ -138,7 +138,7 @@ _ACK = """\
 ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: {name} <sip:{cid}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-[peer_tag_param]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
 Call-ID: [call_id]
 CSeq: 1 ACK
 Contact: <sip:{cid}@[local_ip]:[local_port]>
@@ -150,7 +150,7 @@ _BYE = """\
 BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
 From: {name} <sip:{cid}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-[peer_tag_param]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
 Call-ID: [call_id]
 CSeq: 2 BYE
 Contact: <sip:{cid}@[local_ip]:[local_port]>

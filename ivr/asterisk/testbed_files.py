@@ -7,10 +7,13 @@ for SIPp callers, and `extensions_site.conf` (included by the generated extensio
 with the test-only contexts:
 
 - [agents]   `Local/200@agents/n`, every queue's member in the test bed: answers and
-             plays tt-monkeys, so recordings hold real audio.
+             plays tt-monkeys, so recordings hold real audio. Any 2XX does the same, for
+             tests that need several agents at once (`Local/201@agents/n`, ...).
 - [caller]   the pressing half of an AMI Originate of `Local/100@ivr` (see
              `ivr.asterisk.ami_sync.originate_keys`): waits 2 s, sends ${KEYS}, waits
              ${HOLD} seconds (default 30), hangs up.
+- [testbed-named] a caller whose name comes URI-encoded in ${NAME_URI}, so it can hold
+             a line break (no AMI header can carry one); then [ivr].
 - [testbed-callee] the customer of a call-back (`Local/<number>@testbed-callee`, the
              default of `ivr.asterisk.callback`): answers and waits a minute.
 Everything binds to 127.0.0.1.
@@ -97,7 +100,7 @@ match = 127.0.0.1
 SITE_EXTENSIONS = """\
 ; Test bed only (ivr.asterisk.testbed_files): fake agents, callers and call-back customers.
 [agents]
-exten => 200,1,Answer()
+exten => _2XX,1,Answer()
  same => n,Playback(tt-monkeys)
  same => n,Hangup()
 
@@ -106,6 +109,13 @@ exten => s,1,Wait(2)
  same => n,ExecIf($["${KEYS}" != ""]?SendDTMF(${KEYS}))
  same => n,Wait(${IF($["${HOLD}" = ""]?30:${HOLD})})
  same => n,Hangup()
+
+; A caller whose name holds what no AMI header can carry (a line break): Originate
+; Local/100@testbed-named with NAME_URI, the name URI-encoded (%0A for a line break); the
+; IVR half decodes it into CALLERID(name), then runs [ivr] like any caller.
+[testbed-named]
+exten => _X.,1,Set(CALLERID(name)=${URIDECODE(${NAME_URI})})
+ same => n,Goto(ivr,${EXTEN},1)
 
 [testbed-callee]
 exten => _X.,1,Answer()

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Awaitable, Callable, Optional, Protocol
 
-from ivr.channels.agi_wire import AgiDeadChannel, AgiEnvironment, Reply, command, read_reply
+from ivr.channels.agi_wire import AgiDeadChannel, AgiEnvironment, AgiHangupNotice, Reply, command, read_reply
 from ivr.engine.channel import (
     ABANDONED,
     ANSWERED,
@@ -62,19 +62,30 @@ class AgiChannel:
         self.on_callback = on_callback
         self.sent: list[bytes] = []  # every command line, for logs and tests
         self.dead = False
+        self._in_sync = True  # every reply read: the next line is the next command's reply
 
     # --- the wire -----------------------------------------------------------------------
-    async def send(self, verb: str, *args: object) -> Reply:
-        if self.dead:
+    async def send(self, verb: str, *args: object, dead_ok: bool = False) -> Reply:
+        """One command and its reply. `dead_ok`: a command Asterisk still carries out after
+        the caller hung up (GET VARIABLE): its reply, which follows the HANGUP line, is
+        returned instead of raising, so what the call left (the queue's agent) can be read."""
+        if self.dead and not (dead_ok and self._in_sync):
             raise AgiDeadChannel("the caller hung up")
         line = command(verb, *args)
         self.sent.append(line)
         try:
             self.writer.write(line)
             await self.writer.drain()
-            return await read_reply(self.reader)
+            try:
+                return await read_reply(self.reader)
+            except AgiHangupNotice:
+                self.dead = True
+                if not dead_ok:
+                    raise
+                return await read_reply(self.reader)
         except AgiDeadChannel:
             self.dead = True
+            self._in_sync = False  # a reply may still be on its way: nothing more is sent
             raise
         except (ConnectionError, OSError) as exc:
             self.dead = True
@@ -88,8 +99,8 @@ class AgiChannel:
             return False
         return reply.number >= 0
 
-    async def _get(self, name: str) -> Optional[str]:
-        reply = await self.send("GET VARIABLE", name)
+    async def _get(self, name: str, dead_ok: bool = False) -> Optional[str]:
+        reply = await self.send("GET VARIABLE", name, dead_ok=dead_ok)
         return reply.data if reply.number == 1 else None
 
     async def get_variable(self, name: str) -> Optional[str]:
@@ -144,13 +155,14 @@ class AgiChannel:
         # options: c = go on in the flow when the agent hangs up
         reply = await self.send("EXEC", "Queue", f"{request.department.queue},c,,,{timeout}")
         elapsed = time.monotonic() - started
-        status = (await self._get("QUEUESTATUS") or "").upper()
-        agent = await self._get("MEMBERNAME") or await self._get("MEMBERINTERFACE")
-        hold = await self._get("QEHOLDTIME")
+        # read even when the caller has hung up (the usual end of a call with an agent)
+        status = (await self._get("QUEUESTATUS", dead_ok=True) or "").upper()
+        agent = await self._get("MEMBERNAME", dead_ok=True) or await self._get("MEMBERINTERFACE", dead_ok=True)
+        hold = await self._get("QEHOLDTIME", dead_ok=True)
         wait = float(hold) if hold and hold.isdigit() else elapsed
         if status in _NOT_ANSWERED:
             return TransferResult(TIMED_OUT, elapsed)
-        if reply.number < 0 or (await self._get("ABANDONED") or "").upper() == "TRUE":
+        if reply.number < 0 or self.dead or (await self._get("ABANDONED", dead_ok=True) or "").upper() == "TRUE":
             if agent:  # talked to an agent, then hung up: answered all the same
                 self.dead = True
                 return TransferResult(ANSWERED, wait, agent, max(0.0, elapsed - wait))

@@ -9,7 +9,12 @@ controls (a caller-ID name, digits) can never end a command or start another. Re
     510 Invalid or unknown command
     511 Command Not Permitted on a dead channel or intercept routine
     520-Invalid command syntax.  Proper usage follows:  (lines...)  520 End of proper usage.
-    HANGUP                                   the caller hung up (FastAGI), at any moment
+    HANGUP                                   the caller hung up (FastAGI), at any moment;
+                                             the reply to the command still follows it
+
+The environment block before the first command is `agi_name: value` lines and a blank
+line, each value written as it is: a caller-ID name with line breaks (seen on Asterisk 22)
+spreads over several lines, even blank ones, so `read_environment` makes sure of its end.
 
 Reply codes map to exceptions here and nowhere else.
 """
@@ -17,17 +22,24 @@ Reply codes map to exceptions here and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import secrets
 from dataclasses import dataclass, field
 from typing import Optional
 from urllib.parse import parse_qsl, unquote
 
 from ivr.errors import CallerHangup, ChannelError
 
+log = logging.getLogger(__name__)
+
 _REPLY = re.compile(r"^(?P<code>\d{3})(?P<sep>[ -])(?P<rest>.*)$")
 _RESULT = re.compile(r"^result=(?P<result>-?\d+|\S*)\s*(?:\((?P<data>.*?)\))?\s*(?P<tail>.*)$")
 _FIELD = re.compile(r"(\w+)=(\S*)")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CALLER_NAME = "agi_calleridname"
+AFTER_CALLER_NAME = "agi_callingpres"  # the line Asterisk always writes next (res_agi setup_env)
+MAX_ENVIRONMENT_LINES = 10_000
 
 
 class AgiError(ChannelError):
@@ -44,6 +56,11 @@ class AgiUsageError(AgiError):
 
 class AgiDeadChannel(CallerHangup):
     """511, HANGUP, or the socket closed: the caller is gone."""
+
+
+class AgiHangupNotice(AgiDeadChannel):
+    """The `HANGUP` line of FastAGI: the caller is gone. Asterisk still answers the command
+    just sent (on a dead channel: 511, or the result of GET VARIABLE and the like) after it."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +126,7 @@ async def read_reply(reader: asyncio.StreamReader, timeout: Optional[float] = No
     """
     line = await _read_line(reader, timeout)
     if line == "HANGUP":
-        raise AgiDeadChannel("the caller hung up")
+        raise AgiHangupNotice("the caller hung up")
     if line.startswith("520-"):
         usage = [line[4:]]
         while True:
@@ -195,26 +212,68 @@ class AgiEnvironment:
         return self.get("agi_language")
 
 
-async def read_environment(reader: asyncio.StreamReader, timeout: float = 10.0) -> AgiEnvironment:
+async def read_environment(reader: asyncio.StreamReader, timeout: float = 10.0,
+                           writer: Optional[asyncio.StreamWriter] = None) -> AgiEnvironment:
     """Read the environment block up to its blank line.
 
-    A line that is not `agi_name: value` continues the previous value (a caller-ID name
-    with a line break in it); it never ends the block early or shifts the replies.
+    Asterisk writes each value as it is, so a value with line breaks (a caller-ID name
+    can hold any) spreads over several lines, and a blank line inside it looks like the
+    end of the block. With `writer` the end is made certain: one command goes out, GET
+    FULL VARIABLE of a random token, which Asterisk answers with the token only after it
+    has sent the whole block; every line before that answer still belongs to the block.
+    So nothing in a caller's name can ever be read as the reply to a command.
+    """
+    lines: list[str] = []
+    while (line := await _env_line(reader, timeout)) != "":
+        lines.append(line)
+    if writer is not None:
+        token = secrets.token_hex(8)
+        writer.write(command("GET FULL VARIABLE", token))
+        await writer.drain()
+        echo = f"200 result=1 ({token})"
+        rest: list[str] = []
+        while (line := await _env_line(reader, timeout)) != echo:
+            if line.startswith("511 "):
+                raise AgiDeadChannel(line)
+            rest.append(line)
+            if len(rest) > MAX_ENVIRONMENT_LINES:
+                raise AgiError("no end of the AGI environment block in sight")
+        if rest:  # the first blank line was inside a value; the last one ended the block
+            lines += [""] + (rest[:-1] if rest[-1] == "" else rest)
+            log.warning("the AGI environment held a blank line inside a value (%d more lines)", len(rest))
+    return parse_environment(lines)
+
+
+async def _env_line(reader: asyncio.StreamReader, timeout: float) -> str:
+    try:
+        return await _read_line(reader, timeout)
+    except asyncio.TimeoutError:
+        raise AgiError("Asterisk sent no (complete) AGI environment") from None
+
+
+def parse_environment(lines: list[str]) -> AgiEnvironment:
+    """The `agi_name: value` lines of the block, in Asterisk's fixed order.
+
+    A line that is not `agi_name: value` continues the value before it (a line break in
+    a value), and a name already set is never set again. The caller-ID name is the one
+    value a caller controls, and Asterisk always follows it with agi_callingpres: it runs
+    up to the last agi_callingpres line, so lines in it that look like `agi_uniqueid: ...`
+    or `agi_channel: ...` are part of the name and set nothing.
     """
     env = AgiEnvironment()
+    name_at = next((i for i, line in enumerate(lines) if line.startswith(f"{CALLER_NAME}: ")), None)
+    after = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(f"{AFTER_CALLER_NAME}: ")), None)
+    if name_at is not None and after is not None and after > name_at:
+        env.values[CALLER_NAME] = unescape("\n".join(lines[name_at:after])[len(CALLER_NAME) + 2:])
+        lines = lines[:name_at] + lines[after:]
     last: Optional[str] = None
-    while True:
-        try:
-            line = await _read_line(reader, timeout)
-        except asyncio.TimeoutError:
-            raise AgiError("Asterisk sent no AGI environment") from None
-        if line == "":
-            return env
+    for line in lines:
         name, sep, value = line.partition(": ")
-        if sep and name.startswith("agi_") and _NAME.match(name):
+        if sep and name.startswith("agi_") and _NAME.match(name) and name not in env.values:
             env.values[name] = unescape(value)
             last = name
         elif last is not None:
             env.values[last] += "\n" + unescape(line)
         else:
             raise AgiError(f"not an AGI environment line: {line[:60]!r}")
+    return env

@@ -84,7 +84,7 @@ class FastAgiServer:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            env = await read_environment(reader)
+            env = await read_environment(reader, writer=writer)
         except (ChannelError, CallerHangup) as exc:
             log.warning("a connection without a usable AGI environment: %s", exc)
             return

@@ -92,5 +92,7 @@ def test_each_press_is_moved_forward_in_rtp_time(tmp_path):
 def test_originate_keys_string():
     assert keys_to_dtmf("1 1") == "1wwww1"
     assert keys_to_dtmf("2 123#") == "2wwww123#"
+    # waits as `ivr call` writes them: before the first key, between keys, after the last
+    assert keys_to_dtmf("3s 1 1.5s 1 1s") == "wwwwww1wwwwwww1ww"
     with pytest.raises(AmiError):
         keys_to_dtmf("1,2")

@@ -23,6 +23,7 @@ class Caller:
     hold: int = 12  # QEHOLDTIME
     missing_files: tuple[str, ...] = ()  # STREAM FILE of these answers -1 while the channel lives
     special: list[Rule] = field(default_factory=list)  # tried first: odd replies for a test
+    hangs_up_with_agent: bool = False  # the caller ends the call while talking to the agent
 
     def answer(self, line: str) -> list[str]:
         for rule in self.special:
@@ -31,6 +32,8 @@ class Caller:
                 return reply
         verb = line.split('"', 1)[0].strip()
         args = re.findall(r'"((?:[^"\\]|\\.)*)"', line)
+        if verb == "GET FULL VARIABLE":  # the server's check that the environment block ended
+            return [f"200 result=1 ({args[0]})"]
         if verb == "ANSWER":
             return ["200 result=0"]
         if verb == "SET VARIABLE":
@@ -49,7 +52,7 @@ class Caller:
                 return ["200 result=0 (timeout)"]
             return [f"200 result={ord(key)}"]
         if verb == "EXEC" and args[:1] == ["Queue"]:
-            return ["DELAY", "200 result=0"]
+            return ["DELAY", "200 result=-1" if self.hangs_up_with_agent else "200 result=0"]
         if verb == "GET VARIABLE":
             value = {"QUEUESTATUS": self.queue_status, "MEMBERNAME": self.agent if self.queue_status == "CONTINUE" else None,
                      "QEHOLDTIME": str(self.hold), "ABANDONED": None,
@@ -71,18 +74,23 @@ async def place_call(port: int, caller: Caller, env: dict[str, str], *, host: st
     writer.write(block.encode())
     await writer.drain()
     received: list[bytes] = []
-    hung_up = False
+    hung_up = hangup_next = False
     try:
         while True:
             raw = await reader.readline()
             if not raw:
                 break
             received.append(raw)
-            if hung_up:
-                writer.write(b"511 Command Not Permitted on a dead channel or intercept routine\n")
-                await writer.drain()
-                continue
-            for reply in caller.answer(raw.decode().rstrip("\n")):
+            text = raw.decode().rstrip("\n")
+            if hangup_next:  # as Asterisk does: the HANGUP line first, then the command's reply
+                writer.write(b"HANGUP\n")
+                hung_up, hangup_next = True, False
+            if hung_up:  # a dead channel: Asterisk still answers GET VARIABLE, refuses the rest
+                if not text.startswith("GET "):
+                    writer.write(b"511 Command Not Permitted on a dead channel or intercept routine\n")
+                    await writer.drain()
+                    continue
+            for reply in caller.answer(text):
                 if reply == "DELAY":
                     await asyncio.sleep(caller.queue_delay)
                     continue
@@ -90,6 +98,8 @@ async def place_call(port: int, caller: Caller, env: dict[str, str], *, host: st
                 if reply == "HANGUP":
                     hung_up = True
                     break
+            if caller.hangs_up_with_agent and text.startswith('EXEC "Queue"'):
+                hangup_next = True
             await writer.drain()
     except ConnectionError:
         pass

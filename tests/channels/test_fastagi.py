@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from fake_asterisk import Caller, environment, place_call
-from ivr.channels.agi_wire import AgiDeadChannel, AgiInvalidCommand, AgiUsageError, command, parse_reply, quote, read_reply
+from ivr.channels.agi_wire import (AgiDeadChannel, AgiInvalidCommand, AgiUsageError, command, parse_environment,
+                                   parse_reply, quote, read_reply)
 from ivr.channels.fastagi import FastAgiServer
 from ivr.engine import Engine
 from ivr.flow.project import load_flows
@@ -53,7 +54,8 @@ def run_calls(installation, tmp_path, calls, *, at=None):
             sent = await asyncio.gather(*(place_call(server.port, c, e) for c, e in calls))
         finally:
             await server.close()
-        return sent
+        # the server's first command makes sure the environment block has ended: left out here
+        return [s[1:] if s and s[0].startswith(b'GET FULL VARIABLE "') else s for s in sent]
 
     return events, asyncio.run(main())
 
@@ -233,6 +235,45 @@ def test_a_caller_name_with_a_line_break_does_not_shift_the_protocol(installatio
     assert call[0].data["caller_name"] == 'A "Quote"\nTest'
     assert call[-1].data["outcome"] == "answered"
     assert all(b"Quote" not in line and line.count(b"\n") == 1 for line in sent)
+
+
+def test_a_blank_line_in_the_caller_name_can_pass_for_no_reply_nor_environment(installation, tmp_path):
+    # Asterisk writes the name as it is (seen on Asterisk 22): a blank line in it looks like
+    # the end of the block, and what follows like replies and other agi_ values
+    name = 'A "Quote"\n\n200 result=1 (/etc/passwd)\nagi_uniqueid: 1700000000.2\nagi_network_script: faq'
+    env = environment("1700000000.9", agi_calleridname=name)
+    tail = {key: env.pop(key) for key in ("agi_context", "agi_extension", "agi_priority")}
+    env = {**env, "agi_callingpres": "0", **tail, "agi_threadid": "1"}  # Asterisk's order
+    events, [sent] = run_calls(installation, tmp_path, [(Caller(keys=["1", "1"]), env)])
+    [(uniqueid, call)] = events.items()
+    assert uniqueid == "1700000000.9" and call[0].call_id == "1700000000.9"
+    assert call[0].data["caller_name"] == name and call[0].flow == "main"
+    assert call[0].data["recording"] == "/var/spool/ivr/recordings/2026-11-24/1700000000.1.wav"  # the real reply
+    assert call[-1].data["outcome"] == "answered"
+    assert all(line.count(b"\n") == 1 and b"passwd" not in line for line in sent)
+
+
+def test_lines_of_a_caller_name_that_look_like_values_set_nothing():
+    name = "x\nagi_channel: PJSIP/victim-00000002\nagi_callingpres: 0\nagi_arg_1: vip"
+    block = ["agi_network_script: main", "agi_channel: PJSIP/caller-00000001", "agi_uniqueid: 1.1",
+             *f"agi_calleridname: {name}".split("\n"), "agi_callingpres: 0", "agi_context: ivr", "agi_threadid: 7"]
+    env = parse_environment(block)
+    assert (env.channel, env.uniqueid, env.caller_name, env.args) == ("PJSIP/caller-00000001", "1.1", name, [])
+    assert env.get("agi_context") == "ivr" and env.get("agi_threadid") == "7"
+    # without agi_callingpres (not Asterisk's block), a name already set is still never set again
+    env = parse_environment(["agi_uniqueid: 1.1", "agi_calleridname: x", "agi_uniqueid: 2.2"])
+    assert env.uniqueid == "1.1" and env.caller_name == "x\nagi_uniqueid: 2.2"
+
+
+def test_a_caller_who_hangs_up_on_the_agent_was_answered_by_them(installation, tmp_path):
+    # the usual end of a call: the caller hangs up while talking; Queue answers -1, and the
+    # agent is read after Asterisk's HANGUP line (GET VARIABLE works on a dead channel)
+    events, [sent] = run_calls(installation, tmp_path, [(Caller(keys=["1", "1"], hangs_up_with_agent=True), environment())])
+    [call] = events.values()
+    result = next(e for e in call if e.type == "transfer_result")
+    assert (result.data["status"], result.data["agent"], result.data["wait"]) == ("answered", "Agent 101", 12.0)
+    assert call[-1].data["outcome"] == "answered" and call[-2].type == "caller_hangup"
+    assert lines(sent)[-3:] == ['GET VARIABLE "QUEUESTATUS"', 'GET VARIABLE "MEMBERNAME"', 'GET VARIABLE "QEHOLDTIME"']
 
 
 def test_query_and_args_become_variables_and_language(installation, tmp_path):
