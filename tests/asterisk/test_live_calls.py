@@ -139,6 +139,8 @@ def test_the_sales_keys_reach_an_agent_and_the_record_holds_the_call(live, metho
     assert _path(record)[:6] == [*ENTRY, "sales"]
     assert set(record["nodes"]) == set(_path(record))  # the nodes table agrees with the events
     assert call["keys"] == "1 1" and call["language"] == "pl"
+    # which menu the caller heard: the version of the flow the runtime compiled
+    assert call["flow_version"] == live["serving"].runtime.reloader.current().flows.flows["main"].version
     assert (call["outcome"], call["department"]) == ("answered", "sales")
     assert call["agent"] in AGENTS  # the Local channel that answered and played tt-monkeys
     assert call["queue_wait"] is not None and 0 <= call["queue_wait"] < 10
