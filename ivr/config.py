@@ -16,10 +16,12 @@ from ivr.errors import ConfigError
 from ivr.flow.diagnostics import Diagnostic, Findings, did_you_mean, sort_best_first
 from ivr.flow.loader import Document, LoadError, describe, load_file
 from ivr.prompts.settings import PromptSettings, parse_prompt_settings
+from ivr.qa_settings import (QaSettings, RecordingSettings, WebSettings, parse_qa_settings, parse_recording_settings,
+                              parse_web_settings)
 from ivr.hours import Schedule, parse_schedule
 from ivr.segments import Segment, parse_segment
 
-SECTIONS = ("asterisk", "database", "recordings", "prompts", "departments", "schedules", "segments", "web", "fallback")
+SECTIONS = ("asterisk", "database", "recordings", "prompts", "departments", "schedules", "segments", "web", "qa", "fallback")
 STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear", "wrandom", "rrordered")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -44,6 +46,13 @@ class Config:
     prompts: PromptSettings = field(default_factory=PromptSettings)
     # the installation's folder (config.yaml's): relative paths in the config start here
     root: Path = field(default_factory=Path.cwd)
+    qa: QaSettings = field(default_factory=QaSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    recordings: RecordingSettings = field(default_factory=RecordingSettings)
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.root / self.recordings.dir
 
     @property
     def fallback_department(self) -> Department | None:
@@ -136,7 +145,10 @@ def _parse(doc: Document, findings: Findings, base_dir: Path) -> Config:
     if fallback is None and departments:
         findings.warning((), 'no "fallback" department: when the engine fails, callers go to the first department listed', rank=3)
     prompts = parse_prompt_settings(data.get("prompts"), findings)
-    return Config(str(doc.file), departments, schedules, segments, fallback, data, prompts, base_dir)
+    qa = parse_qa_settings(data.get("qa"), findings)
+    web = parse_web_settings(data.get("web"), findings)
+    recordings = parse_recording_settings(data.get("recordings"), findings)
+    return Config(str(doc.file), departments, schedules, segments, fallback, data, prompts, base_dir, qa, web, recordings)
 
 
 def _named_sections(data: dict, section: str, findings: Findings, parse) -> dict[str, Any]:

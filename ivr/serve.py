@@ -37,8 +37,7 @@ class Runtime:
         engine = self.reloader.current()
         config = engine.config
         prompts_dir = config.root / config.prompts.dir
-        recordings = config.raw.get("recordings") or {}
-        recordings_dir = config.root / (recordings.get("dir", "recordings") if isinstance(recordings, dict) else "recordings")
+        recordings_dir = config.recordings_dir
         for part in self.extras:
             await part.start()
         self.server = FastAgiServer(self.reloader.current, prompts_dir=prompts_dir.resolve(),
@@ -149,7 +148,7 @@ def build_runtime(flow_paths: list[Path], config_path: Optional[Path], *, host: 
     engine = reloader.load()
     asterisk = engine.config.raw.get("asterisk") or {}
     agi = asterisk.get("agi") or {}
-    runtime = Runtime(reloader, host=host or agi.get("host", "127.0.0.1"), port=port or int(agi.get("port", 4573)))
+    runtime = Runtime(reloader, host=host if host is not None else agi.get("host", "127.0.0.1"), port=port if port is not None else int(agi.get("port", 4573)))
     writer = open_writer(engine.config) if store else None
     if writer is not None:
         runtime.extras.append(WriterPart(writer))

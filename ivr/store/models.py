@@ -1,4 +1,5 @@
-"""The database tables of an installation: calls, their events, recordings, queue events.
+"""The database tables of an installation: calls, their events, recordings, queue events,
+and the QA side: users of the web app, reviews (scorecards), holds, and the audit log.
 
 A `Call` row is the summary QA filters on (date, caller, department, agent, outcome,
 duration, keys, survey score, reviewed); `CallEvent` rows hold the call's full history in
@@ -185,6 +186,7 @@ class Recording(Base):
     peaks: Mapped[Optional[list[Any]]]  # waveform for the player
     created_at: Mapped[dt.datetime]
     indexed_at: Mapped[Optional[dt.datetime]]
+    deleted_at: Mapped[Optional[dt.datetime]]  # the file was purged (retention); the row stays for the audit
 
     call: Mapped[Optional[Call]] = relationship(back_populates="recordings")
 
@@ -210,3 +212,64 @@ class QueueEvent(Base):
         Index("ix_queue_events_uniqueid", "uniqueid"),
         Index("ix_queue_events_queue_at", "queue", "at"),
     )
+
+
+ROLES = ("qa", "admin")
+
+
+class User(Base):
+    """An account of the QA web app. Only a password hash is stored (werkzeug's scrypt)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(unique=True)
+    password_hash: Mapped[str]
+    role: Mapped[str]  # one of ROLES
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime]
+
+
+class Review(Base):
+    """A QA reviewer's scorecard of one call: a score per criterion of config.yaml, notes."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    reviewer: Mapped[str]  # the user name
+    scores: Mapped[dict[str, Any]]  # {criterion key: score}, absent criteria were not applicable
+    total: Mapped[Optional[float]] = mapped_column(Float)  # share of the possible points, 0..1
+    notes: Mapped[str] = mapped_column(default="")
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+    __table_args__ = (Index("ix_reviews_call_id", "call_id"), Index("ix_reviews_created_at", "created_at"))
+
+
+class Hold(Base):
+    """A call whose recording retention must not delete: under review, a complaint, a dispute."""
+
+    __tablename__ = "holds"
+
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True)
+    reason: Mapped[str]
+    placed_by: Mapped[str]
+    placed_at: Mapped[dt.datetime]
+
+
+class AuditEntry(Base):
+    """Who did what, when: every play and download of a recording, logins, scores, purges."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime]
+    user: Mapped[Optional[str]]  # None for the command line's own actions (purge)
+    action: Mapped[str]  # play, download, login, login_failed, review, hold, release, purge, ...
+    call_id: Mapped[Optional[str]]  # no foreign key: the entry outlives the call
+    recording_id: Mapped[Optional[int]]
+    address: Mapped[Optional[str]]  # the web client's IP address
+    detail: Mapped[str] = mapped_column(default="")
+
+    __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_call_id", "call_id"))

@@ -166,8 +166,7 @@ class CallWriter:
     @classmethod
     def from_config(cls, config: Config, **kwargs: Any) -> "CallWriter":
         """The writer of an installation: config.yaml's database and recordings folder."""
-        recordings = config.raw.get("recordings") if isinstance(config.raw.get("recordings"), dict) else {}
-        kwargs.setdefault("recordings_dir", config.root / str(recordings.get("dir", "recordings")))
+        kwargs.setdefault("recordings_dir", config.recordings_dir)
         return cls(database_url(config), **kwargs)
 
     # --- the call path: never blocks, never raises ------------------------------------------
