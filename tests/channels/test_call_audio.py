@@ -75,7 +75,11 @@ def test_a_sensitive_account_number_leaves_no_tones_in_the_recording(tmp_path, m
     # nine presses (eight digits and #) of one second each end at the input event
     typed = samples[int((entry["t"] - 9.0) * RATE): int(entry["t"] * RATE)]
     assert len(typed) == 9 * RATE
-    assert max(abs(x) for x in typed) == 0
+    # 5 ms at each edge may hold the last sample of the prompt before (times in float
+    # seconds round to one sample either way); a key tone lasts 100 ms and is far louder
+    edge = RATE // 200
+    assert max(abs(x) for x in typed[edge:-edge]) == 0
+    assert max(abs(x) for x in typed) < 50
     # the prompt before them is kept for QA, and the menu keys are there
     prompt = samples[int((entry["t"] - 11.0) * RATE): int((entry["t"] - 9.0) * RATE)]
     assert max(abs(x) for x in prompt) > 1000
