@@ -448,5 +448,12 @@ def _coverage_report(report: dict) -> None:
             click.echo(f"  not taken: {source} --{label}-->")
 
 
+# --- commands that live with their feature ------------------------------------------------
+from ivr.web.cli import users as _users_group, web as _web_command  # noqa: E402
+
+cli.add_command(_web_command)
+cli.add_command(_users_group)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

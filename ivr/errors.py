@@ -85,3 +85,8 @@ class AmiConnectionLost(AmiError):
 
 class StoreError(IvrError):
     """The database cannot be opened or migrated (a bad URL, an unreachable server)."""
+
+
+class WebError(IvrError):
+    """The QA web app cannot start (a weak session key, an address in use) or a user
+    account cannot be made (a taken name, a short password, an unknown role)."""

@@ -1,0 +1,62 @@
+"""The QA web app: a Flask app factory and its blueprints.
+
+`create_app(config)` builds the app for one installation (its config.yaml): the database
+is opened and migrated, the blueprints registered, and the security rules of
+`ivr.web.security` put in front of every route (log-in, roles, CSRF, secure cookies,
+security headers). `ivr web` serves it; tests use `app.test_client()`.
+
+Blueprints, one concept each:
+    auth       log-in and log-out
+    calls      the calls list: search, filter, sort, pages
+    call       one call: player, waveform, timeline, scorecard; the audio by recording id
+    reports    scorecard reports per agent and department
+    dashboard  charts and the menu tree with the callers' branches
+    admin      the audit log (admins only)
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from flask import Flask
+
+from ivr.config import Config, load_config
+from ivr.web.context import WebContext
+from ivr.web.security import install_security
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Union[Config, str, Path, None] = None, *, testing: bool = False,
+               overrides: Optional[dict[str, Any]] = None) -> Flask:
+    """The QA web app of the installation whose config.yaml is `config` (a path, or loaded)."""
+    if not isinstance(config, Config):
+        config = load_config(config)
+    app = Flask(__name__)
+    context = WebContext.open(config)
+    app.extensions["ivr"] = context
+    app.config.update(
+        SECRET_KEY=context.secret_key(),
+        TESTING=testing,
+        MAX_CONTENT_LENGTH=1024 * 1024,  # forms only: nothing big is ever uploaded
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=context.secure_cookies(),
+        SESSION_COOKIE_NAME="ivr_session",
+        PERMANENT_SESSION_LIFETIME=8 * 3600,  # a working day; then log in again
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    app.config.update(overrides or {})
+    install_security(app)
+
+    from ivr.web import admin, auth, call, calls, dashboard, reports
+
+    for blueprint in (auth.bp, calls.bp, call.bp, reports.bp, dashboard.bp, admin.bp):
+        app.register_blueprint(blueprint)
+    app.jinja_env.globals.update(app_name="IVR QA")
+    from ivr.web import filters
+
+    filters.install(app)
+    return app

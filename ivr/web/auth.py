@@ -1,0 +1,50 @@
+"""Log-in and log-out."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+from sqlalchemy import select
+
+from ivr.store.models import User
+from ivr.web import audit
+from ivr.web.context import db
+from ivr.web.security import LOCK_WINDOW, locked_out, log_in, public, roles, safe_next, verify
+
+bp = Blueprint("auth", __name__)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+def login():
+    next_page = safe_next(request.values.get("next"))
+    if request.method == "GET":
+        return render_template("login.html", next=next_page, error=None)
+    name = request.form.get("name", "").strip()[:64]
+    password = request.form.get("password", "")
+    if locked_out(name, request.remote_addr):
+        audit.record("login_locked", detail=name, user=name or None)
+        seconds = int(LOCK_WINDOW.total_seconds())
+        page = render_template("login.html", next=next_page,
+                               error=f"Too many failed log-ins. Try again in {seconds // 60} minutes.")
+        return page, 429, {"Retry-After": str(seconds)}
+    user = db().scalar(select(User).where(User.name == name)) if name else None
+    if not verify(user, password):
+        audit.record("login_failed", detail=name)
+        return render_template("login.html", next=next_page, error="Wrong user name or password."), 401
+    log_in(user)
+    audit.record("login", user=user.name)
+    return redirect(next_page or url_for("calls.index"))
+
+
+@bp.route("/logout", methods=["POST"])
+@roles("qa", "admin")
+def logout():
+    audit.record("logout")
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/")
+@roles("qa", "admin")
+def home():
+    return redirect(url_for("calls.index"))

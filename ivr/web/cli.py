@@ -1,0 +1,123 @@
+"""`ivr web` and `ivr users`: serve the QA web app, manage its accounts."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from ivr.config import load_config
+from ivr.errors import WebError
+from ivr.store.models import ROLES
+
+
+def _config(ctx: click.Context):
+    return load_config(ctx.obj.get("config") if ctx.obj else None)
+
+
+@click.command()
+@click.option("--host", help="Address to listen on (default: config.yaml web.host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (default: config.yaml web.port, 5000).")
+@click.pass_context
+def web(ctx: click.Context, host: Optional[str], port: Optional[int]) -> None:
+    """Serve the QA web app (calls, recordings, scorecards, dashboard)."""
+    import logging
+
+    from waitress import serve as waitress_serve
+
+    from ivr.web import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    config = _config(ctx)
+    app = create_app(config)
+    host = host if host is not None else config.web.host
+    port = port if port is not None else config.web.port
+    if not app.config["SESSION_COOKIE_SECURE"] and host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo("warning: cookies are not marked Secure; put the app behind HTTPS "
+                   "(config.yaml web.secure_cookies: true) before others use it", err=True)
+    click.echo(f"QA web app on http://{host}:{port}/  (Ctrl+C stops it)")
+    try:
+        waitress_serve(app, host=host, port=port, threads=8, ident="ivr", _quiet=True)
+    except OSError as exc:
+        raise WebError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+@click.group()
+def users() -> None:
+    """Accounts of the QA web app."""
+
+
+def _engine(ctx: click.Context):
+    from ivr.store.db import database_url, init_db
+
+    return init_db(database_url(_config(ctx)))
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        # a script's pipe: the first line is the password (its line break is not part of it)
+        line = sys.stdin.readline()
+        if not line:
+            raise WebError("--password-stdin: nothing came on standard input")
+        return line.rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt="Repeat the password")
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), required=True, help="qa: review calls; admin: also the audit log.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+@click.pass_context
+def users_add(ctx: click.Context, name: str, role: str, password_stdin: bool) -> None:
+    """Add an account; asks for its password (never an argument: it would show in `ps`)."""
+    from ivr.web.users import add_user, check_new_password
+
+    password = _read_password(password_stdin)
+    check_new_password(password)
+    user = add_user(_engine(ctx), name, password, role)
+    click.echo(f"user {user.name} added ({user.role})")
+
+
+@users.command("password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@click.pass_context
+def users_password(ctx: click.Context, name: str, password_stdin: bool) -> None:
+    """Set a new password; the user's open sessions end."""
+    from ivr.web.users import set_password
+
+    set_password(_engine(ctx), name, _read_password(password_stdin))
+    click.echo(f"password of {name} changed")
+
+
+@users.command("disable")
+@click.argument("name")
+@click.pass_context
+def users_disable(ctx: click.Context, name: str) -> None:
+    """Lock an account out (its sessions end); `enable` lets it in again."""
+    from ivr.web.users import set_active
+
+    set_active(_engine(ctx), name, False)
+    click.echo(f"user {name} disabled")
+
+
+@users.command("enable")
+@click.argument("name")
+@click.pass_context
+def users_enable(ctx: click.Context, name: str) -> None:
+    from ivr.web.users import set_active
+
+    set_active(_engine(ctx), name, True)
+    click.echo(f"user {name} enabled")
+
+
+@users.command("list")
+@click.pass_context
+def users_list(ctx: click.Context) -> None:
+    from ivr.web.users import list_users
+
+    for user in list_users(_engine(ctx)):
+        click.echo(f"{user.name}\t{user.role}\t{'active' if user.active else 'disabled'}")
