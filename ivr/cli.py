@@ -223,6 +223,40 @@ def _event_printer(flows, as_json: bool):
     return show
 
 
+# --- demo --------------------------------------------------------------------------------
+@cli.command()
+@click.option("--calls", type=click.IntRange(1, 100_000), default=200, show_default=True, help="Calls to add.")
+@click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True,
+              help="The calls fall in this many last days.")
+@click.option("--seed", type=int, default=None, help="Another seed gives other callers and journeys (default: fixed).")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database holds calls already.")
+@click.pass_context
+def demo(ctx: click.Context, calls: int, days: int, seed: Optional[int], if_empty: bool) -> None:
+    """Fill the installation with simulated calls and their recordings, for the QA web app."""
+    from ivr.demo import DEFAULT_SEED, run_demo
+
+    path = _config_path(ctx, Path.cwd())
+    if path is None:
+        raise UsageError("no config.yaml found; name it with --config")
+    shown: list = []  # the progress bar on screen: calls, then the indexing of their recordings
+
+    def advance(label: str, done: int, total: int) -> None:
+        if not shown or shown[0].label != label:
+            if shown:
+                shown.pop().render_finish()
+            shown.append(click.progressbar(length=total, label=label, file=sys.stderr).__enter__())
+        shown[0].update(done - shown[0].pos)
+
+    try:
+        result = run_demo(path, calls=calls, seed=DEFAULT_SEED if seed is None else seed, days=days,
+                          if_empty=if_empty, progress=lambda done, total: advance("simulating calls", done, total),
+                          index_progress=lambda done, total: advance("indexing recordings", done, total))
+    finally:
+        if shown:
+            shown[0].render_finish()
+    click.echo(result.summary())
+
+
 # --- prompts -----------------------------------------------------------------------------
 @cli.group()
 def prompts() -> None:

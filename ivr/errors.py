@@ -90,3 +90,8 @@ class StoreError(IvrError):
 class WebError(IvrError):
     """The QA web app cannot start (a weak session key, an address in use) or a user
     account cannot be made (a taken name, a short password, an unknown role)."""
+
+
+class DemoError(IvrError):
+    """`ivr demo` cannot fill the installation: flows that are not the example line's, or
+    call records the database would not take."""
