@@ -2,15 +2,7 @@
 .PHONY: run test quick
 
 run:
-	@scripts/bootstrap.sh run
-	@.venv/bin/ivr validate flows
-	@.venv/bin/ivr prompts build
-	@# the local Asterisk 22 (built once into .cache/; reloaded if it runs)
-	@.venv/bin/ivr testbed start
-	@echo "The engine is starting. In another terminal, place a real call that presses 1 1:"
-	@echo "    .venv/bin/ivr call 1 1"
-	@echo "(or try a menu without a phone: .venv/bin/ivr simulate flows/main.yaml)"
-	@IVR_AMI_SECRET="$${IVR_AMI_SECRET:-$$(cat .cache/testbed/ami.secret)}" .venv/bin/ivr serve
+	@scripts/run.sh
 
 test:
 	@scripts/bootstrap.sh test

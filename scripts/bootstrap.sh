@@ -21,6 +21,10 @@ done
 if [ "$mode" = test ] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   missing+=(postgresql)
 fi
+# the browser tests drive Debian's chromium with Playwright (no browser download)
+if [ "$mode" = test ] && ! command -v chromium >/dev/null 2>&1; then
+  missing+=(chromium)
+fi
 # packages without a command of their own: sox's MP3 reader and writer (recorded prompts
 # and gTTS answers are MP3); debootstrap (in /usr/sbin, off a user's PATH) makes the test
 # bed's Debian sid root with Asterisk 22 (ivr/asterisk/testbed.py)
