@@ -14,6 +14,7 @@ from ivr import __version__
 from ivr.config import find_config
 from ivr.errors import DiagnosticsError, IvrError, JourneyFailure, UsageError
 from ivr.flow.project import Report, check_project, load_flows
+from ivr.recordings.cli import recordings as recordings_group
 
 
 class _Group(click.Group):
@@ -305,6 +306,9 @@ def prompts_check(ctx: click.Context, paths: tuple[Path, ...]) -> None:
         click.echo(click.style(f"{len(findings)} prompt problem(s)", fg="red"), err=True)
         sys.exit(1)
     click.echo(click.style("every prompt has every language, and is built", fg="green"), err=True)
+
+
+cli.add_command(recordings_group)  # ivr recordings index|purge
 
 
 # --- serve -------------------------------------------------------------------------------

@@ -92,6 +92,10 @@ class WebError(IvrError):
     account cannot be made (a taken name, a short password, an unknown role)."""
 
 
+class RecordingError(IvrError):
+    """The recordings folder cannot be indexed or purged (it is no folder)."""
+
+
 class DemoError(IvrError):
     """`ivr demo` cannot fill the installation: flows that are not the example line's, or
     call records the database would not take."""

@@ -1,0 +1,1 @@
+"""Tests of `ivr.recordings`: the index of the recordings folder, retention, the commands."""
