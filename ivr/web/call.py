@@ -1,15 +1,118 @@
-"""Placeholder of the call page (being built)."""
+"""One call: its facts, the player with the waveform, the timeline, the scorecard; the audio.
+
+    GET  /calls/<call_id>                   call.show     the call page
+    POST /calls/<call_id>/review            call.review   save the user's scorecard (and a hold)
+    POST /calls/<call_id>/release           call.release  release the call's hold, with a reason
+    GET  /recordings/<int:id>/audio         call.audio    the recording, by its database id only
+
+The audio route's rules (path checks, Range, what is audited) are in `ivr.web.audio`;
+the scorecard's in `ivr.web.reviews`; the timeline's in `ivr.web.timeline`.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Any, Optional
 
-from ivr.web.security import roles
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
 
-bp = Blueprint("call", __name__, url_prefix="/calls")
+from ivr.store.models import Call, CallEvent, Hold, Recording
+from ivr.web import audio, reviews, timeline, waveform
+from ivr.web.context import context, db
+from ivr.web.reviews import ScorecardForm
+from ivr.web.security import current_user, roles
+
+bp = Blueprint("call", __name__)
 
 
-@bp.route("/<call_id>")
+def _call(call_id: str) -> Call:
+    call = db().get(Call, call_id)
+    if call is None:
+        abort(404, description="There is no call with this id.")
+    return call
+
+
+def _recordings(call: Call) -> tuple[Optional[Recording], list[Recording]]:
+    """The recording the player uses (the first whose file is there) and all of the call's."""
+    rows = list(db().scalars(select(Recording).where(Recording.call_id == call.id).order_by(Recording.id)))
+    return next((r for r in rows if audio.playable(r) is not None), None), rows
+
+
+def _flow_note(call: Call, flows: Any) -> str:
+    """Prompt texts come from the flows loaded now; say so when the call ran another version."""
+    if flows is None:
+        return "The flows could not be loaded, so prompt texts are not shown."
+    if call.flow not in flows:
+        return f"The flow {call.flow} is not loaded now, so its prompt texts are not shown."
+    version = flows[call.flow].version
+    if call.flow_version and version != call.flow_version:
+        return f"Prompt texts are those of the current flow (version {version}); this call ran version {call.flow_version}."
+    return ""
+
+
+def _page(call: Call, form: Optional[ScorecardForm] = None, release_error: str = "", status: int = 200) -> Any:
+    qa = context().config.qa
+    user = current_user()
+    flows = context().flows()
+    events = list(db().scalars(select(CallEvent).where(CallEvent.call_id == call.id).order_by(CallEvent.seq)))
+    entries = timeline.build(events, flows, call.language)
+    player, recordings = _recordings(call)
+    tags = reviews.tags_of(call.id)
+    all_reviews = reviews.reviews_of(call.id)
+    mine = next((r for r in all_reviews if user is not None and r.reviewer == user.name), None)
+    hold = db().get(Hold, call.id)
+    length = (player.duration if player is not None and player.duration else None) or call.duration
+    wave = waveform.Waveform.of(player.peaks if player is not None else None, length, entries)
+    page = render_template(
+        "call.html", call=call, entries=entries, player=player, recordings=recordings, wave=wave,
+        length=length, tags=tags, reviews=all_reviews, mine=mine, hold=hold, qa=qa,
+        form=form or ScorecardForm.of_review(mine, qa, tags), hold_reasons=reviews.HOLD_REASONS,
+        may_release=hold is not None and user is not None and reviews.may_release(hold, user),
+        release_error=release_error, flow_note=_flow_note(call, flows), percent=reviews.percent,
+        offset=timeline.offset)
+    return page, status
+
+
+@bp.route("/calls/<call_id>")
 @roles("qa", "admin")
-def show(call_id: str):
-    return call_id
+def show(call_id: str) -> Any:
+    return _page(_call(call_id))
+
+
+@bp.route("/calls/<call_id>/review", methods=["POST"])
+@roles("qa", "admin")
+def review(call_id: str) -> Any:
+    call = _call(call_id)
+    qa = context().config.qa
+    form = ScorecardForm.read(request.form, qa)
+    if reviews.save(call, current_user(), form, qa) is None:
+        return _page(call, form, status=422)
+    flash("Scorecard saved; the call is marked reviewed.", "success")
+    return redirect(url_for("call.show", call_id=call.id, _anchor="scorecard"))
+
+
+@bp.route("/calls/<call_id>/release", methods=["POST"])
+@roles("qa", "admin")
+def release(call_id: str) -> Any:
+    call = _call(call_id)
+    hold = db().get(Hold, call.id)
+    if hold is None:
+        flash("This call is not on hold.", "error")
+        return redirect(url_for("call.show", call_id=call.id))
+    user = current_user()
+    if not reviews.may_release(hold, user):
+        abort(403, description="Only an admin or the reviewer who placed the hold may release it.")
+    reason = request.form.get("release_reason", "").strip()
+    if not reason or len(reason) > reviews.MAX_REASON:
+        return _page(call, release_error=f"Say why the hold is released (up to {reviews.MAX_REASON} characters).",
+                     status=422)
+    reviews.release(hold, user, reason)
+    flash("The hold is released; retention may delete the recording when it is due.", "success")
+    return redirect(url_for("call.show", call_id=call.id, _anchor="hold"))
+
+
+# endpoint "audio" while the function has another name: `audio` is the module it calls
+@bp.route("/recordings/<int:recording_id>/audio", endpoint="audio")
+@roles("qa", "admin")
+def audio_file(recording_id: int) -> Any:
+    return audio.serve(recording_id)
