@@ -17,11 +17,37 @@ def _config(ctx: click.Context):
     return load_config(ctx.obj.get("config") if ctx.obj else None)
 
 
+def _index_now_and_then(config, every: float) -> None:
+    """Index new recordings every `every` seconds, so a live call's waveform, duration and
+    checksum appear without anyone running `ivr recordings index`. Never stops the app."""
+    import logging
+    import threading
+
+    from ivr.recordings.index import index_recordings
+
+    log = logging.getLogger("ivr.web.indexer")
+
+    def loop() -> None:
+        while True:
+            try:
+                report = index_recordings(config)
+                if report.indexed or report.errors:
+                    log.info("%s", report.summary())
+            except Exception as exc:  # noqa: BLE001 - logged; the next round tries again
+                log.warning("indexing recordings failed: %s", exc)
+            stop.wait(every)
+
+    stop = threading.Event()
+    threading.Thread(target=loop, name="recordings-index", daemon=True).start()
+
+
 @click.command()
 @click.option("--host", help="Address to listen on (default: config.yaml web.host, 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default: config.yaml web.port, 5000).")
+@click.option("--index-every", type=click.FloatRange(0), default=60.0, show_default=True,
+              help="Seconds between runs of the recordings index in the background; 0: never.")
 @click.pass_context
-def web(ctx: click.Context, host: Optional[str], port: Optional[int]) -> None:
+def web(ctx: click.Context, host: Optional[str], port: Optional[int], index_every: float) -> None:
     """Serve the QA web app (calls, recordings, scorecards, dashboard)."""
     import logging
 
@@ -38,6 +64,8 @@ def web(ctx: click.Context, host: Optional[str], port: Optional[int]) -> None:
     if not app.config["SESSION_COOKIE_SECURE"] and host not in ("127.0.0.1", "localhost", "::1"):
         click.echo("warning: cookies are not marked Secure; put the app behind HTTPS "
                    "(config.yaml web.secure_cookies: true) before others use it", err=True)
+    if index_every > 0:
+        _index_now_and_then(config, index_every)
     click.echo(f"QA web app on http://{host}:{port}/  (Ctrl+C stops it)")
     try:
         waitress_serve(app, host=host, port=port, threads=8, ident="ivr", _quiet=True)

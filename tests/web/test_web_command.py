@@ -1,0 +1,92 @@
+"""`ivr web` as a user starts it: a real process serving HTTP, indexing new recordings in
+the background, and a clear error when its port is taken."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import wave
+from pathlib import Path
+
+from sqlalchemy import select
+
+from ivr.config import load_config
+from ivr.store.db import database_url, init_db, session_factory
+from ivr.store.models import Call, Recording
+
+from .support import make_installation
+
+IVR = Path(sys.executable).with_name("ivr")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 20.0) -> tuple[int, str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_ivr_web_serves_the_app_and_indexes_new_recordings(tmp_path):
+    config_path = make_installation(tmp_path)
+    config = load_config(config_path)
+    engine = init_db(database_url(config))
+    started = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    with session_factory(engine)() as session:
+        session.add(Call(id="1700000000.7", uniqueid="1700000000.7", flow="main", started_at=started,
+                         ended_at=started + dt.timedelta(seconds=3), duration=3.0, outcome="answered"))
+        session.commit()
+    folder = tmp_path / "recordings" / started.strftime("%Y-%m-%d")
+    folder.mkdir(parents=True)
+    with wave.open(str(folder / "1700000000.7.wav"), "wb") as out:
+        out.setnchannels(1), out.setsampwidth(2), out.setframerate(8000)
+        out.writeframes(b"\x00\x10" * 24000)
+    old = time.time() - 120  # written and closed two minutes ago
+    os.utime(folder / "1700000000.7.wav", (old, old))
+    port = _free_port()
+    server = subprocess.Popen([str(IVR), "--config", str(config_path), "web", "--port", str(port), "--index-every", "0.5"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        status, page = _get(f"http://127.0.0.1:{port}/login")
+        assert status == 200 and 'name="csrf_token"' in page
+        deadline = time.monotonic() + 20
+        while True:
+            with session_factory(engine)() as session:
+                recording = session.scalars(select(Recording)).first()
+            if recording is not None and recording.peaks:
+                break
+            assert time.monotonic() < deadline, "the background index never indexed the recording"
+            time.sleep(0.3)
+        assert recording.call_id == "1700000000.7" and abs(recording.duration - 3.0) < 0.01
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=20)
+    assert f"QA web app on http://127.0.0.1:{port}/" in output
+    engine.dispose()
+
+
+def test_ivr_web_says_so_when_its_port_is_taken(tmp_path):
+    config_path = make_installation(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = subprocess.run([str(IVR), "--config", str(config_path), "web", "--port", str(port), "--index-every", "0"],
+                             capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert f"error: cannot listen on 127.0.0.1:{port}" in run.stderr
