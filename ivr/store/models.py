@@ -244,7 +244,9 @@ class Review(Base):
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
 
-    __table_args__ = (Index("ix_reviews_call_id", "call_id"), Index("ix_reviews_created_at", "created_at"))
+    # one scorecard per reviewer and call: two first saves at once cannot both land
+    __table_args__ = (Index("ix_reviews_call_id_reviewer", "call_id", "reviewer", unique=True),
+                      Index("ix_reviews_created_at", "created_at"))
 
 
 class Hold(Base):

@@ -44,7 +44,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["call_id"], ["calls.id"], name=op.f("fk_reviews_call_id_calls"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_reviews")),
     )
-    op.create_index("ix_reviews_call_id", "reviews", ["call_id"])
+    op.create_index("ix_reviews_call_id_reviewer", "reviews", ["call_id", "reviewer"], unique=True)
     op.create_index("ix_reviews_created_at", "reviews", ["created_at"])
     op.create_table(
         "holds",
