@@ -33,8 +33,10 @@ def _call(call_id: str) -> Call:
 
 
 def _recordings(call: Call) -> tuple[Optional[Recording], list[Recording]]:
-    """The recording the player uses (the first whose file is there) and all of the call's."""
+    """The recording the player uses (the first whose file is there: the whole call's, before
+    a voicemail message the caller left, which lies under voicemail/) and all of the call's."""
     rows = list(db().scalars(select(Recording).where(Recording.call_id == call.id).order_by(Recording.id)))
+    rows.sort(key=lambda r: r.path.startswith("voicemail/"))  # stable: otherwise in id order
     return next((r for r in rows if audio.playable(r) is not None), None), rows
 
 

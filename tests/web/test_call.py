@@ -555,3 +555,30 @@ def test_the_scorecard_needs_the_qa_or_admin_role(app, written):
     assert client.get("/calls/sim-1").status_code == 302  # to the log-in page
     assert client.post("/calls/sim-1/review", data={}).status_code in (400, 401)
     assert os.path.exists(written.path)
+
+
+def test_a_voicemail_call_plays_the_whole_call_and_offers_the_message(login, ctx, tmp_path):
+    import datetime as dt
+    import wave as wavmod
+
+    from ivr.store.models import Call, Recording
+
+    started = dt.datetime(2026, 11, 20, 19, 0, tzinfo=dt.timezone.utc)
+    root = ctx.recordings_dir
+    files = {"voicemail/general/1700000001.1.wav": 8000, "2026-11-20/1700000001.1.wav": 16000}
+    for rel, frames in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        with wavmod.open(str(root / rel), "wb") as out:
+            out.setnchannels(1), out.setsampwidth(2), out.setframerate(8000)
+            out.writeframes(b"\x00\x08" * frames)
+    with ctx.sessions() as session:
+        session.add(Call(id="1700000001.1", uniqueid="1700000001.1", flow="main", started_at=started,
+                         duration=2.0, outcome="voicemail"))
+        # the voicemail file was indexed first: the player must still take the whole call
+        for i, (rel, frames) in enumerate(files.items(), 1):
+            session.add(Recording(id=i, call_id="1700000001.1", path=rel, size=44 + 2 * frames,
+                                  duration=frames / 8000, created_at=started))
+        session.commit()
+    page = login("qa").get("/calls/1700000001.1").get_data(as_text=True)
+    assert 'data-recording-id="2"' in page
+    assert 'href="/recordings/1/audio?download=1">the voicemail message</a>' in page
