@@ -112,6 +112,8 @@ class Call(Base):
         Index("ix_calls_survey_score_started_at", "survey_score", "started_at"),
         Index("ix_calls_reviewed_started_at", "reviewed", "started_at"),
         Index("ix_calls_duration", "duration"),
+        Index("ix_calls_queue_wait", "queue_wait"),  # the list sorted by wait or talk time
+        Index("ix_calls_talk", "talk"),
         Index("ix_calls_caller_digits", "caller_digits"),  # every call from a number; a partial one over all dates
         Index("ix_calls_uniqueid", "uniqueid"),
     )

@@ -161,9 +161,12 @@ def conditions(filters: CallFilters, hints: Hints = Hints(), *, counting: bool =
             where.append(hide(column, "") == value)
     if f.source:
         where.append(Call.source == f.source)
-    duration = Call.duration if walking is Call.duration else hide(Call.duration, -1.0)
-    where += [duration >= f.min_duration] if f.min_duration is not None else []
-    where += [duration <= f.max_duration] if f.max_duration is not None else []
+    # a call without a duration (still running) matches neither bound: the blank of each
+    # hidden column lies outside its bound
+    shorter = Call.duration if walking is Call.duration else hide(Call.duration, -1.0)
+    longer = Call.duration if walking is Call.duration else hide(Call.duration, float("inf"))
+    where += [shorter >= f.min_duration] if f.min_duration is not None else []
+    where += [longer <= f.max_duration] if f.max_duration is not None else []
     if f.keys:
         sequence = " ".join(f.keys)
         if f.keys_at_start:

@@ -1,4 +1,5 @@
-"""QA review: users, reviews, holds, the audit log; recordings.deleted_at.
+"""QA review: users, reviews, holds, the audit log; recordings.deleted_at; the calls
+list sorted by wait or talk time.
 
 Revision ID: 0002
 Revises: 0001
@@ -19,6 +20,9 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("recordings") as batch:
         batch.add_column(sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True))
+
+    op.create_index("ix_calls_queue_wait", "calls", ["queue_wait"])
+    op.create_index("ix_calls_talk", "calls", ["talk"])
 
     op.create_table(
         "users",
@@ -74,5 +78,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("audit_log", "holds", "reviews", "users"):
         op.drop_table(table)
+    op.drop_index("ix_calls_talk", "calls")
+    op.drop_index("ix_calls_queue_wait", "calls")
     with op.batch_alter_table("recordings") as batch:
         batch.drop_column("deleted_at")
