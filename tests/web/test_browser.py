@@ -1,6 +1,7 @@
 """The QA web app in a real headless Chromium (Debian's, driven by Playwright), served
 over HTTP as `ivr web` serves it, on an installation filled by `ivr demo`: a reviewer
-logs in, searches, opens a call, plays it, seeks through the timeline and saves a score.
+logs in, searches, opens a call, plays it, seeks through the timeline, saves a score and
+reads the dashboard.
 Screenshots of each step are kept in test-artifacts/browser/. Any script error or
 Content-Security-Policy violation in the page fails the test."""
 
@@ -122,6 +123,17 @@ def test_a_reviewer_searches_opens_plays_seeks_and_scores_a_call(site):
         page.click("#review-save")
         page.wait_for_selector("table#reviews tr[data-reviewer=qa]")
         page.screenshot(path=str(ARTIFACTS / "5-scored.png"), full_page=True)
+
+        # 7. the dashboard: its charts, and the menu tree its script fetches afterwards
+        page.click("header nav a:has-text('Dashboard')")
+        page.wait_for_selector("#tile-calls")
+        page.fill("#dash-from", "2026-10-20")
+        page.fill("#dash-to", "2026-11-24")
+        page.click("#dash-filters button[type=submit]")
+        page.wait_for_selector("#menu-tree svg", timeout=30000)
+        assert page.locator("#dash-tiles .tile").count() >= 6
+        assert page.locator("#menu-tree svg a").count() > 5  # nodes link to the calls that reached them
+        page.screenshot(path=str(ARTIFACTS / "6-dashboard.png"), full_page=True)
 
     assert problems == []
     with _db(config_path) as session:
