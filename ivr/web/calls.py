@@ -188,7 +188,7 @@ def _nps(text: Callable[[str], str], errors: dict[str, str], pairs: list[tuple[s
     bounds: dict[str, int] = {}
     for name in ("nps_min", "nps_max"):
         raw = text(name)
-        if raw and (not raw.isdigit() or int(raw) > 10):
+        if raw and (not raw.isascii() or not raw.isdigit() or int(raw) > 10):  # "²" is a digit to isdigit(), not to int()
             errors[name] = "a score from 0 to 10"
         elif raw:
             bounds[name] = int(raw)

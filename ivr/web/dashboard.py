@@ -77,7 +77,7 @@ def read_choice(args: Mapping[str, str], today: dt.date) -> Choice:
     else:
         number = DEFAULT_DAYS
         if days:
-            if days.isdigit() and int(days) in PRESETS:
+            if days.isascii() and days.isdigit() and int(days) in PRESETS:  # "²" is a digit to isdigit(), not to int()
                 number = int(days)
             else:
                 choice.errors.append(f"Days: “{days}” is not one of the presets ({', '.join(map(str, PRESETS))}).")

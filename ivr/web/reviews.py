@@ -34,6 +34,7 @@ MAX_NOTES = 5000
 MAX_TAGS = 20
 MAX_REASON = 200
 _TAG = re.compile(r"^[\w-]{1,32}$")
+_SCORE = re.compile(r"[0-9]{1,3}")
 
 
 @dataclass
@@ -72,7 +73,8 @@ def parse_scores(form: ScorecardForm, qa: QaSettings) -> dict[str, int]:
             continue
         if not value:
             form.errors[f"score_{key}"] = f"Choose a score for “{label}” or n/a."
-        elif not value.isdigit() or not 0 <= int(value) <= qa.scale:
+        # ASCII and short: "²" passes isdigit() and fails int(), as do 5,000 digits
+        elif not _SCORE.fullmatch(value) or not 0 <= int(value) <= qa.scale:
             form.errors[f"score_{key}"] = f"The score for “{label}” must be 0 to {qa.scale} or n/a."
         else:
             scores[key] = int(value)

@@ -435,6 +435,8 @@ def test_a_scorecard_is_saved_with_its_reviewer_tags_and_the_reviewed_flag(login
     ({"score_greeting": "6"}, "score-greeting", "must be 0 to 5 or n/a"),
     ({"score_cause": "-1"}, "score-cause", "must be 0 to 5 or n/a"),
     ({"score_solution": "3.5"}, "score-solution", "must be 0 to 5 or n/a"),
+    ({"score_solution": "²"}, "score-solution", "must be 0 to 5 or n/a"),
+    ({"score_solution": "9" * 5000}, "score-solution", "must be 0 to 5 or n/a"),
     ({"score_diagnosis": ""}, "score-diagnosis", "Choose a score for “Diagnosis of the need” or n/a."),
     ({"tags": "ok, <b>bold</b>"}, "review-tags", "is not a tag"),
     ({"hold": "1", "hold_reason": "because"}, "review-hold-reason", "Say why the recording is kept"),

@@ -293,6 +293,7 @@ BAD = [
     ("keys", "1 x 3", "keys 0-9"),
     ("nps", "fan", "one of promoter"),
     ("nps_min", "11", "0 to 10"),
+    ("nps_max", "²", "0 to 10"),
     ("reviewed", "maybe", "yes or no"),
     ("node", "main:<x>", "a node of the flows"),
     ("department", "x" * 300, "at most 100"),

@@ -386,6 +386,7 @@ def test_the_sanitizer_keeps_shapes_and_local_links_only():
     ({"from": "2026-11-24", "to": "2026-11-01"}, "To is before From"),
     ({"from": "2020-01-01", "to": "2026-01-01"}, "at most 366 are shown"),
     ({"days": "1000"}, "is not one of the presets"),
+    ({"days": "²"}, "is not one of the presets"),
     ({"source": "robots"}, "Source: one of live, simulated"),
     ({"department": "x\"><script>"}, "a department&#39;s name has letters"),
 ])
