@@ -39,6 +39,7 @@ PRESETS = (7, 30, 90)
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
 MENU_CACHE_SECONDS = 120.0
+YEARS = (1900, 2200)  # dates near year 1 or 9999 overflow when a day or a time zone is added
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 OUTCOME_LABELS = {ev.ANSWERED: "answered", ev.ABANDONED: "abandoned", ev.VOICEMAIL_LEFT: "voicemail",
                   ev.CALLBACK_BOOKED: "callback", ev.SELF_SERVICE: "self-service", ev.UNANSWERED: "unanswered",
@@ -64,10 +65,14 @@ def read_choice(args: Mapping[str, str], today: dt.date) -> Choice:
 
     def date(name: str, text: str) -> Optional[dt.date]:
         try:
-            return dt.date.fromisoformat(text) if text else None
+            day = dt.date.fromisoformat(text) if text else None
         except ValueError:
             choice.errors.append(f"{name}: “{text}” is not a date; write it as YYYY-MM-DD.")
             return None
+        if day is not None and not YEARS[0] <= day.year <= YEARS[1]:
+            choice.errors.append(f"{name}: {day} is not within the years {YEARS[0]} to {YEARS[1]}.")
+            return None
+        return day
 
     first, last = date("From", typed_from), date("To", typed_to)
     if typed_from or typed_to:

@@ -33,6 +33,7 @@ from ivr.web.security import roles
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 DEFAULT_DAYS = 30
 MAX_DAYS = 3660
+YEARS = (1900, 2200)  # dates near year 1 or 9999 overflow when a day or a time zone is added
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,14 @@ def _date(text: Optional[str], name: str, problems: list[str]) -> Optional[dt.da
     if not text:
         return None
     try:
-        return dt.date.fromisoformat(text.strip())
+        day = dt.date.fromisoformat(text.strip())
     except ValueError:
         problems.append(f"The {name} date “{text[:20]}” is not a date such as 2026-11-24; the default is used.")
         return None
+    if not YEARS[0] <= day.year <= YEARS[1]:
+        problems.append(f"The {name} date {day} is not within the years {YEARS[0]} to {YEARS[1]}; the default is used.")
+        return None
+    return day
 
 
 def utc_bounds(start: dt.date, end: dt.date, tz: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:

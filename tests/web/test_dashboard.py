@@ -387,6 +387,9 @@ def test_the_sanitizer_keeps_shapes_and_local_links_only():
     ({"from": "2020-01-01", "to": "2026-01-01"}, "at most 366 are shown"),
     ({"days": "1000"}, "is not one of the presets"),
     ({"days": "²"}, "is not one of the presets"),
+    ({"from": "9999-12-30", "to": "9999-12-31"}, "9999-12-30 is not within the years"),
+    ({"from": "9999-12-31"}, "9999-12-31 is not within the years"),
+    ({"to": "0001-01-01"}, "0001-01-01 is not within the years"),
     ({"source": "robots"}, "Source: one of live, simulated"),
     ({"department": "x\"><script>"}, "a department&#39;s name has letters"),
 ])

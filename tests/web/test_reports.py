@@ -171,12 +171,19 @@ def test_a_range_without_scorecards_says_so(login, known):
     ("?from=yesterday&to=2026-11-30", "The start date “yesterday” is not a date", "2026-11-01", "2026-11-30"),
     ("?from=2026-11-30&to=2026-11-01", "The start comes after the end; they were swapped.", "2026-11-01", "2026-11-30"),
     ("?from=1900-01-01&to=2026-11-30", "A report covers at most", "2016-11-", "2026-11-30"),
+    ("?from=0001-01-01&to=2026-11-30", "The start date 0001-01-01 is not within the years", "2026-11-01", "2026-11-30"),
 ])
 def test_bad_dates_are_explained_and_replaced(login, known, query, message, start, end):
     response = login("qa").get("/reports/" + query)
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and message in html
     assert re.search(rf'name="from" value="{start}', html) and f'name="to" value="{end}"' in html
+
+
+@pytest.mark.parametrize("query", ["?from=2026-11-01&to=9999-12-31", "?to=0001-01-05", "?to=9999-12-31"])
+def test_dates_at_the_ends_of_the_calendar_are_explained_not_a_500(login, known, query):
+    response = login("qa").get("/reports/" + query)
+    assert response.status_code == 200 and "is not within the years 1900 to 2200" in response.get_data(as_text=True)
 
 
 def _queries(app, client, url: str) -> int:
