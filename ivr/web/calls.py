@@ -248,7 +248,7 @@ def decode_cursor(text: str, sort: str) -> Optional[Cursor]:
         if keys is None or not isinstance(values, list) or len(values) != len(keys):
             return None
         return Cursor(segment, tuple(_typed(key, value) for key, value in zip(keys, values)))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):  # OverflowError: a time of year 1 moved to UTC
         return None
 
 
@@ -264,6 +264,8 @@ def _typed(column: Any, value: Any) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("not a number")
+    if not abs(value) <= 2 ** 53:  # NaN and inf too; a bigger int overflows the database's integer
+        raise ValueError("not a number of a call")
     return value
 
 

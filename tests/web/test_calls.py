@@ -318,7 +318,10 @@ def test_contradictions_and_broken_links_are_reported_not_crashed(login, calls):
     assert re.findall(r'class="open" href="/calls/([^"]+)"', body) == newest_first(
         calls, lambda r: local_day(r) >= dt.date(2026, 11, 25) and (r["duration"] or 0) >= 300)
     for cursor in ("garbage", "W10", view.encode_cursor(finder.Cursor(0, ("x", "y")), "started"),
-                   view.encode_cursor(finder.Cursor(0, (1, "c01")), "duration"), "e30" * 50):
+                   view.encode_cursor(finder.Cursor(0, (1, "c01")), "duration"), "e30" * 50,
+                   view.encode_cursor(finder.Cursor(0, (10 ** 30, "2026-11-24T10:00:00+00:00", "c01")), "duration"),
+                   view.encode_cursor(finder.Cursor(0, (float("nan"), "2026-11-24T10:00:00+00:00", "c01")), "duration"),
+                   view.encode_cursor(finder.Cursor(1, ("0001-01-01T00:00:00+14:00", "c01")), "duration")):
         for name in ("after", "before"):
             response = client.get(f"/calls/?{name}={cursor}&sort=duration")
             assert response.status_code == 200 and "page link is broken" in response.get_data(as_text=True)
