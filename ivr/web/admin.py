@@ -11,6 +11,7 @@ from ivr.web.security import roles
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 PAGE = 100
+MAX_PAGE = 1_000_000  # a bigger page's offset overflows the database's integer
 
 
 @bp.route("/audit")
@@ -26,7 +27,7 @@ def audit():
         query = query.where(AuditEntry.user == user)
     if call:
         query = query.where(AuditEntry.call_id == call)
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = min(max(1, request.args.get("page", 1, type=int) or 1), MAX_PAGE)
     entries = list(db().scalars(query.limit(PAGE + 1).offset((page - 1) * PAGE)))
     return render_template("audit.html", entries=entries[:PAGE], page=page, more=len(entries) > PAGE,
                            action=action, user=user, call=call)

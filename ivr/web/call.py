@@ -114,7 +114,8 @@ def release(call_id: str) -> Any:
 
 
 # endpoint "audio" while the function has another name: `audio` is the module it calls
-@bp.route("/recordings/<int:recording_id>/audio", endpoint="audio")
+# max: a bigger id overflows the database's integer (a 500); it routes nowhere (404) instead
+@bp.route(f"/recordings/<int(max={2 ** 63 - 1}):recording_id>/audio", endpoint="audio")
 @roles("qa", "admin")
 def audio_file(recording_id: int) -> Any:
     return audio.serve(recording_id)

@@ -98,6 +98,11 @@ def test_the_audit_log_is_for_admins_only(login):
     assert page.status_code == 200 and "login" in page.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("page", ["99999999999999999999", "-5", "x"])
+def test_any_page_number_of_the_audit_log_gives_a_page(login, page):
+    assert login("admin").get(f"/admin/audit?page={page}").status_code == 200
+
+
 def test_a_post_without_the_csrf_token_is_refused(app, login):
     client = login("qa")
     assert client.post("/logout").status_code == 400

@@ -390,7 +390,8 @@ def test_a_symlink_inside_the_folder_is_followed(login, written, ctx):
 
 @pytest.mark.parametrize("url", ["/recordings/..%2F..%2Fetc%2Fpasswd/audio", "/recordings/../../etc/passwd/audio",
                                  "/recordings/1%2F..%2F..%2Fetc%2Fpasswd/audio", "/recordings/-1/audio",
-                                 "/recordings/1.0/audio", "/recordings/%00/audio", "/recordings/audio"])
+                                 "/recordings/1.0/audio", "/recordings/%00/audio", "/recordings/audio",
+                                 "/recordings/99999999999999999999999/audio"])
 def test_anything_but_a_number_does_not_route(login, written, url):
     response = login("qa").get(url)
     assert response.status_code == 404 and b"root:" not in response.get_data()
