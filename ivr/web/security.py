@@ -122,6 +122,8 @@ def safe_next(target: Optional[str]) -> Optional[str]:
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return None
+    if any(ord(c) < 32 or ord(c) == 127 for c in target):  # a line break cannot go into Location: a 500
+        return None
     return target
 
 
