@@ -88,7 +88,7 @@ def searches(number: str) -> dict[str, tuple[str, int]]:
         "lowest NPS, last 30 days": (f"sort=nps&dir=asc&{MONTH}", 1),
         "highest NPS, complaints": ("sort=nps&department=complaints", 1),
         "longest calls, sales, 90 days": ("sort=duration&department=sales", 1),
-        "longest waits, 90 days (no index)": ("sort=wait", 1),
+        "longest waits, 90 days": ("sort=wait", 1),
         "all calls, page 2": ("", 2),
         "all calls, page 10": ("", 10),
         "sales this week, page 3": (f"department=sales&{WEEK}", 3),
