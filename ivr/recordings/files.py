@@ -101,7 +101,12 @@ def _utf8(name: str) -> bool:
 
 
 def inside(root: Path, relative: str) -> Path:
-    """`root / relative`, refusing a path that leads out of `root` (ValueError)."""
+    """`root / relative`, refusing a path that leads out of `root` (ValueError), by its name or
+    through a folder that is a symbolic link to elsewhere. The file itself may be a link:
+    deleting it removes the link, never what it points to."""
     if not relative or PurePosixPath(relative).is_absolute() or ".." in PurePosixPath(relative).parts:
         raise ValueError(f"{relative!r} is not a path inside the recordings folder")
-    return root / relative
+    path = root / relative
+    if not path.parent.resolve().is_relative_to(root.resolve()):
+        raise ValueError(f"{relative!r} lies in a folder that links out of the recordings folder")
+    return path

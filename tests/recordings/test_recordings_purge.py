@@ -120,3 +120,17 @@ def test_a_file_already_gone_is_marked(config, engine):
     report = purge_recordings(config, dry_run=False, now=NOW, engine=engine)
     assert report.ok and report.already_gone == 1 and len(report.deleted) == 2
     assert recordings(engine)[paths["old"]].deleted_at == NOW
+
+
+def test_a_folder_linked_to_elsewhere_is_never_followed(config, engine, tmp_path):
+    paths = old_and_new(config, engine)
+    root = config.recordings_dir
+    # the day folder of the old call becomes a link out of the recordings folder after indexing
+    elsewhere = tmp_path / "elsewhere"
+    (root / "2026-08-01").rename(elsewhere)
+    (root / "2026-08-01").symlink_to(elsewhere, target_is_directory=True)
+    report = purge_recordings(config, dry_run=False, now=NOW, engine=engine)
+    assert (elsewhere / "old.wav").exists()
+    assert {p.path: p.reason for p in report.errors}[paths["old"]].startswith("not deleted:")
+    assert [p.path for p in report.deleted] == [paths["orphan"]]
+    assert recordings(engine)[paths["old"]].deleted_at is None
