@@ -128,7 +128,15 @@ def safe_next(target: Optional[str]) -> Optional[str]:
 
 
 # --- the gate in front of every request -------------------------------------------------------
+def _has_nul() -> bool:
+    """A NUL in the path, query string or form: PostgreSQL refuses it in any string (a 500)."""
+    return "\x00" in request.path or any("\x00" in name or "\x00" in value
+                                          for name, value in request.values.items(multi=True))
+
+
 def _gate() -> Any:
+    if _has_nul():
+        abort(400, description="The address or the form holds a NUL character, which no page accepts.")
     view = current_app_view()
     if view is None:  # 404 or 405: Flask answers those itself
         return None

