@@ -70,7 +70,11 @@ class WebContext:
                 return value
         path = self.config.root / SECRET_FILE
         if path.is_file():
-            return path.read_text(encoding="utf-8").strip()
+            kept = path.read_text(encoding="utf-8").strip()
+            if len(kept) < 32 or path.stat().st_mode & 0o077:
+                raise WebError(f"the session key kept in {SECRET_FILE} is too short or readable by others; "
+                               "delete the file and a new one is made at the next start")
+            return kept
         path.parent.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(48)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -216,3 +216,18 @@ def test_users_add_refuses_a_taken_name(tmp_path):
     assert CliRunner().invoke(cli, add, input="a-long-password\n").exit_code == 0
     again = CliRunner().invoke(cli, add, input="a-long-password\n")
     assert again.exit_code == 1 and "exists already" in again.output
+
+
+def test_a_damaged_kept_session_key_is_a_clear_error(tmp_path, monkeypatch):
+    from ivr.errors import WebError
+
+    monkeypatch.delenv("IVR_WEB_SECRET", raising=False)
+    config = make_installation(tmp_path, web={"host": "127.0.0.1", "port": 5000, "secret_key": "${IVR_WEB_SECRET}"})
+    key = tmp_path / ".cache" / "web.secret"
+    key.parent.mkdir()
+    key.write_text("")
+    key.chmod(0o600)
+    with pytest.raises(WebError, match="too short or readable by others"):
+        create_app(load_config(config))
+    key.unlink()
+    assert len(create_app(load_config(config)).config["SECRET_KEY"]) >= 32  # made anew
