@@ -33,7 +33,7 @@ DEFAULT_CRITERIA: dict[str, str] = {
     "logged": "Case logged",
 }
 QA_FIELDS = ("scale", "criteria")
-WEB_FIELDS = ("host", "port", "secret_key", "secure_cookies")
+WEB_FIELDS = ("host", "port", "secret_key", "secure_cookies", "proxies")
 RECORDING_FIELDS = ("dir", "retention_days")
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
@@ -50,6 +50,10 @@ class WebSettings:
     port: int = 5000
     secret_key: Optional[str] = None  # as written (a ${NAME} is read from the environment when used)
     secure_cookies: Optional[bool] = None  # None: Secure when served over HTTPS (not on 127.0.0.1 by HTTP)
+    # reverse proxies in front of the app (0: none). With 1, the client's address is taken
+    # from the last X-Forwarded-For entry, so the audit log and the log-in limit see the
+    # real client; without a proxy these headers are ignored, as anyone can send them.
+    proxies: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,11 @@ def parse_web_settings(value: Any, findings: Findings) -> WebSettings:
                            "a secret is never written into config.yaml")
         else:
             settings["secret_key"] = secret
+    proxies = data.get("proxies", 0)
+    if isinstance(proxies, bool) or not isinstance(proxies, int) or not 0 <= proxies <= 5:
+        findings.error(("web", "proxies"), f"proxies must be the number of reverse proxies in front of the app, 0 to 5, not {describe(proxies)}")
+    else:
+        settings["proxies"] = proxies
     secure = data.get("secure_cookies")
     if secure is not None:
         if not isinstance(secure, bool):

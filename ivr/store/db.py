@@ -117,7 +117,11 @@ def _sqlite_pragmas(engine: Engine, busy_ms: int, wal: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # BEGIN IMMEDIATE (execution option sqlite_begin="IMMEDIATE") for a transaction that
+        # reads, then writes: a deferred one that read before another connection wrote cannot
+        # take the write lock later (SQLITE_BUSY at once, without the busy wait)
+        mode = connection.get_execution_options().get("sqlite_begin", "")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

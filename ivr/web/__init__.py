@@ -49,6 +49,11 @@ def create_app(config: Union[Config, str, Path, None] = None, *, testing: bool =
         TEMPLATES_AUTO_RELOAD=False,
     )
     app.config.update(overrides or {})
+    if config.web.proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = config.web.proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     install_security(app)
 
     from ivr.web import admin, auth, call, calls, dashboard, reports

@@ -20,6 +20,10 @@ def record(action: str, *, call_id: Optional[str] = None, recording_id: Optional
                        recording_id=recording_id, detail=detail[:500],
                        address=request.remote_addr if has_request_context() else None)
     session = db()
+    if commit and has_request_context() and request.method == "GET" and session.in_transaction():
+        # a page that only read so far: end that read first, so the write below waits its
+        # turn for SQLite's lock instead of failing on a snapshot another writer has passed
+        session.commit()
     session.add(entry)
     if commit:
         session.commit()

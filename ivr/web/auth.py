@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from flask import Blueprint, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
@@ -11,6 +13,15 @@ from ivr.web.context import db
 from ivr.web.security import LOCK_WINDOW, locked_out, log_in, public, roles, safe_next, verify
 
 bp = Blueprint("auth", __name__)
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _name_lock(name: str) -> threading.Lock:
+    with _locks_guard:
+        if len(_locks) > 10_000:  # names typed by anyone: never let the table grow without end
+            _locks.clear()
+        return _locks.setdefault(name, threading.Lock())
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -21,16 +32,19 @@ def login():
         return render_template("login.html", next=next_page, error=None)
     name = request.form.get("name", "").strip()[:64]
     password = request.form.get("password", "")
-    if locked_out(name, request.remote_addr):
-        audit.record("login_locked", detail=name, user=name or None)
-        seconds = int(LOCK_WINDOW.total_seconds())
-        page = render_template("login.html", next=next_page,
-                               error=f"Too many failed log-ins. Try again in {seconds // 60} minutes.")
-        return page, 429, {"Retry-After": str(seconds)}
-    user = db().scalar(select(User).where(User.name == name)) if name else None
-    if not verify(user, password):
-        audit.record("login_failed", detail=name)
-        return render_template("login.html", next=next_page, error="Wrong user name or password."), 401
+    # one attempt at a time per name in this process: parallel guesses would all pass the
+    # check before any failure is counted
+    with _name_lock(name):
+        if locked_out(name, request.remote_addr):
+            audit.record("login_locked", detail=name)
+            seconds = int(LOCK_WINDOW.total_seconds())
+            page = render_template("login.html", next=next_page,
+                                   error=f"Too many failed log-ins. Try again in {seconds // 60} minutes.")
+            return page, 429, {"Retry-After": str(seconds)}
+        user = db().scalar(select(User).where(User.name == name)) if name else None
+        if not verify(user, password):
+            audit.record("login_failed", detail=name)
+            return render_template("login.html", next=next_page, error="Wrong user name or password."), 401
     log_in(user)
     audit.record("login", user=user.name)
     return redirect(next_page or url_for("calls.index"))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from flask import current_app, g
+from flask import current_app, g, request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -94,9 +94,15 @@ def context() -> WebContext:
 
 
 def db() -> Session:
-    """The request's database session (closed when the request ends)."""
+    """The request's database session (closed when the request ends). A form post reads,
+    then writes: on SQLite its transaction takes the write lock from the start, so two
+    posts at once wait for each other rather than one failing with "database is locked"."""
     if "db" not in g:
-        g.db = context().sessions()
+        ctx = context()
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            g.db = ctx.sessions(bind=ctx.engine.execution_options(sqlite_begin="IMMEDIATE"))
+        else:
+            g.db = ctx.sessions()
     return g.db
 
 

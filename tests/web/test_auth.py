@@ -231,3 +231,35 @@ def test_a_damaged_kept_session_key_is_a_clear_error(tmp_path, monkeypatch):
         create_app(load_config(config))
     key.unlink()
     assert len(create_app(load_config(config)).config["SECRET_KEY"]) >= 32  # made anew
+
+
+def test_parallel_guesses_cannot_pass_the_limit(app, users, ctx):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def guess(_):
+        return log_in(app.test_client(), "qa", "guess-guess-guess").status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(guess, range(12)))
+    assert codes.count(401) == MAX_FAILURES_PER_NAME and codes.count(429) == 12 - MAX_FAILURES_PER_NAME
+    locked = _audit(ctx, "login_locked")
+    assert all(e.user is None and e.detail == "qa" for e in locked)  # not shown as the user's own doing
+
+
+def test_behind_a_proxy_the_client_address_is_the_forwarded_one(tmp_path):
+    from ivr.web.users import add_user
+
+    plain = create_app(load_config(make_installation(tmp_path / "a")), testing=True)
+    proxied = create_app(load_config(make_installation(tmp_path / "b", web={"host": "127.0.0.1", "port": 5000, "proxies": 1})),
+                         testing=True)
+    for app in (plain, proxied):
+        add_user(app.extensions["ivr"].engine, "qa", PASSWORDS["qa"], "qa")
+        client = app.test_client()
+        page = client.get("/login")
+        client.post("/login", data={"name": "qa", "password": PASSWORDS["qa"], "csrf_token": csrf_of(page.get_data(as_text=True))},
+                    headers={"X-Forwarded-For": "203.0.113.7"})
+    addresses = []
+    for app in (plain, proxied):
+        with app.extensions["ivr"].sessions() as s:
+            addresses.append(s.scalar(select(AuditEntry.address).where(AuditEntry.action == "login")))
+    assert addresses == ["127.0.0.1", "203.0.113.7"]  # a header anyone can send counts only behind a proxy
