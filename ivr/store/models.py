@@ -230,6 +230,8 @@ class User(Base):
     role: Mapped[str]  # one of ROLES
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime]
+    # sessions begun before this moment are over (set at log-out: a copied cookie dies too)
+    sessions_after: Mapped[Optional[dt.datetime]]
 
 
 class Review(Base):

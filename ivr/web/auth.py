@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
@@ -10,7 +11,7 @@ from sqlalchemy import select
 from ivr.store.models import User
 from ivr.web import audit
 from ivr.web.context import db
-from ivr.web.security import LOCK_WINDOW, locked_out, log_in, public, roles, safe_next, verify
+from ivr.web.security import LOCK_WINDOW, current_user, locked_out, log_in, public, roles, safe_next, verify
 
 bp = Blueprint("auth", __name__)
 _locks: dict[str, threading.Lock] = {}
@@ -53,6 +54,11 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @roles("qa", "admin")
 def logout():
+    """Ends every session of the user, on every device: the session lives in a signed
+    cookie, and only a moment stored with the user can make a copy of it worthless."""
+    user = current_user()
+    if user is not None:
+        user.sessions_after = dt.datetime.now(dt.timezone.utc)
     audit.record("logout")
     session.clear()
     return redirect(url_for("auth.login"))

@@ -85,6 +85,7 @@ def log_in(user: User) -> None:
     session["uid"] = user.id
     session["pw"] = password_fingerprint(user.password_hash)
     session["csrf"] = secrets.token_urlsafe(32)
+    session["at"] = dt.datetime.now(dt.timezone.utc).timestamp()
 
 
 def failures_recently(name: str, address: Optional[str], now: Optional[dt.datetime] = None) -> tuple[int, int]:
@@ -173,6 +174,10 @@ def _session_user() -> Optional[User]:
     user = db().get(User, uid)
     if user is None or not user.active or session.get("pw") != password_fingerprint(user.password_hash):
         session.clear()
+        return None
+    began = session.get("at")
+    if user.sessions_after is not None and (not isinstance(began, (int, float)) or began < user.sessions_after.timestamp()):
+        session.clear()  # logged out since: this cookie may be a copy
         return None
     return user
 

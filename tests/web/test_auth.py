@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -263,3 +264,17 @@ def test_behind_a_proxy_the_client_address_is_the_forwarded_one(tmp_path):
         with app.extensions["ivr"].sessions() as s:
             addresses.append(s.scalar(select(AuditEntry.address).where(AuditEntry.action == "login")))
     assert addresses == ["127.0.0.1", "203.0.113.7"]  # a header anyone can send counts only behind a proxy
+
+
+def test_logging_out_ends_a_copied_session_cookie_too(app, login):
+    client = login("qa")
+    with client.session_transaction() as stolen:
+        copy = dict(stolen)
+    thief = app.test_client()
+    with thief.session_transaction() as session:
+        session.update(copy)
+    assert thief.get("/calls/").status_code == 200  # the copy works while the user is logged in
+    time.sleep(0.01)  # the log-out moment lies after the log-in moment
+    assert client.post("/logout", data={"csrf_token": client.csrf}).status_code == 302
+    assert thief.get("/calls/").status_code == 302  # and no longer once they logged out
+    assert login("qa").get("/calls/").status_code == 200  # a new log-in works
