@@ -34,11 +34,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 import store_query_bench as generator  # noqa: E402
-from sqlalchemy import event, func, select  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 from werkzeug.datastructures import MultiDict  # noqa: E402
 
-from ivr.store import Call, init_db  # noqa: E402
+from ivr.store import Call  # noqa: E402
 from ivr.web.calls import parse_filters  # noqa: E402
 from ivr.web.search import CallFilters, count_capped, search  # noqa: E402
 
@@ -186,14 +186,7 @@ def main() -> None:
     folder = tempfile.TemporaryDirectory()
     path = Path(args.keep) if args.keep else Path(folder.name) / "qa.db"
     fresh = not path.exists()
-    engine = init_db(f"sqlite:///{path.resolve()}")
-    if fresh:
-        engine.dispose()  # test data need not survive a crash: fill without syncs
-        event.listen(engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA synchronous = OFF"))
-        began = time.perf_counter()
-        generator.fill(engine, args.calls)
-        print(f"filled {args.calls:,} calls in {time.perf_counter() - began:.0f} s "
-              f"({path.stat().st_size / 1e6:.0f} MB)")
+    engine = generator.open_database(path, args.calls)
     all_times: list[float] = []
     count_all: list[float] = []
     with Session(engine) as session:

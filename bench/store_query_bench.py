@@ -133,21 +133,27 @@ def timed(conn, stmt, runs: int = 5) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=1_000_000)
-    parser.add_argument("--keep", help="keep the database in this file (reused when it exists)")
-    args = parser.parse_args()
-    folder = tempfile.TemporaryDirectory()
-    path = Path(args.keep) if args.keep else Path(folder.name) / "qa.db"
+def open_database(path: Path, calls: int):
+    """The SQLite database at `path`, migrated; filled with `calls` calls when it is new
+    (a kept one is reused as it is)."""
     fresh = not path.exists()
     engine = init_db(f"sqlite:///{path.resolve()}")
     if fresh:
         engine.dispose()  # test data need not survive a crash: fill without syncs
         event.listen(engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA synchronous = OFF"))
         began = time.perf_counter()
-        fill(engine, args.calls)
-        print(f"filled {args.calls:,} calls in {time.perf_counter() - began:.0f} s ({path.stat().st_size / 1e6:.0f} MB)")
+        fill(engine, calls)
+        print(f"filled {calls:,} calls in {time.perf_counter() - began:.0f} s ({path.stat().st_size / 1e6:.0f} MB)")
+    return engine
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument("--keep", help="keep the database in this file (reused when it exists)")
+    args = parser.parse_args()
+    folder = tempfile.TemporaryDirectory()
+    engine = open_database(Path(args.keep) if args.keep else Path(folder.name) / "qa.db", args.calls)
     list_times = []
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(Call)).scalar_one()
