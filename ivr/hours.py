@@ -184,8 +184,8 @@ def parse_holidays(value: Any, path: tuple, findings: Findings, base_dir: Path) 
             item = item.date()
         if isinstance(item, dt.date):
             dates.add(item)
-        elif isinstance(item, str) and _iso_date(item):
-            dates.add(_iso_date(item))
+        elif isinstance(item, str) and (day := _iso_date(item)):
+            dates.add(day)
         elif isinstance(item, str) and _DATE.match(item):
             findings.error(where, f"holiday {describe(item)} is not a real date ({_date_problem(item)}); write year-month-day, such as 2026-12-24")
             ok = False

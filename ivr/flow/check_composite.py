@@ -17,14 +17,13 @@ from ivr.flow.model import RouteRule, Sample
 from ivr.flow.values import parse_duration, parse_key, is_name
 
 INVALID = object()  # a value that failed its check (None can be a real value)
-_INVALID = INVALID
 
 
 class CompositeValues:
     def _options(self, value: Any, path: tuple, what: str) -> Any:
         if not isinstance(value, dict) or not value:
             self.error(path, f"{what} must map keys to nodes, such as {{\"1\": sales}}, not {describe(value)}")
-            return _INVALID
+            return INVALID
         result: dict[str, dict] = {}
         first_keys: dict[str, Any] = {}  # key -> the key as first written (1 or "1")
         ok = True
@@ -46,17 +45,17 @@ class CompositeValues:
             # the option itself is checked whatever its key: every finding in one run
             label = f'option "{key}" of {menu}' if key is not None else f"option {describe(raw_key)} of {menu}"
             parsed = self._option(option, key_path, label)
-            if parsed is _INVALID:
+            if parsed is INVALID:
                 ok = False
             elif ok:
                 result[key] = {**parsed, "key_path": key_path}
-        return result if ok else _INVALID
+        return result if ok else INVALID
 
     def _option(self, option: Any, key_path: tuple, label: str) -> Any:
         """One menu option: a node name, or {next, language, set}."""
         if not isinstance(option, dict):
             target = self._node_ref(option, key_path, label)
-            return _INVALID if target is _INVALID else {"next": target, "language": None, "set": {}, "path": key_path}
+            return INVALID if target is INVALID else {"next": target, "language": None, "set": {}, "path": key_path}
         ok = True
         misspelt = set()
         for field_name, val in option.items():
@@ -71,7 +70,7 @@ class CompositeValues:
         if "next" not in option:
             if "next" not in misspelt:
                 self.error(key_path, f'{label} needs "next": where the key leads', at_key=True)
-            return _INVALID
+            return INVALID
         target = self._node_ref(option["next"], key_path + ("next",), label)
         language = option.get("language")
         if language is not None and not self._speaks(language):
@@ -82,14 +81,14 @@ class CompositeValues:
             self.error(key_path + ("set",), f"set of {label} must map variable names to values, such as {{reason: delivery}}")
             ok = False
             variables = {}
-        if target is _INVALID or not ok:
-            return _INVALID
+        if target is INVALID or not ok:
+            return INVALID
         return {"next": target, "language": language, "set": {k: str(v) for k, v in variables.items()}, "path": key_path + ("next",)}
 
     def _rules(self, value: Any, path: tuple, what: str) -> Any:
         if not isinstance(value, list) or not value:
             self.error(path, f"{what} must be a list of rules such as - {{segment: vip, next: vip_desk}}, not {describe(value)}")
-            return _INVALID
+            return INVALID
         rules = []
         ok = True
         for i, item in enumerate(value):
@@ -115,11 +114,11 @@ class CompositeValues:
                 continue
             target = self._node_ref(item["next"], where + ("next",), label)
             rule = self._rule(conditions[0], item, where, label, target)
-            if rule is None or target is _INVALID:
+            if rule is None or target is INVALID:
                 ok = False
                 continue
             rules.append((rule, where + ("next",)))
-        return tuple(rules) if ok else _INVALID
+        return tuple(rules) if ok else INVALID
 
     def _rule(self, condition: str, item: dict, where: tuple, label: str, target: Any) -> RouteRule | None:
         next_node = target if isinstance(target, str) else ""
@@ -180,12 +179,12 @@ class CompositeValues:
         else:
             shown = f"[{', '.join(str(v) for v in value)}]" if isinstance(value, list) else describe(value)
             self.error(path, f"{what} must be [lowest, highest] whole numbers from 0 to 99, such as [0, 10], not {shown}")
-        return _INVALID
+        return INVALID
 
     def _sample(self, value: Any, path: tuple, what: str) -> Any:
         if not isinstance(value, dict) or not value:
             self.error(path, f"{what} must be a mapping such as {{every: 10, shorter_than: 2m}}, not {describe(value)}")
-            return _INVALID
+            return INVALID
         ok = True
         for key in value:
             if key not in ("every", "shorter_than"):
@@ -200,5 +199,5 @@ class CompositeValues:
         if shorter is not None and seconds is None:
             self.error(path + ("shorter_than",), f'"shorter_than" of the sample of {what.split(" of ", 1)[-1]} must be a duration such as 2m, not {describe(shorter)}')
             ok = False
-        return Sample(every, seconds) if ok else _INVALID
+        return Sample(every, seconds) if ok else INVALID
 

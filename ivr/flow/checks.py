@@ -16,8 +16,8 @@ from ivr.flow import spec
 from ivr.flow.diagnostics import Findings, did_you_mean
 from ivr.flow.loader import Document, describe
 from ivr.flow.model import ANY_LANGUAGE
-from ivr.flow.check_composite import INVALID as _INVALID, CompositeValues
-from ivr.flow.values import DTMF_KEYS, parse_duration, parse_key, is_name
+from ivr.flow.check_composite import INVALID, CompositeValues
+from ivr.flow.values import parse_duration, parse_key, is_name
 
 # how names are written, for messages: every node, prompt, variable and flow name
 NAME_RULE = "a letter or '_' first, then letters, digits, '_' or '-'"
@@ -239,7 +239,7 @@ class _FlowChecker(CompositeValues):
                 self.error(("defaults", key), f'"{key}" cannot have a default{did_you_mean(key, spec.DEFAULTABLE)}; defaults take {", ".join(spec.DEFAULTABLE)}', at_key=True)
                 continue
             parsed = self._value(menu_fields[key], val, ("defaults", key), f'default "{key}"')
-            if parsed is not _INVALID:
+            if parsed is not INVALID:
                 result[key] = parsed
         return result
 
@@ -349,7 +349,7 @@ class _FlowChecker(CompositeValues):
                 self.error(path + (key,), f'"{key}" is no field of {node_type} nodes{hint}', at_key=True)
                 continue
             parsed = self._value(fspec, val, path + (key,), f'"{key}" of {what}')
-            if parsed is not _INVALID:
+            if parsed is not INVALID:
                 draft.fields[key] = parsed
         for key, fspec in nspec.fields.items():
             if key in value:
@@ -413,8 +413,6 @@ class _FlowChecker(CompositeValues):
             f["declined"] = f["next"]
         if draft.type == "hours" and f.get("holiday") is None and isinstance(f.get("closed"), str):
             f["holiday"] = f["closed"]
-        if draft.type == "survey" and isinstance(f.get("scale"), tuple) and isinstance(f.get("attempts"), int):
-            pass
 
     # --- field values -------------------------------------------------------------------
     def _value(self, fspec: spec.Field, value: Any, path: tuple, what: str) -> Any:
@@ -427,33 +425,33 @@ class _FlowChecker(CompositeValues):
             seconds = parse_duration(value)
             if seconds is None:
                 self.error(path, f"{what} must be a duration such as 5s, 3m or 1h, not {describe(value)}")
-                return _INVALID
+                return INVALID
             return seconds
         if kind == spec.KEY:
             key = parse_key(value)
             if key is None:
                 self.error(path, f"{what} must be one keypad key (0-9, * or #), not {describe(value)}")
-                return _INVALID
+                return INVALID
             return key
         if kind == spec.INT:
             if isinstance(value, bool) or not isinstance(value, int) or not fspec.low <= value <= fspec.high:
                 self.error(path, f"{what} must be a whole number from {fspec.low} to {fspec.high}, not {describe(value)}")
-                return _INVALID
+                return INVALID
             return value
         if kind == spec.BOOL:
             if not isinstance(value, bool):
                 self.error(path, f"{what} must be true or false, not {describe(value)}")
-                return _INVALID
+                return INVALID
             return value
         if kind == spec.NAME:
             if not is_name(value):
                 self.error(path, f"{what} must be a name ({NAME_RULE}), not {describe(value)}")
-                return _INVALID
+                return INVALID
             return value
         if kind == spec.TEXT:
             if not isinstance(value, str) or not value.strip():
                 self.error(path, f"{what} must be text, not {describe(value)}")
-                return _INVALID
+                return INVALID
             return value
         if kind in (spec.DEPARTMENT, spec.SCHEDULE):
             return self._config_ref(kind, value, path, what)
@@ -472,20 +470,20 @@ class _FlowChecker(CompositeValues):
     def _node_ref(self, value: Any, path: tuple, what: str) -> Any:
         if not isinstance(value, str):
             self.error(path, f"{what} must name a node, not {describe(value)}")
-            return _INVALID
+            return INVALID
         intended = self._intended(value, self.node_names)
         if path[0] == "nodes" and intended is not None:
             self.edges.setdefault(path[1], set()).add(intended)
         if value not in self.node_names:
             hint = did_you_mean(value, self.node_names)
             self.error(path, f'{what} goes to "{value}", which is no node of flow "{self.flow_id}"{hint}')
-            return _INVALID
+            return INVALID
         return value
 
     def _prompt_ref(self, value: Any, path: tuple, what: str) -> Any:
         if not isinstance(value, str):
             self.error(path, f"{what} must name a prompt, not {describe(value)}")
-            return _INVALID
+            return INVALID
         self.used_prompts.add(value)
         intended = self._intended(value, self.prompt_names)
         if intended is not None:
@@ -493,7 +491,7 @@ class _FlowChecker(CompositeValues):
         if value not in self.prompt_names:
             hint = did_you_mean(value, self.prompt_names)
             self.error(path, f'{what} plays "{value}", which is no prompt of flow "{self.flow_id}"{hint}')
-            return _INVALID
+            return INVALID
         return value
 
     def _declared_broken(self, section: str, value: Any) -> bool:
@@ -508,23 +506,23 @@ class _FlowChecker(CompositeValues):
         table = self.ctx.config.departments if kind == spec.DEPARTMENT else self.ctx.config.schedules
         if not isinstance(value, str) or value not in table:
             if self._declared_broken(f"{kind}s", value):
-                return _INVALID
+                return INVALID
             if self.ctx.config.path is None:
                 self.error(path, f"{what} names {kind} {describe(value)}, but no config.yaml was found to define it")
             else:
                 known = f"{kind}s: {', '.join(table) or 'none'}"
                 self.error(path, f"{what} names {kind} {describe(value)}, which is not in {self.ctx.config_name}{did_you_mean(value, table)} ({known})")
-            return _INVALID
+            return INVALID
         return table[value]
 
     def _flow_ref(self, value: Any, path: tuple, what: str) -> Any:
         if not is_name(value):
             self.error(path, f"{what} must be a flow id, not {describe(value)}")
-            return _INVALID
+            return INVALID
         known = self.ctx.flow_ids
         if known is not None and value not in known:
             self.error(path, f'{what} goes to flow "{value}", which no flow file defines{did_you_mean(value, known)} (flows: {", ".join(sorted(known))})')
-            return _INVALID
+            return INVALID
         return value
 
     # --- graph --------------------------------------------------------------------------
@@ -541,4 +539,4 @@ class _FlowChecker(CompositeValues):
                 self.findings.warning(draft.path, f'node "{name}" is never reached from start "{start}"', at_key=True)
 
 
-__all__ = ["Context", "CheckedFlow", "NodeDraft", "check_flow", "DTMF_KEYS"]
+__all__ = ["Context", "CheckedFlow", "NodeDraft", "check_flow"]

@@ -30,8 +30,6 @@ def compile_flow(checked: CheckedFlow) -> Flow:
             )
         if "when" in fields:
             fields["when"] = tuple(rule for rule, _path in fields["when"])
-        if "node" in fields or draft.type == "goto":
-            fields.setdefault("node", None)
         nodes[name] = NODE_CLASSES[draft.type](name=name, line=draft.line, **fields)
     return Flow(
         id=checked.id,

@@ -25,12 +25,6 @@ def parse_duration(value: object) -> float | None:
     return total if total > 0 else None
 
 
-def format_duration(seconds: float) -> str:
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{int(seconds // 60)}m"
-    return f"{seconds:g}s"
-
-
 def parse_key(value: object) -> str | None:
     """One keypad key ("0"-"9", "*", "#"); YAML's unquoted 1 counts as "1"."""
     if isinstance(value, bool):
