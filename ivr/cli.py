@@ -13,7 +13,7 @@ import click
 from ivr import __version__
 from ivr.config import find_config
 from ivr.errors import DiagnosticsError, IvrError, JourneyFailure, UsageError
-from ivr.flow.project import Report, check_project, load_flows
+from ivr.flow.project import Report, check_project, display_path, load_flows
 from ivr.recordings.cli import recordings as recordings_group
 
 
@@ -62,26 +62,20 @@ def _config_path(ctx: click.Context, near: Path) -> Optional[Path]:
     return ctx.obj["config"] or find_config(near)
 
 
-def _default_flows() -> list[Path]:
-    config = find_config()
+def _default_flows(ctx: click.Context) -> list[Path]:
+    """flows/ beside the installation's config.yaml (--config, else the nearest one)."""
+    config = _config_path(ctx, Path.cwd())
     folder = (config.parent if config else Path.cwd()) / "flows"
     if not folder.is_dir():
         raise UsageError("no flows/ folder here; name the flow files or folders to use")
     return [folder]
 
 
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
 def _load(ctx: click.Context, flow_file: Path):
     """The FlowSet of a flow file's folder and the id of the flow in that file."""
     flows, config = load_flows([flow_file], _config_path(ctx, flow_file.parent))
     for flow in flows.flows.values():
-        if Path(flow.file).resolve() == flow_file.resolve() or flow.file == _display(flow_file):
+        if Path(flow.file).resolve() == flow_file.resolve() or flow.file == display_path(flow_file):
             return flows, config, flow.id
     if flow_file.stem in flows:  # pragma: no cover - reached only through odd paths
         return flows, config, flow_file.stem
@@ -95,7 +89,7 @@ def _load(ctx: click.Context, flow_file: Path):
 @click.pass_context
 def validate(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
     """Check flows and config.yaml; print file:line:col findings, exit 1 on errors."""
-    targets = list(paths) or _default_flows()
+    targets = list(paths) or _default_flows(ctx)
     first = targets[0] if targets[0].is_dir() else targets[0].parent
     report: Report = check_project(targets, _config_path(ctx, first))
     for diagnostic in report.diagnostics:
@@ -273,14 +267,14 @@ def prompts_build(ctx: click.Context, paths: tuple[Path, ...], force: bool, jobs
     """Render every prompt of every flow and language to 8 kHz mono WAV."""
     from ivr.prompts.build import build, plan, prompts_dir
 
-    targets = list(paths) or _default_flows()
+    targets = list(paths) or _default_flows(ctx)
     flows, config = load_flows(targets, _config_path(ctx, targets[0] if targets[0].is_dir() else targets[0].parent))
     todo = plan(flows.flows.values(), config)
     with click.progressbar(length=len(todo), label="rendering prompts", file=sys.stderr) as bar:
         result = build(todo, config, workers=jobs, force=force, progress=bar.update)
     for diagnostic in result.errors:
         click.echo(str(diagnostic), err=True)
-    click.echo(f"{len(todo)} prompt file(s) in {_display(prompts_dir(config))}: {result.rendered} rendered, "
+    click.echo(f"{len(todo)} prompt file(s) in {display_path(prompts_dir(config))}: {result.rendered} rendered, "
                f"{result.reused} from the cache, {result.up_to_date} up to date, {len(result.errors)} failed")
     if result.errors:
         sys.exit(1)
@@ -293,7 +287,7 @@ def prompts_check(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     """List prompts lacking a language, bad recorded files, and prompts not built yet."""
     from ivr.prompts.check import check_prompts
 
-    targets = list(paths) or _default_flows()
+    targets = list(paths) or _default_flows(ctx)
     first = targets[0] if targets[0].is_dir() else targets[0].parent
     report = check_project(targets, _config_path(ctx, first))
     findings = [d for d in report.errors if "prompt" in d.message or "recorded" in d.message]
@@ -325,7 +319,7 @@ def serve(ctx: click.Context, paths: tuple[Path, ...], host: Optional[str], port
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    targets = list(paths) or _default_flows()
+    targets = list(paths) or _default_flows(ctx)
     runtime = build_runtime(targets, _config_path(ctx, targets[0] if targets[0].is_dir() else targets[0].parent),
                             host=host, port=port)
     asyncio.run(runtime.run_forever())
@@ -345,7 +339,7 @@ def asterisk_config(ctx: click.Context, out_dir: Path) -> None:
     if path is None:
         raise UsageError("no config.yaml found; name it with --config")
     for written in write_config(load_config(path), out_dir):
-        click.echo(f"wrote {_display(written)}", err=True)
+        click.echo(f"wrote {display_path(written)}", err=True)
 
 
 @cli.group()
@@ -426,13 +420,13 @@ def test_command(ctx: click.Context, paths: tuple[Path, ...], show_coverage: boo
     """Run the journey tests (*.test.yaml) next to the flows."""
     from ivr.journeys import coverage, run_files, find_journey_files
 
-    targets = list(paths) or _default_flows()
+    targets = list(paths) or _default_flows(ctx)
     files = find_journey_files(targets)
     if not files:
         raise UsageError("no *.test.yaml files found")
     flow_dirs = sorted({f.parent for f in files})
     flows, config = load_flows(flow_dirs, _config_path(ctx, flow_dirs[0]))
-    results, broken, seconds = run_files(files, flows, config, _display)
+    results, broken, seconds = run_files(files, flows, config, display_path)
     _report(results, broken, seconds, verbose)
     if show_coverage:
         _coverage_report(coverage(results, flows))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ivr.errors import ConfigError
+from ivr.errors import ConfigError, UsageError
 from ivr.flow.diagnostics import Diagnostic, Findings, did_you_mean, sort_best_first
 from ivr.flow.loader import Document, LoadError, describe, load_file
 from ivr.prompts.settings import PromptSettings, parse_prompt_settings
@@ -93,6 +93,15 @@ def find_config(start: Path | None = None) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def installation_config(path: str | Path | None) -> Config:
+    """config.yaml of the installation a command works on: `path` (--config), else the
+    nearest one upwards from here; UsageError when there is none."""
+    found = path or find_config(Path.cwd())
+    if found is None:
+        raise UsageError("no config.yaml found here or above; name it with --config")
+    return load_config(found)
 
 
 def load_config(path: str | Path | None) -> Config:

@@ -333,3 +333,15 @@ def test_journey_tests_of_the_example_flows_pass():
     assert result.exit_code == 0, result.output
     assert re.search(r"=+ \d+ passed in \d+\.\d\ds =+", result.stdout)
     assert "failed" not in result.stdout
+
+
+def test_validate_without_paths_checks_the_flows_beside_the_named_config(tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copytree(REPO / "flows", tmp_path / "flows")
+    shutil.copytree(REPO / "data", tmp_path / "data")
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    (tmp_path / "flows" / "broken.yaml").write_text("id: broken\nnodes: [\n", encoding="utf-8")
+    # run in the repository (see _repository), whose own flows are clean: not the ones to check
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "config.yaml"), "validate"])
+    assert result.exit_code == 1 and "broken.yaml" in result.output

@@ -70,12 +70,12 @@ def check_project(paths: Iterable[str | Path], config_path: Path | None = None, 
     files = flow_files(paths)
     if not files:
         raise UsageError("no flow files found")
-    report = Report(files=[_display(p) for p in files])
+    report = Report(files=[display_path(p) for p in files])
     config_path = config_path or find_config(files[0].parent)
     if config_path is not None:
         # partial: flows are checked against what config.yaml defines despite its errors,
         # so one mistake there is not reported again at every reference in the flows
-        config, found = check_config(Path(config_path), _display(Path(config_path)), partial=True)
+        config, found = check_config(Path(config_path), display_path(Path(config_path)), partial=True)
         report.diagnostics.extend(found)
         report.config = config if config is not None else Config(path=str(config_path))
     named = {p.resolve() for p in files}
@@ -87,7 +87,7 @@ def check_project(paths: Iterable[str | Path], config_path: Path | None = None, 
     for path in [*files, *extra]:
         reported = path.resolve() in named
         try:
-            docs.append((load_file(path, _display(path), strict=False, expected=FLOW_FILE), reported))
+            docs.append((load_file(path, display_path(path), strict=False, expected=FLOW_FILE), reported))
         except LoadError as exc:
             if reported:
                 report.diagnostics.extend(exc.diagnostics)
@@ -120,7 +120,7 @@ def compile_documents(docs: list[tuple[Document, bool]], report: Report) -> None
                     Diagnostic(doc.at(("flow",)), f'flow id "{flow_id}" is also the id of {other.file}; ids must be unique', rank=0)
                 )
             ids.setdefault(flow_id, doc)
-    ctx = Context(report.config, _display(Path(report.config.path)) if report.config.path else "config.yaml", set(ids))
+    ctx = Context(report.config, display_path(Path(report.config.path)) if report.config.path else "config.yaml", set(ids))
     checked: list[CheckedFlow] = []
     broken: set[str] = set()
     for doc, reported in docs:
@@ -223,7 +223,7 @@ def compile_text(text: str, file: str = "<flow>", config: Config | None = None, 
 def load_flows(paths: Iterable[str | Path], config_path: Path | None = None) -> tuple[FlowSet, Config]:
     """Every flow under `paths`, compiled; raise FlowError/ConfigError on any error."""
     report = check_project(paths, config_path)
-    config_errors = [d for d in report.errors if report.config.path and d.location.file == _display(Path(report.config.path))]
+    config_errors = [d for d in report.errors if report.config.path and d.location.file == display_path(Path(report.config.path))]
     if config_errors:
         raise ConfigError(config_errors)
     return report.flow_set(), report.config
@@ -324,7 +324,7 @@ def _walk(first, component: set, graph: dict) -> list:
         current = nxt
 
 
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
     """A path as users typed it: relative to the working folder when inside it."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))

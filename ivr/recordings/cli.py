@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import sys
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import click
 
-from ivr.config import Config, find_config, load_config
-from ivr.errors import UsageError
+from ivr.config import Config, installation_config
 
 LISTED = 50  # lines of a list printed before "... and N more"
 
@@ -26,11 +24,7 @@ def recordings() -> None:
 
 
 def _config(ctx: click.Context) -> Config:
-    obj = ctx.find_root().obj or {}
-    path = obj.get("config") or find_config(Path.cwd())
-    if path is None:
-        raise UsageError("no config.yaml found; name it with --config")
-    return load_config(path)
+    return installation_config((ctx.find_root().obj or {}).get("config"))
 
 
 def _list(title: str, lines: Iterable[str], total: int, err: bool = False) -> None:

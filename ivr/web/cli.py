@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Optional
 
 import click
 
-from ivr.config import load_config
+from ivr.config import installation_config
 from ivr.errors import WebError
 from ivr.store.models import ROLES
 
 
 def _config(ctx: click.Context):
-    return load_config(ctx.obj.get("config") if ctx.obj else None)
+    return installation_config((ctx.find_root().obj or {}).get("config"))
 
 
 def _index_now_and_then(config, every: float) -> None:

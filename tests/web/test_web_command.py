@@ -90,3 +90,19 @@ def test_ivr_web_says_so_when_its_port_is_taken(tmp_path):
                              capture_output=True, text=True, timeout=60)
     assert run.returncode == 1
     assert f"error: cannot listen on 127.0.0.1:{port}" in run.stderr
+
+
+def test_ivr_users_finds_the_installation_without_config_option(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from ivr.cli import cli
+
+    config_path = make_installation(tmp_path)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")  # below the installation: config.yaml is found upwards
+    monkeypatch.delenv("IVR_CONFIG", raising=False)
+    added = CliRunner().invoke(cli, ["users", "add", "anna", "--role", "qa", "--password-stdin"], input="a-long-password\n")
+    assert added.exit_code == 0, added.output
+    assert (tmp_path / "ivr.db").is_file() and not (tmp_path / "work" / "ivr.db").exists()
+    listed = CliRunner().invoke(cli, ["--config", str(config_path), "users", "list"])
+    assert listed.output.split() == ["anna", "qa", "active"]
