@@ -12,9 +12,8 @@ import asyncio
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
-from ivr.config import Config
 from ivr.engine import Engine
 from ivr.engine.sampling import SurveySampler
 from ivr.errors import IvrError
@@ -26,11 +25,9 @@ log = logging.getLogger(__name__)
 class FlowReloader:
     """Holds the current engine; `reload()` swaps it only for a set without errors."""
 
-    def __init__(self, paths: Sequence[Path], config_path: Optional[Path], *,
-                 on_swap: Optional[Callable[[Engine], None]] = None):
+    def __init__(self, paths: Sequence[Path], config_path: Optional[Path]):
         self.paths = [Path(p) for p in paths]
         self.config_path = config_path
-        self.on_swap = on_swap
         self.sampler = SurveySampler()  # survey sampling counts on across reloads
         self._engine: Optional[Engine] = None
         self._stamp: dict[Path, int] = {}
@@ -49,6 +46,9 @@ class FlowReloader:
 
     def reload(self) -> bool:
         """Check everything again; swap the engine when it compiles. True when swapped."""
+        # the files' times before they are read: a save during the check is seen next round;
+        # kept whatever the outcome, so the same broken files are not checked every second
+        self._stamp = self._stamps()
         try:
             report = check_project(self.paths, self.config_path)
         except IvrError as exc:
@@ -59,19 +59,12 @@ class FlowReloader:
                 log.error("reload refused: %s", diagnostic)
             log.error("reload refused: %d error(s); the running flows stay", len(report.errors))
             return False
-        self._stamp = self._stamps()
         engine = Engine(report.flow_set(), report.config, sampler=self.sampler)
         self._engine = engine
         self.generation += 1
         versions = ", ".join(f"{f.id}@{f.version}" for f in engine.flows.flows.values())
         log.info("flows loaded (generation %d): %s", self.generation, versions)
-        if self.on_swap is not None:
-            self.on_swap(engine)
         return True
-
-    @property
-    def config(self) -> Config:
-        return self.current().config
 
     def changed(self) -> bool:
         return self._stamps() != self._stamp
@@ -95,8 +88,6 @@ class FlowReloader:
             try:
                 if self.changed():
                     log.info("flow files changed; reloading")
-                    if not self.reload():
-                        # do not retry the same broken files every second
-                        self._stamp = self._stamps()
+                    self.reload()
             except Exception:  # noqa: BLE001 - a watcher must outlive one bad pass
                 log.exception("reload check failed")

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 from ivr.channels.agi_wire import AgiEnvironment
 from ivr.channels.fastagi import FastAgiServer
 from ivr.engine.events import Event
+from ivr.prompts import build as prompts_build
 from ivr.reload import FlowReloader
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class Runtime:
     async def start(self) -> None:
         engine = self.reloader.current()
         config = engine.config
-        prompts_dir = config.root / config.prompts.dir
+        prompts_dir = prompts_build.prompts_dir(config)
         recordings_dir = config.recordings_dir
         for part in self.extras:
             await part.start()
@@ -137,7 +138,7 @@ def open_writer(config: Any) -> Any:
     """The call-records writer of the installation, its database migrated to the newest schema."""
     from ivr.store import CallWriter, database_url, init_db
 
-    init_db(database_url(config), root=config.root)
+    init_db(database_url(config)).dispose()  # the writer opens its own engine
     return CallWriter.from_config(config)
 
 

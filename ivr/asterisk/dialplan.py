@@ -87,9 +87,7 @@ def settings_from_config(config: Config) -> AsteriskSettings:
     asterisk = _mapping(raw.get("asterisk"), "asterisk")
     agi = _mapping(asterisk.get("agi"), "asterisk.agi")
     ami = _mapping(asterisk.get("ami"), "asterisk.ami")
-    recordings = raw.get("recordings") or {}
-    folder = recordings.get("dir", "recordings") if isinstance(recordings, Mapping) else "recordings"
-    recordings_dir = (config.root / str(folder)).resolve()
+    recordings_dir = config.recordings_dir.resolve()
     voices = list(config.prompts.voices)
     language = str(asterisk.get("language") or (voices[0] if voices else "en"))
     permit = ami.get("permit", ["127.0.0.1/255.255.255.255"])

@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 JOINED, LEFT, ABANDONED = "queue_joined", "queue_left", "queue_abandoned"
 AGENT_CONNECTED, AGENT_COMPLETED, AGENT_NO_ANSWER, HANGUP = (
     "agent_connected", "agent_completed", "agent_no_answer", "hangup")
-KINDS = (JOINED, LEFT, ABANDONED, AGENT_CONNECTED, AGENT_COMPLETED, AGENT_NO_ANSWER, HANGUP)
 
 # the AMI events the tracker reads
 EVENTS = ("QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentConnect", "AgentComplete",
@@ -116,9 +115,6 @@ class QueueTracker:
 
     def waiting(self) -> list[QueueFacts]:
         return [s[-1] for s in self._calls.values() if s and s[-1].status == WAITING]
-
-    def forget(self, uniqueid: str) -> None:
-        self._calls.pop(uniqueid, None)
 
     # --- events --------------------------------------------------------------------------
     def handle(self, event: str, headers: Mapping[str, str], at: dt.datetime) -> None:

@@ -45,6 +45,7 @@ from ivr.asterisk.dialplan import AsteriskSettings, generate, settings_from_conf
 from ivr.asterisk.testbed_files import AGENT, SIP_PORT, STOCK, base_files
 from ivr.config import Config, find_config, load_config
 from ivr.errors import AsteriskError
+from ivr.prompts.build import prompts_dir
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache"
@@ -193,7 +194,7 @@ class Testbed:
 
     @property
     def prompts_dir(self) -> Path:
-        return (self.config.root / self.config.prompts.dir).resolve()
+        return prompts_dir(self.config).resolve()
 
     @property
     def recordings_dir(self) -> Path:

@@ -207,10 +207,6 @@ class AgiEnvironment:
     def channel(self) -> str:
         return self.get("agi_channel")
 
-    @property
-    def language(self) -> str:
-        return self.get("agi_language")
-
 
 async def read_environment(reader: asyncio.StreamReader, timeout: float = 10.0,
                            writer: Optional[asyncio.StreamWriter] = None) -> AgiEnvironment:

@@ -48,7 +48,6 @@ class FastAgiServer:
         self.on_callback = on_callback
         self.server: Optional[asyncio.AbstractServer] = None
         self.active: set[asyncio.Task] = set()
-        self.calls_handled = 0
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._serve, self.host, self.port, backlog=1024, limit=1 << 16)
@@ -94,7 +93,6 @@ class FastAgiServer:
         flow = env.script or "main"
         # repr(): a caller-ID name is untrusted; quotes and line breaks stay visible, one log line
         log.info("call %s on %s from %r %r to flow %r", env.uniqueid, env.channel, env.caller, env.caller_name, flow)
-        self.calls_handled += 1
         if flow not in engine.flows:
             log.error("call %s asks for flow %r, which is not loaded; sending it to the fallback queue", env.uniqueid, flow)
             await self._fallback(channel, engine)

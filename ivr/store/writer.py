@@ -174,8 +174,6 @@ class CallWriter:
         """Hand one event of a call to the writer (the engine's `on_event`)."""
         self._put((_EVENT, event))
 
-    __call__ = submit
-
     def queue_event(self, kind: str, uniqueid: Optional[str], queue: Optional[str],
                     data: Optional[Mapping[str, Any]] = None, at: Optional[dt.datetime] = None) -> None:
         """Record an AMI queue event (QueueCallerJoin, AgentConnect, QueueCallerAbandon, ...)."""
