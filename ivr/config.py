@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+from zoneinfo import ZoneInfo
 
 from ivr.errors import ConfigError, UsageError
 from ivr.flow.diagnostics import Diagnostic, Findings, did_you_mean, sort_best_first
@@ -53,6 +54,13 @@ class Config:
     @property
     def recordings_dir(self) -> Path:
         return self.root / self.recordings.dir
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        """The installation's time zone: its first schedule's (UTC without one). QA pages
+        show times and count days in it."""
+        office = next(iter(self.schedules.values()), None)
+        return office.timezone if office is not None else ZoneInfo("UTC")
 
     @property
     def fallback_department(self) -> Department | None:

@@ -47,17 +47,11 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$")
 _NUMBER = re.compile(r"^[0-9+()\-./ ]*$")
 
 
-def zone_of(config: Config) -> ZoneInfo:
-    """The installation's time zone: its first schedule's, as the `local` filter shows times."""
-    office = next(iter(config.schedules.values()), None)
-    return office.timezone if office is not None else ZoneInfo("UTC")
-
-
 @bp.route("/")
 @roles("qa", "admin")
 def index() -> Any:
     ctx = context()
-    filters = parse_filters(request.args, zone_of(ctx.config))
+    filters = parse_filters(request.args, ctx.config.timezone)
     page = search(db(), filters)
     return render_template(
         "calls.html", filters=filters, page=page, errors=filters.errors, args=request.args,
@@ -75,7 +69,7 @@ def index() -> Any:
 @roles("qa", "admin")
 def count() -> Any:
     """The matches of the search in the query string, up to COUNT_CAP (asked by calls.js)."""
-    filters = parse_filters(request.args, zone_of(context().config))
+    filters = parse_filters(request.args, context().config.timezone)
     total = count_capped(db(), filters, cap=COUNT_CAP)
     shown, capped = min(total, COUNT_CAP), total > COUNT_CAP
     return jsonify(count=shown, capped=capped, label=count_label(shown, capped, filters.narrowed))

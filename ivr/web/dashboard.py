@@ -30,8 +30,7 @@ from ivr.store.models import SOURCES
 from ivr.web import charts, menu_graph
 from ivr.web.context import context, db
 from ivr.web.menu_usage import NodeCounts, TtlCache, Usage, usage_by_day
-from ivr.web.metrics import (IN_PROGRESS, OUTCOME_ORDER, SERVICE_LEVEL_SECONDS, Figures, Scope, figures,
-                             installation_zone)
+from ivr.web.metrics import IN_PROGRESS, OUTCOME_ORDER, SERVICE_LEVEL_SECONDS, Figures, Scope, figures
 from ivr.web.security import roles
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
@@ -110,7 +109,7 @@ def read_choice(args: Mapping[str, str], today: dt.date) -> Choice:
 def _scope_or_errors() -> tuple[Optional[Scope], dict[str, Any]]:
     """The request's Scope (None when its query string is bad) and what every page shows."""
     config = context().config
-    zone = installation_zone(config)
+    zone = config.timezone
     choice = read_choice(request.args, dt.datetime.now(zone).date())
     departments = sorted(set(config.departments) | ({choice.department} if choice.department else set()))
     page = dict(choice=choice, presets=PRESETS, departments=departments, sources=SOURCES, zone=str(zone),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any, Optional
-from zoneinfo import ZoneInfo
 
 from flask import Flask
 
@@ -21,8 +20,7 @@ def duration(seconds: Optional[float]) -> str:
 
 def install(app: Flask) -> None:
     config = app.extensions["ivr"].config
-    office = next(iter(config.schedules.values()), None)
-    zone = office.timezone if office is not None else ZoneInfo("UTC")
+    zone = config.timezone
 
     def local(moment: Optional[dt.datetime], fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
         """A stored UTC time in the installation's time zone (its first schedule's)."""

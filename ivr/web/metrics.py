@@ -25,14 +25,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Optional
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Date, Integer, and_, case, cast, func, literal_column, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from ivr.config import Config
 from ivr.engine import events as ev
 from ivr.store.models import Call
 
@@ -40,12 +38,6 @@ UTC = dt.timezone.utc
 SERVICE_LEVEL_SECONDS = 20
 IN_PROGRESS = "in_progress"  # the outcome shown for calls that have not ended
 OUTCOME_ORDER = (*ev.OUTCOMES, IN_PROGRESS)
-
-
-def installation_zone(config: Config) -> dt.tzinfo:
-    """The zone days are counted in: the first schedule's, as the QA pages show times."""
-    office = next(iter(config.schedules.values()), None)
-    return office.timezone if office is not None else ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)

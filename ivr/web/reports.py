@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Optional
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, render_template, request
 from sqlalchemy import Select, distinct, func, select
@@ -50,12 +49,6 @@ class Row:
         if len(scored) < 2 or min(scored)[0] == max(scored)[0]:
             return None  # nothing stands out as weaker
         return min(scored)[2]
-
-
-def zone() -> dt.tzinfo:
-    """The installation's time zone (its first schedule's), as the `local` filter uses."""
-    office = next(iter(context().config.schedules.values()), None)
-    return office.timezone if office is not None else ZoneInfo("UTC")
 
 
 def date_range(args: Any, today: dt.date) -> tuple[dt.date, dt.date, list[str]]:
@@ -119,7 +112,7 @@ def aggregate(group: Any, criteria: list[str], scale: int, low: dt.datetime, hig
 @roles("qa", "admin")
 def index() -> Any:
     qa = context().config.qa
-    tz = zone()
+    tz = context().config.timezone
     start, end, problems = date_range(request.args, dt.datetime.now(tz).date())
     low, high = utc_bounds(start, end, tz)
     criteria = list(qa.criteria)

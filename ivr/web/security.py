@@ -19,7 +19,6 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-from functools import wraps
 from typing import Any, Callable, Optional, TypeVar
 from urllib.parse import urlsplit
 
@@ -150,7 +149,7 @@ def _gate() -> Any:
         abort(403, description="This page declares no roles, so no one may open it.")
     user = _session_user()
     if user is None:
-        if request.method == "GET" and not request.path.startswith("/api/") and "audio" not in (request.endpoint or ""):
+        if request.method == "GET" and request.endpoint != "call.audio":  # a player gets no log-in page
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         abort(401, description="Log in first.")
     g.user = user

@@ -30,7 +30,7 @@ from ivr.web import create_app, menu_usage
 from ivr.web.calls import parse_filters
 from ivr.web.menu_graph import draw, sanitize_svg, tree
 from ivr.web.menu_usage import NodeCounts, Usage, usage
-from ivr.web.metrics import Scope, figures, installation_zone, offset_stretches
+from ivr.web.metrics import Scope, figures, offset_stretches
 from ivr.web.users import add_user
 
 from .support import PASSWORDS, REPO, csrf_of, log_in, make_installation
@@ -76,7 +76,7 @@ def menu_svgs(html: str) -> list[str]:
 
 
 def scope_of(ctx, first="2026-11-23", last="2026-11-24", **kw) -> Scope:
-    return Scope(dt.date.fromisoformat(first), dt.date.fromisoformat(last), installation_zone(ctx.config), **kw)
+    return Scope(dt.date.fromisoformat(first), dt.date.fromisoformat(last), ctx.config.timezone, **kw)
 
 
 # --- PostgreSQL: the store tests' throwaway server ------------------------------------------------
@@ -156,7 +156,7 @@ def test_days_are_local_days_across_the_change_of_clocks(any_db_app):
     with ctx.sessions() as session:
         found = figures(session, scope_of(ctx, first="2026-10-24", last="2026-10-26"))
     assert [(day.isoformat(), d.calls) for day, d in found.days] == [("2026-10-24", 1), ("2026-10-25", 4), ("2026-10-26", 1)]
-    zone = installation_zone(ctx.config)
+    zone = ctx.config.timezone
     start, end = dt.datetime(2026, 10, 20, tzinfo=dt.timezone.utc), dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
     assert offset_stretches(zone, start, end) == [(start, 7200), (dt.datetime(2026, 10, 25, 1, tzinfo=dt.timezone.utc), 3600)]
 
@@ -203,7 +203,7 @@ def test_department_and_source_narrow_every_figure(app, ctx, installation, login
 
 def test_the_default_range_is_the_last_30_days_and_presets_change_it(app, ctx, login):
     client = login("qa")
-    today = dt.datetime.now(installation_zone(ctx.config)).date()
+    today = dt.datetime.now(ctx.config.timezone).date()
     response, html = page(client)
     assert response.status_code == 200
     assert f'value="{(today - dt.timedelta(days=29)).isoformat()}"' in html and f'value="{today.isoformat()}"' in html
@@ -251,7 +251,7 @@ def test_the_menu_tree_counts_branches_hang_ups_and_time_outs(app, ctx, installa
     assert 'href="/calls/?node=main:main_menu&amp;from=2026-11-23&amp;to=2026-11-24"' in main_svg
     # the calls list reads the link as the same node and range
     link = re.search(r'href="/calls/\?(node=main:complaints[^"]*)"', main_svg).group(1).replace("&amp;", "&")
-    asked = parse_filters(MultiDict(parse_qsl(link)), installation_zone(ctx.config))
+    asked = parse_filters(MultiDict(parse_qsl(link)), ctx.config.timezone)
     assert not asked.errors and asked.node == ("main", "complaints")
     assert (asked.started_from, asked.started_before) == scope_of(ctx).bounds()
     assert "from main:faq" in svgs[1] and "goto · 1 caller" in svgs[1]
