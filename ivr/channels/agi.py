@@ -157,16 +157,15 @@ class AgiChannel:
         elapsed = time.monotonic() - started
         # read even when the caller has hung up (the usual end of a call with an agent)
         status = (await self._get("QUEUESTATUS", dead_ok=True) or "").upper()
+        if status in _NOT_ANSWERED:
+            return TransferResult(TIMED_OUT, elapsed)
         agent = await self._get("MEMBERNAME", dead_ok=True) or await self._get("MEMBERINTERFACE", dead_ok=True)
         hold = await self._get("QEHOLDTIME", dead_ok=True)
         wait = float(hold) if hold and hold.isdigit() else elapsed
-        if status in _NOT_ANSWERED:
-            return TransferResult(TIMED_OUT, elapsed)
         if reply.number < 0 or self.dead or (await self._get("ABANDONED", dead_ok=True) or "").upper() == "TRUE":
-            if agent:  # talked to an agent, then hung up: answered all the same
-                self.dead = True
-                return TransferResult(ANSWERED, wait, agent, max(0.0, elapsed - wait))
-            return TransferResult(ABANDONED, elapsed)
+            if not agent:
+                return TransferResult(ABANDONED, elapsed)
+            self.dead = True  # talked to an agent, then hung up: answered all the same
         return TransferResult(ANSWERED, wait, agent, max(0.0, elapsed - wait))
 
     async def request_callback(self, request: CallbackRequest) -> None:

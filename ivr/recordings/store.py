@@ -12,7 +12,7 @@ from typing import Any, Iterable, Iterator, Sequence, TypeVar
 from sqlalchemy import Engine
 
 from ivr.config import Config
-from ivr.store.db import database_url, init_db
+from ivr.store.db import database_url, dialect_insert, init_db
 
 T = TypeVar("T")
 BATCH = 200  # files per transaction; also the size of IN (...) lists
@@ -25,16 +25,7 @@ def open_database(config: Config) -> Engine:
 
 def upsert_for(engine_or_conn: Any) -> Any:
     """The dialect's INSERT that takes ON CONFLICT (SQLite, PostgreSQL)."""
-    name = engine_or_conn.dialect.name
-    if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert
-    if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert
-    raise ValueError(f"recordings support SQLite and PostgreSQL, not {name}")
+    return dialect_insert(engine_or_conn.dialect.name)
 
 
 def batches(items: Iterable[T], size: int = BATCH) -> Iterator[Sequence[T]]:

@@ -124,6 +124,19 @@ def _sqlite_pragmas(engine: Engine, busy_ms: int, wal: bool) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
 
 
+def dialect_insert(name: str) -> Any:
+    """The dialect's INSERT, which takes ON CONFLICT (SQLite, PostgreSQL)."""
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert
+    raise StoreError(f"the database must be SQLite or PostgreSQL, not {name}")
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions on `engine` (objects stay readable after commit)."""
     return sessionmaker(engine, expire_on_commit=False)

@@ -42,7 +42,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from ivr.engine import events as ev
 from ivr.engine.events import Event, Secret
 from ivr.config import Config
-from ivr.store.db import UrlLike, create_db_engine, database_url, json_dumps, safe_url
+from ivr.store.db import UrlLike, create_db_engine, database_url, dialect_insert, json_dumps, safe_url
 from ivr.store.models import Call, CallEvent, CallNode, QueueEvent, Recording, to_utc
 from ivr.store.summary import CallSummary, clean_text
 
@@ -431,7 +431,7 @@ class CallWriter:
     # --- one transaction ---------------------------------------------------------------------
     def _write(self, batch: _Batch) -> None:
         with self.engine.begin() as conn:
-            upsert = _dialect_insert(conn.dialect.name)
+            upsert = dialect_insert(conn.dialect.name)
             calls, nodes, events = Call.__table__, CallNode.__table__, CallEvent.__table__
             recordings = Recording.__table__
             if batch.calls:
@@ -471,16 +471,6 @@ class CallWriter:
         conn.execute(stmt)
 
 
-def _dialect_insert(name: str) -> Any:
-    if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert
-    if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert
-    raise ValueError(f"the call writer supports SQLite and PostgreSQL, not {name}")
 
 
 def _jsonable(value: Any) -> Any:
