@@ -13,7 +13,8 @@ from ivr.errors import PromptError
 from ivr.flow.model import FlowSet, Prompt
 from ivr.prompts import audio
 from ivr.prompts.backends import Backend, make_backend
-from ivr.prompts.build import build, job_for
+from ivr.prompts.build import build, job_for, prompts_dir
+from ivr.prompts.recorded import dropped_files
 
 
 class PromptLibrary:
@@ -22,16 +23,16 @@ class PromptLibrary:
         self.config = config
         self.backend = backend or make_backend(config.prompts)
         self._pcm: dict[tuple[str, str, str], bytes] = {}
-        self._owner = {id(p): f for f in flows.flows.values() for p in f.prompts.values()}
+        self._dropped = dropped_files(prompts_dir(config) / "recorded")  # one folder listing, not one a prompt
 
     def pcm(self, prompt: Prompt, language: str) -> bytes:
         """The samples (8 kHz mono 16-bit) of a prompt in a language."""
-        flow = self._owner.get(id(prompt))
-        if flow is None:
+        flow = self.flows.flows.get(prompt.flow)
+        if flow is None or flow.prompts.get(prompt.name) is not prompt:
             raise PromptError(f'prompt "{prompt.name}" belongs to no loaded flow')
         key = (flow.id, prompt.name, language)
         if key not in self._pcm:
-            job = job_for(flow, prompt, language, self.config, self.backend)
+            job = job_for(flow, prompt, language, self.config, self.backend, self._dropped)
             result = build([job], self.config, backend=self.backend, workers=1)
             if result.errors:
                 raise PromptError(str(result.errors[0]))
