@@ -290,10 +290,9 @@ def prompts_check(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     targets = list(paths) or _default_flows(ctx)
     first = targets[0] if targets[0].is_dir() else targets[0].parent
     report = check_project(targets, _config_path(ctx, first))
-    findings = [d for d in report.errors if "prompt" in d.message or "recorded" in d.message]
-    findings += check_prompts(report.flows.values(), report.config)
-    # recorded-file problems are part of both (check_project runs them for `ivr validate`)
-    findings = list(dict.fromkeys(findings))
+    recorded = set(report.recorded)
+    findings = [d for d in report.errors if ("prompt" in d.message or "recorded" in d.message) and d not in recorded]
+    findings += check_prompts(report.flows.values(), report.config, report.recorded)
     for diagnostic in findings:
         click.echo(str(diagnostic))
     if findings:

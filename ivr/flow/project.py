@@ -32,6 +32,7 @@ class Report:
     flows: dict[str, Flow] = field(default_factory=dict)
     config: Config = field(default_factory=Config)
     files: list[str] = field(default_factory=list)  # the flow files checked, as displayed
+    recorded: list[Diagnostic] = field(default_factory=list)  # problems of recorded files (in diagnostics too)
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -99,7 +100,8 @@ def check_project(paths: Iterable[str | Path], config_path: Path | None = None, 
         # imported here: prompts build on flows, not the other way round
         from ivr.prompts.check import recorded_findings
 
-        report.diagnostics.extend(recorded_findings(named_flows, report.config))
+        report.recorded = recorded_findings(named_flows, report.config)
+        report.diagnostics.extend(report.recorded)
         report.diagnostics[:] = sort_best_first(report.diagnostics)
     return report
 

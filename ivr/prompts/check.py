@@ -4,7 +4,7 @@ which `ivr validate` reports as well.)"""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Optional
 
 from ivr.config import Config
 from ivr.flow.diagnostics import Diagnostic, Location
@@ -29,9 +29,12 @@ def recorded_findings(flows: Iterable[Flow], config: Config) -> list[Diagnostic]
     ]
 
 
-def check_prompts(flows: Iterable[Flow], config: Config) -> list[Diagnostic]:
+def check_prompts(flows: Iterable[Flow], config: Config,
+                  recorded: Optional[list[Diagnostic]] = None) -> list[Diagnostic]:
+    """Recorded-file problems (`recorded`, when the caller has them already from
+    check_project: each file is converted once) and prompts not built or out of date."""
     flows = list(flows)
-    found = recorded_findings(flows, config)
+    found = recorded_findings(flows, config) if recorded is None else recorded
     base = prompts_dir(config)
     manifest = _read_manifest(base)
     stale = []
