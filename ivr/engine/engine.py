@@ -14,9 +14,10 @@ from ivr.clock import Clock, SystemClock
 from ivr.config import Config
 from ivr.engine import events as ev
 from ivr.engine.call import Call
-from ivr.engine.channel import ABANDONED, Channel, TransferRequest
+from ivr.engine.channel import ABANDONED, Channel
 from ivr.engine.events import Event
 from ivr.engine.nodes import HANDLERS
+from ivr.engine.nodes.transfer import queue_call
 from ivr.engine.sampling import SurveySampler
 from ivr.errors import CallerHangup, EngineError
 from ivr.flow.model import FlowSet
@@ -104,17 +105,14 @@ class Engine:
         if department is None:
             return False
         call.department = department.name
-        call.emit(ev.TRANSFER, department=department.name, queue=department.queue, priority=0, fallback=True)
         try:
-            result = await call.channel.transfer(TransferRequest(department, None, True, 0, call.caller))
+            result = await queue_call(call, department, None, True, 0, fallback=True)
         except CallerHangup:
             call.emit(ev.CALLER_HANGUP)
             return True
         except Exception:  # noqa: BLE001
             log.exception("fallback transfer failed on call %s", call.id)
             return False
-        call.emit(ev.TRANSFER_RESULT, department=department.name, status=result.status, wait=result.wait,
-                  agent=result.agent, talk=result.talk)
         if result.status == ABANDONED:  # as in a transfer node: the caller left the queue
             call.emit(ev.CALLER_HANGUP)
             return True

@@ -4,9 +4,12 @@ When the wait times out and the node names no on_timeout, the department's overf
 group from config.yaml takes the call (once), so a peak never ends in a dropped caller.
 """
 
+from typing import Optional
+
+from ivr.config import Department
 from ivr.engine import events as ev
 from ivr.engine.call import Call
-from ivr.engine.channel import ANSWERED, TIMED_OUT, TransferRequest
+from ivr.engine.channel import ANSWERED, TIMED_OUT, TransferRequest, TransferResult
 from ivr.errors import CallerHangup
 from ivr.flow.model import Transfer
 
@@ -15,12 +18,13 @@ async def run(node: Transfer, call: Call):
     if node.prompt is not None:
         await call.play(node.prompt)
     department = node.department
-    result = await _queue(node, call, department, node.max_wait)
+    result = await queue_call(call, department, node.max_wait, node.announce_position, node.priority)
     if result.status == TIMED_OUT and not node.on_timeout and department.overflow:
         overflow = call.engine.config.departments.get(department.overflow)
         if overflow is not None:
             department = overflow
-            result = await _queue(node, call, department, node.max_wait, overflow=True)
+            result = await queue_call(call, department, node.max_wait, node.announce_position, node.priority,
+                                      overflow=True)
     call.department = department.name
     if result.status == ANSWERED:
         call.outcome = ev.ANSWERED
@@ -33,13 +37,12 @@ async def run(node: Transfer, call: Call):
     raise CallerHangup(f"caller left the {department.name} queue")
 
 
-async def _queue(node: Transfer, call: Call, department, max_wait, overflow: bool = False):
-    data = {"department": department.name, "queue": department.queue, "priority": node.priority}
-    if overflow:
-        data["overflow"] = True
-    call.emit(ev.TRANSFER, **data)
-    request = TransferRequest(department, max_wait, node.announce_position, node.priority, call.caller)
-    result = await call.channel.transfer(request)
+async def queue_call(call: Call, department: Department, max_wait: Optional[float], announce: bool, priority: int,
+                     **marks: bool) -> TransferResult:
+    """Queue the caller for `department`, with the TRANSFER and TRANSFER_RESULT events
+    (`marks` such as overflow=True or fallback=True go into the first)."""
+    call.emit(ev.TRANSFER, department=department.name, queue=department.queue, priority=priority, **marks)
+    result = await call.channel.transfer(TransferRequest(department, max_wait, announce, priority, call.caller))
     call.emit(ev.TRANSFER_RESULT, department=department.name, status=result.status, wait=result.wait,
               agent=result.agent, talk=result.talk)
     return result
