@@ -307,14 +307,14 @@ def count_capped(session: Session, filters: CallFilters, hints: Optional[Hints] 
     return _capped(session, select(literal(1)).where(*where), cap + 1)
 
 
-def search(session: Session, filters: CallFilters) -> Page:
+def search(session: Session, filters: CallFilters, hints: Optional[Hints] = None) -> Page:
     """One page of the search: up to PAGE rows in its order and where the pages around it
     begin; `count` is set when the page holds every match (else ask `count_capped`)."""
-    hints = probe_hints(session, filters)
+    hints = probe_hints(session, filters) if hints is None else hints  # the page cursors play no part
     if filters.before is not None:
         found = _collect(session, filters, hints, filters.before, backward=True)
         if len(found) <= PAGE:  # back at the start: the first page, full
-            return search(session, replace(filters, before=None))
+            return search(session, replace(filters, before=None), hints)
         found = found[:PAGE][::-1]
         return Page([row for row, _ in found], next=found[-1][1], previous=found[0][1])
     found = _collect(session, filters, hints, filters.after, backward=False)
