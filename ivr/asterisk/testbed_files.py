@@ -58,6 +58,10 @@ astsbindir => /usr/sbin
 [options]
 verbose = 3
 nocolor = yes
+; silence frames while a channel waits (Wait, WAIT FOR DIGIT, SendDTMF), as a phone's RTP
+; would give: MixMonitor writes only the frames it sees, so without them the waits of a
+; caller who sends no audio drop out of the recording and the timeline no longer matches it
+transmit_silence = yes
 """
 
 LOGGER_CONF = """\
