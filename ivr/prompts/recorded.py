@@ -6,6 +6,7 @@ language), or a file is simply dropped in as prompts/recorded/<language>/<prompt
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -45,12 +46,35 @@ def dropped_files(recorded_dir: Path) -> dict[tuple[str, str], Path]:
     return found
 
 
+# What a file's probe found, by its path and a digest of its bytes: every flow load checks
+# the recorded files (a hot reload of `ivr serve`, the web app's start), and converting
+# each with sox again would make a reload of a site with hundreds of them take seconds.
+# Reading and hashing a file costs a millisecond; its size and time would be cheaper but
+# miss a same-size rewrite within the file system's clock tick.
+_PROBED: dict[str, tuple[bytes, Optional[str]]] = {}
+
+
 def recording_problem(path: Path) -> Optional[str]:
     """Why a recording cannot be played: missing, unreadable or silent; None when fine."""
     if not path.is_file():
         return "is missing"
     if path.suffix.lower() not in EXTENSIONS:
         return f"is a {path.suffix or 'extensionless'} file; use WAV, MP3 or OGG"
+    try:
+        with path.open("rb") as f:
+            stamp = hashlib.file_digest(f, "blake2b").digest()
+    except OSError as exc:
+        return f"is unreadable ({exc.strerror})"
+    key = str(path.resolve())
+    known = _PROBED.get(key)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    problem = _probe(path)
+    _PROBED[key] = (stamp, problem)
+    return problem
+
+
+def _probe(path: Path) -> Optional[str]:
     with tempfile.TemporaryDirectory(prefix="ivr-rec-") as folder:
         out = Path(folder) / "check.wav"
         try:

@@ -190,3 +190,34 @@ def test_validate_accepts_a_recording_in_one_language(install, monkeypatch):
     result = CliRunner().invoke(cli, ["validate"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert leftovers(install.root) == []
+
+
+def test_a_reload_converts_only_the_recordings_that_changed(install, monkeypatch):
+    # every flow load checks the recorded files (a hot reload, the web app's start): an
+    # unchanged file is not converted again, a rewritten one is, whatever its size and time
+    from ivr.prompts import audio
+    converted: list[str] = []
+    real_convert = audio.convert
+    monkeypatch.setattr(audio, "convert", lambda src, out, *a, **k: (converted.append(Path(src).name), real_convert(src, out, *a, **k))[1])
+    media = install.root / "media"
+    tone_file(media / "one.wav", 1.0)
+    tone_file(media / "two.wav", 1.0, freq=550)
+    flow = install.flow(flow_text({"one": {"pl": {"file": "media/one.wav"}, "en": {"file": "media/one.wav"}},
+                                   "two": {"pl": {"file": "media/two.wav"}, "en": {"file": "media/two.wav"}}}))
+    assert recorded_findings([flow], install.config) == []
+    assert sorted(converted) == ["one.wav", "two.wav"]  # each once, though used in two languages
+
+    assert recorded_findings([flow], install.config) == []
+    assert sorted(converted) == ["one.wav", "two.wav"]  # nothing changed: no conversion
+
+    before = (media / "two.wav").stat()
+    silent_file(media / "two.wav", 1.0)  # the same length and size, at once: a silent take
+    os.utime(media / "two.wav", ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (media / "two.wav").stat().st_size == before.st_size
+    [finding] = recorded_findings([flow], install.config)
+    assert "media/two.wav, is silent" in finding.message
+    assert sorted(converted) == ["one.wav", "two.wav", "two.wav"]
+
+    (media / "one.wav").unlink()
+    assert [f.message for f in recorded_findings([flow], install.config) if "one.wav" in f.message] == [
+        'the recorded file of prompt "one" (pl, en), media/one.wav, is missing']
