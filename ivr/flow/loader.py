@@ -139,22 +139,30 @@ if _WILDCARD:  # pragma: no cover - no PyYAML release registers one; the fast pa
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-def _tag(event: yaml.ScalarEvent) -> str:
+def _tag(event: yaml.ScalarEvent, memo: dict[str, str]) -> str:
     """The tag of a scalar, as PyYAML's resolver gives it (YAML 1.1 rules)."""
     if event.tag is not None:
         return _STR_TAG if event.tag == "!" else event.tag
-    value = event.value
     if not event.implicit[0]:
         return _STR_TAG  # quoted
-    # The resolvers are keyed by a value's first character; a plain word starting with
-    # any other character (most names in a flow) is text without trying them.
-    resolvers = _IMPLICIT.get(value[0] if value else "")
-    if resolvers is None and not _WILDCARD:
-        return _STR_TAG
-    for tag, regexp in (resolvers or []) + _WILDCARD:
-        if regexp.match(value):
-            return tag
-    return _STR_TAG
+    return _plain_tag(event.value, memo)
+
+
+def _plain_tag(value: str, memo: dict[str, str]) -> str:
+    """The tag of an unquoted, untagged scalar. The resolvers are keyed by a value's first
+    character, and a plain word starting with any other character is text without trying
+    them; the words that start like a number, a null or a boolean (`next`, `type`,
+    `timeout`, node names) come back again and again in a flow, so each is resolved once
+    per file (`memo`)."""
+    tag = memo.get(value)
+    if tag is None:
+        tag = _STR_TAG
+        for candidate, regexp in _IMPLICIT.get(value[0] if value else "", ()):
+            if regexp.match(value):
+                tag = candidate
+                break
+        memo[value] = tag
+    return tag
 
 
 class _Frame:
@@ -179,13 +187,14 @@ class _Builder:
     def __init__(self, doc: Document):
         self.doc = doc
         self.anchors: dict[str, Any] = {}
+        self.tags: dict[str, str] = {}  # plain scalar -> its tag (see _plain_tag)
 
     def build(self, text: str) -> Any:
         doc = self.doc
         root: Any = _NOTHING
         stack: list[_Frame] = []
         documents = 0
-        marks, key_marks, raw = doc.value_marks, doc.key_marks, doc.raw
+        marks, key_marks, raw, tags = doc.value_marks, doc.key_marks, doc.raw, self.tags
         parser = _Loader(text)
         try:
             while True:
@@ -214,7 +223,8 @@ class _Builder:
                 if parent is not None and parent.is_map and parent.key is None:
                     # a key; the common case (a plain word, quoted text) inline, for speed
                     if (cls is _SCALAR and event.tag is None and parent.keep
-                            and (not event.implicit[0] or (event.value and event.value[0] not in _IMPLICIT))):
+                            and (not event.implicit[0] or (event.value and (event.value[0] not in _IMPLICIT
+                                                                            or _plain_tag(event.value, tags) == _STR_TAG)))):
                         key = event.value
                         parent.key = key
                         if key in parent.first_seen:
@@ -243,7 +253,7 @@ class _Builder:
                     if event.tag is None and (not event.implicit[0] or (event.value and event.value[0] not in _IMPLICIT)):
                         value = event.value  # text: quoted, or a word no resolver claims
                     else:
-                        tag = _tag(event)
+                        tag = _tag(event, tags)
                         if tag == _STR_TAG:
                             value = event.value
                         else:
@@ -295,7 +305,7 @@ class _Builder:
                 stack.append(_Frame({} if cls is yaml.MappingStartEvent else [], parent.path, cls is yaml.MappingStartEvent, {}, False))
                 parent.key = _KEY_PENDING
             return
-        tag = _tag(event)
+        tag = _tag(event, self.tags)
         if tag == _MERGE_TAG:
             if parent.keep:
                 self._problem(mark, 'merge keys ("<<") are not supported in flow files; write the fields out')
