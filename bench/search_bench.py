@@ -1,7 +1,7 @@
 """The calls list's search on a million calls in SQLite: is a page under 100 ms?
 
 Fills a fresh SQLite database with N synthetic calls over 90 days (default 1,000,000) with
-the generator of bench/store_query_bench.py, or reuses the one kept with --keep FILE. Then
+bench/calls_db.py, or reuses the one kept with --keep FILE. Then
 it runs `ivr.web.search.search`, the very function behind /calls/, for a mix of the
 searches QA staff make: each filter alone, combined, sorted each way, first and later
 pages. Each runs once to warm up and then --runs times; it prints p50/p95/max per search,
@@ -33,7 +33,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
-import store_query_bench as generator  # noqa: E402
+import calls_db as generator  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 from werkzeug.datastructures import MultiDict  # noqa: E402
