@@ -17,6 +17,7 @@ from ivr.flow.model import Prompt
 from ivr.prompts import audio
 
 EXTENSIONS = (".wav", ".mp3", ".ogg")
+SILENT = "is silent"
 
 
 def named_file(prompt: Prompt, language: str, root: Path) -> Optional[Path]:
@@ -70,7 +71,10 @@ def recording_problem(path: Path) -> Optional[str]:
     if known is not None and known[0] == stamp:
         return known[1]
     problem = _probe(path)
-    _PROBED[key] = (stamp, problem)
+    # only what the bytes decide is kept: a file that could not be converted is tried again,
+    # since the cause may be the machine's (sox or its MP3 support missing, a full disk)
+    if problem is None or problem == SILENT:
+        _PROBED[key] = (stamp, problem)
     return problem
 
 
@@ -85,5 +89,5 @@ def _probe(path: Path) -> Optional[str]:
         except OSError as exc:
             return f"is unreadable ({exc.strerror})"
     if info.is_silent:
-        return "is silent"
+        return SILENT
     return None

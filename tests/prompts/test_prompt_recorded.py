@@ -218,6 +218,14 @@ def test_a_reload_converts_only_the_recordings_that_changed(install, monkeypatch
     assert "media/two.wav, is silent" in finding.message
     assert sorted(converted) == ["one.wav", "two.wav", "two.wav"]
 
+    # a file sox cannot read is tried again at every load: the cause may be the machine's
+    # (sox's MP3 support not installed yet), not the file's
+    (media / "one.wav").write_bytes(b"RIFF, but no audio")
+    for _ in range(2):
+        [finding] = [f for f in recorded_findings([flow], install.config) if "one.wav" in f.message]
+        assert "media/one.wav, is unreadable" in finding.message
+    assert converted.count("one.wav") == 3
+
     (media / "one.wav").unlink()
     assert [f.message for f in recorded_findings([flow], install.config) if "one.wav" in f.message] == [
         'the recorded file of prompt "one" (pl, en), media/one.wav, is missing']
