@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -14,10 +15,28 @@ from ivr import __version__
 from ivr.config import find_config
 from ivr.errors import DiagnosticsError, IvrError, JourneyFailure, UsageError
 from ivr.flow.project import Report, check_project, display_path, load_flows
-from ivr.recordings.cli import recordings as recordings_group
+
+
+# Commands that live with their feature, imported only when run (or listed by --help):
+# the web app's brings in Flask and the database layer, which would double the start-up
+# time of every other command, `ivr validate` and `ivr simulate` included.
+_LAZY = {
+    "recordings": ("ivr.recordings.cli", "recordings"),  # ivr recordings index|purge
+    "web": ("ivr.web.cli", "web"),
+    "users": ("ivr.web.cli", "users"),
+}
 
 
 class _Group(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *_LAZY])
+
+    def get_command(self, ctx: click.Context, name: str) -> Optional[click.Command]:
+        if name in _LAZY and name not in self.commands:
+            module, attribute = _LAZY[name]
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
+        return super().get_command(ctx, name)
+
     def main(self, *args, **kwargs):  # type: ignore[override]
         # click handles its own usage errors; ours are turned into exit codes here
         kwargs.setdefault("standalone_mode", True)
@@ -301,9 +320,6 @@ def prompts_check(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     click.echo(click.style("every prompt has every language, and is built", fg="green"), err=True)
 
 
-cli.add_command(recordings_group)  # ivr recordings index|purge
-
-
 # --- serve -------------------------------------------------------------------------------
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
@@ -477,13 +493,6 @@ def _coverage_report(report: dict) -> None:
         click.echo(f"coverage {flow_id}: {len(taken)}/{len(edges)} branches ({share:.0f}%)")
         for source, label in sorted(edges - taken):
             click.echo(f"  not taken: {source} --{label}-->")
-
-
-# --- commands that live with their feature ------------------------------------------------
-from ivr.web.cli import users as _users_group, web as _web_command  # noqa: E402
-
-cli.add_command(_web_command)
-cli.add_command(_users_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -345,3 +345,24 @@ def test_validate_without_paths_checks_the_flows_beside_the_named_config(tmp_pat
     # run in the repository (see _repository), whose own flows are clean: not the ones to check
     result = CliRunner().invoke(cli, ["--config", str(tmp_path / "config.yaml"), "validate"])
     assert result.exit_code == 1 and "broken.yaml" in result.output
+
+
+def test_the_command_starts_without_the_web_app_and_still_lists_and_runs_its_commands():
+    # `ivr validate` or `ivr simulate` must not pay for Flask and the database layer at
+    # start-up (it doubled their start); the commands that need them load them when run
+    import subprocess
+    import sys
+
+    loaded = subprocess.run([sys.executable, "-c", "import sys, ivr.cli; "
+                             "print(' '.join(m for m in ('flask', 'sqlalchemy', 'werkzeug', 'waitress', 'alembic') if m in sys.modules))"],
+                            capture_output=True, text=True, cwd=REPO, check=True)
+    assert loaded.stdout.strip() == ""
+    listed = CliRunner().invoke(cli, ["--help"])
+    assert listed.exit_code == 0
+    for name in ("recordings", "users", "web", "validate", "simulate"):
+        assert re.search(rf"^  {name} ", listed.output, re.M), listed.output
+    for args in (["web", "--help"], ["users", "add", "--help"], ["recordings", "purge", "--help"]):
+        shown = CliRunner().invoke(cli, args)
+        assert shown.exit_code == 0 and "Usage: " in shown.output, (args, shown.output)
+    unknown = CliRunner().invoke(cli, ["webb"])
+    assert unknown.exit_code == 2 and "No such command 'webb'" in unknown.output

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import secrets
@@ -35,8 +36,14 @@ LOCK_WINDOW = dt.timedelta(minutes=15)
 MAX_FAILURES_PER_NAME = 5
 MAX_FAILURES_PER_ADDRESS = 20
 MIN_PASSWORD = 10
-# checked when a user name is unknown, so that a wrong name takes as long as a wrong password
-_DUMMY_HASH = generate_password_hash(secrets.token_hex(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked when a user name is unknown, so that a wrong name takes as long as a wrong
+    password. Made when an app is created (install_security), not at import: hashing takes
+    0.1 s, which every `ivr` command would pay."""
+    return generate_password_hash(secrets.token_hex(16))
 
 
 # --- roles -------------------------------------------------------------------------------------
@@ -73,7 +80,7 @@ def password_fingerprint(password_hash: str) -> str:
 
 def verify(user: Optional[User], password: str) -> bool:
     if user is None or not user.active:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return False
     return check_password_hash(user.password_hash, password)
 
@@ -201,6 +208,7 @@ def _error(exc: Any) -> Any:
 
 
 def install_security(app: Flask) -> None:
+    _dummy_hash()  # now, so that the first unknown name takes no longer than later ones
     app.before_request(_gate)
     app.after_request(_headers)
     app.teardown_appcontext(close_db)
