@@ -28,7 +28,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ivr.config import load_config  # noqa: E402
+from ivr.settings.config import load_config  # noqa: E402
 from ivr.flow import project  # noqa: E402
 
 TARGET_SECONDS = 1.0

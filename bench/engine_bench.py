@@ -1,7 +1,7 @@
 """How many scripted calls per second the engine runs through flows/main.yaml (target: 5,000).
 
 One process, one asyncio loop; the calls run one after another inside it through
-`ivr.simulation.simulate_async`, the same path as `ivr simulate` and the journey tests.
+`ivr.simulation.simulate.simulate_async`, the same path as `ivr simulate` and the journey tests.
 The scripts cycle through a mix of journeys: sales, complaints, support with an account
 number, FAQ, the operator, invalid keys, time-outs, VIP callers, queue time-outs with a
 call-back, after hours and holidays.
@@ -30,7 +30,7 @@ from ivr.channels.scripted import QueueScript  # noqa: E402
 from ivr.engine import Engine  # noqa: E402
 from ivr.engine import events as ev  # noqa: E402
 from ivr.flow.project import load_flows  # noqa: E402
-from ivr.simulation import simulate_async  # noqa: E402
+from ivr.simulation.simulate import simulate_async  # noqa: E402
 
 TARGET_CALLS_PER_SECOND = 5000
 

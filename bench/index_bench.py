@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import insert  # noqa: E402
 
-from ivr.config import load_config  # noqa: E402
+from ivr.settings.config import load_config  # noqa: E402
 from ivr.recordings.index import index_recordings  # noqa: E402
 from ivr.recordings.store import open_database  # noqa: E402
 from ivr.store.models import Call  # noqa: E402

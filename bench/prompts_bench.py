@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from ivr.flow.project import load_flows  # noqa: E402
 from ivr.prompts.backends import EspeakBackend  # noqa: E402
 from ivr.prompts.build import build, plan  # noqa: E402
-from ivr.prompts.settings import PromptSettings  # noqa: E402
+from ivr.settings.prompts import PromptSettings  # noqa: E402
 
 TARGET_SECONDS = 1.0
 CONFIG = "prompts: {dir: prompts, tts: espeak-ng, voices: {pl: pl, en: en-gb}}\n"

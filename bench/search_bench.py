@@ -149,7 +149,7 @@ def http_pages(database: Path, queries: list[str], runs: int) -> list[float]:
     """Whole /calls/ pages through the Flask test client, logged in as a qa user."""
     import re
 
-    from ivr.config import load_config
+    from ivr.settings.config import load_config
     from ivr.errors import WebError
     from ivr.web import create_app
     from ivr.web.users import add_user, set_password

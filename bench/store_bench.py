@@ -29,7 +29,7 @@ from ivr.channels.scripted import QueueScript  # noqa: E402
 from ivr.engine import Engine  # noqa: E402
 from ivr.engine.sampling import SurveySampler  # noqa: E402
 from ivr.flow.project import load_flows  # noqa: E402
-from ivr.simulation import parse_time, simulate_async  # noqa: E402
+from ivr.simulation.simulate import parse_time, simulate_async  # noqa: E402
 from ivr.store import CallWriter, init_db  # noqa: E402
 
 JOURNEYS = [("1 1", ["answered"]), ("1 3 90012345# 9#", ["answered"]), ("2 4 1", []), ("1 0", ["answered"]),

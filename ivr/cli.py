@@ -12,7 +12,7 @@ from typing import Optional
 import click
 
 from ivr import __version__
-from ivr.config import find_config
+from ivr.settings.config import find_config
 from ivr.errors import DiagnosticsError, IvrError, JourneyFailure, UsageError
 from ivr.flow.project import Report, check_project, display_path, load_flows
 
@@ -176,7 +176,7 @@ def simulate(ctx: click.Context, flow_file: Path, keys: Optional[str], caller: s
     from ivr.channels.sim import SimChannel
     from ivr.clock import VirtualClock
     from ivr.engine import Engine
-    from ivr.simulation import parse_time
+    from ivr.simulation.simulate import parse_time
 
     flows, config, flow_id = _load(ctx, flow_file)
     try:
@@ -247,7 +247,7 @@ def _event_printer(flows, as_json: bool):
 @click.pass_context
 def demo(ctx: click.Context, calls: int, days: int, seed: Optional[int], if_empty: bool) -> None:
     """Fill the installation with simulated calls and their recordings, for the QA web app."""
-    from ivr.demo import DEFAULT_SEED, run_demo
+    from ivr.demo.run import DEFAULT_SEED, run_demo
 
     path = _config_path(ctx, Path.cwd())
     if path is None:
@@ -330,7 +330,7 @@ def serve(ctx: click.Context, paths: tuple[Path, ...], host: Optional[str], port
     """Run the live runtime: FastAGI for Asterisk, hot reload on SIGHUP or file change."""
     import logging
 
-    from ivr.serve import build_runtime
+    from ivr.live.serve import build_runtime
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -348,7 +348,7 @@ def serve(ctx: click.Context, paths: tuple[Path, ...], host: Optional[str], port
 def asterisk_config(ctx: click.Context, out_dir: Path) -> None:
     """Write the Asterisk dialplan, queues and manager user generated from config.yaml."""
     from ivr.asterisk.dialplan import write_config
-    from ivr.config import load_config
+    from ivr.settings.config import load_config
 
     path = _config_path(ctx, Path.cwd())
     if path is None:
@@ -363,7 +363,7 @@ def testbed() -> None:
 
 
 def _testbed(ctx: click.Context):
-    from ivr.asterisk.testbed import Testbed
+    from ivr.testbed.server import Testbed
 
     return Testbed(ctx.obj["config"], log=lambda line: click.echo(line, err=True))
 
@@ -411,7 +411,7 @@ def testbed_status(ctx: click.Context) -> None:
 def call(ctx: click.Context, keys: str, caller_name: str, caller_id: str, exten: str, wait: float,
          hold: float) -> None:
     """Place a real SIP call into the test bed that presses KEYS, e.g. "1 1" or "2 5s 123456#"."""
-    from ivr.asterisk.sipp import place_call
+    from ivr.testbed.sipp import place_call
 
     bed = _testbed(ctx)
     if not bed.running():
@@ -433,7 +433,7 @@ def call(ctx: click.Context, keys: str, caller_name: str, caller_id: str, exten:
 @click.pass_context
 def test_command(ctx: click.Context, paths: tuple[Path, ...], show_coverage: bool, verbose: bool) -> None:
     """Run the journey tests (*.test.yaml) next to the flows."""
-    from ivr.journeys import coverage, run_files, find_journey_files
+    from ivr.simulation.journeys import coverage, run_files, find_journey_files
 
     targets = list(paths) or _default_flows(ctx)
     files = find_journey_files(targets)

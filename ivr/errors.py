@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
-    from ivr.flow.diagnostics import Diagnostic
+    from ivr.yamldoc.diagnostics import Diagnostic
 
 
 class IvrError(Exception):

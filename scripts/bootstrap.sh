@@ -27,7 +27,7 @@ if [ "$mode" = test ] && ! command -v chromium >/dev/null 2>&1; then
 fi
 # packages without a command of their own: sox's MP3 reader and writer (recorded prompts
 # and gTTS answers are MP3); debootstrap (in /usr/sbin, off a user's PATH) makes the test
-# bed's Debian sid root with Asterisk 22 (ivr/asterisk/testbed.py)
+# bed's Debian sid root with Asterisk 22 (ivr/testbed/server.py)
 for package in libsox-fmt-mp3 debootstrap; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done

@@ -2,7 +2,7 @@
 and simulated calls run on the scripted channel with a virtual clock.
 
 `run_flow(text, keys=..., ...)` compiles a flow with `compile_text` and runs one call of
-it with `ivr.simulation.simulate`; every call it returns has already been checked for
+it with `ivr.simulation.simulate.simulate`; every call it returns has already been checked for
 the invariants every call must keep (seq 0..n-1, `t` never decreasing, the first event
 `call_started`, the last `outcome`).
 """
@@ -16,13 +16,13 @@ from typing import Any, Callable, Iterable, Optional
 import pytest
 import yaml
 
-from ivr.config import Config, check_config
+from ivr.settings.config import Config, check_config
 from ivr.engine import Engine
 from ivr.engine import events as ev
 from ivr.engine.sampling import SurveySampler
 from ivr.flow.model import Flow, FlowSet
 from ivr.flow.project import compile_text
-from ivr.simulation import SimulatedCall, simulate
+from ivr.simulation.simulate import SimulatedCall, simulate
 
 REPO = Path(__file__).resolve().parents[1]
 

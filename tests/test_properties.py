@@ -21,14 +21,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ivr.channels.scripted import QueueScript
-from ivr.config import Config, load_config
+from ivr.settings.config import Config, load_config
 from ivr.engine import Engine
 from ivr.engine import events as ev
 from ivr.errors import FlowError
 from ivr.flow import spec
 from ivr.flow.model import Flow
 from ivr.flow.project import compile_text, load_flows
-from ivr.simulation import simulate
+from ivr.simulation.simulate import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 FILE = "gen.yaml"

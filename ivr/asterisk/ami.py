@@ -186,7 +186,7 @@ class AmiClient:
     @classmethod
     def from_config(cls, config: Any, **kwargs: Any) -> "AmiClient":
         """From config.yaml (a Config or its raw mapping): `asterisk.ami` and `asterisk.callback`."""
-        from ivr.config import expand_env
+        from ivr.settings.config import expand_env
 
         raw = getattr(config, "raw", config) or {}
         asterisk = raw.get("asterisk") or {}

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 from ivr.asterisk.callback import CallbackSettings
-from ivr.config import Config, Department, MissingSecret, expand_env
+from ivr.settings.config import Config, Department, MissingSecret, expand_env
 from ivr.errors import AsteriskError
 
 FILES = ("extensions.conf", "queues.conf", "manager.conf")

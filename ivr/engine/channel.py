@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Protocol
 
-from ivr.config import Department
+from ivr.settings.config import Department
 from ivr.flow.model import Prompt
 
 # Results of a transfer.

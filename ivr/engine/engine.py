@@ -11,7 +11,7 @@ import logging
 from typing import Any, Callable, Optional
 
 from ivr.clock import Clock, SystemClock
-from ivr.config import Config
+from ivr.settings.config import Config
 from ivr.engine import events as ev
 from ivr.engine.call import Call
 from ivr.engine.channel import ABANDONED, Channel

@@ -11,10 +11,10 @@ import re
 from typing import Any
 
 from ivr.flow import spec
-from ivr.flow.diagnostics import did_you_mean
-from ivr.flow.loader import describe
+from ivr.yamldoc.diagnostics import did_you_mean
+from ivr.yamldoc.loader import describe
 from ivr.flow.model import RouteRule, Sample
-from ivr.flow.values import parse_duration, parse_key, is_name
+from ivr.yamldoc.values import parse_duration, parse_key, is_name
 
 INVALID = object()  # a value that failed its check (None can be a real value)
 

@@ -11,13 +11,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Collection, Iterator
 
-from ivr.config import Config
+from ivr.settings.config import Config
 from ivr.flow import spec
-from ivr.flow.diagnostics import Findings, did_you_mean
-from ivr.flow.loader import Document, describe
+from ivr.yamldoc.diagnostics import Findings, did_you_mean
+from ivr.yamldoc.loader import Document, describe
 from ivr.flow.model import ANY_LANGUAGE
 from ivr.flow.check_composite import INVALID, CompositeValues
-from ivr.flow.values import parse_duration, parse_key, is_name
+from ivr.yamldoc.values import parse_duration, parse_key, is_name
 
 # how names are written, for messages: every node, prompt, variable and flow name
 NAME_RULE = "a letter or '_' first, then letters, digits, '_' or '-'"

@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar, Iterator, Mapping, Optional
 
-from ivr.config import Department
-from ivr.hours import Schedule
-from ivr.segments import Segment
+from ivr.settings.config import Department
+from ivr.settings.hours import Schedule
+from ivr.settings.segments import Segment
 
 ANY_LANGUAGE = "*"
 

@@ -10,15 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from ivr.config import Config, check_config, find_config
+from ivr.settings.config import Config, check_config, find_config
 from ivr.errors import ConfigError, FlowError, UsageError
 from ivr.flow import spec
 from ivr.flow.checks import CheckedFlow, Context, check_flow
 from ivr.flow.compiler import compile_flow
-from ivr.flow.diagnostics import WARNING, Diagnostic, Location, did_you_mean, sort_best_first
-from ivr.flow.loader import Document, LoadError, gc_paused, load_file, load_text
+from ivr.yamldoc.diagnostics import WARNING, Diagnostic, Location, did_you_mean, sort_best_first
+from ivr.yamldoc.loader import Document, LoadError, gc_paused, load_file, load_text
 from ivr.flow.model import Flow, FlowSet
-from ivr.flow.values import is_name
+from ivr.yamldoc.values import is_name
 
 TEST_SUFFIX = ".test.yaml"
 FLOW_FILE = "a flow: a mapping with flow, languages, start, prompts and nodes"

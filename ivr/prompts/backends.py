@@ -15,7 +15,7 @@ from typing import Protocol
 
 from ivr.errors import PromptError
 from ivr.prompts import audio
-from ivr.prompts.settings import PromptSettings
+from ivr.settings.prompts import PromptSettings
 
 _ESPEAK_TIMEOUT = 60
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from ivr.config import Config
+from ivr.settings.config import Config
 from ivr.errors import PromptError
-from ivr.flow.diagnostics import Diagnostic, Location
+from ivr.yamldoc.diagnostics import Diagnostic, Location
 from ivr.flow.model import Flow, Prompt
 from ivr.prompts import audio
 from ivr.prompts.backends import Backend, make_backend

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from ivr.config import Config
-from ivr.flow.diagnostics import Diagnostic, Location
+from ivr.settings.config import Config
+from ivr.yamldoc.diagnostics import Diagnostic, Location
 from ivr.flow.model import Flow
 from ivr.prompts.build import MANIFEST, _read_manifest, _relative, plan, prompts_dir
 from ivr.prompts.recorded import recording_problem

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ivr.config import Config
+from ivr.settings.config import Config
 from ivr.errors import PromptError
 from ivr.flow.model import FlowSet, Prompt
 from ivr.prompts import audio

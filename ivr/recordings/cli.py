@@ -13,7 +13,7 @@ from typing import Any, Iterable, Optional
 
 import click
 
-from ivr.config import Config, installation_config
+from ivr.settings.config import Config, installation_config
 
 LISTED = 50  # lines of a list printed before "... and N more"
 

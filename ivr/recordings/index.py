@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional, Sequence
 from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from ivr.config import Config
+from ivr.settings.config import Config
 from ivr.errors import RecordingError, StoreError
 from ivr.recordings.facts import read_facts
 from ivr.recordings.files import FileProblem, FoundFile, walk

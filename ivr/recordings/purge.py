@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 from sqlalchemy import Engine, and_, exists, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from ivr.config import Config
+from ivr.settings.config import Config
 from ivr.errors import RecordingError, StoreError
 from ivr.recordings.files import FileProblem, inside
 from ivr.recordings.store import batches, open_database

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Iterator, Sequence, TypeVar
 
 from sqlalchemy import Engine
 
-from ivr.config import Config
+from ivr.settings.config import Config
 from ivr.store.db import database_url, dialect_insert, init_db
 
 T = TypeVar("T")

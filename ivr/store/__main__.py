@@ -15,7 +15,7 @@ from pathlib import Path
 
 from alembic import command
 
-from ivr.config import find_config, load_config
+from ivr.settings.config import find_config, load_config
 from ivr.store.db import create_db_engine, database_url, init_db, migration_config
 
 

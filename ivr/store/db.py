@@ -26,7 +26,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from ivr.config import Config, MissingSecret, expand_env
+from ivr.settings.config import Config, MissingSecret, expand_env
 from ivr.errors import StoreError
 
 DEFAULT_URL = "sqlite:///ivr.db"

@@ -41,7 +41,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ivr.engine import events as ev
 from ivr.engine.events import Event, Secret
-from ivr.config import Config
+from ivr.settings.config import Config
 from ivr.store.db import UrlLike, create_db_engine, database_url, dialect_insert, json_dumps, safe_url
 from ivr.store.models import Call, CallEvent, CallNode, QueueEvent, Recording, to_utc
 from ivr.store.summary import CallSummary, clean_text

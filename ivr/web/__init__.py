@@ -22,7 +22,7 @@ from typing import Any, Optional, Union
 
 from flask import Flask
 
-from ivr.config import Config, load_config
+from ivr.settings.config import Config, load_config
 from ivr.web.context import WebContext
 from ivr.web.security import install_security
 

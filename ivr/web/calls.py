@@ -28,7 +28,7 @@ from flask import Blueprint, jsonify, render_template, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ivr.config import Config
+from ivr.settings.config import Config
 from ivr.engine.events import OUTCOMES
 from ivr.store.models import SOURCES, Call, CallTag
 from ivr.web.context import context, db

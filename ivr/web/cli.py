@@ -7,7 +7,7 @@ from typing import Optional
 
 import click
 
-from ivr.config import installation_config
+from ivr.settings.config import installation_config
 from ivr.errors import WebError
 from ivr.store.models import ROLES
 

@@ -14,7 +14,7 @@ from flask import current_app, g, request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from ivr.config import Config, MissingSecret, expand_env
+from ivr.settings.config import Config, MissingSecret, expand_env
 from ivr.errors import WebError
 from ivr.store.db import database_url, init_db, session_factory
 

@@ -23,7 +23,7 @@ from typing import Mapping, Optional
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from ivr.qa_settings import QaSettings
+from ivr.settings.qa import QaSettings
 from ivr.store.models import Call, CallTag, Hold, Review, User
 from ivr.web import audit
 from ivr.web.context import db

@@ -1,4 +1,4 @@
-"""The real Asterisk 22 test bed for the `asterisk` tier (ivr.asterisk.testbed).
+"""The real Asterisk 22 test bed for the `asterisk` tier (ivr.testbed.server).
 
 `testbed` starts it once per session (building the Debian sid root on first use, about a
 minute) from the repository's config.yaml, or reuses one already running (`make run`
@@ -13,8 +13,8 @@ from typing import Iterator
 
 import pytest
 
-from ivr.asterisk.ami_sync import AmiSession
-from ivr.asterisk.testbed import REPO, Testbed
+from ivr.testbed.ami_session import AmiSession
+from ivr.testbed.server import REPO, Testbed
 from ivr.errors import IvrError
 
 

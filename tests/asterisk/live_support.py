@@ -33,15 +33,15 @@ from urllib.parse import quote
 import sqlalchemy as sa
 import yaml
 
-from ivr.asterisk.ami_sync import AmiSession, originate_keys
+from ivr.testbed.ami_session import AmiSession, originate_keys
 from ivr.asterisk.dialplan import with_members
-from ivr.asterisk.sipp import CallResult, place_call
-from ivr.asterisk.testbed import REPO, Testbed
+from ivr.testbed.sipp import CallResult, place_call
+from ivr.testbed.server import REPO, Testbed
 from ivr.channels import fastagi
 from ivr.channels.agi import AgiChannel
-from ivr.config import load_config
+from ivr.settings.config import load_config
 from ivr.errors import AmiError
-from ivr.serve import AmiPart, Runtime, build_runtime
+from ivr.live.serve import AmiPart, Runtime, build_runtime
 from ivr.store.db import create_db_engine
 from ivr.store.models import Call, CallEvent, CallNode, QueueEvent, Recording
 

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from ivr.asterisk.sipp import place_call
+from ivr.testbed.sipp import place_call
 from .testbed_support import agi_port_nobody_uses
 
 pytestmark = pytest.mark.asterisk

@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
-from ivr.asterisk.ami_sync import AmiSession
+from ivr.testbed.ami_session import AmiSession
 from ivr.prompts.audio import AudioInfo, inspect
 from .live_support import AGENTS, Caller, live_installation, serving, wait_for_outcomes
 from .testbed_support import IVR
 
 if TYPE_CHECKING:  # imported for the hint only: pytest would try to collect a class named Test*
-    from ivr.asterisk.testbed import Testbed
+    from ivr.testbed.server import Testbed
 
 pytestmark = pytest.mark.asterisk
 

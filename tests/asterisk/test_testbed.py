@@ -13,8 +13,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from ivr.asterisk.ami_sync import AmiSession, originate_keys
-from ivr.asterisk.testbed_files import AGENT
+from ivr.testbed.ami_session import AmiSession, originate_keys
+from ivr.testbed.files import AGENT
 from ivr.cli import cli
 from ivr.errors import AmiLoginError
 from .testbed_support import IVR, agi_port_nobody_uses

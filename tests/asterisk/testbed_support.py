@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
-from ivr.asterisk.testbed import Testbed
+from ivr.testbed.server import Testbed
 
 IVR = Path(sys.executable).with_name("ivr")  # the console script of this venv
 

@@ -13,7 +13,7 @@ import pytest
 from fake_ami import FakeAmi
 from ivr.asterisk.ami import AmiClient, QueueState
 from ivr.asterisk.callback import CallbackSettings
-from ivr.config import Department
+from ivr.settings.config import Department
 from ivr.engine.channel import CallbackRequest
 from ivr.errors import AmiConnectionLost, AmiError, AmiLoginError
 

@@ -25,7 +25,7 @@ from ivr.asterisk.dialplan import (
     write_config,
 )
 from ivr.cli import cli
-from ivr.config import Config, Department, load_config
+from ivr.settings.config import Config, Department, load_config
 from ivr.errors import AsteriskError
 
 ENV = {"IVR_AMI_SECRET": "s3cret-Value"}

@@ -16,7 +16,7 @@ from ivr.channels.scripted import (
     prompt_seconds,
 )
 from ivr.clock import VirtualClock
-from ivr.config import Department
+from ivr.settings.config import Department
 from ivr.engine.channel import ABANDONED, ANSWERED, TIMED_OUT, CallbackRequest, TransferRequest, TransferResult
 from ivr.errors import CallerHangup
 from ivr.flow.model import Prompt

@@ -9,7 +9,7 @@ import click
 import pytest
 
 from ivr.channels.sim import SimChannel
-from ivr.config import Department
+from ivr.settings.config import Department
 from ivr.engine.channel import ABANDONED, ANSWERED, TIMED_OUT, TransferRequest
 from ivr.errors import CallerHangup
 from ivr.flow.model import Prompt

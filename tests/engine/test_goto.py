@@ -113,7 +113,7 @@ def test_goto_and_back_between_the_repository_flows():
     from conftest import REPO
     from ivr.engine import Engine
     from ivr.flow.project import load_flows
-    from ivr.simulation import simulate
+    from ivr.simulation.simulate import simulate
     import datetime as dt
 
     flows, config = load_flows([REPO / "flows"], REPO / "config.yaml")

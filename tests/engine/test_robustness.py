@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, check_events, make_flow, of_type, types
 from ivr.channels.scripted import QueueScript, ScriptedChannel
 from ivr.clock import VirtualClock
-from ivr.config import Config, Department
+from ivr.settings.config import Config, Department
 from ivr.engine import Engine
 from ivr.engine import events as ev
 from ivr.engine.channel import TransferRequest
@@ -21,7 +21,7 @@ from ivr.engine.engine import MAX_STEPS
 from ivr.errors import CallerHangup
 from ivr.flow.model import Flow, FlowSet, Play, Prompt
 from ivr.flow.project import load_flows
-from ivr.simulation import simulate
+from ivr.simulation.simulate import simulate
 
 FLOW = make_flow(
     """

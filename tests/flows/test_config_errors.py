@@ -1,7 +1,7 @@
 """Broken config.yaml files: every finding names config.yaml:line:col, what and a fix.
 
 Each case writes a small config.yaml to a temporary folder (with data/vip.csv beside
-it) and checks it with `ivr.config.check_config`, as `ivr validate` does.
+it) and checks it with `ivr.settings.config.check_config`, as `ivr validate` does.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.config import check_config
+from ivr.settings.config import check_config
 from ivr.flow.project import check_project
 
 REPO = Path(__file__).resolve().parents[2]

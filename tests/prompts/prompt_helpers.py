@@ -19,11 +19,11 @@ from typing import Iterable, Mapping, Optional, Union
 
 import pytest
 
-from ivr.config import Config
+from ivr.settings.config import Config
 from ivr.flow.model import Flow
 from ivr.flow.project import compile_text
 from ivr.prompts.build import BuildResult, build, output_path, plan, prompts_dir
-from ivr.prompts.settings import PromptSettings
+from ivr.settings.prompts import PromptSettings
 
 VOICES = {"pl": "pl", "en": "en-gb"}
 SPEECH_RMS = 0.01  # espeak-ng speech is far louder than this (about 0.1 of full scale)

@@ -26,7 +26,7 @@ import pytest
 from ivr.errors import PromptError
 from ivr.prompts.audio import inspect
 from ivr.prompts.backends import GttsBackend
-from ivr.prompts.settings import PromptSettings
+from ivr.settings.prompts import PromptSettings
 from prompt_helpers import SPEECH_RMS, flow_text, leftovers, line_of, sox, wave_facts
 from prompt_helpers import install, mp3_support, tools  # noqa: F401 (fixtures)
 

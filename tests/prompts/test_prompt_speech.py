@@ -8,7 +8,7 @@ import pytest
 
 from ivr.prompts.audio import CHANNELS, RATE, WIDTH, inspect
 from ivr.prompts.backends import EspeakBackend
-from ivr.prompts.settings import PromptSettings
+from ivr.settings.prompts import PromptSettings
 from prompt_helpers import SPEECH_RMS, flow_text, wave_facts
 from prompt_helpers import install, tools  # noqa: F401 (fixtures)
 

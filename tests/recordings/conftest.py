@@ -9,7 +9,7 @@ from typing import Iterator
 import pytest
 from sqlalchemy import Engine
 
-from ivr.config import Config
+from ivr.settings.config import Config
 from ivr.recordings.store import open_database
 
 from .support import make_installation

@@ -16,7 +16,7 @@ from typing import Optional
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from ivr.config import Config, check_config
+from ivr.settings.config import Config, check_config
 from ivr.store.models import Call, Recording
 
 RATE = 8000

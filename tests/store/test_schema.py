@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from ivr.config import Config
+from ivr.settings.config import Config
 from ivr.errors import StoreError
 from ivr.store.db import create_db_engine, current_revision, database_url, head_revision, init_db, resolve_url
 from ivr.store.models import Base

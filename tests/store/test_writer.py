@@ -162,8 +162,8 @@ def test_events_without_their_call_started_still_make_a_row(db, line):
 
 
 def test_from_config_uses_the_installation_database_and_recordings(tmp_path, line):
-    from ivr.config import Config
-    from ivr.qa_settings import RecordingSettings
+    from ivr.settings.config import Config
+    from ivr.settings.qa import RecordingSettings
     from ivr.store import init_db
 
     config = Config(raw={"database": "sqlite:///data/calls.db", "recordings": {"dir": "rec"}}, root=tmp_path,

@@ -10,7 +10,7 @@ from ivr.channels.scripted import QueueScript, ScriptedChannel
 from ivr.clock import VirtualClock
 from ivr.engine import Engine
 from ivr.engine.sampling import SurveySampler
-from ivr.simulation import parse_time, simulate
+from ivr.simulation.simulate import parse_time, simulate
 
 
 def closed_port() -> int:
@@ -23,7 +23,7 @@ def closed_port() -> int:
 def run_call(line, keys: str, *, on_event: Callable, queue=(), call_id: Optional[str] = None,
              caller: str = "+48 22 123 45 67", at: str = "2026-11-24T10:00:00+01:00",
              details: Optional[dict[str, Any]] = None, survey: bool = True):
-    """One call of flows/main.yaml, simulated as `ivr simulate` runs it (`ivr.simulation`);
+    """One call of flows/main.yaml, simulated as `ivr simulate` runs it (`ivr.simulation.simulate`);
     with `details`, run as the FastAGI server runs a live call. The finished Call."""
     flows, config = line
     engine = Engine(flows, config, sampler=SurveySampler(start=9) if survey else SurveySampler())

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ivr.config import load_config
-from ivr.demo import run_demo
+from ivr.settings.config import load_config
+from ivr.demo.run import run_demo
 from ivr.web import create_app
 from ivr.web.users import add_user
 

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import pytest
 
-from ivr.config import load_config
+from ivr.settings.config import load_config
 from ivr.web import create_app
 from ivr.web.context import WebContext
 from ivr.web.users import add_user

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from ivr.cli import cli
-from ivr.config import load_config
+from ivr.settings.config import load_config
 from ivr.store.models import AuditEntry, User
 from ivr.web import create_app
 from ivr.web.security import MAX_FAILURES_PER_NAME

@@ -28,7 +28,7 @@ def site(tmp_path_factory):
 
 
 def _db(config_path):
-    from ivr.config import load_config
+    from ivr.settings.config import load_config
     from ivr.store.db import create_db_engine, database_url, session_factory
 
     return session_factory(create_db_engine(database_url(load_config(config_path))))()

@@ -29,7 +29,7 @@ from ivr.engine import events as ev
 from ivr.engine.sampling import SurveySampler
 from ivr.flow.project import load_flows
 from ivr.prompts.library import PromptLibrary
-from ivr.simulation import parse_time
+from ivr.simulation.simulate import parse_time
 from ivr.store import CallWriter
 from ivr.store.models import AuditEntry, Call, CallEvent, CallTag, Hold, Recording, Review
 from ivr.web.audio import REPEAT_WINDOW

@@ -30,7 +30,7 @@ from ivr.engine import Engine
 from ivr.engine import events as ev
 from ivr.engine.sampling import SurveySampler
 from ivr.flow.project import load_flows
-from ivr.simulation import parse_time
+from ivr.simulation.simulate import parse_time
 from ivr.store import Call, CallNode, CallTag, CallWriter, init_db
 from ivr.web import calls as view
 from ivr.web import search as finder

@@ -18,12 +18,12 @@ from sqlalchemy import insert
 from werkzeug.datastructures import MultiDict
 
 from ivr.channels.scripted import QueueScript as Q
-from ivr.config import load_config
+from ivr.settings.config import load_config
 from ivr.engine import Engine
 from ivr.engine.sampling import SurveySampler
 from ivr.flow.model import FlowSet
 from ivr.flow.project import compile_text, load_flows
-from ivr.simulation import parse_time, simulate
+from ivr.simulation.simulate import parse_time, simulate
 from ivr.store import CallWriter
 from ivr.store.models import Call, CallNode
 from ivr.web import create_app, menu_usage

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from ivr.config import load_config
+from ivr.settings.config import load_config
 from ivr.store.db import database_url, init_db, session_factory
 from ivr.store.models import Call, Recording
 

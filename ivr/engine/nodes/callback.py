@@ -4,7 +4,7 @@ from ivr.engine import events as ev
 from ivr.engine.call import Call
 from ivr.engine.channel import CallbackRequest
 from ivr.flow.model import Callback
-from ivr.segments import normalize_number
+from ivr.settings.segments import normalize_number
 
 
 async def run(node: Callback, call: Call):

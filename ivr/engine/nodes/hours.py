@@ -3,7 +3,7 @@
 from ivr.engine import events as ev
 from ivr.engine.call import Call
 from ivr.flow.model import Hours
-from ivr.hours import HOLIDAY, OPEN
+from ivr.settings.hours import HOLIDAY, OPEN
 
 
 async def run(node: Hours, call: Call):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr.asterisk.ami_sync import keys_to_dtmf
-from ivr.asterisk.sipp import KEY_GAP, Step, parse_keys, scenario_xml, shifted_pcap, sip_display_name
+from ivr.testbed.ami_session import keys_to_dtmf
+from ivr.testbed.sipp import KEY_GAP, Step, parse_keys, scenario_xml, shifted_pcap, sip_display_name
 from ivr.errors import AmiError, UsageError
 
 

@@ -10,7 +10,7 @@ with the test-only contexts:
              plays tt-monkeys, so recordings hold real audio. Any 2XX does the same, for
              tests that need several agents at once (`Local/201@agents/n`, ...).
 - [caller]   the pressing half of an AMI Originate of `Local/100@ivr` (see
-             `ivr.asterisk.ami_sync.originate_keys`): waits 2 s, sends ${KEYS}, waits
+             `ivr.testbed.ami_session.originate_keys`): waits 2 s, sends ${KEYS}, waits
              ${HOLD} seconds (default 30), hangs up.
 - [testbed-named] a caller whose name comes URI-encoded in ${NAME_URI}, so it can hold
              a line break (no AMI header can carry one); then [ivr].
@@ -102,7 +102,7 @@ match = 127.0.0.1
 """
 
 SITE_EXTENSIONS = """\
-; Test bed only (ivr.asterisk.testbed_files): fake agents, callers and call-back customers.
+; Test bed only (ivr.testbed.files): fake agents, callers and call-back customers.
 [agents]
 exten => _2XX,1,Answer()
  same => n,Playback(tt-monkeys)

@@ -1,4 +1,4 @@
-"""Opening hours (ivr.hours): weekly ranges and their boundary minutes, Saturdays and
+"""Opening hours (ivr.settings.hours): weekly ranges and their boundary minutes, Saturdays and
 closed Sundays, holidays from listed dates, a country's public holidays and an .ics
 calendar, time zones, and naive times read in the schedule's own zone."""
 
@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ivr.config import check_config
-from ivr.hours import CLOSED, HOLIDAY, OPEN, HolidayCalendar, read_ics
+from ivr.settings.config import check_config
+from ivr.settings.hours import CLOSED, HOLIDAY, OPEN, HolidayCalendar, read_ics
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 UTC = dt.timezone.utc
@@ -211,7 +211,7 @@ def test_day_lists(tmp_path):
 
 def test_repository_config_schedule():
     from conftest import REPO
-    from ivr.config import load_config
+    from ivr.settings.config import load_config
 
     office = load_config(REPO / "config.yaml").schedules["office"]
     assert office.state(dt.datetime(2026, 11, 24, 10, 0, tzinfo=WARSAW)) == OPEN

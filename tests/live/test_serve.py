@@ -12,14 +12,14 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "channels"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "channels"))
 
 from fake_asterisk import Caller, environment, place_call  # noqa: E402
-from ivr.serve import build_runtime  # noqa: E402
+from ivr.live.serve import build_runtime  # noqa: E402
 from ivr.store.db import create_db_engine  # noqa: E402
 from ivr.store.models import Call, CallEvent, Recording  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _installation(tmp_path: Path) -> Path:

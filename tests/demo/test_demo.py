@@ -19,9 +19,9 @@ import yaml
 from click.testing import CliRunner
 
 from ivr.cli import cli
-from ivr.config import load_config
-from ivr.demo import FOLDER, run_demo
-from ivr.demo_plan import plan_calls
+from ivr.settings.config import load_config
+from ivr.demo.run import FOLDER, run_demo
+from ivr.demo.plan import plan_calls
 from ivr.engine import events as ev
 from ivr.errors import DemoError
 from ivr.flow.project import load_flows
@@ -29,7 +29,7 @@ from ivr.prompts import audio
 from ivr.store.db import create_db_engine
 from ivr.store.models import Call, CallEvent, Recording
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)  # its 30 days hold Nov 1 and Nov 11 (holidays)
 CALLS, SEED = 40, 7
 OUTCOMES = {ev.ANSWERED, ev.ABANDONED, ev.VOICEMAIL_LEFT, ev.SELF_SERVICE, ev.CALLBACK_BOOKED, ev.UNANSWERED}

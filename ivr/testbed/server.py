@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional
 
 from ivr.asterisk.dialplan import AsteriskSettings, generate, settings_from_config, with_members
-from ivr.asterisk.testbed_files import AGENT, SIP_PORT, STOCK, base_files
-from ivr.config import Config, find_config, load_config
+from ivr.testbed.files import AGENT, SIP_PORT, STOCK, base_files
+from ivr.settings.config import Config, find_config, load_config
 from ivr.errors import AsteriskError
 from ivr.prompts.build import prompts_dir
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ivr.flow.diagnostics import Findings, did_you_mean
-from ivr.flow.loader import describe
-from ivr.flow.values import parse_duration
+from ivr.yamldoc.diagnostics import Findings, did_you_mean
+from ivr.yamldoc.loader import describe
+from ivr.yamldoc.values import parse_duration
 
 BACKENDS = ("espeak-ng", "gtts")
 FIELDS = ("dir", "tts", "voices", "speed", "timeout")

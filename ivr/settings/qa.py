@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-from ivr.flow.diagnostics import Findings, did_you_mean
-from ivr.flow.loader import describe
+from ivr.yamldoc.diagnostics import Findings, did_you_mean
+from ivr.yamldoc.loader import describe
 
 # The steps of a good service call, the default scorecard.
 DEFAULT_CRITERIA: dict[str, str] = {

@@ -17,7 +17,7 @@ from ivr.channels.agi_wire import AgiEnvironment
 from ivr.channels.fastagi import FastAgiServer
 from ivr.engine.events import Event
 from ivr.prompts import build as prompts_build
-from ivr.reload import FlowReloader
+from ivr.live.reload import FlowReloader
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from ivr.cli import cli
 from ivr.flow.project import load_flows
-from ivr.journeys import coverage, run_files, find_journey_files
+from ivr.simulation.journeys import coverage, run_files, find_journey_files
 
 ROOT = Path(__file__).resolve().parents[2]
 

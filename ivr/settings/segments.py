@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ivr.flow.diagnostics import Findings, did_you_mean
-from ivr.flow.loader import describe
+from ivr.yamldoc.diagnostics import Findings, did_you_mean
+from ivr.yamldoc.loader import describe
 
 _NON_DIGITS = re.compile(r"\D")
 

@@ -1,7 +1,7 @@
 """`ivr demo --calls N`: an installation filled with simulated calls, so the QA web app has
 calls to show from its first start.
 
-Each call of the plan (`ivr.demo_plan`: callers, times, keys, queue results, survey
+Each call of the plan (`ivr.demo.plan`: callers, times, keys, queue results, survey
 answers, all from the seed) runs through the real Engine on the scripted channel with a
 virtual clock, as `ivr simulate --record` runs one: its events go to the database through
 CallWriter (source "simulated"), and what the caller heard goes to
@@ -29,9 +29,9 @@ from sqlalchemy import select
 
 from ivr.channels.call_audio import CallAudio
 from ivr.clock import VirtualClock
-from ivr.config import Config
-from ivr.demo_audio import AgentSpeech, DemoChannel
-from ivr.demo_plan import PlannedCall, plan_calls
+from ivr.settings.config import Config
+from ivr.demo.audio import AgentSpeech, DemoChannel
+from ivr.demo.plan import PlannedCall, plan_calls
 from ivr.engine import Engine
 from ivr.engine.sampling import SurveySampler
 from ivr.errors import DemoError, PromptError

@@ -13,9 +13,9 @@ import pytest
 
 from ivr.channels.scripted import ScriptedChannel
 from ivr.clock import VirtualClock
-from ivr.reload import FlowReloader
+from ivr.live.reload import FlowReloader
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AT = dt.datetime.fromisoformat("2026-11-24T10:00:00+01:00")
 
 
@@ -46,7 +46,7 @@ def test_good_change_swaps_and_broken_change_keeps_the_running_flows(installatio
     assert second is not first and second.flows["main"].version != version
     assert second.sampler is first.sampler  # survey sampling counts on
     _edit(main, '      "2": complaints', '      "2": complants')
-    with caplog.at_level(logging.ERROR, logger="ivr.reload"):
+    with caplog.at_level(logging.ERROR, logger="ivr.live.reload"):
         assert reloader.reload() is False
     assert reloader.current() is second
     assert any('goes to "complants"' in r.getMessage() for r in caplog.records)
@@ -101,6 +101,6 @@ def test_a_broken_config_is_refused_too(installation, caplog):
     reloader = FlowReloader([installation / "flows"], installation / "config.yaml")
     engine = reloader.load()
     _edit(installation / "config.yaml", "timezone: Europe/Warsaw", "timezone: Europe/Warsow")
-    with caplog.at_level(logging.ERROR, logger="ivr.reload"):
+    with caplog.at_level(logging.ERROR, logger="ivr.live.reload"):
         assert reloader.reload() is False
     assert reloader.current() is engine

@@ -22,7 +22,7 @@ from typing import Any, Iterator, Union
 
 import yaml
 
-from ivr.flow.diagnostics import ERROR, Diagnostic, Location
+from ivr.yamldoc.diagnostics import ERROR, Diagnostic, Location
 
 try:  # libyaml is several times faster; the pure-Python parser gives the same marks
     _Loader = yaml.CSafeLoader

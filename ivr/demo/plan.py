@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ivr.channels.scripted import QueueScript
-from ivr.config import Config
+from ivr.settings.config import Config
 from ivr.engine import events as ev
 from ivr.engine.channel import ABANDONED, ANSWERED, TIMED_OUT
 from ivr.errors import DemoError
 from ivr.flow.model import FlowSet, Node
-from ivr.hours import CLOSED, HOLIDAY, OPEN, Schedule
-from ivr.segments import Segment
+from ivr.settings.hours import CLOSED, HOLIDAY, OPEN, Schedule
+from ivr.settings.segments import Segment
 
 PL_NAMES = ("Anna Nowak", "Piotr Kowalski", "Katarzyna Wiśniewska", "Tomasz Wójcik", "Magdalena Kamińska",
             "Marek Lewandowski", "Agnieszka Zielińska", "Paweł Szymański", "Ewa Woźniak", "Michał Dąbrowski")

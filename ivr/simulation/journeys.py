@@ -20,12 +20,12 @@ from ivr.engine import events as ev
 from ivr.engine.channel import ABANDONED, ANSWERED, TIMED_OUT
 from ivr.engine.sampling import SurveySampler
 from ivr.errors import FlowError, UsageError
-from ivr.flow.diagnostics import Diagnostic, Findings, did_you_mean, sort_best_first
-from ivr.flow.loader import Document, LoadError, describe, load_file
+from ivr.yamldoc.diagnostics import Diagnostic, Findings, did_you_mean, sort_best_first
+from ivr.yamldoc.loader import Document, LoadError, describe, load_file
 from ivr.flow.model import FlowSet
-from ivr.flow.values import parse_duration
-from ivr.config import Config
-from ivr.simulation import parse_time
+from ivr.yamldoc.values import parse_duration
+from ivr.settings.config import Config
+from ivr.simulation.simulate import parse_time
 
 CASE_FIELDS = ("name", "at", "caller", "keys", "language", "queue", "call_number", "barge_in", "variables", "expect")
 EXPECT_FIELDS = ("heard", "heard_exactly", "path", "visits", "transfer", "transfers", "voicemail", "callback", "outcome", "survey", "language", "vars", "ends_at")

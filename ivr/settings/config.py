@@ -14,13 +14,13 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 from ivr.errors import ConfigError, UsageError
-from ivr.flow.diagnostics import Diagnostic, Findings, did_you_mean, sort_best_first
-from ivr.flow.loader import Document, LoadError, describe, load_file
-from ivr.prompts.settings import PromptSettings, parse_prompt_settings
-from ivr.qa_settings import (QaSettings, RecordingSettings, WebSettings, parse_qa_settings, parse_recording_settings,
+from ivr.yamldoc.diagnostics import Diagnostic, Findings, did_you_mean, sort_best_first
+from ivr.yamldoc.loader import Document, LoadError, describe, load_file
+from ivr.settings.prompts import PromptSettings, parse_prompt_settings
+from ivr.settings.qa import (QaSettings, RecordingSettings, WebSettings, parse_qa_settings, parse_recording_settings,
                               parse_web_settings)
-from ivr.hours import Schedule, parse_schedule
-from ivr.segments import Segment, parse_segment
+from ivr.settings.hours import Schedule, parse_schedule
+from ivr.settings.segments import Segment, parse_segment
 
 SECTIONS = ("asterisk", "database", "recordings", "prompts", "departments", "schedules", "segments", "web", "qa", "fallback")
 STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear", "wrandom", "rrordered")

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from ivr.flow.diagnostics import Findings, did_you_mean
-from ivr.flow.loader import describe
+from ivr.yamldoc.diagnostics import Findings, did_you_mean
+from ivr.yamldoc.loader import describe
 
 OPEN, CLOSED, HOLIDAY = "open", "closed", "holiday"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -1,4 +1,4 @@
-"""Simulated calls (ivr.simulation): times given to `--at` and journey tests, and
+"""Simulated calls (ivr.simulation.simulate): times given to `--at` and journey tests, and
 `simulate` placing a call on the scripted channel with a virtual clock."""
 
 import datetime as dt
@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 
 from conftest import make_flow
-from ivr.simulation import parse_time
+from ivr.simulation.simulate import parse_time
 
 
 @pytest.mark.parametrize(

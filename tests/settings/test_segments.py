@@ -1,11 +1,11 @@
-"""Caller segments (ivr.segments): numbers written in different ways match the same
+"""Caller segments (ivr.settings.segments): numbers written in different ways match the same
 entry, an empty or withheld number never matches, and lists come from config.yaml or a
 CSV file with a header and comments."""
 
 import pytest
 
-from ivr.config import check_config
-from ivr.segments import Segment, normalize_number, read_numbers_csv
+from ivr.settings.config import check_config
+from ivr.settings.segments import Segment, normalize_number, read_numbers_csv
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ def test_empty_segment_matches_nobody():
 
 def test_repository_vip_list():
     from conftest import REPO
-    from ivr.config import load_config
+    from ivr.settings.config import load_config
 
     vip = load_config(REPO / "config.yaml").segments["vip"]
     assert "+48225550101" in vip

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from ivr.channels.scripted import QueueScript, ScriptedChannel
-from ivr.config import Config
+from ivr.settings.config import Config
 from ivr.engine.channel import ABANDONED, ANSWERED, TIMED_OUT, TransferRequest, TransferResult, VoicemailResult
 from ivr.prompts import audio
 from ivr.prompts.audio import RATE, silence
 from ivr.prompts.backends import EspeakBackend
 from ivr.prompts.build import CACHE, prompts_dir
-from ivr.prompts.settings import PromptSettings
+from ivr.settings.prompts import PromptSettings
 
 # A QA scorecard walks through these steps, so the agent says each of them once per round.
 OPENING, BODY, ANYTHING_ELSE, CLOSING = "greeting", ("diagnosis", "cause", "solution", "next_steps", "logged"), \

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:  # the loader imports this module
-    from ivr.flow.loader import Document
+    from ivr.yamldoc.loader import Document
 
 ERROR = "error"
 WARNING = "warning"

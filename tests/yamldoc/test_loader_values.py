@@ -18,7 +18,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ivr.flow.loader import LoadError, load_text
+from ivr.yamldoc.loader import LoadError, load_text
 
 # plain words that YAML 1.1 reads as something other than text, and look-alikes that are
 # text; each may come back many times in one file, as a key and as a value

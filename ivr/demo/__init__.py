@@ -1,0 +1,1 @@
+"""`ivr demo`: an installation filled with simulated calls and their recordings."""
