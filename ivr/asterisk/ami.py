@@ -39,11 +39,12 @@ from panoramisk import Manager
 from panoramisk.message import Message
 
 from ivr.asterisk.ami_wire import AmiProtocol, normalise_number
-from ivr.asterisk.callback import CallbackSettings
+from ivr.asterisk.callback import originate_headers
 from ivr.asterisk.queue_tracker import EVENTS as QUEUE_EVENTS
 from ivr.asterisk.queue_tracker import QueueEventSink, QueueFacts, QueueTracker
 from ivr.clock import Clock, SystemClock
 from ivr.errors import AmiConnectionLost, AmiError, AmiLoginError
+from ivr.settings.asterisk import AsteriskSettings, CallbackSettings
 
 if TYPE_CHECKING:
     from ivr.channels.agi_wire import AgiEnvironment
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AmiClient", "CallbackSettings", "QueueState", "backoff_delay"]
+__all__ = ["AmiClient", "QueueState", "backoff_delay"]
 
 @dataclass
 class QueueState:
@@ -184,20 +185,15 @@ class AmiClient:
         return f"<AmiClient {self.username}@{self.host}:{self.port} {'up' if self.connected else 'down'}>"
 
     @classmethod
-    def from_config(cls, config: Any, **kwargs: Any) -> "AmiClient":
-        """From config.yaml (a Config or its raw mapping): `asterisk.ami` and `asterisk.callback`."""
+    def from_settings(cls, settings: AsteriskSettings, **kwargs: Any) -> "AmiClient":
+        """From config.yaml's `asterisk:` section (`ami` and `callback`); the secret is read
+        from the environment now (MissingSecret when it is not there)."""
         from ivr.settings.config import expand_env
 
-        raw = getattr(config, "raw", config) or {}
-        asterisk = raw.get("asterisk") or {}
-        ami = asterisk.get("ami") or {}
-        for key in ("username", "secret"):
-            if not ami.get(key):
-                raise AmiError(f"config.yaml has no asterisk.ami.{key}")
-        return cls(
-            str(ami.get("host", "127.0.0.1")), int(ami.get("port", 5038)),
-            expand_env(str(ami["username"])), expand_env(str(ami["secret"])),
-            callback=CallbackSettings.from_mapping(asterisk.get("callback")), **kwargs)
+        ami = settings.ami
+        if ami is None:
+            raise AmiError("config.yaml has no asterisk.ami section")
+        return cls(ami.host, ami.port, ami.username, expand_env(ami.secret), callback=settings.callback, **kwargs)
 
     # --- life ----------------------------------------------------------------------------
     @property
@@ -364,7 +360,7 @@ class AmiClient:
         AmiConnectionLost when the connection drops before Asterisk answered: the call
         may or may not be placed, and it is never sent again.
         """
-        headers = self.callback.originate(number, department_queue, caller_id)
+        headers = originate_headers(self.callback, number, department_queue, caller_id)
         dialled, queue = normalise_number(number), department_queue
         # as_list=False: the answer is the "successfully queued" response; panoramisk
         # would otherwise wait for OriginateResponse, i.e. until the customer answers

@@ -15,8 +15,10 @@ Three files, written with plain string templates:
 - manager.conf: the engine's AMI user with the least rights its actions need, bound to
   the configured address; the secret is read from the environment, never printed.
 
-Every value from config.yaml that lands in a file is checked or escaped here: a line break
-or `;` in a value would end a line or start a comment, i.e. inject configuration.
+Every value from config.yaml that lands in a file is checked, or escaped here: a line
+break or `;` in a value would end a line or start a comment, i.e. inject configuration.
+The `asterisk:` section is checked when config.yaml is read (ivr.settings.asterisk);
+departments, folders and the secret are checked here.
 """
 
 from __future__ import annotations
@@ -24,17 +26,18 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
-from ivr.asterisk.callback import CallbackSettings
+from ivr.settings.asterisk import LANGUAGE_CODE, NAME, NAME_RULE
 from ivr.settings.config import Config, Department, MissingSecret, expand_env
 from ivr.errors import AsteriskError
 
 FILES = ("extensions.conf", "queues.conf", "manager.conf")
 SITE_INCLUDE = "extensions_site.conf"  # a site's own contexts; optional
 INCOMING_EXTENSIONS = ("100", "_X.", "s")
+AGI_SCRIPT = "main"  # the flow incoming calls start in
 FAILSAFE_CONTEXT = "ivr-failsafe"
 FAILSAFE_WAIT = 300  # seconds in the fallback queue before its overflow queue is tried
 QUEUE_TEMPLATE = "ivr-queue-defaults"
@@ -51,70 +54,38 @@ QUEUE_TEMPLATE = "ivr-queue-defaults"
 AMI_READ = ("call", "agent")
 AMI_WRITE = ("originate", "call", "reporting")
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # queue, context, user names
 _INTERFACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*/[A-Za-z0-9_.+@#*/:-]+$")  # PJSIP/101, Local/200@agents/n
-_HOST = re.compile(r"^[A-Za-z0-9.:-]+$")
-_LANGUAGE = re.compile(r"^[a-z]{2,3}(?:_[A-Za-z0-9]+)?$")
-_PERMIT = re.compile(r"^[0-9a-fA-F.:]+(?:/[0-9a-fA-F.:]+)?$")
 _PATH_FORBIDDEN = set(",;$()[]{}\"'\\|`")  # would split or evaluate a dialplan argument
 _RESERVED_SECTIONS = {"general", QUEUE_TEMPLATE}
 
 
-@dataclass(frozen=True)
-class AsteriskSettings:
-    """What the generated files need from config.yaml, checked."""
-
-    agi_host: str = "127.0.0.1"
-    agi_port: int = 4573
-    agi_script: str = "main"
-    ami_host: str = "127.0.0.1"
-    ami_port: int = 5038
-    ami_username: str = "ivr"
-    ami_secret: str = "${IVR_AMI_SECRET}"  # as written in config.yaml: a ${VARIABLE}
-    ami_permit: tuple[str, ...] = ("127.0.0.1/255.255.255.255",)
-    language: str = "en"
-    recordings_dir: Path = Path("recordings")
-    callback_context: Optional[str] = "ivr-callback"
-
-    @property
-    def agi_url(self) -> str:
-        return f"agi://{self.agi_host}:{self.agi_port}/{self.agi_script}"
+def agi_url(config: Config) -> str:
+    """Where the dialplan sends incoming calls: the engine's FastAGI server."""
+    agi = config.asterisk.agi
+    return f"agi://{agi.host}:{agi.port}/{AGI_SCRIPT}"
 
 
-def settings_from_config(config: Config) -> AsteriskSettings:
-    """The `asterisk`, `recordings` and `prompts` sections of config.yaml, checked."""
-    raw = config.raw or {}
-    asterisk = _mapping(raw.get("asterisk"), "asterisk")
-    agi = _mapping(asterisk.get("agi"), "asterisk.agi")
-    ami = _mapping(asterisk.get("ami"), "asterisk.ami")
-    recordings_dir = config.recordings_dir.resolve()
+def channel_language(config: Config) -> str:
+    """The language a call starts in: asterisk.language, else the first of prompts.voices."""
     voices = list(config.prompts.voices)
-    language = str(asterisk.get("language") or (voices[0] if voices else "en"))
-    permit = ami.get("permit", ["127.0.0.1/255.255.255.255"])
-    callback = CallbackSettings.from_mapping(asterisk.get("callback"))
-    settings = AsteriskSettings(
-        agi_host=_host(agi.get("host", "127.0.0.1"), "asterisk.agi.host"),
-        agi_port=_port(agi.get("port", 4573), "asterisk.agi.port"),
-        ami_host=_host(ami.get("host", "127.0.0.1"), "asterisk.ami.host"),
-        ami_port=_port(ami.get("port", 5038), "asterisk.ami.port"),
-        ami_username=_name(str(ami.get("username", "ivr")), "asterisk.ami.username"),
-        ami_secret=str(ami.get("secret", "${IVR_AMI_SECRET}")),
-        ami_permit=tuple(_permit(p) for p in (permit if isinstance(permit, list) else [permit])),
-        language=_language(language),
-        recordings_dir=_path(recordings_dir, "recordings.dir"),
-        callback_context=_name(callback.context, "asterisk.callback.context") if callback.context else None,
-    )
-    if settings.ami_username.lower() == "general":
-        raise AsteriskError('asterisk.ami.username cannot be "general": that is the [general] section of manager.conf')
-    return settings
+    language = config.asterisk.language or (voices[0] if voices else "en")
+    if not LANGUAGE_CODE.fullmatch(language):
+        raise AsteriskError(f"the first language of prompts.voices must be a language code such as pl or en, "
+                            f"not {_comment(repr(language))} (or set asterisk.language)")
+    return language
+
+
+def recordings_dir(config: Config) -> Path:
+    """The recordings folder as Asterisk writes to it (absolute), checked for dialplan syntax."""
+    return _path(config.recordings_dir.resolve(), "recordings.dir")
 
 
 # --- extensions.conf -----------------------------------------------------------------------
-def extensions_conf(config: Config, settings: Optional[AsteriskSettings] = None) -> str:
+def extensions_conf(config: Config) -> str:
     """The dialplan: incoming calls to the engine, the fail-safe, the call-back context."""
-    s = settings or settings_from_config(config)
+    language, url = channel_language(config), agi_url(config)
+    recording = f"{recordings_dir(config)}/${{STRFTIME(${{EPOCH}},,%Y-%m-%d)}}/${{UNIQUEID}}.wav"
     chain = fallback_chain(config)
-    recording = f"{s.recordings_dir}/${{STRFTIME(${{EPOCH}},,%Y-%m-%d)}}/${{UNIQUEID}}.wav"
     out = [
         _HEADER,
         "; Calls for the IVR: send them here, e.g. from a trunk's context with",
@@ -131,16 +102,17 @@ def extensions_conf(config: Config, settings: Optional[AsteriskSettings] = None)
         out += [
             f"exten => {exten},1,NoOp(IVR call ${{UNIQUEID}} to ${{EXTEN}})",
             " same => n,Answer()",
-            f" same => n,Set(CHANNEL(language)={s.language})",
+            f" same => n,Set(CHANNEL(language)={language})",
             f" same => n,Set(IVR_RECORDING={recording})",
             " same => n,MixMonitor(${IVR_RECORDING})",
-            f" same => n,AGI({s.agi_url})",
+            f" same => n,AGI({url})",
             f" same => n,Goto({FAILSAFE_CONTEXT},s,1)",
             "",
         ]
-    out += _failsafe(chain, s)
-    if s.callback_context:
-        out += _callbacks(config, s, recording)
+    out += _failsafe(chain, url)
+    context = config.asterisk.callback.context
+    if context:
+        out += _callbacks(config, context, language, recording)
     out += [
         "; A site's own contexts (trunks that send calls to [ivr], test contexts) live in a",
         "; file of their own, so that this one can be generated again.",
@@ -150,13 +122,13 @@ def extensions_conf(config: Config, settings: Optional[AsteriskSettings] = None)
     return "\n".join(out)
 
 
-def _failsafe(chain: list[Department], s: AsteriskSettings) -> list[str]:
+def _failsafe(chain: list[Department], url: str) -> list[str]:
     first = chain[0]
     out = [
-        f"; The engine at {s.agi_url} is unreachable or dropped the call: callers go to the fallback",
+        f"; The engine at {url} is unreachable or dropped the call: callers go to the fallback",
         f"; department's queue ({_comment(first.name)}), then its overflow; nobody hears silence.",
         f"[{FAILSAFE_CONTEXT}]",
-        f"exten => s,1,Log(WARNING,IVR engine at {s.agi_url} did not finish the call (AGISTATUS=${{AGISTATUS}}): ${{CHANNEL}} goes to queue {first.queue})",
+        f"exten => s,1,Log(WARNING,IVR engine at {url} did not finish the call (AGISTATUS=${{AGISTATUS}}): ${{CHANNEL}} goes to queue {first.queue})",
     ]
     for i, department in enumerate(chain):
         last = i == len(chain) - 1  # the last queue keeps the caller until an agent answers
@@ -171,16 +143,16 @@ def _failsafe(chain: list[Department], s: AsteriskSettings) -> list[str]:
     return out
 
 
-def _callbacks(config: Config, s: AsteriskSettings, recording: str) -> list[str]:
+def _callbacks(config: Config, context: str, language: str, recording: str) -> list[str]:
     out = [
         "; Call-backs (ivr.asterisk.callback): AMI Originate dials the customer; when they",
         "; answer, their channel runs extension <queue> here and waits for an agent.",
-        f"[{s.callback_context}]",
+        f"[{context}]",
     ]
     for department in _unique_queues(config):
         out += [
             f"exten => {department.queue},1,NoOp(call-back for queue {department.queue})",
-            f" same => n,Set(CHANNEL(language)={s.language})",
+            f" same => n,Set(CHANNEL(language)={language})",
             f" same => n,Set(IVR_RECORDING={recording})",
             " same => n,MixMonitor(${IVR_RECORDING})",
             f" same => n,Queue({department.queue})",
@@ -297,23 +269,22 @@ def _checked_department(department: Department) -> Department:
 
 
 # --- manager.conf --------------------------------------------------------------------------
-def manager_conf(config: Config, settings: Optional[AsteriskSettings] = None,
-                 environ: Mapping[str, str] = os.environ) -> str:
+def manager_conf(config: Config, environ: Mapping[str, str] = os.environ) -> str:
     """The AMI: bound to the configured address, one user with the engine's rights only."""
-    s = settings or settings_from_config(config)
+    ami = config.asterisk.manager
     try:
-        secret = expand_env(s.ami_secret, environ)
+        secret = expand_env(ami.secret, environ)
     except MissingSecret as exc:
         raise AsteriskError(f"manager.conf needs the AMI secret, but the environment variable {exc.name} "
                             f"is not set (config.yaml asterisk.ami.secret is ${{{exc.name}}}); "
                             f"export it and run again") from None
     secret = _secret(secret)
-    permits = "\n".join(f"permit = {p}" for p in s.ami_permit)
+    permits = "\n".join(f"permit = {p}" for p in ami.permit)
     return f"""{_HEADER}[general]
 enabled = yes
 webenabled = no
-port = {s.ami_port}
-bindaddr = {s.ami_host}
+port = {ami.port}
+bindaddr = {ami.host}
 displayconnects = no
 ; several engines may log in with the same user
 allowmultiplelogin = yes
@@ -326,7 +297,7 @@ allowmultiplelogin = yes
 ;   read  agent      Queue*/Agent* events (callers joining, agents answering)
 ;   read  call       OriginateResponse (did the call-back reach the customer?)
 ; Not granted: system (reload, module load), command (CLI), config, dialplan, user, dtmf.
-[{s.ami_username}]
+[{ami.username}]
 secret = {secret}
 deny = 0.0.0.0/0.0.0.0
 {permits}
@@ -339,11 +310,10 @@ writetimeout = 5000
 # --- all of it -----------------------------------------------------------------------------
 def generate(config: Config, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     """The three files' texts by file name; AsteriskError names what is wrong."""
-    settings = settings_from_config(config)
     return {
-        "extensions.conf": extensions_conf(config, settings),
+        "extensions.conf": extensions_conf(config),
         "queues.conf": queues_conf(config),
-        "manager.conf": manager_conf(config, settings, environ),
+        "manager.conf": manager_conf(config, environ),
     }
 
 
@@ -378,47 +348,9 @@ def _comment(text: str) -> str:
     return "".join("?" if unicodedata.category(ch).startswith("C") else ch for ch in str(text))
 
 
-def _mapping(value: Any, where: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise AsteriskError(f"config.yaml {where} must be a mapping, not {value!r}")
-    return value
-
-
 def _name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise AsteriskError(f"{what} must be letters, digits, '-' and '_' (starting with a letter or digit), "
-                            f"not {_comment(repr(value))}")
-    return value
-
-
-def _host(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not _HOST.match(value):
-        raise AsteriskError(f"{what} must be a host name or IP address, not {_comment(repr(value))}")
-    return value
-
-
-def _port(value: Any, what: str) -> int:
-    try:
-        port = int(value)
-    except (TypeError, ValueError):
-        port = -1
-    if isinstance(value, bool) or not 1 <= port <= 65535:
-        raise AsteriskError(f"{what} must be a port number from 1 to 65535, not {_comment(repr(value))}")
-    return port
-
-
-def _language(value: str) -> str:
-    if not _LANGUAGE.match(value):
-        raise AsteriskError(f"asterisk.language must be a language code such as pl or en, not {_comment(repr(value))}")
-    return value
-
-
-def _permit(value: Any) -> str:
-    if not isinstance(value, str) or not _PERMIT.match(value):
-        raise AsteriskError(f"asterisk.ami.permit must be addresses such as 127.0.0.1/255.255.255.255, "
-                            f"not {_comment(repr(value))}")
+    if not isinstance(value, str) or not NAME.fullmatch(value):
+        raise AsteriskError(f"{what} must be {NAME_RULE}, not {_comment(repr(value))}")
     return value
 
 

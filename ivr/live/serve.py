@@ -147,19 +147,19 @@ def build_runtime(flow_paths: list[Path], config_path: Optional[Path], *, host: 
     """The runtime of an installation, from config.yaml (asterisk.agi, asterisk.ami)."""
     reloader = FlowReloader(flow_paths, config_path)
     engine = reloader.load()
-    asterisk = engine.config.raw.get("asterisk") or {}
-    agi = asterisk.get("agi") or {}
-    runtime = Runtime(reloader, host=host if host is not None else agi.get("host", "127.0.0.1"), port=port if port is not None else int(agi.get("port", 4573)))
+    asterisk = engine.config.asterisk
+    runtime = Runtime(reloader, host=host if host is not None else asterisk.agi.host,
+                      port=port if port is not None else asterisk.agi.port)
     writer = open_writer(engine.config) if store else None
     if writer is not None:
         runtime.extras.append(WriterPart(writer))
         runtime.event_sink = WriterPart.sink_factory(writer)
-    if ami and asterisk.get("ami"):
+    if ami and asterisk.ami is not None:
         from ivr.asterisk.ami import AmiClient
         from ivr.errors import ConfigError
 
         try:
-            client = AmiClient.from_config(engine.config, on_queue_event=writer.queue_event if writer else None)
+            client = AmiClient.from_settings(asterisk, on_queue_event=writer.queue_event if writer else None)
         except ConfigError as exc:  # the secret is not in the environment
             log.error("AMI disabled: %s", exc)
         else:

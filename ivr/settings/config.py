@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from ivr.errors import ConfigError, UsageError
 from ivr.yamldoc.diagnostics import Diagnostic, Findings, did_you_mean, sort_best_first
 from ivr.yamldoc.loader import Document, LoadError, describe, load_file
+from ivr.settings.asterisk import AsteriskSettings, parse_asterisk_settings
 from ivr.settings.prompts import PromptSettings, parse_prompt_settings
 from ivr.settings.qa import (QaSettings, RecordingSettings, WebSettings, parse_qa_settings, parse_recording_settings,
                               parse_web_settings)
@@ -50,6 +51,7 @@ class Config:
     qa: QaSettings = field(default_factory=QaSettings)
     web: WebSettings = field(default_factory=WebSettings)
     recordings: RecordingSettings = field(default_factory=RecordingSettings)
+    asterisk: AsteriskSettings = field(default_factory=AsteriskSettings)
 
     @property
     def recordings_dir(self) -> Path:
@@ -165,7 +167,9 @@ def _parse(doc: Document, findings: Findings, base_dir: Path) -> Config:
     qa = parse_qa_settings(data.get("qa"), findings)
     web = parse_web_settings(data.get("web"), findings)
     recordings = parse_recording_settings(data.get("recordings"), findings)
-    return Config(str(doc.file), departments, schedules, segments, fallback, data, prompts, base_dir, qa, web, recordings)
+    asterisk = parse_asterisk_settings(data.get("asterisk"), findings)
+    return Config(str(doc.file), departments, schedules, segments, fallback, data, prompts, base_dir, qa, web, recordings,
+                  asterisk)
 
 
 def _named_sections(data: dict, section: str, findings: Findings, parse) -> dict[str, Any]:

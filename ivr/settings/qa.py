@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-from ivr.yamldoc.diagnostics import Findings, did_you_mean
+from ivr.settings.sections import ENV_REFERENCE, section_fields
+from ivr.yamldoc.diagnostics import Findings
 from ivr.yamldoc.loader import describe
 
 # The steps of a good service call, the default scorecard.
@@ -62,20 +63,8 @@ class RecordingSettings:
     retention_days: Optional[int] = 90  # None: kept for ever
 
 
-def _fields(value: Any, path: tuple, allowed: tuple[str, ...], example: str, findings: Findings) -> Optional[dict]:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        findings.error(path, f"{path[0]} must be a mapping such as {example}, not {describe(value)}")
-        return None
-    for key in value:
-        if key not in allowed:
-            findings.error(path + (key,), f'"{key}" is no field of {path[0]}{did_you_mean(str(key), allowed)}', at_key=True)
-    return value
-
-
 def parse_qa_settings(value: Any, findings: Findings) -> QaSettings:
-    data = _fields(value, ("qa",), QA_FIELDS, "{scale: 5, criteria: {greeting: Greeting}}", findings)
+    data = section_fields(value, ("qa",), QA_FIELDS, "{scale: 5, criteria: {greeting: Greeting}}", findings)
     if data is None:
         return QaSettings()
     settings: dict[str, Any] = {}
@@ -102,7 +91,7 @@ def parse_qa_settings(value: Any, findings: Findings) -> QaSettings:
 
 
 def parse_web_settings(value: Any, findings: Findings) -> WebSettings:
-    data = _fields(value, ("web",), WEB_FIELDS, "{host: 127.0.0.1, port: 5000}", findings)
+    data = section_fields(value, ("web",), WEB_FIELDS, "{host: 127.0.0.1, port: 5000}", findings)
     if data is None:
         return WebSettings()
     settings: dict[str, Any] = {}
@@ -118,7 +107,7 @@ def parse_web_settings(value: Any, findings: Findings) -> WebSettings:
         settings["port"] = port
     secret = data.get("secret_key")
     if secret is not None:
-        if not isinstance(secret, str) or not re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", secret):
+        if not isinstance(secret, str) or not ENV_REFERENCE.fullmatch(secret):
             # never echo it: it may be a real secret written into the file by mistake
             findings.error(("web", "secret_key"), 'secret_key must name an environment variable, such as "${IVR_WEB_SECRET}"; '
                            "a secret is never written into config.yaml")
@@ -139,7 +128,7 @@ def parse_web_settings(value: Any, findings: Findings) -> WebSettings:
 
 
 def parse_recording_settings(value: Any, findings: Findings) -> RecordingSettings:
-    data = _fields(value, ("recordings",), RECORDING_FIELDS, "{dir: recordings, retention_days: 90}", findings)
+    data = section_fields(value, ("recordings",), RECORDING_FIELDS, "{dir: recordings, retention_days: 90}", findings)
     if data is None:
         return RecordingSettings()
     settings: dict[str, Any] = {}

@@ -41,8 +41,9 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional
 
-from ivr.asterisk.dialplan import AsteriskSettings, generate, settings_from_config, with_members
+from ivr.asterisk.dialplan import generate, recordings_dir, with_members
 from ivr.testbed.files import AGENT, SIP_PORT, STOCK, base_files
+from ivr.settings.asterisk import AmiSettings
 from ivr.settings.config import Config, find_config, load_config
 from ivr.errors import AsteriskError
 from ivr.prompts.build import prompts_dir
@@ -170,27 +171,30 @@ class Testbed:
         self.ready_timeout = ready_timeout
         self._environ = dict(os.environ if environ is None else environ)
         self.config: Config = testbed_config(load_config(self.config_path))
-        self.settings: AsteriskSettings = settings_from_config(self.config)
         self.sip_port = SIP_PORT
         self.started_here = False
         self._proc: Optional[subprocess.Popen] = None
 
     # AMI as the engine logs in
     @property
+    def ami(self) -> AmiSettings:
+        return self.config.asterisk.manager
+
+    @property
     def ami_host(self) -> str:
-        return self.settings.ami_host
+        return self.ami.host
 
     @property
     def ami_port(self) -> int:
-        return self.settings.ami_port
+        return self.ami.port
 
     @property
     def ami_username(self) -> str:
-        return self.settings.ami_username
+        return self.ami.username
 
     @property
     def ami_secret(self) -> str:
-        return self.environ()[_secret_variable(self.settings)]
+        return self.environ()[self.ami.secret_variable]
 
     @property
     def prompts_dir(self) -> Path:
@@ -198,12 +202,12 @@ class Testbed:
 
     @property
     def recordings_dir(self) -> Path:
-        return self.settings.recordings_dir
+        return recordings_dir(self.config)
 
     def environ(self) -> dict[str, str]:
         """The environment with the AMI secret variable set (made and kept if missing)."""
         env = dict(self._environ)
-        name = _secret_variable(self.settings)
+        name = self.ami.secret_variable
         if not env.get(name):
             env[name] = _stored_secret(self.state)
         return env
@@ -434,13 +438,6 @@ def testbed_environ(config_path: Optional[Path] = None) -> dict[str, str]:
     """os.environ plus the test bed's AMI secret, for an `ivr serve` that talks to it."""
     return Testbed(config_path).environ()
 
-
-def _secret_variable(settings: AsteriskSettings) -> str:
-    match = re.fullmatch(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", settings.ami_secret)
-    if not match:
-        raise AsteriskError("for the test bed, config.yaml asterisk.ami.secret must be an environment "
-                            "variable such as ${IVR_AMI_SECRET}")
-    return match.group(1)
 
 
 def _stored_secret(state: Path) -> str:

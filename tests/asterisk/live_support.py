@@ -73,7 +73,7 @@ def live_installation(folder: Path, testbed: Testbed) -> Path:
     raw["database"] = f"sqlite:///{folder / 'ivr.db'}"
     raw["recordings"] = {**raw.get("recordings", {}), "dir": str(testbed.recordings_dir)}
     raw["prompts"] = {**raw["prompts"], "dir": str(testbed.prompts_dir)}
-    raw["asterisk"]["agi"] = {**raw["asterisk"]["agi"], "port": _free_tcp_port(testbed.settings.agi_port)}
+    raw["asterisk"]["agi"] = {**raw["asterisk"]["agi"], "port": _free_tcp_port(testbed.config.asterisk.agi.port)}
     for segment in raw.get("segments", {}).values():
         if isinstance(segment, dict) and "numbers" in segment:
             segment["numbers"] = str(REPO / segment["numbers"])
@@ -204,7 +204,7 @@ def serving(testbed: Testbed, config_path: Path) -> Iterator[Serving]:
     try:
         runtime = build_runtime([REPO / "flows"], config_path, ami=True, store=True)
         asyncio.run_coroutine_threadsafe(runtime.start(), loop).result(30)
-        assert runtime.server is not None and runtime.server.port == testbed_port(config)
+        assert runtime.server is not None and runtime.server.port == config.asterisk.agi.port
         ami = next(part for part in runtime.extras if isinstance(part, AmiPart))
         _wait_connected(ami, 15)
         pump = EventPump(testbed)
@@ -236,10 +236,6 @@ def _wait_idle(testbed: Testbed, seconds: float) -> None:
             if testbed.rx("core show channels count").lstrip().startswith("0 active channels"):
                 return
         time.sleep(0.5)
-
-
-def testbed_port(config: Any) -> int:
-    return int(config.raw["asterisk"]["agi"]["port"])
 
 
 # --- callers ---------------------------------------------------------------------------------

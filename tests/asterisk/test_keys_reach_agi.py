@@ -9,6 +9,7 @@ import threading
 
 import pytest
 
+from ivr.asterisk.dialplan import channel_language
 from ivr.testbed.sipp import place_call
 from .testbed_support import agi_port_nobody_uses
 
@@ -54,5 +55,5 @@ def test_repeated_and_descending_keys_all_reach_the_agi_server(testbed):
     assert stub.env["agi_network_script"] == "main"
     assert stub.env["agi_callerid"] == "48220000003"
     assert stub.env["agi_calleridname"] == 'A \\"Quote\\" Test'
-    assert stub.env["agi_language"] == testbed.settings.language
+    assert stub.env["agi_language"] == channel_language(testbed.config)
     assert stub.env["agi_context"] == "ivr" and stub.env["agi_extension"] == "100"

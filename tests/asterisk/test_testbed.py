@@ -13,6 +13,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
+from ivr.asterisk.dialplan import agi_url
 from ivr.testbed.ami_session import AmiSession, originate_keys
 from ivr.testbed.files import AGENT
 from ivr.cli import cli
@@ -32,7 +33,7 @@ def test_the_generated_dialplan_is_loaded(testbed):
     ivr = testbed.rx("dialplan show ivr")
     for exten in ("'100'", "'_X.'", "'s'"):
         assert exten in ivr
-    assert f"AGI({testbed.settings.agi_url})" in ivr
+    assert f"AGI({agi_url(testbed.config)})" in ivr
     assert "Goto(ivr-failsafe,s,1)" in ivr  # after AGI: a caller still on the line was let down
     assert "MixMonitor(${IVR_RECORDING})" in ivr
     fallback = testbed.config.fallback_department

@@ -30,18 +30,15 @@ def agi_port_nobody_uses(testbed: Testbed) -> Iterator[int]:
     """The AGI port of the dialplan, with nothing listening on it: config.yaml's port when
     it is free (no `ivr serve` running); otherwise the dialplan is generated for a free
     port for the duration (the same generator, another port), then put back."""
-    port = testbed.settings.agi_port
+    port = testbed.config.asterisk.agi.port
     if port_is_free(port):
         yield port
         return
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    raw = dict(testbed.config.raw)
-    asterisk = dict(raw.get("asterisk") or {})
-    asterisk["agi"] = {**(asterisk.get("agi") or {}), "port": port}
-    raw["asterisk"] = asterisk
-    testbed.reconfigure(replace(testbed.config, raw=raw))
+    asterisk = testbed.config.asterisk
+    testbed.reconfigure(replace(testbed.config, asterisk=replace(asterisk, agi=replace(asterisk.agi, port=port))))
     try:
         yield port
     finally:

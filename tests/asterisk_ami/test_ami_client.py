@@ -12,8 +12,9 @@ import pytest
 
 from fake_ami import FakeAmi
 from ivr.asterisk.ami import AmiClient, QueueState
-from ivr.asterisk.callback import CallbackSettings
-from ivr.settings.config import Department
+from ivr.asterisk.callback import dial_string
+from ivr.settings.asterisk import AsteriskSettings, CallbackSettings
+from ivr.settings.config import Department, load_config
 from ivr.engine.channel import CallbackRequest
 from ivr.errors import AmiConnectionLost, AmiError, AmiLoginError
 
@@ -326,7 +327,7 @@ def test_originate_without_a_context_runs_queue_as_the_application():
     async def main():
         fake = FakeAmi()
         await fake.start()
-        settings = CallbackSettings.from_mapping({"channel": "PJSIP/{number}@trunk", "context": None, "timeout": 20})
+        settings = CallbackSettings(channel="PJSIP/{number}@trunk", context=None, timeout=20)
         client = client_for(fake, callback=settings)
         await client.start()
         try:
@@ -400,19 +401,22 @@ def test_a_failing_event_sink_does_not_stop_the_event_stream():
 
 
 # --- configuration -------------------------------------------------------------------------
-def test_from_config_reads_the_secret_from_the_environment(monkeypatch):
+def test_from_settings_reads_the_secret_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("IVR_AMI_SECRET", SECRET)
-    raw = {"asterisk": {"ami": {"host": "127.0.0.1", "port": 5039, "username": "ivr", "secret": "${IVR_AMI_SECRET}"},
-                        "callback": {"channel": "PJSIP/{number}@trunk", "context": "ivr-callback",
-                                     "caller_id": "225550000"}}}
-    client = AmiClient.from_config(raw)
+    (tmp_path / "config.yaml").write_text(
+        'asterisk:\n'
+        '  ami: {host: 127.0.0.1, port: 5039, username: ivr, secret: "${IVR_AMI_SECRET}"}\n'
+        '  callback: {channel: "PJSIP/{number}@trunk", context: ivr-callback, caller_id: "225550000"}\n',
+        encoding="utf-8")
+    settings = load_config(tmp_path / "config.yaml").asterisk
+    client = AmiClient.from_settings(settings)
     assert (client.host, client.port, client.username) == ("127.0.0.1", 5039, "ivr")
-    assert client.callback.dial_string("600 100 200") == "PJSIP/600100200@trunk"
+    assert dial_string(client.callback, "600 100 200") == "PJSIP/600100200@trunk"
     assert client.callback.caller_id == "225550000"
     assert SECRET not in repr(client)
     monkeypatch.delenv("IVR_AMI_SECRET")
     with pytest.raises(Exception, match="IVR_AMI_SECRET is not set"):
-        AmiClient.from_config(raw)
-    with pytest.raises(AmiError, match=r"must hold \{number\}"):
-        CallbackSettings.from_mapping({"channel": "PJSIP/trunk"})
-    assert CallbackSettings.from_mapping(None).dial_string("123") == "Local/123@testbed-callee"
+        AmiClient.from_settings(settings)
+    with pytest.raises(AmiError, match="no asterisk.ami"):
+        AmiClient.from_settings(AsteriskSettings())
+    assert dial_string(CallbackSettings(), "123") == "Local/123@testbed-callee"

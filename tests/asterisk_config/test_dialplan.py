@@ -18,7 +18,6 @@ from ivr.asterisk.dialplan import (
     AMI_WRITE,
     extensions_conf,
     fallback_chain,
-    generate,
     manager_conf,
     queues_conf,
     with_members,
@@ -26,7 +25,7 @@ from ivr.asterisk.dialplan import (
 )
 from ivr.cli import cli
 from ivr.settings.config import Config, Department, load_config
-from ivr.errors import AsteriskError
+from ivr.errors import AsteriskError, ConfigError
 
 ENV = {"IVR_AMI_SECRET": "s3cret-Value"}
 
@@ -220,10 +219,11 @@ def test_recordings_folder_with_dialplan_syntax_is_rejected(tmp_path):
 
 @pytest.mark.parametrize("field, value", [("port", "99999"), ("host", '"1.2.3.4,x"'), ("username", "general"),
                                           ("username", '"a b"')])
-def test_bad_asterisk_values_are_rejected(tmp_path, field, value):
+def test_bad_asterisk_values_never_reach_a_file(tmp_path, field, value):
+    # config.yaml is refused when it is read (its messages: tests/flows/test_config_errors.py)
     text = re.sub(rf"{field}: [^,}}]+", f"{field}: {value}", CONFIG, count=2 if field == "port" else 1)
-    with pytest.raises(AsteriskError):
-        generate(load(tmp_path, text), ENV)
+    with pytest.raises(ConfigError, match="AGI|AMI"):
+        load(tmp_path, text)
 
 
 # --- manager.conf --------------------------------------------------------------------------------------

@@ -31,6 +31,10 @@ schedules:
 segments:
   vip: {numbers: data/vip.csv}
 fallback: operator
+asterisk:
+  agi: {host: 127.0.0.1, port: 4573}
+  ami: {host: 127.0.0.1, port: 5038, username: ivr, secret: "${IVR_AMI_SECRET}"}
+  callback: {channel: "PJSIP/{number}@trunk", context: ivr-callback, timeout: 30s}
 """
 
 
@@ -48,6 +52,9 @@ def test_the_valid_config_of_these_cases_has_no_finding(tmp_path: Path) -> None:
     assert found == []
     assert config is not None and set(config.departments) == {"sales", "backup", "operator"}
     assert "+48 22 123 45 67" in config.segments["vip"]
+    assert (config.asterisk.agi.host, config.asterisk.agi.port) == ("127.0.0.1", 4573)
+    assert config.asterisk.ami is not None and config.asterisk.ami.secret == "${IVR_AMI_SECRET}"
+    assert config.asterisk.callback.timeout == 30.0
 
 
 def test_the_repository_config_has_no_finding() -> None:
@@ -137,6 +144,60 @@ CASES = {
             'config.yaml:3:3: duplicate key "sales" in departments (first on line 2); '
             "YAML would silently keep only the last one, so remove or rename one of them",
             'config.yaml:8:15: unknown time zone "Europe/Warsw" (did you mean "Europe/Warsaw"?)',
+        ],
+    ),
+    "asterisk_port_typo": (
+        VALID.replace("port: 4573", "port: 45x3"),
+        [
+            'config.yaml:16:32: AGI port must be a number from 1 to 65535, not "45x3"',
+        ],
+    ),
+    "asterisk_unknown_keys": (
+        VALID.replace("host: 127.0.0.1, port: 4573", "host: 127.0.0.1, prot: 4573").replace("  callback:", "  calback:"),
+        [
+            'config.yaml:16:26: "prot" is no field of asterisk.agi (did you mean "port"?)',
+            'config.yaml:18:3: "calback" is no field of asterisk (did you mean "callback"?)',
+        ],
+    ),
+    "asterisk_wrong_types": (
+        VALID.replace('{channel: "PJSIP/{number}@trunk", context: ivr-callback, timeout: 30s}', '"PJSIP/{number}@trunk"')
+        .replace("port: 5038", "port: true"),
+        [
+            "config.yaml:17:32: AMI port must be a number from 1 to 65535, not true (a yes/no value)",
+            'config.yaml:18:13: asterisk.callback must be a mapping such as {channel: "PJSIP/{number}@trunk", '
+            'context: ivr-callback}, not "PJSIP/{number}@trunk"',
+        ],
+    ),
+    "asterisk_not_a_mapping": (
+        VALID.replace(VALID[VALID.index("asterisk:"):], "asterisk: 127.0.0.1:4573\n"),
+        [
+            'config.yaml:15:11: asterisk must be a mapping such as {agi: {host: 127.0.0.1, port: 4573}}, not "127.0.0.1:4573"',
+        ],
+    ),
+    "callback_channel_without_number": (
+        VALID.replace('"PJSIP/{number}@trunk"', '"PJSIP/trunk"'),
+        [
+            "config.yaml:18:23: call-back channel must be a dial string holding {number}, where the customer's number "
+            'goes, such as PJSIP/{number}@trunk, not "PJSIP/trunk"',
+        ],
+    ),
+    "ami_secret_written_into_the_file": (  # and never echoed
+        VALID.replace('"${IVR_AMI_SECRET}"', "hunter2"),
+        [
+            'config.yaml:17:61: AMI secret must name an environment variable, such as "${IVR_AMI_SECRET}"; '
+            "a secret is never written into config.yaml",
+        ],
+    ),
+    "ami_user_permit_and_callback_values": (
+        VALID.replace("username: ivr", "username: General").replace("timeout: 30s", "timeout: soon")
+        .replace("context: ivr-callback", "context: ivr callback")
+        .replace("port: 5038", "port: 5038, permit: [127.0.0.1/255.255.255.255, everyone]"),
+        [
+            'config.yaml:17:74: AMI permit must be addresses such as 127.0.0.1/255.255.255.255, not "everyone"',
+            'config.yaml:17:95: AMI username cannot be "general": that is the [general] section of manager.conf',
+            "config.yaml:18:56: call-back context must be letters, digits, '-' and '_' (starting with a letter or "
+            'digit), or null to run Queue() directly, not "ivr callback"',
+            'config.yaml:18:79: call-back timeout must be a duration such as 30s, not "soon"',
         ],
     ),
 }

@@ -1,0 +1,211 @@
+"""The `asterisk` section of config.yaml: where the engine meets Asterisk.
+
+```yaml
+asterisk:
+  agi: {host: 127.0.0.1, port: 4573}          # the FastAGI server `ivr serve` listens on
+  ami: {host: 127.0.0.1, port: 5038, username: ivr, secret: "${IVR_AMI_SECRET}"}
+  callback:                                   # how a call-back is dialled (ivr.asterisk.callback)
+    channel: "PJSIP/{number}@trunk"           # {number}: the customer's number; default Local/{number}@testbed-callee
+    context: ivr-callback                     # the default; null: the Originate runs Queue() itself
+    caller_id: '"Shop" <225550000>'           # optional: what the customer's phone shows
+    timeout: 30s                              # how long the customer's phone rings (default 30 s)
+  language: pl                                # the language calls start in; default: the first of prompts.voices
+```
+Without `ami:` the engine runs without the manager interface (no call-backs; sensitive
+input stops the recorder instead of muting it), and `ivr asterisk-config` writes
+manager.conf for the default user `ivr` with the secret `${IVR_AMI_SECRET}`.
+
+Read once, with config.yaml, so a mistake names config.yaml:line:col. Every value here
+may end up in a generated Asterisk file or an AMI header, so each is checked against
+what those can hold. The AMI secret stays a `${NAME}` reference: it is read from the
+environment only where it is used, and never printed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ivr.settings.sections import ENV_REFERENCE, section_fields
+from ivr.yamldoc.diagnostics import Findings
+from ivr.yamldoc.loader import describe
+from ivr.yamldoc.values import parse_duration
+
+FIELDS = ("agi", "ami", "callback", "language")
+AGI_FIELDS = ("host", "port")
+AMI_FIELDS = ("host", "port", "username", "secret", "permit")
+CALLBACK_FIELDS = ("channel", "context", "caller_id", "timeout")
+
+# Each pattern is matched against the whole value (fullmatch): a trailing line break
+# would end a line of a generated file. A name in an Asterisk config file (a queue, a
+# context, a manager.conf user) holds no `;`, blank or line break.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+NAME_RULE = "letters, digits, '-' and '_' (starting with a letter or digit)"
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:_[A-Za-z0-9]+)?")
+_HOST = re.compile(r"[A-Za-z0-9.:-]+")
+_PERMIT = re.compile(r"[0-9a-fA-F.:]+(?:/[0-9a-fA-F.:]+)?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+DEFAULT_SECRET = "${IVR_AMI_SECRET}"
+LOCAL_ONLY = ("127.0.0.1/255.255.255.255",)
+
+
+@dataclass(frozen=True)
+class AgiSettings:
+    """Where `ivr serve` listens for FastAGI, and where the dialplan sends calls."""
+
+    host: str = "127.0.0.1"
+    port: int = 4573
+
+
+@dataclass(frozen=True)
+class AmiSettings:
+    """The engine's Asterisk Manager account, and who may log in with it."""
+
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "ivr"
+    # as written: a ${NAME} read from the environment where it is used (ivr.settings.config.expand_env)
+    secret: str = field(default=DEFAULT_SECRET, repr=False)
+    permit: tuple[str, ...] = LOCAL_ONLY  # who may log in (manager.conf permit)
+
+    @property
+    def secret_variable(self) -> str:
+        """The environment variable that holds the secret."""
+        return self.secret[2:-1]  # "${NAME}": checked so when config.yaml is read
+
+
+@dataclass(frozen=True)
+class CallbackSettings:
+    """How a call-back is dialled: the contract with the dialplan in ivr.asterisk.callback."""
+
+    channel: str = "Local/{number}@testbed-callee"  # dial string; {number} is the customer's number
+    context: Optional[str] = "ivr-callback"  # None: the Originate runs Queue(<queue>) itself
+    caller_id: Optional[str] = None  # what the customer's phone shows
+    timeout: float = 30.0  # seconds the customer's phone rings
+
+
+@dataclass(frozen=True)
+class AsteriskSettings:
+    """The whole `asterisk:` section."""
+
+    agi: AgiSettings = field(default_factory=AgiSettings)
+    ami: Optional[AmiSettings] = None  # None: no `ami:` section; live calls are served without the AMI
+    callback: CallbackSettings = field(default_factory=CallbackSettings)
+    language: Optional[str] = None  # None: the first language of prompts.voices
+
+    @property
+    def manager(self) -> AmiSettings:
+        """The account manager.conf is written for: the `ami:` section's, else the defaults."""
+        return self.ami or AmiSettings()
+
+
+def parse_asterisk_settings(value: Any, findings: Findings) -> AsteriskSettings:
+    data = section_fields(value, ("asterisk",), FIELDS, "{agi: {host: 127.0.0.1, port: 4573}}", findings)
+    if data is None:
+        return AsteriskSettings()
+    settings: dict[str, Any] = {
+        "agi": _agi(data.get("agi"), findings),
+        "callback": _callback(data.get("callback"), findings),
+    }
+    if data.get("ami") not in (None, {}):  # an empty section is no AMI, as no section
+        settings["ami"] = _ami(data["ami"], findings)
+    language = data.get("language")
+    if language is not None:
+        if not isinstance(language, str) or not LANGUAGE_CODE.fullmatch(language):
+            findings.error(("asterisk", "language"), f"asterisk language must be a language code such as pl or en, not {describe(language)}")
+        else:
+            settings["language"] = language
+    return AsteriskSettings(**settings)
+
+
+def _agi(value: Any, findings: Findings) -> AgiSettings:
+    data = section_fields(value, ("asterisk", "agi"), AGI_FIELDS, "{host: 127.0.0.1, port: 4573}", findings)
+    return AgiSettings(**_address(data, ("asterisk", "agi"), "AGI", findings)) if data is not None else AgiSettings()
+
+
+def _ami(value: Any, findings: Findings) -> Optional[AmiSettings]:
+    path = ("asterisk", "ami")
+    data = section_fields(value, path, AMI_FIELDS, '{host: 127.0.0.1, port: 5038, username: ivr, secret: "${IVR_AMI_SECRET}"}', findings)
+    if data is None:
+        return None
+    settings = _address(data, path, "AMI", findings)
+    if "username" in data:
+        username = data["username"]
+        if not isinstance(username, str) or not NAME.fullmatch(username):
+            findings.error(path + ("username",), f"AMI username must be {NAME_RULE}, not {describe(username)}")
+        elif username.lower() == "general":
+            findings.error(path + ("username",), 'AMI username cannot be "general": that is the [general] section of manager.conf')
+        else:
+            settings["username"] = username
+    if "secret" in data:
+        if not isinstance(data["secret"], str) or not ENV_REFERENCE.fullmatch(data["secret"]):
+            # never echo it: it may be a real secret written into the file by mistake
+            findings.error(path + ("secret",), f'AMI secret must name an environment variable, such as "{DEFAULT_SECRET}"; '
+                           "a secret is never written into config.yaml")
+        else:
+            settings["secret"] = data["secret"]
+    if "permit" in data:
+        permit = data["permit"]
+        items = permit if isinstance(permit, list) else [permit]
+        bad = [i for i, item in enumerate(items) if not isinstance(item, str) or not _PERMIT.fullmatch(item)]
+        for i in bad:
+            where = path + ("permit", i) if isinstance(permit, list) else path + ("permit",)
+            findings.error(where, f"AMI permit must be addresses such as 127.0.0.1/255.255.255.255, not {describe(items[i])}")
+        if not bad:
+            settings["permit"] = tuple(items)
+    return AmiSettings(**settings)
+
+
+def _callback(value: Any, findings: Findings) -> CallbackSettings:
+    path = ("asterisk", "callback")
+    data = section_fields(value, path, CALLBACK_FIELDS, '{channel: "PJSIP/{number}@trunk", context: ivr-callback}', findings)
+    if data is None:
+        return CallbackSettings()
+    settings: dict[str, Any] = {}
+    if "channel" in data:
+        channel = data["channel"]
+        if not isinstance(channel, str) or "{number}" not in channel or _CONTROL.search(channel):
+            findings.error(path + ("channel",), "call-back channel must be a dial string holding {number}, where the customer's "
+                           f"number goes, such as PJSIP/{{number}}@trunk, not {describe(channel)}")
+        else:
+            settings["channel"] = channel
+    if "context" in data:
+        context = data["context"]
+        if context is not None and (not isinstance(context, str) or not NAME.fullmatch(context)):
+            findings.error(path + ("context",), f"call-back context must be {NAME_RULE}, or null to run Queue() directly, "
+                           f"not {describe(context)}")
+        else:
+            settings["context"] = context
+    caller_id = data.get("caller_id")
+    if caller_id is not None:
+        if not isinstance(caller_id, str) or _CONTROL.search(caller_id):
+            findings.error(path + ("caller_id",), f"call-back caller_id must be text on one line, such as '\"Shop\" <225550000>', "
+                           f"not {describe(caller_id)}")
+        else:
+            settings["caller_id"] = caller_id
+    if "timeout" in data:
+        seconds = parse_duration(data["timeout"])
+        if seconds is None:
+            findings.error(path + ("timeout",), f"call-back timeout must be a duration such as 30s, not {describe(data['timeout'])}")
+        else:
+            settings["timeout"] = seconds
+    return CallbackSettings(**settings)
+
+
+def _address(data: dict, path: tuple, what: str, findings: Findings) -> dict[str, Any]:
+    """The host and port of an `agi:` or `ami:` section, as far as they are written and right."""
+    settings: dict[str, Any] = {}
+    if "host" in data:
+        host = data["host"]
+        if not isinstance(host, str) or not _HOST.fullmatch(host):
+            findings.error(path + ("host",), f"{what} host must be a host name or IP address, not {describe(host)}")
+        else:
+            settings["host"] = host
+    if "port" in data:
+        port = data["port"]
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            findings.error(path + ("port",), f"{what} port must be a number from 1 to 65535, not {describe(port)}")
+        else:
+            settings["port"] = port
+    return settings
