@@ -33,7 +33,7 @@ import logging
 import random
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 from panoramisk import Manager
 from panoramisk.message import Message
@@ -45,10 +45,6 @@ from ivr.asterisk.queue_tracker import QueueEventSink, QueueFacts, QueueTracker
 from ivr.clock import Clock, SystemClock
 from ivr.errors import AmiConnectionLost, AmiError, AmiLoginError
 from ivr.settings.asterisk import AsteriskSettings, CallbackSettings
-
-if TYPE_CHECKING:
-    from ivr.channels.agi_wire import AgiEnvironment
-    from ivr.engine.channel import CallbackRequest
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +132,7 @@ class _Manager(Manager):
 
 
 class AmiClient:
-    """One logged-in AMI connection, kept alive; implements RecordingControl (`mute`)."""
+    """One logged-in AMI connection, kept alive: queue events, call-backs and recording mutes."""
 
     def __init__(
         self,
@@ -343,7 +339,7 @@ class AmiClient:
         return await self._send_on(protocol, {"Action": action, **(headers or {})}, timeout=timeout, as_list=as_list)
 
     async def mute(self, channel: str, muted: bool) -> None:
-        """RecordingControl: mute (or unmute) the caller's side of the channel's MixMonitor
+        """Mute (or unmute) the caller's side of the channel's MixMonitor
         recording; prompts stay in the recording, so QA still hears what the caller heard."""
         reply = await self.send_action("MixMonitorMute", {"Channel": channel, "Direction": "read",
                                                           "State": "1" if muted else "0"})
@@ -374,10 +370,6 @@ class AmiClient:
             self._originates.pop(next(iter(self._originates)))
         log.info("AMI: call-back to %s for queue %s queued (%s)", dialled, queue, action_id)
         return action_id
-
-    async def on_callback(self, request: "CallbackRequest", env: Optional["AgiEnvironment"] = None) -> None:
-        """FastAgiServer's `on_callback(CallbackRequest, AgiEnvironment)`."""
-        await self.originate_callback(request.number, request.department.queue)
 
     # --- state ---------------------------------------------------------------------------
     def facts(self, uniqueid: str) -> Optional[QueueFacts]:

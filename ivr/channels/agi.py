@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from pathlib import Path
-from typing import Awaitable, Callable, Optional, Protocol
+from typing import Optional, Protocol
 
 from ivr.channels.agi_wire import AgiDeadChannel, AgiEnvironment, AgiHangupNotice, Reply, command, read_reply
 from ivr.engine.channel import (
@@ -35,10 +35,15 @@ INTER_DIGIT_SECONDS = 3.0  # after the first key of an input, the wait for the n
 _NOT_ANSWERED = {"TIMEOUT", "FULL", "JOINEMPTY", "LEAVEEMPTY", "JOINUNAVAIL", "LEAVEUNAVAIL"}
 
 
-class RecordingControl(Protocol):
-    """Mutes the caller's side of the call recording (AMI MixMonitorMute)."""
+class ManagerServices(Protocol):
+    """What a live line needs from Asterisk beyond its own AGI channel: the manager
+    interface (AMI), which the runtime connects once and lends to every call."""
 
-    async def mute(self, channel: str, muted: bool) -> None: ...
+    async def mute(self, channel: str, muted: bool) -> None:
+        """Mute (or unmute) the caller's side of the channel's recording (MixMonitorMute)."""
+
+    async def book_callback(self, request: CallbackRequest) -> None:
+        """Have Asterisk call the customer back and put them through to the department's queue."""
 
 
 class AgiChannel:
@@ -50,16 +55,14 @@ class AgiChannel:
         *,
         prompts_dir: Path,
         recordings_dir: Path,
-        recording: Optional[RecordingControl] = None,
-        on_callback: Optional[Callable[[CallbackRequest, AgiEnvironment], Awaitable[None]]] = None,
+        manager: Optional[ManagerServices] = None,
     ):
         self.reader = reader
         self.writer = writer
         self.env = env
         self.prompts_dir = prompts_dir
         self.recordings_dir = recordings_dir
-        self.recording = recording
-        self.on_callback = on_callback
+        self.manager = manager  # None: no AMI; no call-backs, and the recorder is stopped instead of muted
         self.sent: list[bytes] = []  # every command line, for logs and tests
         self.dead = False
         self._in_sync = True  # every reply read: the next line is the next command's reply
@@ -169,9 +172,9 @@ class AgiChannel:
         return TransferResult(ANSWERED, wait, agent, max(0.0, elapsed - wait))
 
     async def request_callback(self, request: CallbackRequest) -> None:
-        if self.on_callback is None:
+        if self.manager is None:
             raise ChannelError("call-backs need the AMI connection; none is configured")
-        await self.on_callback(request, self.env)
+        await self.manager.book_callback(request)
 
     async def record_voicemail(self, mailbox: str, max_length: float) -> VoicemailResult:
         base = self.recordings_dir / "voicemail" / mailbox / (self.env.uniqueid or str(int(time.time())))
@@ -190,9 +193,9 @@ class AgiChannel:
         await self._mute(False)
 
     async def _mute(self, muted: bool) -> None:
-        if self.recording is not None:
+        if self.manager is not None:
             try:
-                await self.recording.mute(self.env.channel, muted)
+                await self.manager.mute(self.env.channel, muted)
                 return
             except Exception as exc:  # noqa: BLE001 - AMI down: the AGI way below still protects the digits
                 log.warning("muting the recording over AMI failed (%s); stopping the recorder instead", exc)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Awaitable, Callable, Optional
+from typing import Callable, Optional
 
-from ivr.channels.agi import AgiChannel, RecordingControl
+from ivr.channels.agi import AgiChannel, ManagerServices
 from ivr.channels.agi_wire import AgiEnvironment, read_environment
 from ivr.engine import Engine
-from ivr.engine.channel import CallbackRequest, TransferRequest
+from ivr.engine.channel import TransferRequest
 from ivr.engine.events import Event
 from ivr.errors import CallerHangup, ChannelError
 
@@ -35,8 +35,7 @@ class FastAgiServer:
         host: str = "127.0.0.1",
         port: int = 4573,
         sink: Optional[Callable[[AgiEnvironment], EventSink]] = None,
-        recording: Optional[RecordingControl] = None,
-        on_callback: Optional[Callable[[CallbackRequest, AgiEnvironment], Awaitable[None]]] = None,
+        manager: Optional[ManagerServices] = None,
     ):
         self.engine = engine
         self.prompts_dir = prompts_dir
@@ -44,8 +43,7 @@ class FastAgiServer:
         self.host = host
         self.port = port
         self.sink = sink
-        self.recording = recording
-        self.on_callback = on_callback
+        self.manager = manager
         self.server: Optional[asyncio.AbstractServer] = None
         self.active: set[asyncio.Task] = set()
 
@@ -89,7 +87,7 @@ class FastAgiServer:
             return
         engine = self.engine()
         channel = AgiChannel(reader, writer, env, prompts_dir=self.prompts_dir, recordings_dir=self.recordings_dir,
-                             recording=self.recording, on_callback=self.on_callback)
+                             manager=self.manager)
         flow = env.script or "main"
         # repr(): a caller-ID name is untrusted; quotes and line breaks stay visible, one log line
         log.info("call %s on %s from %r %r to flow %r", env.uniqueid, env.channel, env.caller, env.caller_name, flow)

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from ivr.channels.agi import ManagerServices
 from ivr.channels.agi_wire import AgiEnvironment
 from ivr.channels.fastagi import FastAgiServer
+from ivr.engine.channel import CallbackRequest
 from ivr.engine.events import Event
 from ivr.prompts import build as prompts_build
 from ivr.live.reload import FlowReloader
@@ -29,8 +31,7 @@ class Runtime:
     port: int = 4573
     watch_interval: float = 1.0
     event_sink: Optional[Callable[[AgiEnvironment], Callable[[Event], None]]] = None
-    recording: Any = None  # a RecordingControl (AMI) when connected
-    on_callback: Any = None
+    manager: Optional[ManagerServices] = None  # the AMI part, when config.yaml has asterisk.ami
     extras: list[Any] = field(default_factory=list)  # parts with async start()/close()
     server: Optional[FastAgiServer] = None
 
@@ -43,7 +44,7 @@ class Runtime:
             await part.start()
         self.server = FastAgiServer(self.reloader.current, prompts_dir=prompts_dir.resolve(),
                                     recordings_dir=recordings_dir.resolve(), host=self.host, port=self.port,
-                                    sink=self.event_sink, recording=self.recording, on_callback=self.on_callback)
+                                    sink=self.event_sink, manager=self.manager)
         await self.server.start()
 
     async def close(self) -> None:
@@ -72,7 +73,8 @@ class Runtime:
 
 
 class AmiPart:
-    """The AMI connection as a part of the runtime: it never stops calls from being served.
+    """The AMI connection as a part of the runtime, and the ManagerServices of every live
+    call: recording mutes and call-backs. It never stops calls from being served.
 
     If Asterisk's manager cannot be reached at start, the server runs without it (sensitive
     input then stops the recorder over AGI instead of muting it) and keeps trying.
@@ -101,8 +103,8 @@ class AmiPart:
             raise ConnectionError("AMI is not connected")
         await self.client.mute(channel, muted)
 
-    async def on_callback(self, request: Any, env: Any) -> None:
-        await self.client.on_callback(request, env)
+    async def book_callback(self, request: CallbackRequest) -> None:
+        await self.client.originate_callback(request.number, request.department.queue)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -165,6 +167,5 @@ def build_runtime(flow_paths: list[Path], config_path: Optional[Path], *, host: 
         else:
             part = AmiPart(client)
             runtime.extras.append(part)
-            runtime.recording = part
-            runtime.on_callback = part.on_callback
+            runtime.manager = part
     return runtime

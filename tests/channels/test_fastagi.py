@@ -26,7 +26,7 @@ def installation():
     return flows, config
 
 
-def run_calls(installation, tmp_path, calls, *, at=None):
+def run_calls(installation, tmp_path, calls, *, at=None, manager=None):
     """Start a server, place the calls [(Caller, env)], return (events per call id, commands per call)."""
     flows, config = installation
     events: dict[str, list] = {}
@@ -48,7 +48,7 @@ def run_calls(installation, tmp_path, calls, *, at=None):
 
     async def main():
         server = FastAgiServer(lambda: engine, prompts_dir=tmp_path / "prompts", recordings_dir=tmp_path / "rec",
-                               port=0, sink=sink)
+                               port=0, sink=sink, manager=manager)
         await server.start()
         try:
             sent = await asyncio.gather(*(place_call(server.port, c, e) for c, e in calls))
@@ -329,6 +329,25 @@ def test_sensitive_input_stops_the_recorder_over_agi_and_appends_after(installat
     assert b"900123" not in b"".join(e.to_json().encode() for e in call)
 
 
+def test_a_call_back_is_booked_through_the_manager_the_server_lends_the_line(installation, tmp_path):
+    class Manager:
+        def __init__(self):
+            self.booked = []
+
+        async def mute(self, channel, muted):
+            pass
+
+        async def book_callback(self, request):
+            self.booked.append(request)
+
+    manager = Manager()
+    busy = Caller(keys=["1", "1", "1"], queue_status="TIMEOUT")  # sales and its overflow busy; 1 books a call-back
+    events, _ = run_calls(installation, tmp_path, [(busy, environment())], manager=manager)
+    assert [(r.department.name, r.number) for r in manager.booked] == [("sales", "48221234567")]
+    [call] = events.values()
+    assert call[-1].data["outcome"] == "callback"
+
+
 def test_a_failing_ami_mute_falls_back_to_the_agi_way(installation, tmp_path):
     flows, config = installation
 
@@ -350,7 +369,7 @@ def test_a_failing_ami_mute_falls_back_to_the_agi_way(installation, tmp_path):
     engine = Clocked(flows, config)
 
     async def main():
-        server = FastAgiServer(lambda: engine, prompts_dir=tmp_path, recordings_dir=tmp_path, port=0, recording=DownAmi())
+        server = FastAgiServer(lambda: engine, prompts_dir=tmp_path, recordings_dir=tmp_path, port=0, manager=DownAmi())
         await server.start()
         try:
             return await place_call(server.port, Caller(keys=["1", "3", "1", "2", "3", "4", "5", "6", "#"]), environment())

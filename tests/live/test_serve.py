@@ -10,12 +10,15 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "channels"))
 
 from fake_asterisk import Caller, environment, place_call  # noqa: E402
-from ivr.live.serve import build_runtime  # noqa: E402
+from ivr.live.serve import AmiPart, build_runtime  # noqa: E402
+from ivr.settings.config import Department  # noqa: E402
+from ivr.engine.channel import CallbackRequest  # noqa: E402
 from ivr.store.db import create_db_engine  # noqa: E402
 from ivr.store.models import Call, CallEvent, Recording  # noqa: E402
 
@@ -63,3 +66,26 @@ def test_a_live_call_leaves_its_full_record(tmp_path):
     assert [seq for _type, seq in events] == list(range(len(events)))
     assert events[0][0] == "call_started" and events[-1][0] == "outcome"
     assert recordings and recordings[0][1] == "1700000123.7"
+
+
+def test_the_ami_part_serves_the_line_with_mutes_and_call_backs():
+    class Client:
+        connected = True
+
+        def __init__(self):
+            self.done = []
+
+        async def mute(self, channel, muted):
+            self.done.append(("mute", channel, muted))
+
+        async def originate_callback(self, number, queue):
+            self.done.append(("originate", number, queue))
+
+    client = Client()
+    part = AmiPart(client)
+    asyncio.run(part.mute("PJSIP/101-1", True))
+    asyncio.run(part.book_callback(CallbackRequest(Department("support", "support-queue"), "600 100 200")))
+    assert client.done == [("mute", "PJSIP/101-1", True), ("originate", "600 100 200", "support-queue")]
+    client.connected = False
+    with pytest.raises(ConnectionError):  # the line then stops the recorder over AGI instead
+        asyncio.run(part.mute("PJSIP/101-1", False))
