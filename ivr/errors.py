@@ -64,6 +64,11 @@ class EngineError(CallError):
     """The engine met a state it cannot run (a runaway call); the caller goes to the fallback queue."""
 
 
+class FlowNotLoaded(EngineError):
+    """A call asks for a flow that is not loaded (a FastAGI script path that names none);
+    the caller goes to the fallback queue."""
+
+
 class AsteriskError(IvrError):
     """Asterisk configuration cannot be generated from config.yaml (a value that would break
     or inject into a config file, a missing secret), or the local test-bed Asterisk failed."""

@@ -3,7 +3,9 @@
 One asyncio task per call, so one process carries thousands of calls. The script path
 names the flow (`/main`, `/faq?lang=en`); query parameters and `agi_arg_N` become call
 variables. Each call runs on the engine that was current when it started: a reload
-changes what new calls get, never a call in progress.
+changes what new calls get, never a call in progress. A script path that names no loaded
+flow is the engine's to handle too: it sends the caller to the fallback queue, and the
+call is recorded like any other.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import Callable, Optional
 from ivr.channels.agi import AgiChannel, ManagerServices
 from ivr.channels.agi_wire import AgiEnvironment, read_environment
 from ivr.engine import Engine
-from ivr.engine.channel import TransferRequest
 from ivr.engine.events import Event
 from ivr.errors import CallerHangup, ChannelError
 
@@ -91,10 +92,6 @@ class FastAgiServer:
         flow = env.script or "main"
         # repr(): a caller-ID name is untrusted; quotes and line breaks stay visible, one log line
         log.info("call %s on %s from %r %r to flow %r", env.uniqueid, env.channel, env.caller, env.caller_name, flow)
-        if flow not in engine.flows:
-            log.error("call %s asks for flow %r, which is not loaded; sending it to the fallback queue", env.uniqueid, flow)
-            await self._fallback(channel, engine)
-            return
         variables = {k: v for k, v in env.query.items() if k != "lang"}
         variables.update({f"arg{i}": value for i, value in enumerate(env.args, 1)})
         details = {"channel": env.channel, "uniqueid": env.uniqueid, "caller_name": env.caller_name, "source": "live"}
@@ -114,15 +111,3 @@ class FastAgiServer:
             on_event=self.sink(env) if self.sink else None,
             details=details,
         )
-
-    async def _fallback(self, channel: AgiChannel, engine: Engine) -> None:
-        department = engine.config.fallback_department
-        if department is None:
-            return
-        try:
-            await channel.answer()
-            await channel.transfer(TransferRequest(department, None, True, 0, channel.env.caller))
-        except CallerHangup:
-            return
-        except ChannelError as exc:
-            log.error("fallback transfer failed on call %s: %s", channel.env.uniqueid, exc)

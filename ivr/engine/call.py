@@ -23,9 +23,10 @@ class Call:
         self,
         engine: Any,
         channel: Channel,
-        flow: Flow,
+        flow: Optional[Flow],
         clock: Clock,
         *,
+        asked_flow: str = "",
         caller: str = "",
         language: Optional[str] = None,
         variables: Optional[dict[str, Any]] = None,
@@ -34,10 +35,14 @@ class Call:
     ):
         self.engine = engine
         self.channel = channel
-        self.flow = flow
+        self.flow = flow  # None: the flow the call asked for is not loaded
+        self.asked_flow = asked_flow
         self.clock = clock
         self.caller = caller
-        self.language = language if language in flow.languages else flow.languages[0]
+        if flow is None:
+            self.language = language
+        else:
+            self.language = language if language in flow.languages else flow.languages[0]
         self.vars: dict[str, Any] = dict(variables or {})
         self.id = call_id or f"call-{next(_ids)}"
         self.events: list[Event] = []
@@ -55,9 +60,14 @@ class Call:
         """Seconds since the call started."""
         return self.clock.elapsed() - self._t0
 
+    @property
+    def flow_id(self) -> str:
+        """The flow the call is in; for a call whose flow is not loaded, the one it asked for."""
+        return self.flow.id if self.flow is not None else self.asked_flow
+
     def emit(self, kind: str, /, **data: Any) -> None:
         node = self.node.name if self.node is not None else None
-        event = Event(self.id, len(self.events), self.clock.elapsed() - self._t0, kind, self.flow.id, node, data)
+        event = Event(self.id, len(self.events), self.clock.elapsed() - self._t0, kind, self.flow_id, node, data)
         self.events.append(event)
         if self.on_event is not None:
             try:

@@ -1,8 +1,8 @@
 """The Engine: walks a call through the nodes of its flows on any Channel.
 
-Whatever goes wrong inside (a bug, a channel error, a runaway loop) ends with the caller
-in the fallback queue, never in silence; a caller who hangs up is recorded as abandoned
-at the node where it happened.
+Whatever goes wrong inside (a bug, a channel error, a runaway loop, a call that asks for
+a flow that is not loaded) ends with the caller in the fallback queue, never in silence;
+a caller who hangs up is recorded as abandoned at the node where it happened.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ivr.engine.events import Event
 from ivr.engine.nodes import HANDLERS
 from ivr.engine.nodes.transfer import queue_call
 from ivr.engine.sampling import SurveySampler
-from ivr.errors import CallerHangup, EngineError
+from ivr.errors import CallerHangup, EngineError, FlowNotLoaded
 from ivr.flow.model import FlowSet
 
 log = logging.getLogger(__name__)
@@ -51,14 +51,19 @@ class Engine:
         """Run one call from the start of `flow` to its end; return the finished Call.
 
         `details` (the live line's channel, caller name, ...) go into the call_started event.
+        A `flow` that is not loaded (a live call's script path may name any) fails the call
+        at its start: its events name that flow, and the caller goes to the fallback queue.
         """
-        call = Call(self, channel, self.flows[flow], clock or SystemClock(), caller=caller, language=language,
+        found = self.flows[flow] if flow in self.flows else None
+        call = Call(self, channel, found, clock or SystemClock(), asked_flow=flow, caller=caller, language=language,
                     variables=variables, call_id=call_id, on_event=on_event)
-        call.emit(ev.CALL_STARTED, caller=caller, language=call.language, version=call.flow.version,
+        call.emit(ev.CALL_STARTED, caller=caller, language=call.language, version=found.version if found else None,
                   at=call.started_at.isoformat(), **(details or {}))
         hung_up = False
         try:
             await channel.answer()
+            if found is None:
+                raise FlowNotLoaded(f'the call asks for flow "{flow}", which is not loaded')
             await channel.set_language(call.language)
             await self._walk(call)
         except CallerHangup:

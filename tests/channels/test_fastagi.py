@@ -300,10 +300,20 @@ def test_queue_timeout_goes_to_the_flow_overflow(installation, tmp_path):
     assert 'EXEC "Queue" "backup,c,,,120"' in lines(sent)  # sales_overflow
 
 
-def test_unknown_flow_goes_to_the_fallback_queue(installation, tmp_path):
+def test_unknown_flow_goes_to_the_fallback_queue_with_its_events(installation, tmp_path):
     events, [sent] = run_calls(installation, tmp_path, [(Caller(), environment(script="nosuchflow"))])
-    assert lines(sent)[:2] == ["ANSWER", 'SET VARIABLE "QUEUE_PRIO" "0"']
-    assert 'EXEC "Queue" "operator,c,,,"' in lines(sent)
+    cmds = lines(sent)
+    assert cmds[:3] == ['GET VARIABLE "IVR_RECORDING"', "ANSWER", 'SET VARIABLE "QUEUE_PRIO" "0"']
+    assert 'EXEC "Queue" "operator,c,,,"' in cmds
+    assert cmds[-1] == "HANGUP"  # as every call the engine ends: the dialplan's fail-safe does not queue it again
+    [call] = events.values()
+    assert [e.type for e in call] == ["call_started", "error", "transfer", "transfer_result", "outcome"]
+    assert {e.flow for e in call} == {"nosuchflow"}
+    assert call[0].data["uniqueid"] == "1700000000.1" and call[0].data["source"] == "live"
+    assert call[0].data["recording"] == "/var/spool/ivr/recordings/2026-11-24/1700000000.1.wav"
+    assert call[1].data["error"] == "FlowNotLoaded" and '"nosuchflow"' in call[1].data["message"]
+    assert call[2].data["fallback"] is True
+    assert call[-1].data["outcome"] == "failed" and call[-1].data["department"] == "operator"
 
 
 def test_a_thousand_calls_at_once_in_one_process(installation, tmp_path):

@@ -115,6 +115,26 @@ def test_failure_in_answer_happens_before_any_node(config):
     assert call.path == []
 
 
+def test_a_flow_that_is_not_loaded_fails_the_call_into_the_fallback_with_its_events(config):
+    flows = FlowSet({"t": _compile(config)})
+    channel = ScriptedChannel("", VirtualClock())
+    call = asyncio.run(Engine(flows, config).run(channel, "nosuchflow", caller="+48221234567", language="en",
+                                                 clock=channel.clock))
+    check_events(call)
+    assert types(call) == [ev.CALL_STARTED, ev.ERROR, ev.TRANSFER, ev.TRANSFER_RESULT, ev.OUTCOME]
+    # the events name the flow the call asked for: the record shows where the caller meant to go
+    assert {(e.flow, e.node) for e in call.events} == {("nosuchflow", None)}
+    assert call.events[0].data["version"] is None and call.events[0].data["language"] == "en"
+    [error] = of_type(call, ev.ERROR)
+    assert error.data == {"error": "FlowNotLoaded", "message": 'the call asks for flow "nosuchflow", which is not loaded'}
+    [transfer] = of_type(call, ev.TRANSFER)
+    assert transfer.data == {"department": "operator", "queue": "operator", "priority": 0, "fallback": True}
+    assert channel.transfers == [TransferRequest(config.departments["operator"], None, True, 0, "+48221234567")]
+    assert call.outcome == ev.FAILED and call.department == "operator"
+    assert call.flow is None and call.path == []
+    assert channel.hung_up is True
+
+
 def _compile(config):
     from ivr.flow.project import compile_text
 

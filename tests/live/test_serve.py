@@ -1,6 +1,7 @@
 """`ivr serve` as a whole: a call from a fake Asterisk through the real runtime (FastAGI,
 hot reload, the call-records writer on SQLite) leaves its full record: path, keys (the
-account masked), queue wait and agent, outcome, events in order, and its recording."""
+account masked), queue wait and agent, outcome, events in order, and its recording. So
+does a call that asks for a flow that is not loaded, which the QA app then shows."""
 
 from __future__ import annotations
 
@@ -17,10 +18,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "channels"))
 
 from fake_asterisk import Caller, environment, place_call  # noqa: E402
 from ivr.live.serve import AmiPart, build_runtime  # noqa: E402
-from ivr.settings.config import Department  # noqa: E402
+from ivr.settings.config import Department, load_config  # noqa: E402
 from ivr.engine.channel import CallbackRequest  # noqa: E402
 from ivr.store.db import create_db_engine  # noqa: E402
 from ivr.store.models import Call, CallEvent, Recording  # noqa: E402
+from ivr.web import create_app  # noqa: E402
+from ivr.web.users import add_user  # noqa: E402
+from web.support import log_in  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,19 +42,23 @@ def _installation(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_a_live_call_leaves_its_full_record(tmp_path):
-    root = _installation(tmp_path)
+def _one_call(root: Path, caller: Caller, env: dict[str, str]) -> None:
     runtime = build_runtime([root / "flows"], root / "config.yaml", port=0, ami=False)
 
     async def main():
         await runtime.start()
         try:
-            env = environment("1700000123.7", agi_calleridname='A \\"Quote\\" Test')
-            return await place_call(runtime.server.port, Caller(keys=["1", "3", "9", "0", "0", "1", "2", "3", "4", "5", "#"]), env)
+            await place_call(runtime.server.port, caller, env)
         finally:
             await runtime.close()
 
     asyncio.run(main())
+
+
+def test_a_live_call_leaves_its_full_record(tmp_path):
+    root = _installation(tmp_path)
+    env = environment("1700000123.7", agi_calleridname='A \\"Quote\\" Test')
+    _one_call(root, Caller(keys=["1", "3", "9", "0", "0", "1", "2", "3", "4", "5", "#"]), env)
     db = create_db_engine(f"sqlite:///{root / 'ivr.db'}")
     with db.connect() as conn:
         call = conn.execute(sa.select(Call).where(Call.id == "1700000123.7")).mappings().one()
@@ -66,6 +74,34 @@ def test_a_live_call_leaves_its_full_record(tmp_path):
     assert [seq for _type, seq in events] == list(range(len(events)))
     assert events[0][0] == "call_started" and events[-1][0] == "outcome"
     assert recordings and recordings[0][1] == "1700000123.7"
+
+
+def test_a_call_to_a_flow_that_is_not_loaded_is_recorded_and_shown_to_qa(tmp_path):
+    root = _installation(tmp_path)
+    _one_call(root, Caller(), environment("1700000124.8", script="nosuchflow"))
+    db = create_db_engine(f"sqlite:///{root / 'ivr.db'}")
+    with db.connect() as conn:
+        call = conn.execute(sa.select(Call).where(Call.id == "1700000124.8")).mappings().one()
+        events = conn.execute(sa.select(CallEvent.type, CallEvent.data).where(CallEvent.call_id == call["id"])
+                              .order_by(CallEvent.seq)).all()
+        recordings = conn.execute(sa.select(Recording.call_id)).scalars().all()
+    assert call["flow"] == "nosuchflow" and call["source"] == "live" and call["flow_version"] is None
+    assert call["outcome"] == "failed" and call["department"] == "operator"
+    assert [kind for kind, _data in events] == ["call_started", "error", "transfer", "transfer_result", "outcome"]
+    assert events[2][1]["fallback"] is True and events[2][1]["department"] == "operator"
+    assert recordings == ["1700000124.8"]
+
+    app = create_app(load_config(root / "config.yaml"), testing=True)
+    try:
+        add_user(app.extensions["ivr"].engine, "qa", "qa-password-1", "qa")
+        client = app.test_client()
+        assert log_in(client, "qa", "qa-password-1").status_code == 302
+        page = client.get("/calls/1700000124.8")
+        assert page.status_code == 200
+        text = page.get_data(as_text=True)
+        assert "The flow nosuchflow is not loaded now" in text and "FlowNotLoaded" in text
+    finally:
+        app.extensions["ivr"].engine.dispose()
 
 
 def test_the_ami_part_serves_the_line_with_mutes_and_call_backs():
