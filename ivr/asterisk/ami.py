@@ -225,8 +225,10 @@ class AmiClient:
             if task is not None:
                 try:
                     await task
-                except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                except asyncio.CancelledError:
                     pass
+                except Exception:  # noqa: BLE001 - it failed before it was stopped: say so, and close all the same
+                    log.exception("AMI: %s failed", task.get_name())
         self._supervisor = self._watchdog = None
         if self._manager is not None:
             self._manager.close()

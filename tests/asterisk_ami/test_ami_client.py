@@ -121,6 +121,31 @@ def test_unreachable_ami_is_a_clear_error():
     run(main())
 
 
+def test_a_task_that_failed_before_close_is_logged_not_swallowed(caplog):
+    async def main():
+        fake = FakeAmi()
+        await fake.start()
+        client = client_for(fake, ping_interval=0.02)
+        await client.start()
+        sent = client._send_on
+
+        async def broken(protocol, headers, **kwargs):
+            if headers.get("Action") == "Ping":
+                raise RuntimeError("a bug in the watchdog")
+            return await sent(protocol, headers, **kwargs)
+
+        client._send_on = broken
+        try:
+            await until(lambda: client._watchdog.done())
+        finally:
+            await client.close()
+            await fake.close()
+
+    run(main())
+    [record] = [r for r in caplog.records if r.getMessage() == "AMI: ami-watchdog failed"]
+    assert "a bug in the watchdog" in str(record.exc_info[1])
+
+
 def test_the_secret_never_reaches_a_log_line_at_debug(caplog):
     caplog.set_level(logging.DEBUG)
 
