@@ -3,7 +3,7 @@
 from ivr.engine import events as ev
 from ivr.engine.call import Call
 from ivr.engine.events import Secret, mask
-from ivr.flow.model import Input
+from ivr.flow.nodes.input import Input
 
 DIGITS = "0123456789"
 

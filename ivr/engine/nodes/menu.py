@@ -2,7 +2,7 @@
 
 from ivr.engine import events as ev
 from ivr.engine.call import Call
-from ivr.flow.model import Menu
+from ivr.flow.nodes.menu import Menu
 
 # A caller may ask for the menu again this often before repeats start to use attempts,
 # so a stuck key cannot hold a line forever.

@@ -2,7 +2,7 @@
 
 from ivr.engine import events as ev
 from ivr.engine.call import Call
-from ivr.flow.model import Survey
+from ivr.flow.nodes.survey import Survey
 
 DIGITS = "0123456789"
 
