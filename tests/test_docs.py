@@ -23,5 +23,5 @@ def test_every_node_type_and_field_is_documented():
         if f"### `{name}`" not in DOC:
             missing.append(name)
         section = DOC.split(f"### `{name}`", 1)[-1].split("### ", 1)[0]
-        missing.extend(f"{name}.{field}" for field in node_type.format_fields() if f"| `{field}` |" not in section)
+        missing.extend(f"{name}.{field}" for field in node_type.fields if f"| `{field}` |" not in section)
     assert missing == []

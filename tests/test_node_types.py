@@ -23,7 +23,8 @@ from ivr.flow.spec import NODE
 # modules of the two packages that are not a node type
 FLOW_HELPERS = {"base"}
 ENGINE_HELPERS = {"attempts"}
-CLASS_VARIABLES = ("doc", "waits_for_caller", "shape", "colour")
+CLASS_VARIABLES = ("type", "doc", "waits_for_caller", "shape", "colour", "fields")
+SHAPE = re.compile(r"^[a-z0-9_]+$")
 COLOUR = re.compile(r"^#[0-9a-f]{6}$")
 
 
@@ -50,24 +51,20 @@ def test_every_node_type_has_an_engine_handler_and_no_handler_lacks_a_type():
 def test_every_node_type_is_a_complete_compiled_class():
     problems = []
     for name, cls in NODE_TYPES.items():
-        if not (isinstance(cls, type) and issubclass(cls, Node) and dataclasses.is_dataclass(cls)):
-            problems.append(f"{name}: not a dataclass derived from ivr.flow.nodes.base.Node")
+        if not (isinstance(cls, type) and issubclass(cls, Node) and all(v in vars(cls) for v in CLASS_VARIABLES)):
+            problems.append(f"{name}: not a class made by ivr.flow.nodes.base.node_type()")
             continue
         if cls.type != name:
             problems.append(f"{name}: registered under another name than its type {cls.type!r}")
-        for variable in CLASS_VARIABLES:
-            if variable not in vars(cls):
-                problems.append(f"{name}: no {variable}")
-        if "colour" in vars(cls) and not COLOUR.match(cls.colour):
-            problems.append(f"{name}: colour {cls.colour!r} is not #rrggbb")
-        fields = cls.format_fields()
-        undescribed = [f.name for f in dataclasses.fields(cls) if f.name not in ("name", "line") and f.name not in fields]
+        if not SHAPE.match(cls.shape) or not COLOUR.match(cls.colour):
+            problems.append(f"{name}: shape {cls.shape!r} and colour {cls.colour!r} are not a Graphviz shape and #rrggbb")
+        undescribed = [f.name for f in dataclasses.fields(cls) if f.name not in ("name", "line") and f.name not in cls.fields]
         if undescribed:
             problems.append(f"{name}: attributes without a format description (declare them with field()): {undescribed}")
-        for key, field in fields.items():
+        for key, field in cls.fields.items():
             if (field.kind == NODE) != (field.edge is not None):
                 problems.append(f"{name}.{key}: a node field needs an edge label, and only a node field has one")
-            if field.default_from is not None and field.default_from not in fields:
+            if field.default_from is not None and field.default_from not in cls.fields:
                 problems.append(f"{name}.{key}: defaults to {field.default_from!r}, which is no field of {name}")
     assert problems == []
 

@@ -52,7 +52,7 @@ def example_text(name: str) -> str:
 
 # --- 1. compile or report with a location -----------------------------------------------------
 
-FIELD_NAMES = sorted({name for t in NODE_TYPES.values() for name in t.format_fields()} | set(spec.COMMON))
+FIELD_NAMES = sorted({name for t in NODE_TYPES.values() for name in t.fields} | set(spec.COMMON))
 VOCABULARY = sorted(
     set(spec.TOP_FIELDS) | set(FIELD_NAMES) | set(spec.OPTION_FIELDS) | set(spec.RULE_CONDITIONS)
     | set(spec.DEFAULTABLE) | {"matches", "every", "shorter_than", "file", "pl", "en", "de"}
@@ -150,7 +150,7 @@ def nodes(draw):
             continue
         type_name = draw(st.one_of(st.sampled_from(sorted(NODE_TYPES)), st.sampled_from(["Menu", "playy", "", None, 3])))
         node = {"type": type_name}
-        fields = NODE_TYPES[type_name].format_fields() if type_name in NODE_TYPES else {}
+        fields = NODE_TYPES[type_name].fields if type_name in NODE_TYPES else {}
         for fname in draw(st.lists(st.sampled_from(FIELD_NAMES), max_size=9, unique=True)):
             fspec = fields.get(fname)
             node[fname] = draw(field_value(fspec)) if fspec else draw(scalars)
@@ -176,7 +176,7 @@ def wild_flow_data(draw):
         "start": draw(st.one_of(st.sampled_from(NODE_NAMES), scalars)),
         "prompts": prompts,
         "nodes": draw(nodes()),
-        "defaults": draw(st.one_of(st.fixed_dictionaries({}, optional={k: field_value(NODE_TYPES["menu"].format_fields()[k]) for k in spec.DEFAULTABLE}), junk)),
+        "defaults": draw(st.one_of(st.fixed_dictionaries({}, optional={k: field_value(NODE_TYPES["menu"].fields[k]) for k in spec.DEFAULTABLE}), junk)),
     }
     for key in draw(st.lists(st.sampled_from(sorted(data)), max_size=3, unique=True)):
         del data[key]
@@ -229,7 +229,7 @@ def near_valid_flow_data(draw):
     for name in names:
         type_name = draw(st.sampled_from(sorted(NODE_TYPES)))
         node = {"type": type_name, **_required(draw, type_name, names)}
-        fields = NODE_TYPES[type_name].format_fields()
+        fields = NODE_TYPES[type_name].fields
         for fname in draw(st.lists(st.sampled_from(sorted(fields)), max_size=3, unique=True)):
             if fname not in node:
                 kind = fields[fname].kind

@@ -50,9 +50,9 @@ class NodeDraft:
 
     def exits(self) -> Iterator[tuple[str, str, tuple]]:
         """(label, target node, path of the reference) of every edge in the flow."""
-        fields = NODE_TYPES[self.type].format_fields()
+        node_type = NODE_TYPES[self.type]
         for name, value in self.fields.items():
-            fspec = fields.get(name)
+            fspec = node_type.fields.get(name)
             if fspec is None:
                 continue
             if fspec.kind == spec.NODE and isinstance(value, str):
@@ -133,7 +133,7 @@ class _FlowChecker(CompositeValues):
                 meant = self._intended(key, list(spec.TOP_FIELDS))
                 if meant is not None:
                     misspelt.add(meant)
-                if not hint and key in NODE_TYPES["menu"].format_fields():
+                if not hint and key in NODE_TYPES["menu"].fields:
                     hint = " (node fields belong under nodes: <name>:)"
                 self.error((key,), f'"{key}" is no field of a flow{hint}', at_key=True, rank=0)
         for key, fspec in spec.TOP_FIELDS.items():
@@ -236,7 +236,7 @@ class _FlowChecker(CompositeValues):
             self.error(("defaults",), f"defaults must be a mapping, not {describe(value)}")
             return {}
         result = {}
-        menu_fields = NODE_TYPES["menu"].format_fields()
+        menu_fields = NODE_TYPES["menu"].fields
         for key, val in value.items():
             if key not in spec.DEFAULTABLE:
                 self.error(("defaults", key), f'"{key}" cannot have a default{did_you_mean(key, spec.DEFAULTABLE)}; defaults take {", ".join(spec.DEFAULTABLE)}', at_key=True)
@@ -327,7 +327,6 @@ class _FlowChecker(CompositeValues):
             self._loose_references(name, value)
             return None
         nspec = NODE_TYPES[node_type]
-        fields = nspec.format_fields()
         line = self.doc.key_at(path).line
         draft = NodeDraft(name, node_type, path, line)
         what = f'{node_type} "{name}"'
@@ -335,27 +334,27 @@ class _FlowChecker(CompositeValues):
         for key, val in value.items():
             if key in spec.COMMON:
                 continue
-            fspec = fields.get(key)
+            fspec = nspec.fields.get(key)
             if fspec is None:
                 # a field of other node types is likely meant as such, not as a typo
-                owners = [t for t, s in NODE_TYPES.items() if key in s.format_fields()]
-                meant_name = None if owners else self._intended(key, list(fields))
+                owners = [t for t, s in NODE_TYPES.items() if key in s.fields]
+                meant_name = None if owners else self._intended(key, list(nspec.fields))
                 if owners:
-                    hint = f" (it belongs to {', '.join(owners[:3])} nodes; {node_type} fields: {', '.join(fields)})"
+                    hint = f" (it belongs to {', '.join(owners[:3])} nodes; {node_type} fields: {', '.join(nspec.fields)})"
                 elif meant_name is not None:
                     hint = f' (did you mean "{meant_name}"?)'
-                    meant = fields[meant_name]
+                    meant = nspec.fields[meant_name]
                     misspelt.add(meant_name)
                     # `nxt: x` still leads to x and `promt: p` still plays p
                     self._loose_references(name, val, nodes=meant.kind == spec.NODE, prompts=meant.kind == spec.PROMPT)
                 else:
-                    hint = f" ({node_type} fields: {', '.join(fields)})"
+                    hint = f" ({node_type} fields: {', '.join(nspec.fields)})"
                 self.error(path + (key,), f'"{key}" is no field of {node_type} nodes{hint}', at_key=True)
                 continue
             parsed = self._value(fspec, val, path + (key,), f'"{key}" of {what}')
             if parsed is not INVALID:
                 draft.fields[key] = parsed
-        for key, fspec in fields.items():
+        for key, fspec in nspec.fields.items():
             if key in value:
                 continue
             if key in self.defaults:
@@ -365,7 +364,7 @@ class _FlowChecker(CompositeValues):
             else:
                 draft.fields[key] = fspec.default
         nspec.check(draft, value, what, self.error)
-        for key, fspec in fields.items():
+        for key, fspec in nspec.fields.items():
             source = draft.fields.get(fspec.default_from) if fspec.default_from else None
             if draft.fields.get(key) is None and isinstance(source, str):
                 draft.fields[key] = source

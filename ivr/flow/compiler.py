@@ -23,7 +23,7 @@ def compile_flow(checked: CheckedFlow) -> Flow:
     for name, draft in checked.nodes.items():
         node_type = NODE_TYPES[draft.type]
         fields = dict(draft.fields)
-        for key, spec in node_type.format_fields().items():
+        for key, spec in node_type.fields.items():
             if key not in fields:
                 continue
             if spec.kind == PROMPT:

@@ -23,7 +23,7 @@ def node_reference() -> str:
     for name, node_type in NODE_TYPES.items():
         rows = [
             f"| `{key}` | {'required' if field.required else ''} | {_shown(field.default)} | {field.doc} |"
-            for key, field in node_type.format_fields().items()
+            for key, field in node_type.fields.items()
         ]
         sections.append("\n".join([f"### `{name}`", node_type.doc, "", "| field | | default | meaning |", "| --- | --- | --- | --- |", *rows]))
     return "\n\n".join(sections) + "\n"

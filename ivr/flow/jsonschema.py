@@ -68,22 +68,21 @@ def _field_schema(field: spec.Field) -> dict[str, Any]:
 def flow_schema() -> dict[str, Any]:
     node_variants = []
     for name, node_type in NODE_TYPES.items():
-        fields = node_type.format_fields()
         properties = {"type": {"const": name}, "description": {"type": "string"}}
-        properties.update({key: _field_schema(f) for key, f in fields.items()})
+        properties.update({key: _field_schema(f) for key, f in node_type.fields.items()})
         node_variants.append({
             "title": name,
             "description": node_type.doc,
             "type": "object",
             "if": {"properties": {"type": {"const": name}}, "required": ["type"]},
             "then": {
-                "required": ["type", *[k for k, f in fields.items() if f.required]],
+                "required": ["type", *[k for k, f in node_type.fields.items() if f.required]],
                 "properties": properties,
                 "additionalProperties": False,
             },
         })
     prompt_text = {"oneOf": [{"type": "string"}, {"type": "object", "additionalProperties": False, "properties": {"text": {"type": "string"}, "file": {"type": "string"}}}]}
-    menu_fields = NODE_TYPES["menu"].format_fields()
+    menu_fields = NODE_TYPES["menu"].fields
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://ivr-engine.example/schema/flow.json",

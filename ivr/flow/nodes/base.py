@@ -1,19 +1,19 @@
 """What a node type is made of; each type is one module of this package.
 
-A node type is a frozen dataclass, the node as the engine runs it. Its attributes are the
-fields flow files write, each declared with `field()`: kind, default, doc and the label
-of the edge it draws. Its class variables give the line that documents it, whether it
-waits for the caller, and its shape in drawings; `check` adds the type's own rules to
-the check every field gets. The checks, the compiler, the JSON Schema, the drawings and
-the format reference read all of it from the registry (ivr.flow.nodes).
+A node type is a class made by `node_type()`: a frozen dataclass, the node as the engine
+runs it, with its name as flow files write it, the line that documents it, whether it
+waits for the caller, and its shape in drawings. Its attributes are the fields flow files
+write, each declared with `field()`: kind, default, doc and the label of the edge it
+draws. `check` adds the type's own rules to the check every field gets. The checks, the
+compiler, the JSON Schema, the drawings and the format reference read all of it from the
+registry (ivr.flow.nodes).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from functools import cache
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping, Optional, Protocol, TypeVar, dataclass_transform
 
 from ivr.flow.spec import DURATION, INT, NODE, OPTIONS, RULES, Field
 
@@ -48,7 +48,7 @@ def attempts_field() -> Any:
     return field(INT, default=3, low=1, high=9, doc="tries before on_fail; no key or a wrong key uses one")
 
 
-class Report(Protocol):
+class ReportError(Protocol):
     """How a check reports an error: at `path` of the flow file."""
 
     def __call__(self, path: tuple, message: str, *, at_key: bool = False) -> None: ...
@@ -58,19 +58,16 @@ class Report(Protocol):
 class Node:
     name: str
     line: int  # where the node starts in its file, for events and errors
-    type: ClassVar[str]  # as flow files write it
-    doc: ClassVar[str]  # what the type does, for the format reference and the JSON Schema
-    waits_for_caller: ClassVar[bool]  # a node that waits for a key, an agent or a message breaks a loop
-    shape: ClassVar[str]  # the Graphviz shape in drawings
-    colour: ClassVar[str]  # its fill colour
+    # set by node_type()
+    type: ClassVar[str]
+    doc: ClassVar[str]
+    waits_for_caller: ClassVar[bool]
+    shape: ClassVar[str]
+    colour: ClassVar[str]
+    fields: ClassVar[Mapping[str, Field]]  # as flow files write them, in the order of the reference
 
     @classmethod
-    def format_fields(cls) -> Mapping[str, Field]:
-        """The fields flow files write for this type, in the order of the reference."""
-        return _format_fields(cls)
-
-    @classmethod
-    def check(cls, draft: NodeDraft, written: Mapping[str, Any], what: str, error: Report) -> None:
+    def check(cls, draft: NodeDraft, written: Mapping[str, Any], what: str, error: ReportError) -> None:
         """Rules of this type beyond each field's own check, run once every field is read.
 
         `written` is the node as the file has it: a rule read from it is not hidden by
@@ -79,7 +76,7 @@ class Node:
 
     def exits(self) -> Iterator[tuple[str, str]]:
         """(label, node name) of every way out of this node within its flow."""
-        for name, spec in self.format_fields().items():
+        for name, spec in self.fields.items():
             value = getattr(self, name)
             if spec.kind == NODE:
                 # a field that defaults to another one leads elsewhere only when set apart
@@ -97,6 +94,20 @@ class Node:
         return f"{self.name}\n({self.type})"
 
 
-@cache
-def _format_fields(node_type: type[Node]) -> Mapping[str, Field]:
-    return MappingProxyType({f.name: f.metadata[_FORMAT] for f in dataclasses.fields(node_type) if _FORMAT in f.metadata})
+N = TypeVar("N", bound=Node)
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def node_type(name: str, *, doc: str, waits_for_caller: bool, shape: str, colour: str) -> Callable[[type[N]], type[N]]:
+    """Make the decorated class a node type: `name` as flow files write it, `doc` what it
+    does (for the format reference and the JSON Schema), whether it waits for a key, an
+    agent or a message (a loop of nodes that do not never ends), and its Graphviz shape
+    and fill colour in drawings."""
+
+    def make(cls: type[N]) -> type[N]:
+        made = dataclasses.dataclass(frozen=True, slots=True)(cls)
+        made.type, made.doc, made.waits_for_caller, made.shape, made.colour = name, doc, waits_for_caller, shape, colour
+        made.fields = MappingProxyType({f.name: f.metadata[_FORMAT] for f in dataclasses.fields(made) if _FORMAT in f.metadata})
+        return made
+
+    return make

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import Optional
 
 from ivr.flow.model import Prompt
-from ivr.flow.nodes.base import Node, field, timeout_field
+from ivr.flow.nodes.base import Node, field, node_type, timeout_field
 from ivr.flow.spec import DEPARTMENT, KEY, NODE, PROMPT
 from ivr.settings.config import Department
 
 
-@dataclass(frozen=True, slots=True)
+@node_type("callback", doc="Offer a call-back that keeps the caller's place in line.", waits_for_caller=True, shape="component", colour="#dcf5dc")
 class Callback(Node):
-    type: ClassVar[str] = "callback"
-    doc: ClassVar[str] = "Offer a call-back that keeps the caller's place in line."
-    waits_for_caller: ClassVar[bool] = True
-    shape: ClassVar[str] = "component"
-    colour: ClassVar[str] = "#dcf5dc"
-
     prompt: Prompt = field(PROMPT, required=True, doc="the offer, naming the key that accepts it")
     department: Department = field(DEPARTMENT, required=True, doc="the department that calls back")
     accept_key: str = field(KEY, default="1", doc="the key that accepts the offer")

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import Optional
 
-from ivr.flow.nodes.base import Node, field
+from ivr.flow.nodes.base import Node, field, node_type
 from ivr.flow.spec import FLOW, NAME
 
 
-@dataclass(frozen=True, slots=True)
+@node_type("goto", doc="Continue in another flow (another file).", waits_for_caller=False, shape="cds", colour="#ffffff")
 class Goto(Node):
-    type: ClassVar[str] = "goto"
-    doc: ClassVar[str] = "Continue in another flow (another file)."
-    waits_for_caller: ClassVar[bool] = False
-    shape: ClassVar[str] = "cds"
-    colour: ClassVar[str] = "#ffffff"
-
     flow: str = field(FLOW, required=True, doc="the id of the other flow")
     node: Optional[str] = field(NAME, doc="a node of that flow (default: its start)")
 

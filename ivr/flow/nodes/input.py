@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from ivr.flow.model import Prompt
-from ivr.flow.nodes.base import Node, Report, attempts_field, field, timeout_field
+from ivr.flow.nodes.base import Node, ReportError, attempts_field, field, node_type, timeout_field
 from ivr.flow.spec import BOOL, INT, KEY, NAME, NODE, PROMPT
 
 if TYPE_CHECKING:
     from ivr.flow.checks import NodeDraft
 
 
-@dataclass(frozen=True, slots=True)
+@node_type("input", doc="Read several digits (an account number, say) into a variable.", waits_for_caller=True, shape="parallelogram", colour="#fff4d6")
 class Input(Node):
-    type: ClassVar[str] = "input"
-    doc: ClassVar[str] = "Read several digits (an account number, say) into a variable."
-    waits_for_caller: ClassVar[bool] = True
-    shape: ClassVar[str] = "parallelogram"
-    colour: ClassVar[str] = "#fff4d6"
-
     prompt: Prompt = field(PROMPT, required=True, doc="what callers hear before typing")
     min_digits: int = field(INT, default=1, low=1, high=32, doc="fewer digits is a wrong entry")
     max_digits: int = field(INT, default=20, low=1, high=32, doc="input ends after this many digits")
@@ -35,7 +28,7 @@ class Input(Node):
     on_fail: str = field(NODE, required=True, doc="where callers go after the last attempt", edge="fail")
 
     @classmethod
-    def check(cls, draft: NodeDraft, written: Mapping[str, Any], what: str, error: Report) -> None:
+    def check(cls, draft: NodeDraft, written: Mapping[str, Any], what: str, error: ReportError) -> None:
         f = draft.fields
         low, high = f.get("min_digits"), f.get("max_digits")
         if isinstance(low, int) and isinstance(high, int) and low > high:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from ivr.flow.model import Prompt
-from ivr.flow.nodes.base import Node, Report, attempts_field, field, timeout_field
+from ivr.flow.nodes.base import Node, ReportError, attempts_field, field, node_type, timeout_field
 from ivr.flow.spec import BOOL, KEY, NODE, OPTIONS, PROMPT
 from ivr.yamldoc.values import parse_key
 
@@ -22,14 +22,8 @@ class MenuOption:
     set: Mapping[str, str]
 
 
-@dataclass(frozen=True, slots=True)
+@node_type("menu", doc="Play a prompt and branch on one key; a key pressed during the prompt counts.", waits_for_caller=True, shape="diamond", colour="#fff4d6")
 class Menu(Node):
-    type: ClassVar[str] = "menu"
-    doc: ClassVar[str] = "Play a prompt and branch on one key; a key pressed during the prompt counts."
-    waits_for_caller: ClassVar[bool] = True
-    shape: ClassVar[str] = "diamond"
-    colour: ClassVar[str] = "#fff4d6"
-
     prompt: Prompt = field(PROMPT, required=True, doc="the menu callers hear")
     options: Mapping[str, MenuOption] = field(OPTIONS, required=True, doc="key -> node, or key -> {next, language, set}")
     all_languages: bool = field(BOOL, default=False, doc="play the prompt in every language of the flow in turn (a language menu)")
@@ -41,7 +35,7 @@ class Menu(Node):
     on_fail: str = field(NODE, required=True, doc="where callers go after the last attempt", edge="fail")
 
     @classmethod
-    def check(cls, draft: NodeDraft, written: Mapping[str, Any], what: str, error: Report) -> None:
+    def check(cls, draft: NodeDraft, written: Mapping[str, Any], what: str, error: ReportError) -> None:
         options = written.get("options")
         repeat = draft.fields.get("repeat_key")
         if not isinstance(options, dict) or repeat is None:

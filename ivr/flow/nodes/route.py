@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import Optional
 
-from ivr.flow.nodes.base import Node, field
+from ivr.flow.nodes.base import Node, field, node_type
 from ivr.flow.spec import NODE, RULES
 from ivr.settings.segments import Segment
 
@@ -33,13 +33,7 @@ class RouteRule:
         return f"language {self.language}"
 
 
-@dataclass(frozen=True, slots=True)
+@node_type("route", doc="Branch on what is known about the call: caller segment, a variable, the language.", waits_for_caller=False, shape="octagon", colour="#eeeeee")
 class Route(Node):
-    type: ClassVar[str] = "route"
-    doc: ClassVar[str] = "Branch on what is known about the call: caller segment, a variable, the language."
-    waits_for_caller: ClassVar[bool] = False
-    shape: ClassVar[str] = "octagon"
-    colour: ClassVar[str] = "#eeeeee"
-
     when: tuple[RouteRule, ...] = field(RULES, required=True, doc="rules tried in order; the first that matches wins")
     otherwise: str = field(NODE, required=True, doc="where calls go when no rule matches", edge="otherwise")

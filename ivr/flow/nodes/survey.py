@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import Optional
 
 from ivr.flow.model import Prompt
-from ivr.flow.nodes.base import Node, field, timeout_field
+from ivr.flow.nodes.base import Node, field, node_type, timeout_field
 from ivr.flow.spec import INT, NODE, PROMPT, SAMPLE, SCALE
 
 
@@ -16,14 +16,8 @@ class Sample:
     shorter_than: Optional[float]
 
 
-@dataclass(frozen=True, slots=True)
+@node_type("survey", doc="Ask a post-call score on the keypad (NPS 0-10 by default).", waits_for_caller=True, shape="note", colour="#f5e1f7")
 class Survey(Node):
-    type: ClassVar[str] = "survey"
-    doc: ClassVar[str] = "Ask a post-call score on the keypad (NPS 0-10 by default)."
-    waits_for_caller: ClassVar[bool] = True
-    shape: ClassVar[str] = "note"
-    colour: ClassVar[str] = "#f5e1f7"
-
     prompt: Prompt = field(PROMPT, required=True, doc="the question")
     scale: tuple[int, int] = field(SCALE, default=(0, 10), doc="lowest and highest score, such as [0, 10]")
     sample: Optional[Sample] = field(SAMPLE, doc="ask only some calls: {every: 10, shorter_than: 2m}")

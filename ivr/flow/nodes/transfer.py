@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from ivr.flow.model import Prompt
-from ivr.flow.nodes.base import Node, Report, field
+from ivr.flow.nodes.base import Node, ReportError, field, node_type
 from ivr.flow.spec import BOOL, DEPARTMENT, DURATION, INT, NODE, PROMPT
 from ivr.settings.config import Department
 
@@ -14,14 +13,8 @@ if TYPE_CHECKING:
     from ivr.flow.checks import NodeDraft
 
 
-@dataclass(frozen=True, slots=True)
+@node_type("transfer", doc="Queue the caller for a department's agents.", waits_for_caller=True, shape="box3d", colour="#dcf5dc")
 class Transfer(Node):
-    type: ClassVar[str] = "transfer"
-    doc: ClassVar[str] = "Queue the caller for a department's agents."
-    waits_for_caller: ClassVar[bool] = True
-    shape: ClassVar[str] = "box3d"
-    colour: ClassVar[str] = "#dcf5dc"
-
     department: Department = field(DEPARTMENT, required=True, doc="a department of config.yaml (its Asterisk queue)")
     prompt: Optional[Prompt] = field(PROMPT, doc="played before queueing")
     announce_position: bool = field(BOOL, default=False, doc="tell callers their place in the queue")
@@ -31,6 +24,6 @@ class Transfer(Node):
     after: Optional[str] = field(NODE, doc="where callers go when the agent hangs up (a survey)", edge="after")
 
     @classmethod
-    def check(cls, draft: NodeDraft, written: Mapping[str, Any], what: str, error: Report) -> None:
+    def check(cls, draft: NodeDraft, written: Mapping[str, Any], what: str, error: ReportError) -> None:
         if draft.fields.get("max_wait") and not draft.fields.get("on_timeout"):
             error(draft.path + ("max_wait",), f"{what} has max_wait but no on_timeout: say where callers go after the wait (overflow, call-back offer or voicemail)")

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import Optional
 
 from ivr.flow.model import Prompt
-from ivr.flow.nodes.base import Node, field
+from ivr.flow.nodes.base import Node, field, node_type
 from ivr.flow.spec import DURATION, NODE, PROMPT, TEXT
 
 
-@dataclass(frozen=True, slots=True)
+@node_type("voicemail", doc="Record a message for a mailbox.", waits_for_caller=True, shape="folder", colour="#f5e1f7")
 class Voicemail(Node):
-    type: ClassVar[str] = "voicemail"
-    doc: ClassVar[str] = "Record a message for a mailbox."
-    waits_for_caller: ClassVar[bool] = True
-    shape: ClassVar[str] = "folder"
-    colour: ClassVar[str] = "#f5e1f7"
-
     prompt: Optional[Prompt] = field(PROMPT, doc="played before the beep")
     mailbox: str = field(TEXT, required=True, doc="the mailbox that keeps the message")
     max_length: float = field(DURATION, default=120.0, doc="the longest message")
