@@ -35,7 +35,8 @@ def field(
     default_from: Optional[str] = None,
 ) -> Any:
     """A dataclass field of a node type that flow files write, with its format description
-    (see `ivr.flow.spec.Field`); the compiler always gives its value, so it has no default."""
+    (see `ivr.flow.spec.Field`). `default` is what the checks fill in when a file leaves
+    the field out; the dataclass itself has none, as the compiler gives every value."""
     return dataclasses.field(metadata={_FORMAT: Field(kind, required, default, doc, low, high, edge, default_from)})
 
 
