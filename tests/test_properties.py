@@ -27,6 +27,7 @@ from ivr.engine import events as ev
 from ivr.errors import FlowError
 from ivr.flow import spec
 from ivr.flow.model import Flow
+from ivr.flow.nodes import NODE_TYPES
 from ivr.flow.project import compile_text, load_flows
 from ivr.simulation.simulate import simulate
 
@@ -51,14 +52,14 @@ def example_text(name: str) -> str:
 
 # --- 1. compile or report with a location -----------------------------------------------------
 
-FIELD_NAMES = sorted({name for t in spec.NODE_TYPES.values() for name in t.fields} | set(spec.COMMON))
+FIELD_NAMES = sorted({name for t in NODE_TYPES.values() for name in t.fields} | set(spec.COMMON))
 VOCABULARY = sorted(
     set(spec.TOP_FIELDS) | set(FIELD_NAMES) | set(spec.OPTION_FIELDS) | set(spec.RULE_CONDITIONS)
     | set(spec.DEFAULTABLE) | {"matches", "every", "shorter_than", "file", "pl", "en", "de"}
 )
 NODE_NAMES = ["welcome", "main_menu", "sales", "goodbye", "start", "x", "Main Menu", "ąę", "1"]
 WORDS = sorted(
-    set(spec.NODE_TYPES) | set(NODE_NAMES) | set(config().departments) | set(config().schedules)
+    set(NODE_TYPES) | set(NODE_NAMES) | set(config().departments) | set(config().schedules)
     | {"office", "nowhere", "main", "faq", "pl", "en", "EN", "vip", "account", "^9", "(", "[a-", "general"}
 )
 ODD_STRINGS = ["*", "#", "**", "5s", "3m", "1h", "0s", "-1s", "99999h", "xx", "", " ", "1", "0", "10",
@@ -147,9 +148,9 @@ def nodes(draw):
         if draw(st.integers(0, 9)) == 0:
             result[name] = draw(junk)
             continue
-        type_name = draw(st.one_of(st.sampled_from(sorted(spec.NODE_TYPES)), st.sampled_from(["Menu", "playy", "", None, 3])))
+        type_name = draw(st.one_of(st.sampled_from(sorted(NODE_TYPES)), st.sampled_from(["Menu", "playy", "", None, 3])))
         node = {"type": type_name}
-        fields = spec.NODE_TYPES[type_name].fields if type_name in spec.NODE_TYPES else {}
+        fields = NODE_TYPES[type_name].fields if type_name in NODE_TYPES else {}
         for fname in draw(st.lists(st.sampled_from(FIELD_NAMES), max_size=9, unique=True)):
             fspec = fields.get(fname)
             node[fname] = draw(field_value(fspec)) if fspec else draw(scalars)
@@ -175,7 +176,7 @@ def wild_flow_data(draw):
         "start": draw(st.one_of(st.sampled_from(NODE_NAMES), scalars)),
         "prompts": prompts,
         "nodes": draw(nodes()),
-        "defaults": draw(st.one_of(st.fixed_dictionaries({}, optional={k: field_value(spec.NODE_TYPES["menu"].fields[k]) for k in spec.DEFAULTABLE}), junk)),
+        "defaults": draw(st.one_of(st.fixed_dictionaries({}, optional={k: field_value(NODE_TYPES["menu"].fields[k]) for k in spec.DEFAULTABLE}), junk)),
     }
     for key in draw(st.lists(st.sampled_from(sorted(data)), max_size=3, unique=True)):
         del data[key]
@@ -226,9 +227,9 @@ def near_valid_flow_data(draw):
     names = draw(st.lists(st.sampled_from(NODE_NAMES[:6] + ["n1", "n2", "n3", "n4"]), min_size=1, max_size=8, unique=True))
     nodes_ = {}
     for name in names:
-        type_name = draw(st.sampled_from(sorted(spec.NODE_TYPES)))
+        type_name = draw(st.sampled_from(sorted(NODE_TYPES)))
         node = {"type": type_name, **_required(draw, type_name, names)}
-        fields = spec.NODE_TYPES[type_name].fields
+        fields = NODE_TYPES[type_name].fields
         for fname in draw(st.lists(st.sampled_from(sorted(fields)), max_size=3, unique=True)):
             if fname not in node:
                 kind = fields[fname].kind

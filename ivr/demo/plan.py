@@ -27,7 +27,8 @@ from ivr.settings.config import Config
 from ivr.engine import events as ev
 from ivr.engine.channel import ABANDONED, ANSWERED, TIMED_OUT
 from ivr.errors import DemoError
-from ivr.flow.model import FlowSet, Node
+from ivr.flow.model import FlowSet
+from ivr.flow.nodes.base import Node
 from ivr.settings.hours import CLOSED, HOLIDAY, OPEN, Schedule
 from ivr.settings.segments import Segment
 

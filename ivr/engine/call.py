@@ -10,7 +10,8 @@ from ivr.clock import Clock
 from ivr.engine import events as ev
 from ivr.engine.channel import Channel
 from ivr.engine.events import Event, Secret
-from ivr.flow.model import Flow, Node, Prompt
+from ivr.flow.model import Flow, Prompt
+from ivr.flow.nodes.base import Node
 
 _ids = itertools.count(1)
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ivr.flow.model import Survey
+from ivr.flow.nodes.survey import Survey
 
 
 class SurveySampler:

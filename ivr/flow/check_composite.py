@@ -13,7 +13,8 @@ from typing import Any
 from ivr.flow import spec
 from ivr.yamldoc.diagnostics import did_you_mean
 from ivr.yamldoc.loader import describe
-from ivr.flow.model import RouteRule, Sample
+from ivr.flow.nodes.route import RouteRule
+from ivr.flow.nodes.survey import Sample
 from ivr.yamldoc.values import parse_duration, parse_key, is_name
 
 INVALID = object()  # a value that failed its check (None can be a real value)

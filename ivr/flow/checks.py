@@ -16,6 +16,7 @@ from ivr.flow import spec
 from ivr.yamldoc.diagnostics import Findings, did_you_mean
 from ivr.yamldoc.loader import Document, describe
 from ivr.flow.model import ANY_LANGUAGE
+from ivr.flow.nodes import NODE_TYPES
 from ivr.flow.check_composite import INVALID, CompositeValues
 from ivr.yamldoc.values import parse_duration, parse_key, is_name
 
@@ -49,15 +50,17 @@ class NodeDraft:
 
     def exits(self) -> Iterator[tuple[str, str, tuple]]:
         """(label, target node, path of the reference) of every edge in the flow."""
-        node_type = spec.NODE_TYPES[self.type]
+        node_type = NODE_TYPES[self.type]
         for name, value in self.fields.items():
             fspec = node_type.fields.get(name)
-            if fspec and fspec.kind == spec.NODE and isinstance(value, str):
+            if fspec is None:
+                continue
+            if fspec.kind == spec.NODE and isinstance(value, str):
                 yield fspec.edge or name, value, self.path + (name,)
-            elif name == "options":
+            elif fspec.kind == spec.OPTIONS:
                 for key, option in value.items():
                     yield key, option["next"], option["path"]
-            elif name == "when":
+            elif fspec.kind == spec.RULES:
                 for rule, path in value:
                     yield rule.label, rule.next, path
 
@@ -130,7 +133,7 @@ class _FlowChecker(CompositeValues):
                 meant = self._intended(key, list(spec.TOP_FIELDS))
                 if meant is not None:
                     misspelt.add(meant)
-                if not hint and key in spec.NODE_TYPES["menu"].fields:
+                if not hint and key in NODE_TYPES["menu"].fields:
                     hint = " (node fields belong under nodes: <name>:)"
                 self.error((key,), f'"{key}" is no field of a flow{hint}', at_key=True, rank=0)
         for key, fspec in spec.TOP_FIELDS.items():
@@ -233,7 +236,7 @@ class _FlowChecker(CompositeValues):
             self.error(("defaults",), f"defaults must be a mapping, not {describe(value)}")
             return {}
         result = {}
-        menu_fields = spec.NODE_TYPES["menu"].fields
+        menu_fields = NODE_TYPES["menu"].fields
         for key, val in value.items():
             if key not in spec.DEFAULTABLE:
                 self.error(("defaults", key), f'"{key}" cannot have a default{did_you_mean(key, spec.DEFAULTABLE)}; defaults take {", ".join(spec.DEFAULTABLE)}', at_key=True)
@@ -305,25 +308,25 @@ class _FlowChecker(CompositeValues):
             self.error(path, f"node name {describe(name)} is not a name: use {NAME_RULE}", at_key=True)
             return None
         if not isinstance(value, dict):
-            hint = f" (did you mean `{name}: {{type: {value}}}`?)" if isinstance(value, str) and value in spec.NODE_TYPES else ""
+            hint = f" (did you mean `{name}: {{type: {value}}}`?)" if isinstance(value, str) and value in NODE_TYPES else ""
             self.error(path, f'node "{name}" must be a mapping with a type and its fields, not {describe(value)}{hint}', rank=0)
             self._loose_references(name, value)
             return None
         node_type = value.get("type")
         if node_type is None:
-            self.error(path, f'node "{name}" has no type; use one of {", ".join(spec.NODE_TYPES)}', at_key=True, rank=0)
+            self.error(path, f'node "{name}" has no type; use one of {", ".join(NODE_TYPES)}', at_key=True, rank=0)
             self._loose_references(name, value)
             return None
         if not isinstance(node_type, str):
-            self.error(path + ("type",), f'the type of node "{name}" must be one of {", ".join(spec.NODE_TYPES)}, not {describe(node_type)}', rank=0)
+            self.error(path + ("type",), f'the type of node "{name}" must be one of {", ".join(NODE_TYPES)}, not {describe(node_type)}', rank=0)
             self._loose_references(name, value)
             return None
-        if node_type not in spec.NODE_TYPES:
-            hint = did_you_mean(node_type, spec.NODE_TYPES) or f' (types: {", ".join(spec.NODE_TYPES)})'
+        if node_type not in NODE_TYPES:
+            hint = did_you_mean(node_type, NODE_TYPES) or f' (types: {", ".join(NODE_TYPES)})'
             self.error(path + ("type",), f'node "{name}" has unknown type {describe(node_type)}{hint}', rank=0)
             self._loose_references(name, value)
             return None
-        nspec = spec.NODE_TYPES[node_type]
+        nspec = NODE_TYPES[node_type]
         line = self.doc.key_at(path).line
         draft = NodeDraft(name, node_type, path, line)
         what = f'{node_type} "{name}"'
@@ -334,7 +337,7 @@ class _FlowChecker(CompositeValues):
             fspec = nspec.fields.get(key)
             if fspec is None:
                 # a field of other node types is likely meant as such, not as a typo
-                owners = [t for t, s in spec.NODE_TYPES.items() if key in s.fields]
+                owners = [t for t, s in NODE_TYPES.items() if key in s.fields]
                 meant_name = None if owners else self._intended(key, list(nspec.fields))
                 if owners:
                     hint = f" (it belongs to {', '.join(owners[:3])} nodes; {node_type} fields: {', '.join(nspec.fields)})"
@@ -360,7 +363,11 @@ class _FlowChecker(CompositeValues):
                 self.error(path, f'{what} needs "{key}": {fspec.doc}', at_key=True)
             else:
                 draft.fields[key] = fspec.default
-        self._node_rules(draft, value, what)
+        nspec.check(draft, value, what, self.error)
+        for key, fspec in nspec.fields.items():
+            source = draft.fields.get(fspec.default_from) if fspec.default_from else None
+            if draft.fields.get(key) is None and isinstance(source, str):
+                draft.fields[key] = source
         return draft
 
     def _loose_references(self, name: str, value: Any, *, nodes: bool = True, prompts: bool = True) -> None:
@@ -381,38 +388,6 @@ class _FlowChecker(CompositeValues):
                 self.edges.setdefault(name, set()).add(value)
             if prompts and value in self.prompt_names:
                 self.used_prompts.add(value)
-
-    def _node_rules(self, draft: NodeDraft, value: dict, what: str) -> None:
-        f = draft.fields
-        path = draft.path
-        options = value.get("options")
-        repeat = f.get("repeat_key")
-        if draft.type == "menu" and isinstance(options, dict) and repeat is not None:
-            # checked on the options as written, so other broken options do not hide it
-            for raw_key, option in options.items():
-                if parse_key(raw_key) == repeat:
-                    target = option.get("next") if isinstance(option, dict) else option
-                    reach = f'never go to "{target}"' if isinstance(target, str) else "can never choose it"
-                    self.error(
-                        path + ("options", raw_key),
-                        f'option "{repeat}" of {what} uses the repeat_key "{repeat}": callers pressing it hear the menu again, '
-                        f"so they {reach}; give one of the two another key",
-                        at_key=True,
-                    )
-                    break
-        if draft.type == "input":
-            low, high = f.get("min_digits"), f.get("max_digits")
-            if isinstance(low, int) and isinstance(high, int) and low > high:
-                self.error(path + ("min_digits",), f"min_digits ({low}) of {what} is more than max_digits ({high})")
-            if f.get("terminator") and f["terminator"] not in "*#":
-                digit = f["terminator"]
-                self.error(path + ("terminator",), f'"terminator" of {what} is a digit ("{digit}"): a {digit} typed as part of the number would end the input; use "#" or "*"')
-        if draft.type == "transfer" and f.get("max_wait") and not f.get("on_timeout"):
-            self.error(path + ("max_wait",), f"{what} has max_wait but no on_timeout: say where callers go after the wait (overflow, call-back offer or voicemail)")
-        if draft.type == "callback" and f.get("declined") is None and isinstance(f.get("next"), str):
-            f["declined"] = f["next"]
-        if draft.type == "hours" and f.get("holiday") is None and isinstance(f.get("closed"), str):
-            f["holiday"] = f["closed"]
 
     # --- field values -------------------------------------------------------------------
     def _value(self, fspec: spec.Field, value: Any, path: tuple, what: str) -> Any:

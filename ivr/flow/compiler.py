@@ -8,9 +8,10 @@ from types import MappingProxyType
 from typing import Any
 
 from ivr.flow.checks import CheckedFlow
-from ivr.flow.model import NODE_CLASSES, Flow, MenuOption, Prompt
-
-_PROMPT_FIELDS = ("prompt", "invalid_prompt", "timeout_prompt", "thanks_prompt", "confirm_prompt")
+from ivr.flow.model import Flow, Prompt
+from ivr.flow.nodes import NODE_TYPES
+from ivr.flow.nodes.menu import MenuOption
+from ivr.flow.spec import OPTIONS, PROMPT, RULES
 
 
 def compile_flow(checked: CheckedFlow) -> Flow:
@@ -20,17 +21,20 @@ def compile_flow(checked: CheckedFlow) -> Flow:
     }
     nodes = {}
     for name, draft in checked.nodes.items():
+        node_type = NODE_TYPES[draft.type]
         fields = dict(draft.fields)
-        for key in _PROMPT_FIELDS:
-            if key in fields:
+        for key, spec in node_type.fields.items():
+            if key not in fields:
+                continue
+            if spec.kind == PROMPT:
                 fields[key] = prompts[fields[key]] if fields[key] is not None else None
-        if "options" in fields:
-            fields["options"] = MappingProxyType(
-                {k: MenuOption(k, o["next"], o["language"], MappingProxyType(o["set"])) for k, o in fields["options"].items()}
-            )
-        if "when" in fields:
-            fields["when"] = tuple(rule for rule, _path in fields["when"])
-        nodes[name] = NODE_CLASSES[draft.type](name=name, line=draft.line, **fields)
+            elif spec.kind == OPTIONS:
+                fields[key] = MappingProxyType(
+                    {k: MenuOption(k, o["next"], o["language"], MappingProxyType(o["set"])) for k, o in fields[key].items()}
+                )
+            elif spec.kind == RULES:
+                fields[key] = tuple(rule for rule, _path in fields[key])
+        nodes[name] = node_type(name=name, line=draft.line, **fields)
     return Flow(
         id=checked.id,
         description=checked.description,

@@ -1,7 +1,8 @@
 """Drawings of a flow: Graphviz DOT text, and SVG/PNG through Graphviz's `dot`.
 
-Node shapes follow the node type, edges carry the key or condition that takes them.
-Counts per edge (how many callers took a branch) can be laid over the same drawing.
+Each node is drawn in its type's shape and colour (ivr.flow.nodes), edges carry the key or
+condition that takes them. Counts per edge (how many callers took a branch) can be laid over
+the same drawing.
 """
 
 from __future__ import annotations
@@ -11,21 +12,7 @@ import subprocess
 from typing import Mapping, Optional
 
 from ivr.errors import IvrError
-from ivr.flow.model import Flow, Goto
-
-SHAPES = {
-    "play": ("box", "#e8f0fe"),
-    "menu": ("diamond", "#fff4d6"),
-    "input": ("parallelogram", "#fff4d6"),
-    "hours": ("hexagon", "#eeeeee"),
-    "route": ("octagon", "#eeeeee"),
-    "transfer": ("box3d", "#dcf5dc"),
-    "callback": ("component", "#dcf5dc"),
-    "voicemail": ("folder", "#f5e1f7"),
-    "survey": ("note", "#f5e1f7"),
-    "goto": ("cds", "#ffffff"),
-    "hangup": ("doublecircle", "#f8d7d7"),
-}
+from ivr.flow.model import Flow
 
 
 def _quote(text: str) -> str:
@@ -44,11 +31,7 @@ def to_dot(flow: Flow, counts: Optional[Mapping[tuple[str, str], int]] = None) -
         f'  "__start" -> {_quote(flow.start)};',
     ]
     for node in flow.nodes.values():
-        shape, colour = SHAPES[node.type]
-        label = f"{node.name}\n({node.type})"
-        if isinstance(node, Goto):
-            label = f"{node.name}\n-> {node.flow}" + (f":{node.node}" if node.node else "")
-        lines.append(f"  {_quote(node.name)} [shape={shape}, fillcolor={_quote(colour)}, label={_quote(label)}];")
+        lines.append(f"  {_quote(node.name)} [shape={node.shape}, fillcolor={_quote(node.colour)}, label={_quote(node.graph_label())}];")
     for source, label, target in flow.edges():
         text = label if label not in ("next",) else ""
         if counts is not None:

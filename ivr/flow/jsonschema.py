@@ -1,4 +1,4 @@
-"""The JSON Schema of the flow format, built from the same table as the checks.
+"""The JSON Schema of the flow format, built from the node types, as the checks are.
 
 Editors with yaml-language-server use it to complete and check flow files as admins
 type. References to nodes, prompts and config entries cannot be expressed in a schema;
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ivr.flow import spec
+from ivr.flow.nodes import NODE_TYPES
 
 _DURATION = {"oneOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?h)?\s*(\d+(\.\d+)?m)?\s*(\d+(\.\d+)?s)?\s*(\d+ms)?\s*$"}]}
 _KEY = {"oneOf": [{"type": "string", "enum": list("0123456789*#")}, {"type": "integer", "minimum": 0, "maximum": 9}]}
@@ -66,7 +67,7 @@ def _field_schema(field: spec.Field) -> dict[str, Any]:
 
 def flow_schema() -> dict[str, Any]:
     node_variants = []
-    for name, node_type in spec.NODE_TYPES.items():
+    for name, node_type in NODE_TYPES.items():
         properties = {"type": {"const": name}, "description": {"type": "string"}}
         properties.update({key: _field_schema(f) for key, f in node_type.fields.items()})
         node_variants.append({
@@ -81,7 +82,7 @@ def flow_schema() -> dict[str, Any]:
             },
         })
     prompt_text = {"oneOf": [{"type": "string"}, {"type": "object", "additionalProperties": False, "properties": {"text": {"type": "string"}, "file": {"type": "string"}}}]}
-    menu_fields = spec.NODE_TYPES["menu"].fields
+    menu_fields = NODE_TYPES["menu"].fields
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://ivr-engine.example/schema/flow.json",
@@ -108,7 +109,7 @@ def flow_schema() -> dict[str, Any]:
                 "additionalProperties": {
                     "type": "object",
                     "required": ["type"],
-                    "properties": {"type": {"enum": list(spec.NODE_TYPES)}},
+                    "properties": {"type": {"enum": list(NODE_TYPES)}},
                     "allOf": node_variants,
                 },
             },

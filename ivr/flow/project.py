@@ -12,12 +12,12 @@ from typing import Iterable
 
 from ivr.settings.config import Config, check_config, find_config
 from ivr.errors import ConfigError, FlowError, UsageError
-from ivr.flow import spec
 from ivr.flow.checks import CheckedFlow, Context, check_flow
 from ivr.flow.compiler import compile_flow
 from ivr.yamldoc.diagnostics import WARNING, Diagnostic, Location, did_you_mean, sort_best_first
 from ivr.yamldoc.loader import Document, LoadError, gc_paused, load_file, load_text
 from ivr.flow.model import Flow, FlowSet
+from ivr.flow.nodes import NODE_TYPES
 from ivr.yamldoc.values import is_name
 
 TEST_SUFFIX = ".test.yaml"
@@ -241,7 +241,7 @@ def _endless_loops(flows: list[CheckedFlow], ids: dict[str, Document], reported:
     graph: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for flow in flows:
         for name, draft in flow.nodes.items():
-            if spec.NODE_TYPES[draft.type].waits_for_caller:
+            if NODE_TYPES[draft.type].waits_for_caller:
                 continue
             targets = [(flow.doc.file, t) for _label, t, _p in draft.exits()]
             if draft.type == "goto":
@@ -268,7 +268,7 @@ def _endless_loops(flows: list[CheckedFlow], ids: dict[str, Document], reported:
 def _passive(by_file: dict[str, CheckedFlow], target: tuple[str, str]) -> bool:
     flow = by_file.get(target[0])
     draft = flow.nodes.get(target[1]) if flow else None
-    return draft is not None and not spec.NODE_TYPES[draft.type].waits_for_caller
+    return draft is not None and not NODE_TYPES[draft.type].waits_for_caller
 
 
 def _cycles(graph: dict) -> list[set]:

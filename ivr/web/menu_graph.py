@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
 from ivr.errors import IvrError
-from ivr.flow.graph import SHAPES, render
-from ivr.flow.model import Flow, FlowSet, Goto
+from ivr.flow.graph import render
+from ivr.flow.model import Flow, FlowSet
 from ivr.web.menu_usage import NodeCounts, Usage
 
 log = logging.getLogger(__name__)
@@ -83,13 +83,10 @@ def to_dot(flow: Flow, usage: Usage, link: Link) -> str:
                   if src_flow is None and via == "start" and flow_id == flow.id and node == flow.start)
     lines.append(f"  \"start point\" -> {_q(flow.start)} [label={_q(callers(started))}, {pen(started)}];")
     for node in flow.nodes.values():
-        shape, colour = SHAPES[node.type]
-        head = f"{node.name}\n({node.type})"
-        if isinstance(node, Goto):
-            head = f"{node.name}\n-> {node.flow}" + (f":{node.node}" if node.node else "")
+        head = node.graph_label()
         summary = node_summary(usage.node(flow.id, node.name))
         warn = ', color="#b3261e", penwidth=2' if usage.node(flow.id, node.name).hangups else ""
-        lines.append(f"  {_q(node.name)} [shape={shape}, fillcolor={_q(colour)}, label={_q(head + chr(10) + summary)}, "
+        lines.append(f"  {_q(node.name)} [shape={node.shape}, fillcolor={_q(node.colour)}, label={_q(head + chr(10) + summary)}, "
                      f"URL={_q(_xml(link(flow.id, node.name)))}, tooltip={_q(f'{node.name}: {summary}')}{warn}];")
     drawn: set[tuple[str, str, str]] = set()
     for source, label, target in flow.edges():

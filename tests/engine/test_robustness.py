@@ -19,7 +19,8 @@ from ivr.engine import events as ev
 from ivr.engine.channel import TransferRequest
 from ivr.engine.engine import MAX_STEPS
 from ivr.errors import CallerHangup
-from ivr.flow.model import Flow, FlowSet, Play, Prompt
+from ivr.flow.model import Flow, FlowSet, Prompt
+from ivr.flow.nodes.play import Play
 from ivr.flow.project import load_flows
 from ivr.simulation.simulate import simulate
 

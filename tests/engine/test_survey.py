@@ -132,7 +132,7 @@ def test_short_calls_are_always_asked(run_flow):
 
 
 def test_sampler_counts_each_survey_node_apart():
-    from ivr.flow.model import Sample, Survey
+    from ivr.flow.nodes.survey import Sample, Survey
 
     def node(name, every=None, shorter=None):
         return Survey(name, 1, None, (0, 10), Sample(every, shorter), 5.0, 2, None, None, "x")

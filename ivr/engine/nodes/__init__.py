@@ -1,7 +1,8 @@
 """One module per node type; each exports `run(node, call)` returning the next step.
 
 A step is (edge label, node name) within the call's current flow, or None when the call
-ends there.
+ends there. HANDLERS has one entry per type of ivr.flow.nodes (tests/test_node_types.py
+holds the two in step); `attempts` is the tries that menu, input and survey share.
 """
 
 from __future__ import annotations

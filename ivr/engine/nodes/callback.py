@@ -3,7 +3,7 @@
 from ivr.engine import events as ev
 from ivr.engine.call import Call
 from ivr.engine.channel import CallbackRequest
-from ivr.flow.model import Callback
+from ivr.flow.nodes.callback import Callback
 from ivr.settings.segments import normalize_number
 
 

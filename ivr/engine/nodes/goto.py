@@ -2,7 +2,7 @@
 
 from ivr.engine import events as ev
 from ivr.engine.call import Call
-from ivr.flow.model import Goto
+from ivr.flow.nodes.goto import Goto
 
 
 async def run(node: Goto, call: Call):

@@ -2,7 +2,7 @@
 
 from ivr.engine import events as ev
 from ivr.engine.call import Call
-from ivr.flow.model import Hangup
+from ivr.flow.nodes.hangup import Hangup
 
 
 async def run(node: Hangup, call: Call):

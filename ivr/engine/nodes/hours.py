@@ -2,7 +2,7 @@
 
 from ivr.engine import events as ev
 from ivr.engine.call import Call
-from ivr.flow.model import Hours
+from ivr.flow.nodes.hours import Hours
 from ivr.settings.hours import HOLIDAY, OPEN
 
 

@@ -2,8 +2,9 @@
 
 from ivr.engine import events as ev
 from ivr.engine.call import Call
+from ivr.engine.nodes.attempts import Attempts
 from ivr.engine.events import Secret, mask
-from ivr.flow.model import Input
+from ivr.flow.nodes.input import Input
 
 DIGITS = "0123456789"
 
@@ -22,22 +23,16 @@ async def run(node: Input, call: Call):
 
 
 async def _collect(node: Input, call: Call):
-    failures = 0
-    while failures < node.attempts:
+    tries = Attempts(call, node.attempts, timeout_prompt=node.timeout_prompt, invalid_prompt=node.invalid_prompt)
+    while tries.left:
         first = await call.play(node.prompt, DIGITS)
         digits = await call.read(node.max_digits, node.timeout, node.terminator, first)
         shown = mask(digits) if node.sensitive else digits
         if not digits:
-            failures += 1
-            call.emit(ev.TIMEOUT, attempt=failures, attempts=node.attempts)
-            if node.timeout_prompt is not None:
-                await call.play(node.timeout_prompt)
+            await tries.timed_out()
             continue
         if len(digits) < node.min_digits or not digits.isdigit():
-            failures += 1
-            call.emit(ev.INVALID, digits=shown, attempt=failures, attempts=node.attempts)
-            if node.invalid_prompt is not None:
-                await call.play(node.invalid_prompt)
+            await tries.invalid(digits=shown)
             continue
         call.emit(ev.INPUT, digits=shown, var=node.save_as, sensitive=node.sensitive)
         call.vars[node.save_as] = Secret(digits) if node.sensitive else digits

@@ -2,7 +2,8 @@
 
 from ivr.engine import events as ev
 from ivr.engine.call import Call
-from ivr.flow.model import Menu
+from ivr.engine.nodes.attempts import Attempts
+from ivr.flow.nodes.menu import Menu
 
 # A caller may ask for the menu again this often before repeats start to use attempts,
 # so a stuck key cannot hold a line forever.
@@ -11,30 +12,25 @@ FREE_REPEATS = 5
 
 async def run(node: Menu, call: Call):
     escape = "".join(node.options) + (node.repeat_key or "")
-    failures = repeats = 0
-    while failures < node.attempts:
+    tries = Attempts(call, node.attempts, timeout_prompt=node.timeout_prompt, invalid_prompt=node.invalid_prompt)
+    repeats = 0
+    while tries.left:
         key = await _prompt(node, call, escape)
         if not key:
             key = await call.read(1, node.timeout)
         if not key:
-            failures += 1
-            call.emit(ev.TIMEOUT, attempt=failures, attempts=node.attempts)
-            if node.timeout_prompt is not None:
-                await call.play(node.timeout_prompt)
+            await tries.timed_out()
             continue
         call.emit(ev.KEY, key=key)
         if key == node.repeat_key:
             repeats += 1
             call.emit(ev.REPEAT)
             if repeats > FREE_REPEATS:
-                failures += 1
+                tries.use()
             continue
         option = node.options.get(key)
         if option is None:
-            failures += 1
-            call.emit(ev.INVALID, key=key, attempt=failures, attempts=node.attempts)
-            if node.invalid_prompt is not None:
-                await call.play(node.invalid_prompt)
+            await tries.invalid(key=key)
             continue
         if option.language:
             await call.set_language(option.language)

@@ -1,7 +1,7 @@
 """play: a prompt, then on."""
 
 from ivr.engine.call import Call
-from ivr.flow.model import Play
+from ivr.flow.nodes.play import Play
 
 
 async def run(node: Play, call: Call):

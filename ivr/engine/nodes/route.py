@@ -2,7 +2,7 @@
 
 from ivr.engine import events as ev
 from ivr.engine.call import Call
-from ivr.flow.model import Route, RouteRule
+from ivr.flow.nodes.route import Route, RouteRule
 
 
 def matches(rule: RouteRule, call: Call) -> bool:

@@ -2,7 +2,8 @@
 
 from ivr.engine import events as ev
 from ivr.engine.call import Call
-from ivr.flow.model import Survey
+from ivr.engine.nodes.attempts import Attempts
+from ivr.flow.nodes.survey import Survey
 
 DIGITS = "0123456789"
 
@@ -13,8 +14,8 @@ async def run(node: Survey, call: Call):
         return "next", node.next
     low, high = node.scale
     width = len(str(high))
-    failures = 0
-    while failures < node.attempts:
+    tries = Attempts(call, node.attempts, invalid_prompt=node.invalid_prompt, prompt_after_last=False)
+    while tries.left:
         first = await call.play(node.prompt, DIGITS)
         digits = await call.read(width, node.timeout, "#", first)
         if digits.isdigit() and low <= int(digits) <= high:
@@ -23,9 +24,9 @@ async def run(node: Survey, call: Call):
             if node.thanks_prompt is not None:
                 await call.play(node.thanks_prompt)
             return "next", node.next
-        failures += 1
-        call.emit(ev.TIMEOUT if not digits else ev.INVALID, digits=digits, attempt=failures, attempts=node.attempts)
-        if digits and node.invalid_prompt is not None and failures < node.attempts:
-            await call.play(node.invalid_prompt)
+        if digits:
+            await tries.invalid(digits=digits)
+        else:
+            await tries.timed_out(digits=digits)
     call.emit(ev.SURVEY, asked=True, score=None)
     return "next", node.next

@@ -11,7 +11,7 @@ from ivr.engine import events as ev
 from ivr.engine.call import Call
 from ivr.engine.channel import ANSWERED, TIMED_OUT, TransferRequest, TransferResult
 from ivr.errors import CallerHangup
-from ivr.flow.model import Transfer
+from ivr.flow.nodes.transfer import Transfer
 
 
 async def run(node: Transfer, call: Call):

@@ -2,7 +2,7 @@
 
 from ivr.engine import events as ev
 from ivr.engine.call import Call
-from ivr.flow.model import Voicemail
+from ivr.flow.nodes.voicemail import Voicemail
 
 
 async def run(node: Voicemail, call: Call):
