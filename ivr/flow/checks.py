@@ -53,7 +53,7 @@ class NodeDraft:
         node_type = NODE_TYPES[self.type]
         for name, value in self.fields.items():
             fspec = node_type.fields.get(name)
-            if fspec is None:
+            if fspec is None or value is None:  # None: a required field the file lacks or misspelt
                 continue
             if fspec.kind == spec.NODE and isinstance(value, str):
                 yield fspec.edge or name, value, self.path + (name,)
@@ -346,7 +346,7 @@ class _FlowChecker(CompositeValues):
                     meant = nspec.fields[meant_name]
                     misspelt.add(meant_name)
                     # `nxt: x` still leads to x and `promt: p` still plays p
-                    self._loose_references(name, val, nodes=meant.kind == spec.NODE, prompts=meant.kind == spec.PROMPT)
+                    self._loose_references(name, val, nodes=meant.kind in (spec.NODE, spec.OPTIONS, spec.RULES), prompts=meant.kind == spec.PROMPT)
                 else:
                     hint = f" ({node_type} fields: {', '.join(nspec.fields)})"
                 self.error(path + (key,), f'"{key}" is no field of {node_type} nodes{hint}', at_key=True)
