@@ -14,7 +14,8 @@ import click
 from ivr import __version__
 from ivr.settings.config import find_config
 from ivr.errors import DiagnosticsError, IvrError, JourneyFailure, UsageError
-from ivr.flow.project import Report, check_project, display_path, load_flows
+from ivr.flow.project import Report, display_path
+from ivr.installation import check_installation, load_installation
 
 
 # Commands that live with their feature, imported only when run (or listed by --help):
@@ -92,7 +93,7 @@ def _default_flows(ctx: click.Context) -> list[Path]:
 
 def _load(ctx: click.Context, flow_file: Path):
     """The FlowSet of a flow file's folder and the id of the flow in that file."""
-    flows, config = load_flows([flow_file], _config_path(ctx, flow_file.parent))
+    flows, config = load_installation([flow_file], _config_path(ctx, flow_file.parent))
     for flow in flows.flows.values():
         if Path(flow.file).resolve() == flow_file.resolve() or flow.file == display_path(flow_file):
             return flows, config, flow.id
@@ -110,7 +111,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None
     """Check flows and config.yaml; print file:line:col findings, exit 1 on errors."""
     targets = list(paths) or _default_flows(ctx)
     first = targets[0] if targets[0].is_dir() else targets[0].parent
-    report: Report = check_project(targets, _config_path(ctx, first))
+    report: Report = check_installation(targets, _config_path(ctx, first))
     for diagnostic in report.diagnostics:
         if as_json:
             click.echo(json.dumps(diagnostic.to_json(), ensure_ascii=False))
@@ -287,7 +288,7 @@ def prompts_build(ctx: click.Context, paths: tuple[Path, ...], force: bool, jobs
     from ivr.prompts.build import build, plan, prompts_dir
 
     targets = list(paths) or _default_flows(ctx)
-    flows, config = load_flows(targets, _config_path(ctx, targets[0] if targets[0].is_dir() else targets[0].parent))
+    flows, config = load_installation(targets, _config_path(ctx, targets[0] if targets[0].is_dir() else targets[0].parent))
     todo = plan(flows.flows.values(), config)
     with click.progressbar(length=len(todo), label="rendering prompts", file=sys.stderr) as bar:
         result = build(todo, config, workers=jobs, force=force, progress=bar.update)
@@ -308,7 +309,7 @@ def prompts_check(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 
     targets = list(paths) or _default_flows(ctx)
     first = targets[0] if targets[0].is_dir() else targets[0].parent
-    report = check_project(targets, _config_path(ctx, first))
+    report = check_installation(targets, _config_path(ctx, first))
     recorded = set(report.recorded)
     findings = [d for d in report.errors if ("prompt" in d.message or "recorded" in d.message) and d not in recorded]
     findings += check_prompts(report.flows.values(), report.config, report.recorded)
@@ -440,7 +441,7 @@ def test_command(ctx: click.Context, paths: tuple[Path, ...], show_coverage: boo
     if not files:
         raise UsageError("no *.test.yaml files found")
     flow_dirs = sorted({f.parent for f in files})
-    flows, config = load_flows(flow_dirs, _config_path(ctx, flow_dirs[0]))
+    flows, config = load_installation(flow_dirs, _config_path(ctx, flow_dirs[0]))
     results, broken, seconds = run_files(files, flows, config, display_path)
     _report(results, broken, seconds, verbose)
     if show_coverage:

@@ -36,7 +36,7 @@ from ivr.engine import Engine
 from ivr.engine.sampling import SurveySampler
 from ivr.errors import DemoError, PromptError
 from ivr.flow.model import FlowSet
-from ivr.flow.project import load_flows
+from ivr.installation import load_installation
 from ivr.prompts.build import build, plan as plan_prompts
 from ivr.prompts.library import PromptLibrary
 
@@ -95,7 +95,7 @@ def run_demo(config_path: Path, *, calls: int = 200, seed: int = DEFAULT_SEED, d
     folder = flows_dir or Path(config_path).resolve().parent / "flows"
     if not folder.is_dir():
         raise DemoError(f"no flows folder at {folder}; the demo runs the example flows (flows/main.yaml)")
-    flows, config = load_flows([folder], config_path)
+    flows, config = load_installation([folder], config_path)
     result = DemoResult(recordings_dir=config.recordings_dir)
     plans = plan_calls(flows, config, calls, seed=seed, days=days, now=now)  # flows not the example's: stop here
     db = init_db(database_url(config), root=config.root)

@@ -32,7 +32,9 @@ class Report:
     flows: dict[str, Flow] = field(default_factory=dict)
     config: Config = field(default_factory=Config)
     files: list[str] = field(default_factory=list)  # the flow files checked, as displayed
-    recorded: list[Diagnostic] = field(default_factory=list)  # problems of recorded files (in diagnostics too)
+    named: set[Path] = field(default_factory=set)  # the files asked for, resolved (siblings are not)
+    # problems of the recorded prompt files, in diagnostics too (ivr.installation adds them)
+    recorded: list[Diagnostic] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -41,6 +43,10 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    def named_flows(self) -> list[Flow]:
+        """The compiled flows of the files asked for (not of their siblings)."""
+        return [f for f in self.flows.values() if Path(f.file).resolve() in self.named or f.file in self.files]
 
     def flow_set(self) -> FlowSet:
         if not self.ok:
@@ -95,14 +101,7 @@ def check_project(paths: Iterable[str | Path], config_path: Path | None = None, 
     # a batch of checks builds many objects and no garbage cycles; see loader.gc_paused
     with gc_paused():
         compile_documents(docs, report)
-    named_flows = [f for f in report.flows.values() if Path(f.file).resolve() in named or f.file in report.files]
-    if named_flows:
-        # imported here: prompts build on flows, not the other way round
-        from ivr.prompts.check import recorded_findings
-
-        report.recorded = recorded_findings(named_flows, report.config)
-        report.diagnostics.extend(report.recorded)
-        report.diagnostics[:] = sort_best_first(report.diagnostics)
+    report.named = named
     return report
 
 
@@ -223,8 +222,14 @@ def compile_text(text: str, file: str = "<flow>", config: Config | None = None, 
 
 
 def load_flows(paths: Iterable[str | Path], config_path: Path | None = None) -> tuple[FlowSet, Config]:
-    """Every flow under `paths`, compiled; raise FlowError/ConfigError on any error."""
-    report = check_project(paths, config_path)
+    """Every flow under `paths`, compiled; raise FlowError/ConfigError on any error.
+    (ivr.installation.load_installation also checks the recorded prompt files.)"""
+    return compiled(check_project(paths, config_path))
+
+
+def compiled(report: Report) -> tuple[FlowSet, Config]:
+    """The flows and config of a report; ConfigError for config.yaml's errors, else
+    FlowError for any other."""
     config_errors = [d for d in report.errors if report.config.path and d.location.file == display_path(Path(report.config.path))]
     if config_errors:
         raise ConfigError(config_errors)

@@ -17,7 +17,8 @@ from typing import Optional, Sequence
 from ivr.engine import Engine
 from ivr.engine.sampling import SurveySampler
 from ivr.errors import IvrError
-from ivr.flow.project import check_project, flow_files
+from ivr.flow.project import flow_files
+from ivr.installation import check_installation
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class FlowReloader:
         # kept whatever the outcome, so the same broken files are not checked every second
         self._stamp = self._stamps()
         try:
-            report = check_project(self.paths, self.config_path)
+            report = check_installation(self.paths, self.config_path)
         except IvrError as exc:
             log.error("reload refused: %s; the running flows stay", exc)
             return False

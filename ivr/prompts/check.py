@@ -32,7 +32,7 @@ def recorded_findings(flows: Iterable[Flow], config: Config) -> list[Diagnostic]
 def check_prompts(flows: Iterable[Flow], config: Config,
                   recorded: Optional[list[Diagnostic]] = None) -> list[Diagnostic]:
     """Recorded-file problems (`recorded`, when the caller has them already from
-    check_project: each file is converted once) and prompts not built or out of date."""
+    check_installation: each file is converted once) and prompts not built or out of date."""
     flows = list(flows)
     found = recorded_findings(flows, config) if recorded is None else recorded
     base = prompts_dir(config)

@@ -44,11 +44,11 @@ class WebContext:
         """The installation's flows (flows/ beside config.yaml), loaded once; None if broken."""
         with self._lock:
             if self._flows is None:
-                from ivr.flow.project import load_flows
+                from ivr.installation import load_installation
 
                 folder = self.config.root / "flows"
                 try:
-                    self._flows, _ = load_flows([folder], Path(self.config.path) if self.config.path else None)
+                    self._flows, _ = load_installation([folder], Path(self.config.path) if self.config.path else None)
                 except Exception as exc:  # noqa: BLE001 - the QA pages work without the menu tree
                     log.warning("the flows in %s cannot be loaded for the menu tree: %s", folder, exc)
                     self._flows = False
