@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from ivr.channels.scripted import QueueScript  # noqa: E402
 from ivr.engine import Engine  # noqa: E402
-from ivr.engine import events as ev  # noqa: E402
+from ivr import events as ev  # noqa: E402
 from ivr.flow.project import load_flows  # noqa: E402
 from ivr.simulation.simulate import simulate_async  # noqa: E402
 

@@ -210,7 +210,7 @@ def simulate(ctx: click.Context, flow_file: Path, keys: Optional[str], caller: s
 
 
 def _event_printer(flows, as_json: bool):
-    from ivr.engine import events as ev
+    from ivr import events as ev
 
     def show(event) -> None:
         if as_json:

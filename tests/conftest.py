@@ -18,7 +18,7 @@ import yaml
 
 from ivr.settings.config import Config, check_config
 from ivr.engine import Engine
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.sampling import SurveySampler
 from ivr.flow.model import Flow, FlowSet
 from ivr.flow.project import compile_text

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from ivr.channels.scripted import QueueScript
 from ivr.settings.config import Config, load_config
 from ivr.engine import Engine
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.errors import FlowError
 from ivr.flow import spec
 from ivr.flow.model import Flow

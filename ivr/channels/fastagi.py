@@ -17,7 +17,7 @@ from ivr.channels.agi import AgiChannel, RecordingControl
 from ivr.channels.agi_wire import AgiEnvironment, read_environment
 from ivr.engine import Engine
 from ivr.engine.channel import CallbackRequest, TransferRequest
-from ivr.engine.events import Event
+from ivr.events import Event
 from ivr.errors import CallerHangup, ChannelError
 
 log = logging.getLogger(__name__)

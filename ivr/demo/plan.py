@@ -24,7 +24,7 @@ from typing import Any, Optional
 
 from ivr.channels.scripted import QueueScript
 from ivr.settings.config import Config
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.channel import ABANDONED, ANSWERED, TIMED_OUT
 from ivr.errors import DemoError
 from ivr.flow.model import FlowSet, Node

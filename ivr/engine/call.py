@@ -7,9 +7,9 @@ import logging
 from typing import Any, Callable, Optional
 
 from ivr.clock import Clock
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.channel import Channel
-from ivr.engine.events import Event, Secret
+from ivr.events import Event, Secret
 from ivr.flow.model import Flow, Node, Prompt
 
 _ids = itertools.count(1)

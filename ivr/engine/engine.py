@@ -12,10 +12,10 @@ from typing import Any, Callable, Optional
 
 from ivr.clock import Clock, SystemClock
 from ivr.settings.config import Config
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.call import Call
 from ivr.engine.channel import ABANDONED, Channel
-from ivr.engine.events import Event
+from ivr.events import Event
 from ivr.engine.nodes import HANDLERS
 from ivr.engine.nodes.transfer import queue_call
 from ivr.engine.sampling import SurveySampler

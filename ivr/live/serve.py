@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 
 from ivr.channels.agi_wire import AgiEnvironment
 from ivr.channels.fastagi import FastAgiServer
-from ivr.engine.events import Event
+from ivr.events import Event
 from ivr.prompts import build as prompts_build
 from ivr.live.reload import FlowReloader
 

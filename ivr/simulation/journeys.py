@@ -16,7 +16,7 @@ from typing import Any, Iterable, Optional
 from ivr.channels.scripted import QueueScript, ScriptedChannel
 from ivr.clock import VirtualClock
 from ivr.engine import Engine
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.channel import ABANDONED, ANSWERED, TIMED_OUT
 from ivr.engine.sampling import SurveySampler
 from ivr.errors import FlowError, UsageError

@@ -11,7 +11,7 @@ import datetime as dt
 import re
 from typing import Any, Optional
 
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.channel import ABANDONED as QUEUE_ABANDONED
 from ivr.store.models import to_utc
 

@@ -39,8 +39,8 @@ from sqlalchemy import Engine, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from ivr.engine import events as ev
-from ivr.engine.events import Event, Secret
+from ivr import events as ev
+from ivr.events import Event, Secret
 from ivr.settings.config import Config
 from ivr.store.db import UrlLike, create_db_engine, database_url, dialect_insert, json_dumps, safe_url
 from ivr.store.models import Call, CallEvent, CallNode, QueueEvent, Recording, to_utc

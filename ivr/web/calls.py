@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ivr.settings.config import Config
-from ivr.engine.events import OUTCOMES
+from ivr.events import OUTCOMES
 from ivr.store.models import SOURCES, Call, CallTag
 from ivr.web.context import context, db
 from ivr.web.search import COUNT_CAP, SORTS, CallFilters, Cursor, count_capped, search, sort_keys

@@ -24,7 +24,7 @@ from typing import Any, Mapping, Optional
 from flask import Blueprint, current_app, render_template, request, url_for
 from markupsafe import Markup
 
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.errors import IvrError
 from ivr.store.models import SOURCES
 from ivr.web import charts, menu_graph

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session, aliased
 
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.store.models import Call, CallEvent, CallNode
 from ivr.web.metrics import Scope
 

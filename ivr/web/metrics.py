@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.store.models import Call
 
 UTC = dt.timezone.utc

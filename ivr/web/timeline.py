@@ -17,8 +17,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 
-from ivr.engine import events as ev
-from ivr.engine.events import mask
+from ivr import events as ev
+from ivr.events import mask
 from ivr.web.filters import duration
 
 

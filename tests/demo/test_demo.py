@@ -22,7 +22,7 @@ from ivr.cli import cli
 from ivr.settings.config import load_config
 from ivr.demo.run import FOLDER, run_demo
 from ivr.demo.plan import plan_calls
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.errors import DemoError
 from ivr.flow.project import load_flows
 from ivr.prompts import audio

@@ -7,7 +7,7 @@ import pytest
 from conftest import CONFIG_YAML, make_flow, of_type, types, write_config
 from ivr.channels.scripted import QueueScript, ScriptedChannel
 from ivr.clock import VirtualClock
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.channel import CallbackRequest, TransferRequest
 
 CALLER = "+48221234567"

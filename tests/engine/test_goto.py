@@ -6,7 +6,7 @@ import pytest
 
 from conftest import make_flow, of_type
 from ivr.channels.scripted import prompt_seconds
-from ivr.engine import events as ev
+from ivr import events as ev
 
 MAIN = make_flow(
     """

@@ -10,8 +10,8 @@ import pytest
 from conftest import make_flow, of_type, types
 from ivr.channels.scripted import ScriptedChannel
 from ivr.clock import VirtualClock
-from ivr.engine import events as ev
-from ivr.engine.events import Secret
+from ivr import events as ev
+from ivr.events import Secret
 
 
 def input_flow(sensitive: bool) -> str:

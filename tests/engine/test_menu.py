@@ -6,7 +6,7 @@ import pytest
 
 from conftest import make_flow, of_type, types
 from ivr.channels.scripted import KEY_SECONDS, prompt_seconds
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.nodes.menu import FREE_REPEATS
 
 MENU = make_flow(

@@ -15,7 +15,7 @@ from ivr.channels.scripted import QueueScript, ScriptedChannel
 from ivr.clock import VirtualClock
 from ivr.settings.config import Config, Department
 from ivr.engine import Engine
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.channel import TransferRequest
 from ivr.engine.engine import MAX_STEPS
 from ivr.errors import CallerHangup

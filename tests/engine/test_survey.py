@@ -6,7 +6,7 @@ import pytest
 
 from conftest import make_flow, of_type
 from ivr.channels.scripted import QueueScript
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.sampling import SurveySampler
 
 SURVEY = make_flow(

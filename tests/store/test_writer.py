@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from ivr.channels.scripted import QueueScript
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.store import Call, CallEvent, CallNode, CallWriter, QueueEvent, Recording, session_factory
 from tests_support import run_call
 

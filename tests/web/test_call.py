@@ -25,7 +25,7 @@ from ivr.channels.call_audio import CallAudio
 from ivr.channels.scripted import QueueScript, ScriptedChannel
 from ivr.clock import VirtualClock
 from ivr.engine import Engine
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.sampling import SurveySampler
 from ivr.flow.project import load_flows
 from ivr.prompts.library import PromptLibrary

@@ -27,7 +27,7 @@ from werkzeug.datastructures import MultiDict
 from ivr.channels.scripted import QueueScript, ScriptedChannel
 from ivr.clock import VirtualClock
 from ivr.engine import Engine
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.sampling import SurveySampler
 from ivr.flow.project import load_flows
 from ivr.simulation.simulate import parse_time

@@ -1,6 +1,6 @@
 """callback: offer to call back, keeping the caller's place; needs a caller number."""
 
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.call import Call
 from ivr.engine.channel import CallbackRequest
 from ivr.flow.model import Callback

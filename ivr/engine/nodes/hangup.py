@@ -1,6 +1,6 @@
 """hangup: a goodbye, then the end of the call."""
 
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.call import Call
 from ivr.flow.model import Hangup
 

@@ -7,7 +7,7 @@ group from config.yaml takes the call (once), so a peak never ends in a dropped 
 from typing import Optional
 
 from ivr.settings.config import Department
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.call import Call
 from ivr.engine.channel import ANSWERED, TIMED_OUT, TransferRequest, TransferResult
 from ivr.errors import CallerHangup

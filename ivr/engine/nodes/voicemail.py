@@ -1,6 +1,6 @@
 """voicemail: a message for a mailbox."""
 
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.call import Call
 from ivr.flow.model import Voicemail
 

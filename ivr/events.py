@@ -1,4 +1,5 @@
-"""The one event schema of a call, shared by the simulator, journey tests and live calls.
+"""The one event schema of a call, shared by the engine, the simulator, journey tests,
+live calls, the store and the web app.
 
 An event says what happened (`type`), when (`t`, seconds since the call started, so QA
 can seek the recording to it), where (`flow`, `node`) and its details (`data`). Values
