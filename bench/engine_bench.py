@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = asyncio.run(bench())
     seconds, events, outcomes = min(runs, key=lambda r: r[0])
-    if outcomes[ev.FAILED]:
-        print(f"{outcomes[ev.FAILED]} calls failed in the engine; fix the scenarios first", file=sys.stderr)
+    if outcomes[ev.Outcome.FAILED]:
+        print(f"{outcomes[ev.Outcome.FAILED]} calls failed in the engine; fix the scenarios first", file=sys.stderr)
         return 2
     rate = args.calls / seconds
     median = statistics.median(args.calls / r[0] for r in runs)

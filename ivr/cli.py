@@ -12,6 +12,7 @@ from typing import Optional
 import click
 
 from ivr import __version__
+from ivr import events as ev
 from ivr.settings.config import find_config
 from ivr.errors import DiagnosticsError, IvrError, JourneyFailure, UsageError
 from ivr.flow.project import Report, check_project, display_path, load_flows
@@ -163,7 +164,7 @@ def graph(ctx: click.Context, flow_file: Path, output: Path) -> None:
 @click.option("--caller", default="+48221234567", show_default=True, help="The caller's number.")
 @click.option("--at", "at", help="The moment of the call, such as 2026-11-24T10:00:00+01:00 (default: now).")
 @click.option("--language", help="The language the call starts in.")
-@click.option("--queue", "queue", multiple=True, type=click.Choice(["answered", "timeout", "abandoned"]),
+@click.option("--queue", "queue", multiple=True, type=click.Choice([status.value for status in ev.TransferStatus]),
               help="How each transfer ends, in order (default: answered).")
 @click.option("--json", "as_json", is_flag=True, help="Print one event per line as JSON.")
 @click.option("--record", "record", type=click.Path(dir_okay=False, path_type=Path),
@@ -210,8 +211,6 @@ def simulate(ctx: click.Context, flow_file: Path, keys: Optional[str], caller: s
 
 
 def _event_printer(flows, as_json: bool):
-    from ivr import events as ev
-
     def show(event) -> None:
         if as_json:
             click.echo(event.to_json())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 CALL_STARTED = "call_started"
@@ -41,15 +42,25 @@ TYPES = (
     CALLER_HANGUP, ERROR, OUTCOME,
 )
 
-# Outcomes of a call, as QA filters them.
-ANSWERED = "answered"  # an agent took the call
-VOICEMAIL_LEFT = "voicemail"
-CALLBACK_BOOKED = "callback"
-SELF_SERVICE = "self_service"  # the flow ended without an agent
-ABANDONED = "abandoned"  # the caller hung up first
-UNANSWERED = "unanswered"  # the queue timed out and the flow had nowhere to go
-FAILED = "failed"  # the engine failed; the caller went to the fallback queue
-OUTCOMES = (ANSWERED, VOICEMAIL_LEFT, CALLBACK_BOOKED, SELF_SERVICE, ABANDONED, UNANSWERED, FAILED)
+
+class Outcome(StrEnum):
+    """How a call ended, as QA filters them (the calls row's `outcome`)."""
+
+    ANSWERED = "answered"  # an agent took the call
+    VOICEMAIL = "voicemail"  # the caller left a voicemail
+    CALLBACK = "callback"  # the caller booked a call-back
+    SELF_SERVICE = "self_service"  # the flow ended without an agent
+    ABANDONED = "abandoned"  # the caller hung up first
+    UNANSWERED = "unanswered"  # the queue timed out and the flow had nowhere to go
+    FAILED = "failed"  # the engine failed; the caller went to the fallback queue
+
+
+class TransferStatus(StrEnum):
+    """How one wait in a queue ended (the `status` of a transfer_result event)."""
+
+    ANSWERED = "answered"  # an agent answered
+    TIMED_OUT = "timeout"  # the wait reached its limit
+    ABANDONED = "abandoned"  # the caller left the queue
 
 
 class Secret:

@@ -80,7 +80,7 @@ class Call(Base):
     started_at: Mapped[dt.datetime]
     ended_at: Mapped[Optional[dt.datetime]]
     duration: Mapped[Optional[float]] = mapped_column(Float)  # seconds, when the call has ended
-    outcome: Mapped[Optional[str]]  # one of ivr.events.OUTCOMES; null while the call runs
+    outcome: Mapped[Optional[str]]  # an ivr.events.Outcome; null while the call runs
     department: Mapped[Optional[str]]  # the department it was last transferred to
     queue_wait: Mapped[Optional[float]] = mapped_column(Float)  # seconds queued, over every transfer
     agent: Mapped[Optional[str]]  # the agent who answered last, e.g. PJSIP/101

@@ -40,7 +40,7 @@ def test_a_simulated_call_round_trips(db, line):
     assert row.language == "pl"
     assert row.keys == "1 3 ******** 9"  # the account number never reaches the database
     assert "90012345" not in repr([e.data for e in events])
-    assert row.outcome == ev.ANSWERED and row.department == "support"
+    assert row.outcome == ev.Outcome.ANSWERED and row.department == "support"
     assert (row.queue_wait, row.agent, row.talk) == (35.0, "PJSIP/104", 120.0)
     assert row.survey_score == 9 and not row.abandoned
     assert (row.last_flow, row.last_node) == ("main", "goodbye")
@@ -65,7 +65,7 @@ def test_overflow_then_abandon_sums_the_waits(db, line):
                     queue=[QueueScript("timeout", wait=180.0), QueueScript("abandoned", wait=45.0)])
     assert writer.close()
     row, events, _ = load(db, "sim-2")
-    assert row.outcome == ev.ABANDONED == call.outcome
+    assert row.outcome == ev.Outcome.ABANDONED == call.outcome
     assert row.department == "backup" and row.abandoned
     assert row.queue_wait == 225.0 and row.agent is None and row.talk is None
     assert row.keys == "1 1" and row.survey_score is None
@@ -86,7 +86,7 @@ def test_a_live_call_keeps_untrusted_caller_text_as_data(db, line):
     assert row.caller_name == "Robert'); DROP TABLE calls;-- \ufffd \ufffd Zażółć 📞"
     assert (row.channel, row.uniqueid, row.source) == ("PJSIP/trunk-00000012", "1700000000.42", "live")
     assert events[0].to_dict()["caller"] == number
-    assert row.outcome == call.outcome == ev.ANSWERED and row.department == "operator"
+    assert row.outcome == call.outcome == ev.Outcome.ANSWERED and row.department == "operator"
 
 
 def test_many_calls_interleaved(db, line):
@@ -146,7 +146,7 @@ def test_a_late_event_does_not_reset_a_finished_call(db, line):
     writer.submit(ev.Event(last.call_id, last.seq + 1, last.t + 1, ev.ERROR, last.flow, None, {"error": "late"}))
     assert writer.close()
     row, events, _ = load(db, "late")
-    assert row.outcome == ev.ANSWERED and len(events) == len(call.events) + 1
+    assert row.outcome == ev.Outcome.ANSWERED and len(events) == len(call.events) + 1
 
 
 def test_events_without_their_call_started_still_make_a_row(db, line):

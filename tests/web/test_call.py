@@ -99,7 +99,7 @@ def heard(tmp_path_factory):
                                   on_event=events.append))
     wav = tmp_path_factory.mktemp("heard") / "sim-1.wav"
     channel.audio.write(wav)
-    assert call.outcome == ev.ANSWERED
+    assert call.outcome == ev.Outcome.ANSWERED
     return SimpleNamespace(events=events, wav=wav, version=call.flow.version, peaks=wav_peaks(wav))
 
 

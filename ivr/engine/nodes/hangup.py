@@ -10,5 +10,5 @@ async def run(node: Hangup, call: Call):
         await call.play(node.prompt)
     if call.outcome is None:
         # a caller who queued and was never answered was not served by the IVR
-        call.outcome = ev.UNANSWERED if call.department is not None else ev.SELF_SERVICE
+        call.outcome = ev.Outcome.UNANSWERED if call.department is not None else ev.Outcome.SELF_SERVICE
     return None

@@ -11,5 +11,5 @@ async def run(node: Voicemail, call: Call):
     result = await call.channel.record_voicemail(node.mailbox, node.max_length)
     call.emit(ev.VOICEMAIL, mailbox=node.mailbox, duration=result.duration)
     if call.outcome is None:
-        call.outcome = ev.VOICEMAIL_LEFT
+        call.outcome = ev.Outcome.VOICEMAIL
     return ("next", node.next) if node.next else None
