@@ -2,16 +2,18 @@
 live calls, the store and the web app.
 
 An event says what happened (`type`), when (`t`, seconds since the call started, so QA
-can seek the recording to it), where (`flow`, `node`) and its details (`data`). Values
-marked sensitive are masked before they reach an event.
+can seek the recording to it), where (`flow`, `node`) and its details (`data`). An
+event has one dict form (`Event.to_dict`, `event_dict`): JSON-ready, `Secret` values
+masked; what the store writes, the CLI prints as JSON and the web app reads back.
+Values marked sensitive are masked before they reach an event.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any
+from enum import Enum, StrEnum
+from typing import Any, Mapping, Optional
 
 CALL_STARTED = "call_started"
 NODE_ENTERED = "node_entered"
@@ -90,6 +92,40 @@ def mask(digits: str) -> str:
     return "*" * len(digits)
 
 
+# --- the dict form ---------------------------------------------------------------------------
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def jsonable(value: Any) -> Any:
+    """`value` made of JSON types: a Secret masked, an enum its value, a time ISO text,
+    containers converted inside, anything else its text (a record never fails on a value)."""
+    if type(value) in _PLAIN:
+        return value
+    if isinstance(value, Secret):
+        return str(value)
+    if isinstance(value, Enum):
+        return jsonable(value.value)
+    if isinstance(value, Mapping):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    for plain in (str, int, float):
+        if isinstance(value, plain):
+            return plain(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def event_dict(call_id: str, seq: int, t: float, type_: str, flow: str, node: Optional[str],
+               data: Mapping[str, Any]) -> dict[str, Any]:
+    """The dict form of an event: where and when, then its payload, JSON-ready and masked."""
+    out: dict[str, Any] = {"call": call_id, "seq": seq, "t": round(t, 3), "type": type_, "flow": flow, "node": node}
+    for key, value in data.items():
+        out[key] = jsonable(value)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     call_id: str
@@ -97,22 +133,11 @@ class Event:
     t: float
     type: str
     flow: str
-    node: str | None
+    node: Optional[str]
     data: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"call": self.call_id, "seq": self.seq, "t": round(self.t, 3), "type": self.type, "flow": self.flow, "node": self.node}
-        for key, value in self.data.items():
-            out[key] = str(value) if isinstance(value, Secret) else value
-        return out
+        return event_dict(self.call_id, self.seq, self.t, self.type, self.flow, self.node, self.data)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, default=_masked)
-
-
-def _masked(value: Any) -> Any:
-    if isinstance(value, Secret):
-        return str(value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+        return json.dumps(self.to_dict(), ensure_ascii=False)

@@ -21,6 +21,8 @@ from typing import Any, Optional
 from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from ivr.events import event_dict
+
 # Constraint names that are the same on every database, so migrations can name them.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -139,10 +141,7 @@ class CallEvent(Base):
 
     def to_dict(self) -> dict[str, Any]:
         """The event as `Event.to_dict()` gave it when the call ran."""
-        out = {"call": self.call_id, "seq": self.seq, "t": self.t, "type": self.type, "flow": self.flow,
-               "node": self.node}
-        out.update(self.data)
-        return out
+        return event_dict(self.call_id, self.seq, self.t, self.type, self.flow, self.node, self.data or {})
 
 
 class CallNode(Base):

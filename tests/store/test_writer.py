@@ -139,6 +139,41 @@ def test_queue_events_and_recordings(db, line, tmp_path):
     assert qe.at == at and qe.at.tzinfo is not None
 
 
+def test_the_recording_its_call_started_event_names_is_linked_with_no_help_from_the_sink(db, line, tmp_path):
+    # the FastAGI server puts the dialplan's recording into call_started; the runtime's sink
+    # is the writer's submit alone
+    recordings = tmp_path / "recordings"
+    writer = CallWriter(db, recordings_dir=recordings)
+    details = {"uniqueid": "1700000000.9", "channel": "PJSIP/trunk-9", "source": "live",
+               "recording": str(recordings / "2026" / "11" / "24" / "1700000000.9.wav")}
+    call = run_call(line, "1 1", call_id="1700000000.9", on_event=writer.submit, queue=["answered"], details=details)
+    assert writer.close()
+    with session_factory(db)() as session:
+        [recording] = session.scalars(select(Recording)).all()
+    assert (recording.call_id, recording.uniqueid, recording.path) == ("1700000000.9", "1700000000.9",
+                                                                        "2026/11/24/1700000000.9.wav")
+    assert recording.created_at == call.started_at == dt.datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    stats = writer.stats  # the link is part of its event, not an item of its own
+    assert stats.written == stats.submitted == len(call.events) and stats.dropped == 0
+
+
+def test_an_event_is_stored_in_its_dict_form_secrets_masked(db):
+    writer = CallWriter(db)
+    at = dt.datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    events = [ev.Event("s-1", 0, 0.0, ev.CALL_STARTED, "main", None,
+                       {"caller": "", "language": "pl", "version": "v1", "at": at.isoformat()}),
+              ev.Event("s-1", 1, 1.23456, ev.VARIABLE, "main", "acct",
+                       {"name": "card", "value": {"digits": ev.Secret("4111"), "tries": [ev.Secret("41")], "at": at,
+                                                  "status": ev.TransferStatus.TIMED_OUT}})]
+    for event in events:
+        writer.submit(event)
+    assert writer.close()
+    _, stored, _ = load(db, "s-1")
+    assert [e.to_dict() for e in stored] == [e.to_dict() for e in events]
+    assert stored[1].t == 1.235 and stored[1].data == {
+        "name": "card", "value": {"digits": "****", "tries": ["**"], "at": at.isoformat(), "status": "timeout"}}
+
+
 def test_a_late_event_does_not_reset_a_finished_call(db, line):
     writer = CallWriter(db)
     call = run_call(line, "1 0", call_id="late", on_event=writer.submit, queue=["answered"])
