@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from ivr.channels.scripted import QueueScript  # noqa: E402
 from ivr.engine import Engine  # noqa: E402
-from ivr.engine import events as ev  # noqa: E402
+from ivr import events as ev  # noqa: E402
 from ivr.flow.project import load_flows  # noqa: E402
 from ivr.simulation.simulate import simulate_async  # noqa: E402
 
@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = asyncio.run(bench())
     seconds, events, outcomes = min(runs, key=lambda r: r[0])
-    if outcomes[ev.FAILED]:
-        print(f"{outcomes[ev.FAILED]} calls failed in the engine; fix the scenarios first", file=sys.stderr)
+    if outcomes[ev.Outcome.FAILED]:
+        print(f"{outcomes[ev.Outcome.FAILED]} calls failed in the engine; fix the scenarios first", file=sys.stderr)
         return 2
     rate = args.calls / seconds
     median = statistics.median(args.calls / r[0] for r in runs)

@@ -12,6 +12,7 @@ from typing import Optional
 import click
 
 from ivr import __version__
+from ivr import events as ev
 from ivr.settings.config import find_config
 from ivr.errors import DiagnosticsError, IvrError, JourneyFailure, UsageError
 from ivr.flow.project import Report, display_path
@@ -164,7 +165,7 @@ def graph(ctx: click.Context, flow_file: Path, output: Path) -> None:
 @click.option("--caller", default="+48221234567", show_default=True, help="The caller's number.")
 @click.option("--at", "at", help="The moment of the call, such as 2026-11-24T10:00:00+01:00 (default: now).")
 @click.option("--language", help="The language the call starts in.")
-@click.option("--queue", "queue", multiple=True, type=click.Choice(["answered", "timeout", "abandoned"]),
+@click.option("--queue", "queue", multiple=True, type=click.Choice([status.value for status in ev.TransferStatus]),
               help="How each transfer ends, in order (default: answered).")
 @click.option("--json", "as_json", is_flag=True, help="Print one event per line as JSON.")
 @click.option("--record", "record", type=click.Path(dir_okay=False, path_type=Path),
@@ -210,30 +211,30 @@ def simulate(ctx: click.Context, flow_file: Path, keys: Optional[str], caller: s
             click.echo(f"keys left unused: {' '.join(channel.unused_keys)}", err=True)
 
 
-def _event_printer(flows, as_json: bool):
-    from ivr.engine import events as ev
+# Left out of the text view, to keep it to what the caller hears and does and what the
+# flow decides: the call's start, its end (the summary line tells it), and what the next
+# lines show anyway (a language by its prompts, a transfer by its queue's answer, ...).
+_UNPRINTED = frozenset((ev.CALL_STARTED, ev.OUTCOME, ev.REPEAT, ev.LANGUAGE, ev.VARIABLE, ev.TRANSFER, ev.GOTO,
+                        ev.RECORDING))
 
-    def show(event) -> None:
+
+def _event_printer(flows, as_json: bool):
+    def show(event: ev.Event) -> None:
         if as_json:
             click.echo(event.to_json())
             return
-        d = event.data
-        stamp = click.style(f"{event.t:7.1f}s", dim=True)
-        if event.type == ev.PROMPT:
+        if event.type in _UNPRINTED:
+            return
+        if event.type == ev.PROMPT:  # what the caller heard, in the language it was played in
+            d = event.data
             text = flows[event.flow].prompts[d["prompt"]].text(d["language"])
             tag = click.style("[" + d["language"] + "]", fg="cyan")
-            click.echo(f"{stamp}  {tag} {text}")
-        elif event.type == ev.NODE_ENTERED:
-            click.echo(f"{stamp}  " + click.style(f"> {event.node} ({d['node_type']})", dim=True))
-        elif event.type in (ev.KEY, ev.INPUT):
-            click.echo(f"{stamp}  keys: {d.get('key') or d.get('digits')}")
-        elif event.type in (ev.TIMEOUT, ev.INVALID):
-            click.echo(f"{stamp}  {event.type} ({d.get('attempt')}/{d.get('attempts')})")
-        elif event.type == ev.TRANSFER_RESULT:
-            click.echo(f"{stamp}  queue {d['department']}: {d['status']} after {d['wait']:g}s")
-        elif event.type in (ev.VOICEMAIL, ev.CALLBACK, ev.SURVEY, ev.HOURS, ev.ROUTE, ev.ERROR, ev.CALLER_HANGUP):
-            details = ", ".join(f"{k}={v}" for k, v in d.items())
-            click.echo(f"{stamp}  {event.type}: {details}")
+            click.echo(click.style(f"{event.t:7.1f}s", dim=True) + f"  {tag} {text}")
+            return
+        for sentence in ev.sentences(event.to_dict()):
+            stamp = click.style(f"{event.t - sentence.earlier:7.1f}s", dim=True)
+            line = click.style(str(sentence), dim=True) if event.type == ev.NODE_ENTERED else str(sentence)
+            click.echo(f"{stamp}  {line}")
 
     return show
 

@@ -4,7 +4,7 @@ and simulated calls run on the scripted channel with a virtual clock.
 `run_flow(text, keys=..., ...)` compiles a flow with `compile_text` and runs one call of
 it with `ivr.simulation.simulate.simulate`; every call it returns has already been checked for
 the invariants every call must keep (seq 0..n-1, `t` never decreasing, the first event
-`call_started`, the last `outcome`).
+`call_started`, the last `outcome`, every event declared in `ivr.events` with its payload).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import yaml
 
 from ivr.settings.config import Config, check_config
 from ivr.engine import Engine
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.sampling import SurveySampler
 from ivr.flow.model import Flow, FlowSet
 from ivr.flow.project import compile_text
@@ -98,9 +98,12 @@ def check_events(call) -> None:
     assert events[0].type == ev.CALL_STARTED
     assert events[-1].type == ev.OUTCOME
     assert [e.type for e in events].count(ev.OUTCOME) == 1
-    assert all(e.type in ev.TYPES for e in events)
+    for event in events:  # each of a declared type, with its payload as declared
+        declared = ev.TYPES.get(event.type)
+        assert declared is not None, event
+        assert set(declared.required) <= set(event.data) <= declared.payload, event
     assert events[-1].data["outcome"] == call.outcome
-    assert call.outcome in ev.OUTCOMES
+    assert isinstance(call.outcome, ev.Outcome)
 
 
 RunFlow = Callable[..., SimulatedCall]

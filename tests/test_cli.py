@@ -161,7 +161,9 @@ def test_simulate_scripted_text():
     result = ivr("simulate", "flows/main.yaml", "--keys", "1 1", "--at", "2026-11-24T10:00:00+01:00")
     assert result.exit_code == 0, result.output
     assert "outcome: answered (sales)" in result.stdout
-    assert "> main_menu (menu)" in result.stdout
+    # each line reads as the QA page's timeline does
+    assert "   10.9s  Menu main_menu · via 1\n" in result.stdout
+    assert "   43.4s  Agent PJSIP/101 answered · sales, after 0:20 in the queue\n" in result.stdout
 
 
 def test_simulate_interactive():

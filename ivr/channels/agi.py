@@ -16,15 +16,13 @@ from typing import Optional, Protocol
 
 from ivr.channels.agi_wire import AgiDeadChannel, AgiEnvironment, AgiHangupNotice, Reply, command, read_reply
 from ivr.engine.channel import (
-    ABANDONED,
-    ANSWERED,
-    TIMED_OUT,
     CallbackRequest,
     TransferRequest,
     TransferResult,
     VoicemailResult,
 )
 from ivr.errors import CallerHangup, ChannelError
+from ivr.events import TransferStatus
 from ivr.flow.model import Prompt
 from ivr.prompts.build import output_path
 
@@ -161,15 +159,15 @@ class AgiChannel:
         # read even when the caller has hung up (the usual end of a call with an agent)
         status = (await self._get("QUEUESTATUS", dead_ok=True) or "").upper()
         if status in _NOT_ANSWERED:
-            return TransferResult(TIMED_OUT, elapsed)
+            return TransferResult(TransferStatus.TIMED_OUT, elapsed)
         agent = await self._get("MEMBERNAME", dead_ok=True) or await self._get("MEMBERINTERFACE", dead_ok=True)
         hold = await self._get("QEHOLDTIME", dead_ok=True)
         wait = float(hold) if hold and hold.isdigit() else elapsed
         if reply.number < 0 or self.dead or (await self._get("ABANDONED", dead_ok=True) or "").upper() == "TRUE":
             if not agent:
-                return TransferResult(ABANDONED, elapsed)
+                return TransferResult(TransferStatus.ABANDONED, elapsed)
             self.dead = True  # talked to an agent, then hung up: answered all the same
-        return TransferResult(ANSWERED, wait, agent, max(0.0, elapsed - wait))
+        return TransferResult(TransferStatus.ANSWERED, wait, agent, max(0.0, elapsed - wait))
 
     async def request_callback(self, request: CallbackRequest) -> None:
         if self.manager is None:

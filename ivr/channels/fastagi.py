@@ -18,7 +18,7 @@ from typing import Callable, Optional
 from ivr.channels.agi import AgiChannel, ManagerServices
 from ivr.channels.agi_wire import AgiEnvironment, read_environment
 from ivr.engine import Engine
-from ivr.engine.events import Event
+from ivr.events import Event
 from ivr.errors import CallerHangup, ChannelError
 
 log = logging.getLogger(__name__)

@@ -14,16 +14,9 @@ from typing import Iterable, Optional, Sequence, Union
 
 from ivr.channels.call_audio import CallAudio, duration, key_tones, silence
 from ivr.clock import VirtualClock
-from ivr.engine.channel import (
-    ABANDONED,
-    ANSWERED,
-    TIMED_OUT,
-    CallbackRequest,
-    TransferRequest,
-    TransferResult,
-    VoicemailResult,
-)
+from ivr.engine.channel import CallbackRequest, TransferRequest, TransferResult, VoicemailResult
 from ivr.errors import CallerHangup
+from ivr.events import TransferStatus
 from ivr.flow.model import Prompt
 
 NO_KEY = "-"
@@ -36,10 +29,13 @@ CHARS_PER_SECOND = 14.0  # speaking rate used to time prompts
 class QueueScript:
     """How one transfer ends in a simulation."""
 
-    status: str = ANSWERED
+    status: TransferStatus = TransferStatus.ANSWERED  # or its value, such as "timeout"
     wait: Optional[float] = None  # default: 20 s answered, max_wait timed out, 45 s abandoned
     talk: float = 240.0
     agent: str = "PJSIP/101"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", TransferStatus(self.status))
 
 
 def prompt_seconds(text: str) -> float:
@@ -143,17 +139,17 @@ class ScriptedChannel:
     async def transfer(self, request: TransferRequest) -> TransferResult:
         self.transfers.append(request)
         script = self.queue_results.pop(0) if self.queue_results else QueueScript()
-        if script.status == TIMED_OUT:
+        if script.status == TransferStatus.TIMED_OUT:
             wait = script.wait if script.wait is not None else (request.max_wait or 300.0)
             self._spend(wait)
-            return TransferResult(TIMED_OUT, wait)
-        if script.status == ABANDONED:
+            return TransferResult(TransferStatus.TIMED_OUT, wait)
+        if script.status == TransferStatus.ABANDONED:
             wait = script.wait if script.wait is not None else 45.0
             self._spend(wait)
-            return TransferResult(ABANDONED, wait)
+            return TransferResult(TransferStatus.ABANDONED, wait)
         wait = script.wait if script.wait is not None else 20.0
         self._spend(wait + script.talk)
-        return TransferResult(ANSWERED, wait, script.agent, script.talk)
+        return TransferResult(TransferStatus.ANSWERED, wait, script.agent, script.talk)
 
     async def request_callback(self, request: CallbackRequest) -> None:
         self.callbacks.append(request)

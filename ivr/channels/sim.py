@@ -11,8 +11,9 @@ from typing import Callable, Optional
 import click
 
 from ivr.channels.scripted import HANG_UP, NO_KEY, QueueScript, ScriptedChannel
-from ivr.engine.channel import ABANDONED, ANSWERED, TIMED_OUT, TransferRequest, TransferResult
+from ivr.engine.channel import TransferRequest, TransferResult
 from ivr.errors import CallerHangup
+from ivr.events import TransferStatus
 from ivr.flow.model import Prompt
 
 
@@ -45,7 +46,8 @@ class SimChannel(ScriptedChannel):
     async def transfer(self, request: TransferRequest) -> TransferResult:
         if not self.queue_results:
             answer = self._prompt(click.style(f"  queue {request.department.queue}: agent [a]nswers, wait [t]imes out, caller gives [u]p?", dim=True)).strip().lower()
-            status = {"t": TIMED_OUT, "u": ABANDONED}.get(answer[:1], ANSWERED)
+            chosen = {"t": TransferStatus.TIMED_OUT, "u": TransferStatus.ABANDONED}
+            status = chosen.get(answer[:1], TransferStatus.ANSWERED)
             self.queue_results.append(QueueScript(status))
         result = await super().transfer(request)
         self._say(click.style(f"  -> queue {request.department.queue}: {result.status} after {result.wait:g}s", fg="yellow"))

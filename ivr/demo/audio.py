@@ -22,7 +22,8 @@ from typing import Iterable, Optional
 
 from ivr.channels.scripted import QueueScript, ScriptedChannel
 from ivr.settings.config import Config
-from ivr.engine.channel import ABANDONED, ANSWERED, TIMED_OUT, TransferRequest, TransferResult, VoicemailResult
+from ivr.engine.channel import TransferRequest, TransferResult, VoicemailResult
+from ivr.events import TransferStatus
 from ivr.prompts import audio
 from ivr.prompts.audio import RATE, silence
 from ivr.prompts.backends import EspeakBackend
@@ -159,14 +160,14 @@ class DemoChannel(ScriptedChannel):
         self.transfers.append(request)
         script = self.queue_results.pop(0) if self.queue_results else QueueScript()
         limit = request.max_wait or self.queue_timeout
-        if script.status == TIMED_OUT:
+        if script.status == TransferStatus.TIMED_OUT:
             self._wait(limit)
-            return TransferResult(TIMED_OUT, limit)
+            return TransferResult(TransferStatus.TIMED_OUT, limit)
         # answered or given up before the queue would have timed out
         wait = min(script.wait if script.wait is not None else 20.0, limit - 1.0)
         self._wait(wait)
-        if script.status == ABANDONED:
-            return TransferResult(ABANDONED, wait)
+        if script.status == TransferStatus.ABANDONED:
+            return TransferResult(TransferStatus.ABANDONED, wait)
         members = request.department.members
         agent = self.rng.choice(members) if members else script.agent
         talk = script.talk
@@ -174,7 +175,7 @@ class DemoChannel(ScriptedChannel):
         if self.audio is not None and self.speech is not None:
             voice = self.speech.conversation(self.language, talk, self.rng)
         self._spend(talk, voice)
-        return TransferResult(ANSWERED, wait, agent, talk)
+        return TransferResult(TransferStatus.ANSWERED, wait, agent, talk)
 
     async def record_voicemail(self, mailbox: str, max_length: float) -> VoicemailResult:
         self.voicemails.append(mailbox)

@@ -24,9 +24,8 @@ from typing import Any, Optional
 
 from ivr.channels.scripted import QueueScript
 from ivr.settings.config import Config
-from ivr.engine import events as ev
-from ivr.engine.channel import ABANDONED, ANSWERED, TIMED_OUT
 from ivr.errors import DemoError
+from ivr.events import Outcome, TransferStatus
 from ivr.flow.model import FlowSet
 from ivr.flow.nodes.base import Node
 from ivr.settings.hours import CLOSED, HOLIDAY, OPEN, Schedule
@@ -41,19 +40,19 @@ NPS_AFTER_LONG_WAIT = (9, 5, 6, 7, 7, 9, 9, 12, 12, 12, 12)
 LONG_WAIT = 60.0
 
 # kind: (relative weight, hours state, outcome); the builders are _Journeys' methods
-KINDS: dict[str, tuple[int, str, str]] = {
-    "sales": (140, OPEN, ev.ANSWERED), "sales_overflow": (25, OPEN, ev.ANSWERED),
-    "sales_callback": (20, OPEN, ev.CALLBACK_BOOKED), "sales_voicemail": (15, OPEN, ev.VOICEMAIL_LEFT),
-    "sales_abandoned": (30, OPEN, ev.ABANDONED), "complaints": (85, OPEN, ev.ANSWERED),
-    "complaints_voicemail": (10, OPEN, ev.VOICEMAIL_LEFT), "complaints_abandoned": (20, OPEN, ev.ABANDONED),
-    "support": (90, OPEN, ev.ANSWERED), "support_business": (30, OPEN, ev.ANSWERED),
-    "support_no_account": (20, OPEN, ev.ANSWERED), "support_callback": (20, OPEN, ev.CALLBACK_BOOKED),
-    "faq": (100, OPEN, ev.SELF_SERVICE), "faq_to_agent": (25, OPEN, ev.ANSWERED),
-    "operator": (50, OPEN, ev.ANSWERED), "unanswered": (20, OPEN, ev.UNANSWERED),
-    "menu_trouble": (60, OPEN, ev.ANSWERED), "menu_hangup": (40, OPEN, ev.ABANDONED),
-    "vip": (50, OPEN, ev.ANSWERED), "vip_overflow": (15, OPEN, ev.ANSWERED),
-    "after_hours": (80, "evening", ev.VOICEMAIL_LEFT), "weekend": (50, "weekend", ev.VOICEMAIL_LEFT),
-    "holiday": (30, HOLIDAY, ev.VOICEMAIL_LEFT),
+KINDS: dict[str, tuple[int, str, Outcome]] = {
+    "sales": (140, OPEN, Outcome.ANSWERED), "sales_overflow": (25, OPEN, Outcome.ANSWERED),
+    "sales_callback": (20, OPEN, Outcome.CALLBACK), "sales_voicemail": (15, OPEN, Outcome.VOICEMAIL),
+    "sales_abandoned": (30, OPEN, Outcome.ABANDONED), "complaints": (85, OPEN, Outcome.ANSWERED),
+    "complaints_voicemail": (10, OPEN, Outcome.VOICEMAIL), "complaints_abandoned": (20, OPEN, Outcome.ABANDONED),
+    "support": (90, OPEN, Outcome.ANSWERED), "support_business": (30, OPEN, Outcome.ANSWERED),
+    "support_no_account": (20, OPEN, Outcome.ANSWERED), "support_callback": (20, OPEN, Outcome.CALLBACK),
+    "faq": (100, OPEN, Outcome.SELF_SERVICE), "faq_to_agent": (25, OPEN, Outcome.ANSWERED),
+    "operator": (50, OPEN, Outcome.ANSWERED), "unanswered": (20, OPEN, Outcome.UNANSWERED),
+    "menu_trouble": (60, OPEN, Outcome.ANSWERED), "menu_hangup": (40, OPEN, Outcome.ABANDONED),
+    "vip": (50, OPEN, Outcome.ANSWERED), "vip_overflow": (15, OPEN, Outcome.ANSWERED),
+    "after_hours": (80, "evening", Outcome.VOICEMAIL), "weekend": (50, "weekend", Outcome.VOICEMAIL),
+    "holiday": (30, HOLIDAY, Outcome.VOICEMAIL),
 }
 Script = dict[str, Any]  # keys, queue results and the account number of one call
 WITHHELD_OK = ("faq", "menu_hangup", "after_hours", "weekend", "holiday")  # need no number to call back
@@ -71,7 +70,7 @@ class Caller:
 class PlannedCall:
     index: int
     kind: str  # a key of KINDS
-    expected: str  # the outcome the journey leads to
+    expected: Outcome  # the outcome the journey leads to
     caller: Caller
     at: dt.datetime  # local time in the schedule's zone
     keys: tuple[str, ...]  # tokens of the scripted channel
@@ -228,11 +227,11 @@ class _Journeys:
     def _answered(rng: random.Random) -> QueueScript:
         # most callers wait seconds, a few minutes; talk is kept short: every second is on disk
         wait = min(150.0, 3 + round(rng.lognormvariate(math.log(15), 0.8)))
-        return QueueScript(ANSWERED, wait=wait, talk=float(round(rng.triangular(20, 120, 35))))
+        return QueueScript(TransferStatus.ANSWERED, wait=wait, talk=float(round(rng.triangular(20, 120, 35))))
 
     @staticmethod
     def _abandoned(rng: random.Random) -> QueueScript:
-        return QueueScript(ABANDONED, wait=float(round(rng.uniform(15, 110))))
+        return QueueScript(TransferStatus.ABANDONED, wait=float(round(rng.uniform(15, 110))))
 
     @staticmethod
     def _survey(rng: random.Random, wait: float) -> list[str]:
@@ -264,15 +263,16 @@ class _Journeys:
         return self._agent(rng, self._menu(rng, caller, "sales"))
 
     def sales_overflow(self, rng: random.Random, caller: Caller) -> Script:
-        return self._agent(rng, self._menu(rng, caller, "sales"), (QueueScript(TIMED_OUT),))
+        return self._agent(rng, self._menu(rng, caller, "sales"), (QueueScript(TransferStatus.TIMED_OUT),))
 
     def sales_callback(self, rng: random.Random, caller: Caller) -> Script:
         return {"keys": self._menu(rng, caller, "sales") + [self.k.accept["callback_offer"]],
-                "queue": (QueueScript(TIMED_OUT), QueueScript(TIMED_OUT))}
+                "queue": (QueueScript(TransferStatus.TIMED_OUT), QueueScript(TransferStatus.TIMED_OUT))}
 
     def sales_voicemail(self, rng: random.Random, caller: Caller) -> Script:
         decline = next(d for d in "29" if d != self.k.accept["callback_offer"])
-        return {"keys": self._menu(rng, caller, "sales") + [decline], "queue": (QueueScript(TIMED_OUT),) * 2}
+        return {"keys": self._menu(rng, caller, "sales") + [decline],
+                "queue": (QueueScript(TransferStatus.TIMED_OUT),) * 2}
 
     def sales_abandoned(self, rng: random.Random, caller: Caller) -> Script:
         return {"keys": self._menu(rng, caller, "sales"), "queue": (self._abandoned(rng),)}
@@ -281,7 +281,7 @@ class _Journeys:
         return self._agent(rng, self._menu(rng, caller, "complaints"))
 
     def complaints_voicemail(self, rng: random.Random, caller: Caller) -> Script:
-        return {"keys": self._menu(rng, caller, "complaints"), "queue": (QueueScript(TIMED_OUT),)}
+        return {"keys": self._menu(rng, caller, "complaints"), "queue": (QueueScript(TransferStatus.TIMED_OUT),)}
 
     def complaints_abandoned(self, rng: random.Random, caller: Caller) -> Script:
         return {"keys": self._menu(rng, caller, "complaints"), "queue": (self._abandoned(rng),)}
@@ -301,7 +301,7 @@ class _Journeys:
     def support_callback(self, rng: random.Random, caller: Caller) -> Script:
         account = self._account(rng, False)
         keys = self._menu(rng, caller, "support_account") + [account + "#", self.k.accept["support_callback"]]
-        return {"keys": keys, "queue": (QueueScript(TIMED_OUT),), "account": account}
+        return {"keys": keys, "queue": (QueueScript(TransferStatus.TIMED_OUT),), "account": account}
 
     def faq(self, rng: random.Random, caller: Caller) -> Script:
         topics = [self.k.faq[t] for t in ("opening_hours", "delivery_times", "how_to_complain")]
@@ -322,7 +322,7 @@ class _Journeys:
 
     def unanswered(self, rng: random.Random, caller: Caller) -> Script:
         # the operator queue and its overflow group both time out; the flow has nowhere left
-        return {"keys": self._menu(rng, caller, "operator"), "queue": (QueueScript(TIMED_OUT),) * 2}
+        return {"keys": self._menu(rng, caller, "operator"), "queue": (QueueScript(TransferStatus.TIMED_OUT),) * 2}
 
     def menu_trouble(self, rng: random.Random, caller: Caller) -> Script:
         wrong = next(d for d in "987654" if d not in self.k.main.values())
@@ -349,7 +349,7 @@ class _Journeys:
         return self._agent(rng, [])
 
     def vip_overflow(self, rng: random.Random, caller: Caller) -> Script:
-        return self._agent(rng, [], (QueueScript(TIMED_OUT),))
+        return self._agent(rng, [], (QueueScript(TransferStatus.TIMED_OUT),))
 
     def after_hours(self, rng: random.Random, caller: Caller) -> Script:
         return {}

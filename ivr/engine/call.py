@@ -7,9 +7,9 @@ import logging
 from typing import Any, Callable, Optional
 
 from ivr.clock import Clock
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.channel import Channel
-from ivr.engine.events import Event, Secret
+from ivr.events import Event, Outcome, Secret
 from ivr.flow.model import Flow, Prompt
 from ivr.flow.nodes.base import Node
 
@@ -50,7 +50,7 @@ class Call:
         self.on_event = on_event
         self._sink_failed = False
         self.node: Optional[Node] = None
-        self.outcome: Optional[str] = None
+        self.outcome: Optional[Outcome] = None
         self.department: Optional[str] = None
         self.survey_score: Optional[int] = None
         self.steps = 0

@@ -9,11 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Protocol
 
+from ivr.events import TransferStatus
 from ivr.settings.config import Department
 from ivr.flow.model import Prompt
-
-# Results of a transfer.
-ANSWERED, TIMED_OUT, ABANDONED = "answered", "timeout", "abandoned"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +25,7 @@ class TransferRequest:
 
 @dataclass(frozen=True, slots=True)
 class TransferResult:
-    status: str  # ANSWERED, TIMED_OUT or ABANDONED
+    status: TransferStatus
     wait: float = 0.0  # seconds in the queue
     agent: Optional[str] = None
     talk: float = 0.0  # seconds with the agent

@@ -12,10 +12,10 @@ from typing import Any, Callable, Optional
 
 from ivr.clock import Clock, SystemClock
 from ivr.settings.config import Config
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.call import Call
-from ivr.engine.channel import ABANDONED, Channel
-from ivr.engine.events import Event
+from ivr.engine.channel import Channel
+from ivr.events import Event
 from ivr.engine.nodes import HANDLERS
 from ivr.engine.nodes.transfer import queue_call
 from ivr.engine.sampling import SurveySampler
@@ -70,7 +70,7 @@ class Engine:
             hung_up = True
             call.emit(ev.CALLER_HANGUP)
             if call.outcome is None:
-                call.outcome = ev.ABANDONED
+                call.outcome = ev.Outcome.ABANDONED
         except Exception as exc:  # noqa: BLE001 - any failure must still reach a person
             hung_up = await self._fall_back(call, exc)
         if not hung_up:
@@ -101,11 +101,11 @@ class Engine:
         log.error("call %s failed at %s: %s", call.id, call.node.name if call.node else "start", exc,
                   exc_info=not isinstance(exc, EngineError))
         call.emit(ev.ERROR, error=type(exc).__name__, message=str(exc))
-        if call.outcome == ev.ANSWERED:
+        if call.outcome == ev.Outcome.ANSWERED:
             # an agent already served this caller (the failure came after, in the survey
             # say): queueing again would only make them wait twice
             return False
-        call.outcome = ev.FAILED
+        call.outcome = ev.Outcome.FAILED
         department = self.config.fallback_department
         if department is None:
             return False
@@ -118,7 +118,7 @@ class Engine:
         except Exception:  # noqa: BLE001
             log.exception("fallback transfer failed on call %s", call.id)
             return False
-        if result.status == ABANDONED:  # as in a transfer node: the caller left the queue
+        if result.status == ev.TransferStatus.ABANDONED:  # as in a transfer node: the caller left the queue
             call.emit(ev.CALLER_HANGUP)
             return True
         return False

@@ -17,7 +17,7 @@ from ivr.channels.agi import ManagerServices
 from ivr.channels.agi_wire import AgiEnvironment
 from ivr.channels.fastagi import FastAgiServer
 from ivr.engine.channel import CallbackRequest
-from ivr.engine.events import Event
+from ivr.events import Event
 from ivr.prompts import build as prompts_build
 from ivr.live.reload import FlowReloader
 
@@ -127,13 +127,8 @@ class WriterPart:
 
     @staticmethod
     def sink_factory(writer: Any) -> Callable[[AgiEnvironment], Callable[[Event], None]]:
-        def sink(env: AgiEnvironment) -> Callable[[Event], None]:
-            def on_event(event: Event) -> None:
-                writer.submit(event)
-                if event.type == "call_started" and event.data.get("recording"):
-                    writer.link_recording(event.call_id, event.data["recording"])
-            return on_event
-        return sink
+        # the writer links a call's recording from its call_started event
+        return lambda env: writer.submit
 
 
 def open_writer(config: Any) -> Any:

@@ -16,8 +16,7 @@ from typing import Any, Iterable, Optional
 from ivr.channels.scripted import QueueScript, ScriptedChannel
 from ivr.clock import VirtualClock
 from ivr.engine import Engine
-from ivr.engine import events as ev
-from ivr.engine.channel import ABANDONED, ANSWERED, TIMED_OUT
+from ivr import events as ev
 from ivr.engine.sampling import SurveySampler
 from ivr.errors import FlowError, UsageError
 from ivr.yamldoc.diagnostics import Diagnostic, Findings, did_you_mean, sort_best_first
@@ -29,7 +28,8 @@ from ivr.simulation.simulate import parse_time
 
 CASE_FIELDS = ("name", "at", "caller", "keys", "language", "queue", "call_number", "barge_in", "variables", "expect")
 EXPECT_FIELDS = ("heard", "heard_exactly", "path", "visits", "transfer", "transfers", "voicemail", "callback", "outcome", "survey", "language", "vars", "ends_at")
-QUEUE_STATUSES = (ANSWERED, TIMED_OUT, ABANDONED)
+QUEUE_STATUSES = tuple(ev.TransferStatus)
+OUTCOMES = tuple(ev.Outcome)
 
 
 @dataclass
@@ -138,8 +138,8 @@ def _cases(doc: Document, findings: Findings, flows: FlowSet, config: Config) ->
                 findings.error(where, f"{key} names {describe(value)}, which is no department{did_you_mean(value, config.departments)}")
             elif key == "ends_at" and value not in nodes:
                 findings.error(where, f"ends_at names {describe(value)}, which is no node{did_you_mean(value, nodes)}")
-            elif key == "outcome" and value not in ev.OUTCOMES:
-                findings.error(where, f"outcome {describe(value)} is none of {', '.join(ev.OUTCOMES)}{did_you_mean(value, ev.OUTCOMES)}")
+            elif key == "outcome" and value not in OUTCOMES:
+                findings.error(where, f"outcome {describe(value)} is none of {', '.join(OUTCOMES)}{did_you_mean(value, OUTCOMES)}")
         line, column = doc.at(path).line, doc.at(path).column
         cases.append(Case(doc.file, line, column, name, flow_id, call, expect))
     return cases

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 from ivr.channels.scripted import QueueScript, ScriptedChannel
 from ivr.clock import VirtualClock
 from ivr.engine import Call, Engine
-from ivr.engine.events import Event
+from ivr.events import Event
 
 
 @dataclass

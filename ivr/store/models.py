@@ -3,7 +3,7 @@ and the QA side: users of the web app, reviews (scorecards), holds, and the audi
 
 A `Call` row is the summary QA filters on (date, caller, department, agent, outcome,
 duration, keys, survey score, reviewed); `CallEvent` rows hold the call's full history in
-the one event schema of `ivr.engine.events` (`CallEvent.to_dict()` equals the
+the one event schema of `ivr.events` (`CallEvent.to_dict()` equals the
 `Event.to_dict()` it was written from). `CallNode` and `CallTag` are narrow lookup tables
 so "reached node X" and "tagged Y" stay index searches on a million calls.
 
@@ -20,6 +20,8 @@ from typing import Any, Optional
 
 from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from ivr.events import event_dict
 
 # Constraint names that are the same on every database, so migrations can name them.
 NAMING = {
@@ -80,7 +82,7 @@ class Call(Base):
     started_at: Mapped[dt.datetime]
     ended_at: Mapped[Optional[dt.datetime]]
     duration: Mapped[Optional[float]] = mapped_column(Float)  # seconds, when the call has ended
-    outcome: Mapped[Optional[str]]  # one of ivr.engine.events.OUTCOMES; null while the call runs
+    outcome: Mapped[Optional[str]]  # an ivr.events.Outcome; null while the call runs
     department: Mapped[Optional[str]]  # the department it was last transferred to
     queue_wait: Mapped[Optional[float]] = mapped_column(Float)  # seconds queued, over every transfer
     agent: Mapped[Optional[str]]  # the agent who answered last, e.g. PJSIP/101
@@ -120,7 +122,7 @@ class Call(Base):
 
 
 class CallEvent(Base):
-    """One event of a call, as `ivr.engine.events.Event.to_dict()` gave it (sensitive values masked)."""
+    """One event of a call, as `ivr.events.Event.to_dict()` gave it (sensitive values masked)."""
 
     __tablename__ = "call_events"
 
@@ -139,10 +141,7 @@ class CallEvent(Base):
 
     def to_dict(self) -> dict[str, Any]:
         """The event as `Event.to_dict()` gave it when the call ran."""
-        out = {"call": self.call_id, "seq": self.seq, "t": self.t, "type": self.type, "flow": self.flow,
-               "node": self.node}
-        out.update(self.data)
-        return out
+        return event_dict(self.call_id, self.seq, self.t, self.type, self.flow, self.node, self.data or {})
 
 
 class CallNode(Base):

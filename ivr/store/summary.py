@@ -11,8 +11,7 @@ import datetime as dt
 import re
 from typing import Any, Optional
 
-from ivr.engine import events as ev
-from ivr.engine.channel import ABANDONED as QUEUE_ABANDONED
+from ivr import events as ev
 from ivr.store.models import to_utc
 
 _NOT_DIGIT = re.compile(r"\D+")
@@ -109,11 +108,11 @@ class CallSummary:
         elif kind == ev.TRANSFER_RESULT:
             row["department"] = event.get("department")
             row["queue_wait"] = (row["queue_wait"] or 0.0) + float(event.get("wait") or 0.0)
-            if event.get("agent") and event.get("status") != QUEUE_ABANDONED:
+            if event.get("agent") and event.get("status") != ev.TransferStatus.ABANDONED:
                 row["agent"] = clean_text(event["agent"])
             if event.get("talk"):
                 row["talk"] = (row["talk"] or 0.0) + float(event["talk"])
-            if event.get("status") == QUEUE_ABANDONED:
+            if event.get("status") == ev.TransferStatus.ABANDONED:
                 row["abandoned"] = True
         elif kind == ev.SURVEY:
             if event.get("score") is not None:

@@ -5,8 +5,9 @@ The engine calls `submit(event)` for every event of a call (it is the `on_event`
 raises. A thread of its own, with its own connection, takes what is queued in batches
 and writes each batch in one transaction: the events, and the calls row of every call the
 batch touched (built up from the events by `CallSummary`: path, keys, transfer, survey,
-outcome). The AMI layer's queue events and recording links take the same queue, so every
-write to the database keeps one order and one thread.
+outcome), and the link to the call's recording that its call_started event names. The AMI
+layer's queue events and recording links take the same queue, so every write to the
+database keeps one order and one thread.
 
 When the database fails (down, locked, unreachable), the writer logs it once, keeps the
 batches in a bounded buffer and retries with a growing pause; when it comes back, it logs
@@ -25,7 +26,6 @@ database refuses for its content (not for being away) is tried three times, then
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import queue
 import threading
@@ -39,17 +39,16 @@ from sqlalchemy import Engine, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from ivr.engine import events as ev
-from ivr.engine.events import Event, Secret
+from ivr import events as ev
+from ivr.events import Event, jsonable
 from ivr.settings.config import Config
-from ivr.store.db import UrlLike, create_db_engine, database_url, dialect_insert, json_dumps, safe_url
+from ivr.store.db import UrlLike, create_db_engine, database_url, dialect_insert, safe_url
 from ivr.store.models import Call, CallEvent, CallNode, QueueEvent, Recording, to_utc
 from ivr.store.summary import CallSummary, clean_text
 
 log = logging.getLogger(__name__)
 
 _EVENT, _QUEUE_EVENT, _RECORDING, _FLUSH, _STOP = range(5)
-_PLAIN = (str, int, float, bool, type(None))
 _CALL_COLUMNS = [c.name for c in Call.__table__.columns if c.name not in ("id", "reviewed")]
 _ATTEMPTS_ON_BAD_DATA = 3
 _ENDED_REMEMBERED = 10_000  # calls whose outcome came: a late event must not reset their row
@@ -76,6 +75,8 @@ class _Batch:
     nodes: list[dict[str, Any]] = field(default_factory=list)
     queue_events: list[dict[str, Any]] = field(default_factory=list)
     recordings: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> link
+    # path -> link named by a call_started event: part of that event, not an item of its own
+    named_recordings: dict[str, dict[str, Any]] = field(default_factory=dict)
     markers: list[threading.Event] = field(default_factory=list)
     attempts: int = 0
 
@@ -93,6 +94,7 @@ class _Batch:
         self.nodes += later.nodes
         self.queue_events += later.queue_events
         self.recordings.update(later.recordings)
+        self.named_recordings.update(later.named_recordings)
         self.markers += later.markers
 
     def carry_rows_into(self, later: "_Batch") -> int:
@@ -103,6 +105,7 @@ class _Batch:
         later.started = self.started + later.started
         later.nodes = self.nodes + later.nodes
         later.recordings = {**self.recordings, **later.recordings}
+        later.named_recordings = {**self.named_recordings, **later.named_recordings}
         later.markers = self.markers + later.markers
         return lost
 
@@ -379,11 +382,10 @@ class CallWriter:
             elif kind == _QUEUE_EVENT:
                 _, name, uniqueid, queue_name, data, at = item
                 batch.queue_events.append({"kind": clean_text(name), "uniqueid": clean_text(uniqueid),
-                                           "queue": clean_text(queue_name), "data": _jsonable(data), "at": to_utc(at)})
+                                           "queue": clean_text(queue_name), "data": jsonable(data), "at": to_utc(at)})
             elif kind == _RECORDING:
                 _, call, path, at = item
-                path = self._relative(path)
-                batch.recordings[path] = {"key": clean_text(call), "path": path, "at": to_utc(at)}
+                batch.recordings.update(self._link_row(call, path, at))
             elif kind == _FLUSH:
                 batch.markers.append(item[1])
         for call_id, summary in touched.items():
@@ -393,8 +395,9 @@ class CallWriter:
 
     def _take_event(self, event: Event, batch: _Batch, touched: dict[str, CallSummary]) -> None:
         call_id = clean_text(event.call_id) or ""
-        data = {key: _jsonable(value) for key, value in event.data.items()}
-        row = {"call_id": call_id, "seq": event.seq, "t": round(event.t, 3), "type": event.type,
+        shown = event.to_dict()
+        data = {key: shown[key] for key in event.data}
+        row = {"call_id": call_id, "seq": event.seq, "t": shown["t"], "type": event.type,
                "flow": event.flow, "node": event.node, "data": data}
         batch.events.append(row)
         summary = self._calls.get(call_id)
@@ -404,11 +407,12 @@ class CallWriter:
                     batch.known_calls.setdefault(call_id, self._skeleton(event, call_id).row)
                 return
             summary = self._calls[call_id] = self._skeleton(event, call_id)
-        summary.apply({"call": call_id, "seq": event.seq, "t": row["t"], "type": event.type, "flow": event.flow,
-                       "node": event.node, **data})
+        summary.apply({**shown, "call": call_id})
         touched[call_id] = summary
         if event.type == ev.CALL_STARTED:
             batch.started.append({"u": summary.row["uniqueid"] or call_id, "cid": call_id})
+            if data.get("recording"):  # the live line names the call's recording
+                batch.named_recordings.update(self._link_row(call_id, data["recording"], summary.row["started_at"]))
         if summary.ended:
             del self._calls[call_id]
             self._ended[call_id] = None
@@ -418,6 +422,10 @@ class CallWriter:
     def _skeleton(self, event: Event, call_id: str) -> CallSummary:
         started = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=max(0.0, event.t))
         return CallSummary(call_id, event.flow, started, self.source)
+
+    def _link_row(self, call: str, path: Union[str, PurePath], at: dt.datetime) -> dict[str, dict[str, Any]]:
+        relative = self._relative(path)
+        return {relative: {"key": clean_text(call), "path": relative, "at": to_utc(at)}}
 
     def _relative(self, path: Union[str, PurePath]) -> str:
         p = Path(path)
@@ -452,7 +460,7 @@ class CallWriter:
                 conn.execute(update(recordings)
                              .where(recordings.c.call_id.is_(None), recordings.c.uniqueid == bindparam("u"))
                              .values(call_id=bindparam("cid")), batch.started)
-            for link in batch.recordings.values():
+            for link in [*batch.named_recordings.values(), *batch.recordings.values()]:
                 self._link(conn, upsert, link)
 
     @staticmethod
@@ -470,13 +478,3 @@ class CallWriter:
         })
         conn.execute(stmt)
 
-
-
-
-def _jsonable(value: Any) -> Any:
-    """`value` as Event.to_dict() shows it, made of JSON types (Secret masked)."""
-    if isinstance(value, _PLAIN):
-        return value
-    if isinstance(value, Secret):
-        return str(value)
-    return json.loads(json_dumps(value))

@@ -28,8 +28,8 @@ from flask import Blueprint, jsonify, render_template, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ivr.events import Outcome
 from ivr.settings.config import Config
-from ivr.engine.events import OUTCOMES
 from ivr.store.models import SOURCES, Call, CallTag
 from ivr.web.context import context, db
 from ivr.web.search import COUNT_CAP, SORTS, CallFilters, Cursor, count_capped, search, sort_keys
@@ -58,7 +58,7 @@ def index() -> Any:
         next_page=encode_cursor(page.next, filters.sort) if page.next else None,
         previous_page=encode_cursor(page.previous, filters.sort) if page.previous else None,
         tags=_tags_of([row.id for row in page.rows]), outcome_labels=OUTCOME_LABELS, count_label=count_label,
-        outcomes=[(o, OUTCOME_LABELS.get(o, o)) for o in OUTCOMES], sources=SOURCES, nps_groups=list(NPS_GROUPS),
+        outcomes=[(o, OUTCOME_LABELS.get(o, o)) for o in Outcome], sources=SOURCES, nps_groups=list(NPS_GROUPS),
         departments=_with(ctx.config.departments, request.args.get("department")),
         agents=_with(_agents(ctx.config, db()), request.args.get("agent")),
         all_tags=_with(_distinct(db(), CallTag.tag), *request.args.getlist("tag")),
@@ -116,7 +116,7 @@ def parse_filters(args: Any, zone: ZoneInfo) -> CallFilters:
     for name in ("department", "agent"):
         if value := text(name):
             keep(name, value, name, value)
-    for name, allowed in (("outcome", OUTCOMES), ("source", SOURCES)):
+    for name, allowed in (("outcome", tuple(Outcome)), ("source", SOURCES)):
         value = text(name)
         if value and value not in allowed:
             errors[name] = f"“{value}” is no {name}: one of {', '.join(allowed)}"

@@ -24,8 +24,8 @@ from typing import Any, Mapping, Optional
 from flask import Blueprint, current_app, render_template, request, url_for
 from markupsafe import Markup
 
-from ivr.engine import events as ev
 from ivr.errors import IvrError
+from ivr.events import Outcome
 from ivr.store.models import SOURCES
 from ivr.web import charts, menu_graph
 from ivr.web.context import context, db
@@ -40,9 +40,9 @@ MAX_DAYS = 366
 MENU_CACHE_SECONDS = 120.0
 YEARS = (1900, 2200)  # dates near year 1 or 9999 overflow when a day or a time zone is added
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
-OUTCOME_LABELS = {ev.ANSWERED: "answered", ev.ABANDONED: "abandoned", ev.VOICEMAIL_LEFT: "voicemail",
-                  ev.CALLBACK_BOOKED: "callback", ev.SELF_SERVICE: "self-service", ev.UNANSWERED: "unanswered",
-                  ev.FAILED: "failed", IN_PROGRESS: "in progress"}
+OUTCOME_LABELS = {Outcome.ANSWERED: "answered", Outcome.ABANDONED: "abandoned", Outcome.VOICEMAIL: "voicemail",
+                  Outcome.CALLBACK: "callback", Outcome.SELF_SERVICE: "self-service",
+                  Outcome.UNANSWERED: "unanswered", Outcome.FAILED: "failed", IN_PROGRESS: "in progress"}
 
 
 @dataclass

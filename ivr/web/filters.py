@@ -1,4 +1,4 @@
-"""Jinja filters of the QA pages: durations, times, numbers."""
+"""Jinja filters of the QA pages: durations (written as events write them), times, numbers."""
 
 from __future__ import annotations
 
@@ -7,15 +7,7 @@ from typing import Any, Optional
 
 from flask import Flask
 
-
-def duration(seconds: Optional[float]) -> str:
-    """`1:05` for 65 s; `1:02:03` past an hour; a dash for nothing."""
-    if seconds is None:
-        return "–"
-    total = int(round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+from ivr.events import duration_text
 
 
 def install(app: Flask) -> None:
@@ -35,5 +27,5 @@ def install(app: Flask) -> None:
             return "–"
         return f"{value:,.{digits}f}"
 
-    app.jinja_env.filters.update(duration=duration, local=local, number=number)
+    app.jinja_env.filters.update(duration=duration_text, local=local, number=number)
     app.jinja_env.globals.update(timezone_name=str(zone))

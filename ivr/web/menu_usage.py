@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session, aliased
 
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.store.models import Call, CallEvent, CallNode
 from ivr.web.metrics import Scope
 
@@ -68,7 +68,7 @@ def usage(session: Session, scope: Scope) -> Usage:
     for flow, node, count in session.execute(entered):
         found._at(flow, node).entered = count  # type: ignore[union-attr]
     hung_up = (select(Call.last_flow, Call.last_node, func.count())
-               .where(where, Call.outcome == ev.ABANDONED)
+               .where(where, Call.outcome == ev.Outcome.ABANDONED)
                .group_by(Call.last_flow, Call.last_node))
     for flow, node, count in session.execute(hung_up):
         counts = found._at(flow, node)

@@ -31,13 +31,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from ivr.engine import events as ev
+from ivr.events import Outcome
 from ivr.store.models import Call
 
 UTC = dt.timezone.utc
 SERVICE_LEVEL_SECONDS = 20
 IN_PROGRESS = "in_progress"  # the outcome shown for calls that have not ended
-OUTCOME_ORDER = (*ev.OUTCOMES, IN_PROGRESS)
+OUTCOME_ORDER = (*Outcome, IN_PROGRESS)
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ class Tally:
 
     @property
     def self_service(self) -> int:
-        return self.by_outcome.get(ev.SELF_SERVICE, 0)
+        return self.by_outcome.get(Outcome.SELF_SERVICE, 0)
 
     @property
     def ivr_share(self) -> Optional[float]:
@@ -191,9 +191,9 @@ def figures(session: Session | Connection, scope: Scope) -> Figures:
                     func.count(rows.c.queue_wait),
                     flag(and_(rows.c.abandoned, rows.c.queue_wait.is_not(None))),
                     func.coalesce(func.sum(rows.c.queue_wait), 0.0),
-                    func.count(case((rows.c.outcome == ev.ANSWERED, rows.c.talk))),
-                    func.coalesce(func.sum(case((rows.c.outcome == ev.ANSWERED, rows.c.talk))), 0.0),
-                    flag(and_(rows.c.outcome == ev.ANSWERED, rows.c.queue_wait <= SERVICE_LEVEL_SECONDS)),
+                    func.count(case((rows.c.outcome == Outcome.ANSWERED, rows.c.talk))),
+                    func.coalesce(func.sum(case((rows.c.outcome == Outcome.ANSWERED, rows.c.talk))), 0.0),
+                    flag(and_(rows.c.outcome == Outcome.ANSWERED, rows.c.queue_wait <= SERVICE_LEVEL_SECONDS)),
                     func.count(rows.c.score), flag(rows.c.score >= 9), flag(rows.c.score <= 6))
              .group_by(rows.c.day, rows.c.outcome))
     per_day: dict[dt.date, Tally] = {day: Tally() for day in scope.days}
@@ -205,7 +205,7 @@ def figures(session: Session | Connection, scope: Scope) -> Figures:
             continue
         tally.add(Tally(calls=calls, ended=calls if outcome else 0, by_outcome={outcome or IN_PROGRESS: calls},
                         queued=queued, abandoned=int(abandoned or 0), wait_sum=float(wait_sum or 0),
-                        answered=calls if outcome == ev.ANSWERED else 0, talked=talked,
+                        answered=calls if outcome == Outcome.ANSWERED else 0, talked=talked,
                         talk_sum=float(talk_sum or 0), within_sl=int(within or 0), surveyed=surveyed,
                         promoters=int(promoters or 0), detractors=int(detractors or 0)))
     total = Tally()

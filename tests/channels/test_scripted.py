@@ -17,7 +17,8 @@ from ivr.channels.scripted import (
 )
 from ivr.clock import VirtualClock
 from ivr.settings.config import Department
-from ivr.engine.channel import ABANDONED, ANSWERED, TIMED_OUT, CallbackRequest, TransferRequest, TransferResult
+from ivr.engine.channel import CallbackRequest, TransferRequest, TransferResult
+from ivr.events import TransferStatus
 from ivr.errors import CallerHangup
 from ivr.flow.model import Prompt
 
@@ -110,21 +111,22 @@ def request(max_wait=None):
 
 def test_queue_defaults():
     channel = ScriptedChannel(queue=["answered", "timeout", "timeout", "abandoned"])
-    assert run(channel.transfer(request())) == TransferResult(ANSWERED, 20.0, "PJSIP/101", 240.0)
+    assert run(channel.transfer(request())) == TransferResult(TransferStatus.ANSWERED, 20.0, "PJSIP/101", 240.0)
     assert channel.clock.elapsed() == 260.0
-    assert run(channel.transfer(request(90.0))) == TransferResult(TIMED_OUT, 90.0)
-    assert run(channel.transfer(request())) == TransferResult(TIMED_OUT, 300.0)
-    assert run(channel.transfer(request())) == TransferResult(ABANDONED, 45.0)
+    assert run(channel.transfer(request(90.0))) == TransferResult(TransferStatus.TIMED_OUT, 90.0)
+    assert run(channel.transfer(request())) == TransferResult(TransferStatus.TIMED_OUT, 300.0)
+    assert run(channel.transfer(request())) == TransferResult(TransferStatus.ABANDONED, 45.0)
     assert channel.clock.elapsed() == 260.0 + 90.0 + 300.0 + 45.0
     # past the script, agents answer
-    assert run(channel.transfer(request())).status == ANSWERED
+    assert run(channel.transfer(request())).status == TransferStatus.ANSWERED
     assert len(channel.transfers) == 5
 
 
 def test_queue_script_times():
-    channel = ScriptedChannel(queue=[QueueScript(TIMED_OUT, wait=12.0), QueueScript(ANSWERED, 5.0, 30.0, "PJSIP/9")])
-    assert run(channel.transfer(request(60.0))) == TransferResult(TIMED_OUT, 12.0)
-    assert run(channel.transfer(request())) == TransferResult(ANSWERED, 5.0, "PJSIP/9", 30.0)
+    channel = ScriptedChannel(queue=[QueueScript(TransferStatus.TIMED_OUT, wait=12.0),
+                                     QueueScript(TransferStatus.ANSWERED, 5.0, 30.0, "PJSIP/9")])
+    assert run(channel.transfer(request(60.0))) == TransferResult(TransferStatus.TIMED_OUT, 12.0)
+    assert run(channel.transfer(request())) == TransferResult(TransferStatus.ANSWERED, 5.0, "PJSIP/9", 30.0)
 
 
 def test_callbacks_voicemail_recording_and_hangup():

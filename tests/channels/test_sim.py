@@ -10,7 +10,8 @@ import pytest
 
 from ivr.channels.sim import SimChannel
 from ivr.settings.config import Department
-from ivr.engine.channel import ABANDONED, ANSWERED, TIMED_OUT, TransferRequest
+from ivr.engine.channel import TransferRequest
+from ivr.events import TransferStatus
 from ivr.errors import CallerHangup
 from ivr.flow.model import Prompt
 
@@ -51,7 +52,9 @@ def test_q_hangs_up(answer):
         run(sim.read_digits(1, 5.0))
 
 
-@pytest.mark.parametrize("answer, status", [("a", ANSWERED), ("", ANSWERED), ("t", TIMED_OUT), ("u", ABANDONED), ("Timeout", TIMED_OUT)])
+@pytest.mark.parametrize("answer, status", [("a", TransferStatus.ANSWERED), ("", TransferStatus.ANSWERED),
+                                            ("t", TransferStatus.TIMED_OUT), ("u", TransferStatus.ABANDONED),
+                                            ("Timeout", TransferStatus.TIMED_OUT)])
 def test_queue_outcome_is_asked(answer, status):
     sim, said = channel([answer])
     result = run(sim.transfer(TransferRequest(Department("sales", "sales-q"), 60.0, True, 0, "")))
@@ -62,7 +65,7 @@ def test_queue_outcome_is_asked(answer, status):
 def test_queue_script_given_is_not_asked():
     sim = SimChannel(queue=["timeout"], ask=lambda text: pytest.fail("asked"), say=lambda text: None)
     result = run(sim.transfer(TransferRequest(Department("sales", "sales"), 60.0, True, 0, "")))
-    assert result.status == TIMED_OUT
+    assert result.status == TransferStatus.TIMED_OUT
 
 
 def test_hangup_is_shown():

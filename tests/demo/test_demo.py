@@ -22,7 +22,7 @@ from ivr.cli import cli
 from ivr.settings.config import load_config
 from ivr.demo.run import FOLDER, run_demo
 from ivr.demo.plan import plan_calls
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.errors import DemoError
 from ivr.flow.project import load_flows
 from ivr.prompts import audio
@@ -32,7 +32,8 @@ from ivr.store.models import Call, CallEvent, Recording
 REPO = Path(__file__).resolve().parents[2]
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)  # its 30 days hold Nov 1 and Nov 11 (holidays)
 CALLS, SEED = 40, 7
-OUTCOMES = {ev.ANSWERED, ev.ABANDONED, ev.VOICEMAIL_LEFT, ev.SELF_SERVICE, ev.CALLBACK_BOOKED, ev.UNANSWERED}
+OUTCOMES = {ev.Outcome.ANSWERED, ev.Outcome.ABANDONED, ev.Outcome.VOICEMAIL, ev.Outcome.SELF_SERVICE, ev.Outcome.CALLBACK,
+            ev.Outcome.UNANSWERED}
 
 
 def make_installation(root: Path) -> Path:
@@ -102,7 +103,7 @@ def test_the_mix_holds_every_outcome_and_no_failure(demo):
     root, result, _plans = demo
     outcomes = Counter(c.outcome for c in calls_by_id(root).values())
     assert set(outcomes) == OUTCOMES, outcomes
-    assert outcomes[ev.ANSWERED] > outcomes[ev.UNANSWERED]
+    assert outcomes[ev.Outcome.ANSWERED] > outcomes[ev.Outcome.UNANSWERED]
 
 
 def test_callers_times_languages_and_agents_vary_as_a_real_line(demo):
@@ -134,7 +135,7 @@ def test_survey_scores_are_answers_from_zero_to_ten(demo):
     calls = list(calls_by_id(root).values())
     scores = [c.survey_score for c in calls if c.survey_score is not None]
     assert len(scores) >= 3 and all(0 <= s <= 10 for s in scores)
-    assert all(c.outcome == ev.ANSWERED for c in calls if c.survey_score is not None)
+    assert all(c.outcome == ev.Outcome.ANSWERED for c in calls if c.survey_score is not None)
     asked = [e for e in events(root) if e.type == ev.SURVEY and e.data.get("asked")]
     assert len(asked) >= len(scores)
 

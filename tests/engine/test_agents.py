@@ -7,7 +7,7 @@ import pytest
 from conftest import CONFIG_YAML, make_flow, of_type, types, write_config
 from ivr.channels.scripted import QueueScript, ScriptedChannel
 from ivr.clock import VirtualClock
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.channel import CallbackRequest, TransferRequest
 
 CALLER = "+48221234567"
@@ -38,7 +38,7 @@ def test_answered_transfer_goes_to_after(run_flow, config):
     call = sim.call
     assert call.path == ["t", "after"]
     assert of_type(call, ev.NODE_ENTERED)[1].data["via"] == "after"
-    assert call.outcome == ev.ANSWERED
+    assert call.outcome == ev.Outcome.ANSWERED
     assert call.department == "sales"
     assert call.heard == ["connecting", "bye"]
     [transfer] = of_type(call, ev.TRANSFER)
@@ -63,7 +63,7 @@ def test_transfer_request_defaults(run_flow, config):
     sim = run_flow(text, caller="", queue=["answered"])
     assert sim.channel.transfers == [TransferRequest(config.departments["support"], None, False, 0, "")]
     assert sim.call.path == ["t"]
-    assert sim.call.outcome == ev.ANSWERED
+    assert sim.call.outcome == ev.Outcome.ANSWERED
     assert sim.call.heard == []
 
 
@@ -75,7 +75,7 @@ def test_timeout_goes_to_on_timeout(run_flow):
     assert of_type(call, ev.TRANSFER_RESULT)[0].data["status"] == "timeout"
     assert of_type(call, ev.TRANSFER_RESULT)[0].data["wait"] == 180.0  # max_wait
     # the caller queued and nobody answered: not a call the IVR solved
-    assert call.outcome == ev.UNANSWERED
+    assert call.outcome == ev.Outcome.UNANSWERED
 
 
 def test_timeout_without_on_timeout_is_unanswered(run_flow):
@@ -88,7 +88,7 @@ def test_timeout_without_on_timeout_is_unanswered(run_flow):
         start="t",
     )
     call = run_flow(text, queue=["timeout"]).call
-    assert call.outcome == ev.UNANSWERED
+    assert call.outcome == ev.Outcome.UNANSWERED
     assert call.department == "sales"
     assert types(call)[-1] == ev.OUTCOME
 
@@ -113,14 +113,14 @@ def test_timeout_without_on_timeout_overflows_to_the_departments_backup(run_flow
         {"department": "support", "queue": "support", "priority": 0, "overflow": True},
     ]
     assert [r.department.name for r in sim.channel.transfers] == ["sales", "support"]
-    assert call.outcome == ev.ANSWERED
+    assert call.outcome == ev.Outcome.ANSWERED
     assert call.department == "support"
 
 
 def test_abandoned_in_the_queue(run_flow):
     sim = run_flow(TRANSFER, caller=CALLER, queue=["abandoned"])
     call = sim.call
-    assert call.outcome == ev.ABANDONED
+    assert call.outcome == ev.Outcome.ABANDONED
     assert call.department == "sales"
     assert call.path == ["t"]
     assert types(call)[-3:] == [ev.TRANSFER_RESULT, ev.CALLER_HANGUP, ev.OUTCOME]
@@ -168,7 +168,7 @@ def test_callback_accepted(run_flow, config):
     sim = run_flow(CALLBACK, "1", caller="+48 601 200 300")
     call = sim.call
     assert sim.channel.callbacks == [CallbackRequest(config.departments["sales"], "+48 601 200 300")]
-    assert call.outcome == ev.CALLBACK_BOOKED
+    assert call.outcome == ev.Outcome.CALLBACK
     assert call.department == "sales"
     assert call.heard == ["offer", "booked", "bye"]
     assert call.path == ["cb", "bye"]
@@ -180,7 +180,7 @@ def test_callback_accepted(run_flow, config):
 
 def test_callback_accepted_during_the_offer(run_flow):
     sim = run_flow(CALLBACK, "1", caller=CALLER, barge_in=True)
-    assert sim.call.outcome == ev.CALLBACK_BOOKED
+    assert sim.call.outcome == ev.Outcome.CALLBACK
     assert len(sim.channel.callbacks) == 1
 
 
@@ -192,7 +192,7 @@ def test_callback_declined(run_flow, keys):
     assert call.path == ["cb", "vm", "bye"]
     assert of_type(call, ev.NODE_ENTERED)[1].data["via"] == "declined"
     assert of_type(call, ev.CALLBACK)[0].data == {"offered": True, "accepted": False}
-    assert call.outcome == ev.VOICEMAIL_LEFT
+    assert call.outcome == ev.Outcome.VOICEMAIL
     assert call.heard == ["offer", "leave", "bye"]
 
 
@@ -242,7 +242,7 @@ def test_voicemail_without_next_ends_the_call(run_flow):
     )
     sim = run_flow(text)
     call = sim.call
-    assert call.outcome == ev.VOICEMAIL_LEFT
+    assert call.outcome == ev.Outcome.VOICEMAIL
     assert call.department is None
     assert call.heard == []
     assert of_type(call, ev.VOICEMAIL)[0].data == {"mailbox": "general", "duration": 20.0}

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from conftest import make_flow, of_type
-from ivr.engine import events as ev
+from ivr import events as ev
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import make_flow, of_type
 from ivr.channels.scripted import prompt_seconds
-from ivr.engine import events as ev
+from ivr import events as ev
 
 MAIN = make_flow(
     """
@@ -73,7 +73,7 @@ def test_goto_continues_at_the_other_flows_start_with_the_variables(run_flow):
     ]
     assert of_type(call, ev.NODE_ENTERED)[2].data == {"node_type": "route", "via": "goto"}
     assert all(e.flow == "faq" for e in call.events if e.seq > of_type(call, ev.GOTO)[0].seq)
-    assert call.outcome == ev.SELF_SERVICE
+    assert call.outcome == ev.Outcome.SELF_SERVICE
 
 
 def test_goto_event_names_where_it_was_and_where_it_goes(run_flow):
@@ -124,7 +124,7 @@ def test_goto_and_back_between_the_repository_flows():
     gotos = of_type(call, ev.GOTO)
     assert [(g.flow, g.data["to_flow"]) for g in gotos] == [("main", "faq"), ("faq", "main")]
     assert call.department == "sales"
-    assert call.outcome == ev.ANSWERED
+    assert call.outcome == ev.Outcome.ANSWERED
 
 
 def test_hangup_says_goodbye_and_ends_as_self_service(run_flow):
@@ -142,7 +142,7 @@ def test_hangup_says_goodbye_and_ends_as_self_service(run_flow):
     )
     sim = run_flow(text)
     call = sim.call
-    assert call.outcome == ev.SELF_SERVICE
+    assert call.outcome == ev.Outcome.SELF_SERVICE
     assert call.department is None
     assert call.heard == ["hello", "bye"]
     assert sim.channel.hung_up is True
@@ -155,5 +155,5 @@ def test_hangup_without_a_prompt(run_flow):
     call = run_flow(make_flow("bye:\n  type: hangup\n", start="bye")).call
     assert call.heard == []
     assert call.path == ["bye"]
-    assert call.outcome == ev.SELF_SERVICE
+    assert call.outcome == ev.Outcome.SELF_SERVICE
     assert call.elapsed() == 0.0

@@ -10,8 +10,8 @@ import pytest
 from conftest import make_flow, of_type, types
 from ivr.channels.scripted import ScriptedChannel
 from ivr.clock import VirtualClock
-from ivr.engine import events as ev
-from ivr.engine.events import Secret
+from ivr import events as ev
+from ivr.events import Secret
 
 
 def input_flow(sensitive: bool) -> str:
@@ -184,7 +184,7 @@ def test_sensitive_digits_are_masked_everywhere_but_still_routed(run_flow):
 def test_caller_hanging_up_during_sensitive_input_resumes_the_recording(run_flow):
     sim = run_flow(SENSITIVE, "hangup")
     call = sim.call
-    assert call.outcome == ev.ABANDONED
+    assert call.outcome == ev.Outcome.ABANDONED
     assert sim.channel.recording_paused is False
     assert types(call)[-4:] == [ev.PROMPT, ev.RECORDING, ev.CALLER_HANGUP, ev.OUTCOME]
     assert of_type(call, ev.CALLER_HANGUP)[0].node == "acct"

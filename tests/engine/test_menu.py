@@ -6,7 +6,7 @@ import pytest
 
 from conftest import make_flow, of_type, types
 from ivr.channels.scripted import KEY_SECONDS, prompt_seconds
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.nodes.menu import FREE_REPEATS
 
 MENU = make_flow(
@@ -49,7 +49,7 @@ def test_key_after_the_prompt_takes_its_option(run_flow):
     assert key.node == "main"
     assert key.t == pytest.approx(MENU_SECONDS + KEY_SECONDS)
     assert of_type(call, ev.NODE_ENTERED)[1].data == {"node_type": "hangup", "via": "1"}
-    assert call.outcome == ev.SELF_SERVICE
+    assert call.outcome == ev.Outcome.SELF_SERVICE
     assert not of_type(call, ev.TIMEOUT) and not of_type(call, ev.INVALID)
     assert sim.channel.unused_keys == []
 
@@ -98,7 +98,7 @@ def test_after_the_last_attempt_the_call_goes_to_on_fail(run_flow):
     fails = [(e.type, e.data["attempt"]) for e in call.events if e.type in (ev.TIMEOUT, ev.INVALID)]
     assert fails == [(ev.TIMEOUT, 1), (ev.INVALID, 2), (ev.TIMEOUT, 3)]
     assert of_type(call, ev.NODE_ENTERED)[-1].data["via"] == "fail"
-    assert call.outcome == ev.SELF_SERVICE
+    assert call.outcome == ev.Outcome.SELF_SERVICE
 
 
 def test_third_attempt_can_still_succeed(run_flow):

@@ -15,7 +15,7 @@ from ivr.channels.scripted import QueueScript, ScriptedChannel
 from ivr.clock import VirtualClock
 from ivr.settings.config import Config, Department
 from ivr.engine import Engine
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.channel import TransferRequest
 from ivr.engine.engine import MAX_STEPS
 from ivr.errors import CallerHangup
@@ -83,7 +83,7 @@ def test_channel_error_mid_call_sends_the_caller_to_the_fallback(run_flow, confi
     channel = FailingChannel("1", VirtualClock(), fail_on=2)
     sim = run_flow(FLOW, channel=channel, caller="+48221234567")
     call = sim.call
-    assert call.outcome == ev.FAILED
+    assert call.outcome == ev.Outcome.FAILED
     assert call.department == "operator"
     [error] = of_type(call, ev.ERROR)
     assert error.data == {"error": "RuntimeError", "message": "socket closed"}
@@ -111,7 +111,7 @@ def test_failure_in_answer_happens_before_any_node(config):
     [error] = of_type(call, ev.ERROR)
     assert error.node is None
     assert error.data["error"] == "OSError"
-    assert call.outcome == ev.FAILED
+    assert call.outcome == ev.Outcome.FAILED
     assert call.department == "operator"
     assert call.path == []
 
@@ -131,7 +131,7 @@ def test_a_flow_that_is_not_loaded_fails_the_call_into_the_fallback_with_its_eve
     [transfer] = of_type(call, ev.TRANSFER)
     assert transfer.data == {"department": "operator", "queue": "operator", "priority": 0, "fallback": True}
     assert channel.transfers == [TransferRequest(config.departments["operator"], None, True, 0, "+48221234567")]
-    assert call.outcome == ev.FAILED and call.department == "operator"
+    assert call.outcome == ev.Outcome.FAILED and call.department == "operator"
     assert call.flow is None and call.path == []
     assert channel.hung_up is True
 
@@ -155,7 +155,7 @@ def test_failure_with_no_department_at_all_still_ends_the_call():
     channel = FailingChannel("", VirtualClock(), fail_on=1)
     call = asyncio.run(Engine(FlowSet({"loop": flow}), Config()).run(channel, "loop", clock=channel.clock))
     check_events(call)
-    assert call.outcome == ev.FAILED
+    assert call.outcome == ev.Outcome.FAILED
     assert call.department is None
     assert channel.transfers == []
     assert channel.hung_up is True
@@ -168,7 +168,7 @@ def test_caller_hanging_up_in_the_fallback_queue(run_flow):
 
     channel = LeavesTheQueue("1", VirtualClock(), fail_on=2)
     call = run_flow(FLOW, channel=channel).call
-    assert call.outcome == ev.FAILED
+    assert call.outcome == ev.Outcome.FAILED
     assert types(call)[-4:] == [ev.ERROR, ev.TRANSFER, ev.CALLER_HANGUP, ev.OUTCOME]
     assert channel.hung_up is False
 
@@ -176,7 +176,7 @@ def test_caller_hanging_up_in_the_fallback_queue(run_flow):
 def test_caller_leaving_the_fallback_queue_is_recorded(run_flow):
     channel = FailingChannel("1", VirtualClock(), queue=["abandoned"], fail_on=2)
     call = run_flow(FLOW, channel=channel).call
-    assert call.outcome == ev.FAILED
+    assert call.outcome == ev.Outcome.FAILED
     assert call.department == "operator"
     assert types(call)[-5:] == [ev.ERROR, ev.TRANSFER, ev.TRANSFER_RESULT, ev.CALLER_HANGUP, ev.OUTCOME]
     assert of_type(call, ev.TRANSFER_RESULT)[0].data["status"] == "abandoned"
@@ -189,7 +189,7 @@ def test_a_failing_hangup_does_not_lose_the_record(run_flow):
             raise RuntimeError("already gone")
 
     call = run_flow(FLOW, channel=BadHangup("- - -", VirtualClock())).call
-    assert call.outcome == ev.SELF_SERVICE
+    assert call.outcome == ev.Outcome.SELF_SERVICE
     assert types(call)[-1] == ev.OUTCOME
 
 
@@ -205,7 +205,7 @@ def test_a_failing_hangup_does_not_lose_the_record(run_flow):
 def test_caller_hangup_anywhere_is_abandoned_at_that_node(run_flow, keys, node):
     sim = run_flow(FLOW, keys, caller="+48221234567")
     call = sim.call
-    assert call.outcome == ev.ABANDONED
+    assert call.outcome == ev.Outcome.ABANDONED
     [hangup] = of_type(call, ev.CALLER_HANGUP)
     assert hangup.node == node
     assert call.path[-1] == node
@@ -218,7 +218,7 @@ def test_caller_hanging_up_during_the_survey_keeps_the_answered_outcome(run_flow
     # the agent took the call; leaving before the survey question does not undo that
     call = run_flow(FLOW, "1 123456# hangup", queue=[QueueScript("answered", talk=30.0)]).call
     assert of_type(call, ev.CALLER_HANGUP)[0].node == "s"
-    assert call.outcome == ev.ANSWERED
+    assert call.outcome == ev.Outcome.ANSWERED
     assert call.department == "sales"
 
 
@@ -239,7 +239,7 @@ def test_a_flow_that_loops_stops_after_max_steps_and_goes_to_the_fallback(config
     [error] = of_type(call, ev.ERROR)
     assert error.data["error"] == "EngineError"
     assert str(MAX_STEPS) in error.data["message"]
-    assert call.outcome == ev.FAILED
+    assert call.outcome == ev.Outcome.FAILED
     assert call.department == "operator"
     assert [r.department.name for r in sim.channel.transfers] == ["operator"]
 
@@ -279,7 +279,7 @@ def test_a_failing_event_sink_does_not_cut_the_caller_off(config):
     sim = simulate(engine, "t", keys="1 123456# 7", caller="+48221234567", on_event=sink)
     call = sim.call
     check_events(call)
-    assert call.outcome == ev.ANSWERED
+    assert call.outcome == ev.Outcome.ANSWERED
     assert call.department == "sales"
     assert call.survey_score == 7
     assert not of_type(call, ev.ERROR)
@@ -320,6 +320,6 @@ def test_a_failure_after_the_agent_keeps_the_answered_outcome_and_does_not_queue
     call = run_flow(FLOW, channel=channel, caller="+48221234567").call
     [error] = of_type(call, ev.ERROR)
     assert error.node == "s"
-    assert call.outcome == ev.ANSWERED
+    assert call.outcome == ev.Outcome.ANSWERED
     assert [t.department.name for t in channel.transfers] == ["sales"]
     assert channel.hung_up is True

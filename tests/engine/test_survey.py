@@ -6,7 +6,7 @@ import pytest
 
 from conftest import make_flow, of_type
 from ivr.channels.scripted import QueueScript
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.sampling import SurveySampler
 
 SURVEY = make_flow(
@@ -107,7 +107,7 @@ def test_every_nth_call_is_asked(run_flow):
     for _ in range(7):
         call = run_flow(SAMPLED, "9", queue=[LONG], sampler=sampler).call
         asked.append(of_type(call, ev.SURVEY)[0].data["asked"])
-        assert call.outcome == ev.ANSWERED
+        assert call.outcome == ev.Outcome.ANSWERED
     assert asked == [False, False, True, False, False, True, False]
 
 
@@ -127,7 +127,7 @@ def test_short_calls_are_always_asked(run_flow):
         call = run_flow(SAMPLED, "8", queue=[SHORT], sampler=sampler).call
         assert of_type(call, ev.SURVEY)[0].data == {"asked": True, "score": 8}
         assert call.survey_score == 8
-        assert call.outcome == ev.ANSWERED
+        assert call.outcome == ev.Outcome.ANSWERED
         assert call.events[-1].data["survey"] == 8
 
 

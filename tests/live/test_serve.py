@@ -6,7 +6,6 @@ does a call that asks for a flow that is not loaded, which the QA app then shows
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import shutil
 import sys
 from pathlib import Path

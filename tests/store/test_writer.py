@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from ivr.channels.scripted import QueueScript
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.store import Call, CallEvent, CallNode, CallWriter, QueueEvent, Recording, session_factory
 from tests_support import run_call
 
@@ -40,7 +40,7 @@ def test_a_simulated_call_round_trips(db, line):
     assert row.language == "pl"
     assert row.keys == "1 3 ******** 9"  # the account number never reaches the database
     assert "90012345" not in repr([e.data for e in events])
-    assert row.outcome == ev.ANSWERED and row.department == "support"
+    assert row.outcome == ev.Outcome.ANSWERED and row.department == "support"
     assert (row.queue_wait, row.agent, row.talk) == (35.0, "PJSIP/104", 120.0)
     assert row.survey_score == 9 and not row.abandoned
     assert (row.last_flow, row.last_node) == ("main", "goodbye")
@@ -65,7 +65,7 @@ def test_overflow_then_abandon_sums_the_waits(db, line):
                     queue=[QueueScript("timeout", wait=180.0), QueueScript("abandoned", wait=45.0)])
     assert writer.close()
     row, events, _ = load(db, "sim-2")
-    assert row.outcome == ev.ABANDONED == call.outcome
+    assert row.outcome == ev.Outcome.ABANDONED == call.outcome
     assert row.department == "backup" and row.abandoned
     assert row.queue_wait == 225.0 and row.agent is None and row.talk is None
     assert row.keys == "1 1" and row.survey_score is None
@@ -86,7 +86,7 @@ def test_a_live_call_keeps_untrusted_caller_text_as_data(db, line):
     assert row.caller_name == "Robert'); DROP TABLE calls;-- \ufffd \ufffd Zażółć 📞"
     assert (row.channel, row.uniqueid, row.source) == ("PJSIP/trunk-00000012", "1700000000.42", "live")
     assert events[0].to_dict()["caller"] == number
-    assert row.outcome == call.outcome == ev.ANSWERED and row.department == "operator"
+    assert row.outcome == call.outcome == ev.Outcome.ANSWERED and row.department == "operator"
 
 
 def test_many_calls_interleaved(db, line):
@@ -139,6 +139,41 @@ def test_queue_events_and_recordings(db, line, tmp_path):
     assert qe.at == at and qe.at.tzinfo is not None
 
 
+def test_the_recording_its_call_started_event_names_is_linked_with_no_help_from_the_sink(db, line, tmp_path):
+    # the FastAGI server puts the dialplan's recording into call_started; the runtime's sink
+    # is the writer's submit alone
+    recordings = tmp_path / "recordings"
+    writer = CallWriter(db, recordings_dir=recordings)
+    details = {"uniqueid": "1700000000.9", "channel": "PJSIP/trunk-9", "source": "live",
+               "recording": str(recordings / "2026" / "11" / "24" / "1700000000.9.wav")}
+    call = run_call(line, "1 1", call_id="1700000000.9", on_event=writer.submit, queue=["answered"], details=details)
+    assert writer.close()
+    with session_factory(db)() as session:
+        [recording] = session.scalars(select(Recording)).all()
+    assert (recording.call_id, recording.uniqueid, recording.path) == ("1700000000.9", "1700000000.9",
+                                                                        "2026/11/24/1700000000.9.wav")
+    assert recording.created_at == call.started_at == dt.datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    stats = writer.stats  # the link is part of its event, not an item of its own
+    assert stats.written == stats.submitted == len(call.events) and stats.dropped == 0
+
+
+def test_an_event_is_stored_in_its_dict_form_secrets_masked(db):
+    writer = CallWriter(db)
+    at = dt.datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    events = [ev.Event("s-1", 0, 0.0, ev.CALL_STARTED, "main", None,
+                       {"caller": "", "language": "pl", "version": "v1", "at": at.isoformat()}),
+              ev.Event("s-1", 1, 1.23456, ev.VARIABLE, "main", "acct",
+                       {"name": "card", "value": {"digits": ev.Secret("4111"), "tries": [ev.Secret("41")], "at": at,
+                                                  "status": ev.TransferStatus.TIMED_OUT}})]
+    for event in events:
+        writer.submit(event)
+    assert writer.close()
+    _, stored, _ = load(db, "s-1")
+    assert [e.to_dict() for e in stored] == [e.to_dict() for e in events]
+    assert stored[1].t == 1.235 and stored[1].data == {
+        "name": "card", "value": {"digits": "****", "tries": ["**"], "at": at.isoformat(), "status": "timeout"}}
+
+
 def test_a_late_event_does_not_reset_a_finished_call(db, line):
     writer = CallWriter(db)
     call = run_call(line, "1 0", call_id="late", on_event=writer.submit, queue=["answered"])
@@ -146,7 +181,7 @@ def test_a_late_event_does_not_reset_a_finished_call(db, line):
     writer.submit(ev.Event(last.call_id, last.seq + 1, last.t + 1, ev.ERROR, last.flow, None, {"error": "late"}))
     assert writer.close()
     row, events, _ = load(db, "late")
-    assert row.outcome == ev.ANSWERED and len(events) == len(call.events) + 1
+    assert row.outcome == ev.Outcome.ANSWERED and len(events) == len(call.events) + 1
 
 
 def test_events_without_their_call_started_still_make_a_row(db, line):

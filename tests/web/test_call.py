@@ -25,7 +25,7 @@ from ivr.channels.call_audio import CallAudio
 from ivr.channels.scripted import QueueScript, ScriptedChannel
 from ivr.clock import VirtualClock
 from ivr.engine import Engine
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.sampling import SurveySampler
 from ivr.flow.project import load_flows
 from ivr.prompts.library import PromptLibrary
@@ -99,7 +99,7 @@ def heard(tmp_path_factory):
                                   on_event=events.append))
     wav = tmp_path_factory.mktemp("heard") / "sim-1.wav"
     channel.audio.write(wav)
-    assert call.outcome == ev.ANSWERED
+    assert call.outcome == ev.Outcome.ANSWERED
     return SimpleNamespace(events=events, wav=wav, version=call.flow.version, peaks=wav_peaks(wav))
 
 

@@ -27,7 +27,7 @@ from werkzeug.datastructures import MultiDict
 from ivr.channels.scripted import QueueScript, ScriptedChannel
 from ivr.clock import VirtualClock
 from ivr.engine import Engine
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.sampling import SurveySampler
 from ivr.flow.project import load_flows
 from ivr.simulation.simulate import parse_time
@@ -156,7 +156,7 @@ FILTERS: list[tuple[str, Callable[[dict[str, Any]], bool]]] = [
     ("department=sales", lambda r: r["department"] == "sales"),
     ("department=backup", lambda r: r["department"] == "backup"),
     ("agent=PJSIP/102", lambda r: r["agent"] == "PJSIP/102"),
-    *[(f"outcome={o}", lambda r, o=o: r["outcome"] == o) for o in ev.OUTCOMES],
+    *[(f"outcome={o}", lambda r, o=o: r["outcome"] == o) for o in ev.Outcome],
     ("min_duration=200", lambda r: r["duration"] is not None and r["duration"] >= 200),
     ("max_duration=1:00", lambda r: r["duration"] is not None and r["duration"] <= 60),
     ("min_duration=100&max_duration=300", lambda r: r["duration"] is not None and 100 <= r["duration"] <= 300),

@@ -1,6 +1,6 @@
 """callback: offer to call back, keeping the caller's place; needs a caller number."""
 
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.call import Call
 from ivr.engine.channel import CallbackRequest
 from ivr.flow.nodes.callback import Callback
@@ -22,7 +22,7 @@ async def run(node: Callback, call: Call):
         return "declined", node.declined
     await call.channel.request_callback(CallbackRequest(node.department, call.caller))
     call.emit(ev.CALLBACK, offered=True, accepted=True, department=node.department.name)
-    call.outcome = ev.CALLBACK_BOOKED
+    call.outcome = ev.Outcome.CALLBACK
     call.department = node.department.name
     if node.confirm_prompt is not None:
         await call.play(node.confirm_prompt)

@@ -1,6 +1,6 @@
 """goto: continue in another flow; the caller keeps language and variables."""
 
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.call import Call
 from ivr.flow.nodes.goto import Goto
 

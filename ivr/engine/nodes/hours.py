@@ -1,6 +1,6 @@
 """hours: open, closed or holiday, by the schedule and the call's clock."""
 
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.call import Call
 from ivr.flow.nodes.hours import Hours
 from ivr.settings.hours import HOLIDAY, OPEN

@@ -1,9 +1,9 @@
 """input: several digits into a variable; sensitive digits pause the recording and are masked."""
 
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.call import Call
 from ivr.engine.nodes.attempts import Attempts
-from ivr.engine.events import Secret, mask
+from ivr.events import Secret, mask
 from ivr.flow.nodes.input import Input
 
 DIGITS = "0123456789"

@@ -1,6 +1,6 @@
 """menu: one key chooses a branch; a key pressed during the prompt counts."""
 
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.call import Call
 from ivr.engine.nodes.attempts import Attempts
 from ivr.flow.nodes.menu import Menu

@@ -1,6 +1,6 @@
 """route: the first rule that matches the call decides; otherwise the default."""
 
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.call import Call
 from ivr.flow.nodes.route import Route, RouteRule
 

@@ -1,6 +1,6 @@
 """survey: a score on the keypad (0-10 for NPS), asked of a sample of calls."""
 
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.call import Call
 from ivr.engine.nodes.attempts import Attempts
 from ivr.flow.nodes.survey import Survey

@@ -7,9 +7,9 @@ group from config.yaml takes the call (once), so a peak never ends in a dropped 
 from typing import Optional
 
 from ivr.settings.config import Department
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.call import Call
-from ivr.engine.channel import ANSWERED, TIMED_OUT, TransferRequest, TransferResult
+from ivr.engine.channel import TransferRequest, TransferResult
 from ivr.errors import CallerHangup
 from ivr.flow.nodes.transfer import Transfer
 
@@ -19,20 +19,20 @@ async def run(node: Transfer, call: Call):
         await call.play(node.prompt)
     department = node.department
     result = await queue_call(call, department, node.max_wait, node.announce_position, node.priority)
-    if result.status == TIMED_OUT and not node.on_timeout and department.overflow:
+    if result.status == ev.TransferStatus.TIMED_OUT and not node.on_timeout and department.overflow:
         overflow = call.engine.config.departments.get(department.overflow)
         if overflow is not None:
             department = overflow
             result = await queue_call(call, department, node.max_wait, node.announce_position, node.priority,
                                       overflow=True)
     call.department = department.name
-    if result.status == ANSWERED:
-        call.outcome = ev.ANSWERED
+    if result.status == ev.TransferStatus.ANSWERED:
+        call.outcome = ev.Outcome.ANSWERED
         return ("after", node.after) if node.after else None
-    if result.status == TIMED_OUT:
+    if result.status == ev.TransferStatus.TIMED_OUT:
         if node.on_timeout:
             return "timeout", node.on_timeout
-        call.outcome = ev.UNANSWERED
+        call.outcome = ev.Outcome.UNANSWERED
         return None
     raise CallerHangup(f"caller left the {department.name} queue")
 

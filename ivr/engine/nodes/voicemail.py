@@ -1,6 +1,6 @@
 """voicemail: a message for a mailbox."""
 
-from ivr.engine import events as ev
+from ivr import events as ev
 from ivr.engine.call import Call
 from ivr.flow.nodes.voicemail import Voicemail
 
@@ -11,5 +11,5 @@ async def run(node: Voicemail, call: Call):
     result = await call.channel.record_voicemail(node.mailbox, node.max_length)
     call.emit(ev.VOICEMAIL, mailbox=node.mailbox, duration=result.duration)
     if call.outcome is None:
-        call.outcome = ev.VOICEMAIL_LEFT
+        call.outcome = ev.Outcome.VOICEMAIL
     return ("next", node.next) if node.next else None
