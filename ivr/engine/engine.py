@@ -63,7 +63,8 @@ class Engine:
         try:
             await channel.answer()
             if found is None:
-                raise FlowNotLoaded(f'the call asks for flow "{flow}", which is not loaded')
+                # repr(): the name comes from the caller's side (the AGI script path, URL-decoded)
+                raise FlowNotLoaded(f"the call asks for flow {flow!r}, which is not loaded")
             await channel.set_language(call.language)
             await self._walk(call)
         except CallerHangup:

@@ -396,9 +396,11 @@ class CallWriter:
     def _take_event(self, event: Event, batch: _Batch, touched: dict[str, CallSummary]) -> None:
         call_id = clean_text(event.call_id) or ""
         shown = event.to_dict()
+        # a call to a flow that is not loaded names it as the AGI script path had it: untrusted
+        shown["flow"], shown["node"] = clean_text(event.flow) or "", clean_text(event.node)
         data = {key: shown[key] for key in event.data}
         row = {"call_id": call_id, "seq": event.seq, "t": shown["t"], "type": event.type,
-               "flow": event.flow, "node": event.node, "data": data}
+               "flow": shown["flow"], "node": shown["node"], "data": data}
         batch.events.append(row)
         summary = self._calls.get(call_id)
         if summary is None:
@@ -421,7 +423,7 @@ class CallWriter:
 
     def _skeleton(self, event: Event, call_id: str) -> CallSummary:
         started = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=max(0.0, event.t))
-        return CallSummary(call_id, event.flow, started, self.source)
+        return CallSummary(call_id, clean_text(event.flow) or "", started, self.source)
 
     def _link_row(self, call: str, path: Union[str, PurePath], at: dt.datetime) -> dict[str, dict[str, Any]]:
         relative = self._relative(path)

@@ -311,7 +311,7 @@ def test_unknown_flow_goes_to_the_fallback_queue_with_its_events(installation, t
     assert {e.flow for e in call} == {"nosuchflow"}
     assert call[0].data["uniqueid"] == "1700000000.1" and call[0].data["source"] == "live"
     assert call[0].data["recording"] == "/var/spool/ivr/recordings/2026-11-24/1700000000.1.wav"
-    assert call[1].data["error"] == "FlowNotLoaded" and '"nosuchflow"' in call[1].data["message"]
+    assert call[1].data["error"] == "FlowNotLoaded" and "'nosuchflow'" in call[1].data["message"]
     assert call[2].data["fallback"] is True
     assert call[-1].data["outcome"] == "failed" and call[-1].data["department"] == "operator"
 

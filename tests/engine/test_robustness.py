@@ -127,7 +127,7 @@ def test_a_flow_that_is_not_loaded_fails_the_call_into_the_fallback_with_its_eve
     assert {(e.flow, e.node) for e in call.events} == {("nosuchflow", None)}
     assert call.events[0].data["version"] is None and call.events[0].data["language"] == "en"
     [error] = of_type(call, ev.ERROR)
-    assert error.data == {"error": "FlowNotLoaded", "message": 'the call asks for flow "nosuchflow", which is not loaded'}
+    assert error.data == {"error": "FlowNotLoaded", "message": "the call asks for flow 'nosuchflow', which is not loaded"}
     [transfer] = of_type(call, ev.TRANSFER)
     assert transfer.data == {"department": "operator", "queue": "operator", "priority": 0, "fallback": True}
     assert channel.transfers == [TransferRequest(config.departments["operator"], None, True, 0, "+48221234567")]

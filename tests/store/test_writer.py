@@ -210,3 +210,30 @@ def test_from_config_uses_the_installation_database_and_recordings(tmp_path, lin
     assert writer.close()
     with session_factory(writer.engine)() as session:
         assert session.scalars(select(Recording.path)).all() == ["a.wav"]
+
+
+def test_a_call_to_a_flow_with_a_hostile_name_is_stored_and_logs_one_line(db, line, caplog):
+    """The flow a live call asks for is the AGI script path, URL-decoded: a line break or a
+    NUL in it must neither forge a log line nor make PostgreSQL refuse the batch (which
+    would take other calls' records with it)."""
+    import asyncio
+    import logging
+
+    from ivr.channels.scripted import ScriptedChannel
+    from ivr.clock import VirtualClock
+    from ivr.engine import Engine
+
+    hostile = "x\nINFO ivr.live: all good\x00"
+    writer = CallWriter(db)
+    channel = ScriptedChannel("", VirtualClock())
+    with caplog.at_level(logging.ERROR, logger="ivr.engine"):
+        call = asyncio.run(Engine(*line).run(channel, hostile, call_id="hostile", clock=channel.clock,
+                                           on_event=writer.submit))
+    run_call(line, "1 0", call_id="beside", on_event=writer.submit, queue=["answered"])
+    assert writer.close()
+    assert call.outcome == ev.Outcome.FAILED
+    assert all("\n" not in record.getMessage() for record in caplog.records)
+    row, events, _ = load(db, "hostile")
+    assert row.flow == "x\nINFO ivr.live: all good\ufffd" and row.outcome == ev.Outcome.FAILED
+    assert {e.flow for e in events} == {row.flow} and "\x00" not in events[1].data["message"]
+    assert load(db, "beside")[0].outcome == ev.Outcome.ANSWERED
