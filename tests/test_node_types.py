@@ -40,12 +40,12 @@ def test_every_module_of_ivr_flow_nodes_is_a_registered_node_type():
 
 
 def test_every_node_type_has_an_engine_handler_and_no_handler_lacks_a_type():
-    assert sorted(set(NODE_TYPES) - set(HANDLERS)) == [], "node types missing from the engine's HANDLERS (ivr/engine/nodes/__init__.py)"
+    assert sorted(set(NODE_TYPES) - set(HANDLERS)) == [], "node types without a run-time module in ivr/engine/nodes"
     assert sorted(set(HANDLERS) - set(NODE_TYPES)) == [], "engine HANDLERS for no node type of ivr.flow.nodes.NODE_TYPES"
     misplaced = {name: run.__module__ for name, run in HANDLERS.items() if run.__module__ != f"ivr.engine.nodes.{name}"}
     assert misplaced == {}, "handlers not in ivr/engine/nodes/<type>.py"
     modules = _modules(ivr.engine.nodes) - ENGINE_HELPERS
-    assert sorted(modules - set(HANDLERS)) == [], "modules of ivr/engine/nodes missing from HANDLERS"
+    assert sorted(modules - set(HANDLERS)) == [], "modules of ivr/engine/nodes that are no node type of ivr.flow.nodes.NODE_TYPES"
 
 
 def test_every_node_type_is_a_complete_compiled_class():
@@ -78,3 +78,12 @@ def test_the_json_schema_has_a_variant_for_every_node_type():
 def test_the_format_reference_has_a_section_for_every_node_type():
     headings = re.findall(r"^### `([a-z_]+)`$", node_reference(), re.M)
     assert headings == list(NODE_TYPES), "node types missing from the format reference (ivr.flow.docs)"
+
+
+def test_a_node_type_without_its_run_time_module_is_named_in_the_error():
+    import pytest
+
+    from ivr.engine.nodes import _handler
+
+    with pytest.raises(ImportError, match=r'node type "pause" has no run-time module ivr/engine/nodes/pause.py'):
+        _handler("pause")
