@@ -104,3 +104,21 @@ def test_an_outcome_is_never_a_transfer_status(line):
     [result] = [e for e in call.events if e.type == ev.TRANSFER_RESULT]
     assert type(result.data["status"]) is ev.TransferStatus and result.data["status"] is ev.TransferStatus.ABANDONED
     assert type(call.outcome) is ev.Outcome and call.outcome is ev.Outcome.ABANDONED
+
+
+def test_every_way_the_engine_leaves_a_node_is_declared_by_its_flow_module(journeys):
+    from conftest import check_exits
+
+    for call in journeys:
+        check_exits(call)
+
+
+def test_the_tables_that_style_or_leave_out_event_types_name_declared_types_only():
+    """The web timeline styles each type by its kind and `ivr simulate` leaves some out: a
+    type missing from the timeline's table would show as "other", a stale name would hide
+    nothing."""
+    from ivr.cli import _UNPRINTED
+    from ivr.web.timeline import _KINDS
+
+    assert set(_KINDS) == set(ev.TYPES), "ivr/web/timeline.py _KINDS and ivr/events.py TYPES differ"
+    assert _UNPRINTED <= set(ev.TYPES)
