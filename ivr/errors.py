@@ -40,6 +40,17 @@ class ConfigError(DiagnosticsError):
     """config.yaml is wrong."""
 
 
+class MissingSecret(ConfigError):
+    """config.yaml names a ${VARIABLE} that the environment does not hold."""
+
+    def __init__(self, name: str):
+        super().__init__([])
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"environment variable {self.name} is not set (config.yaml refers to ${{{self.name}}})"
+
+
 class PromptError(IvrError):
     """A prompt cannot be rendered or converted; the previous good file stays."""
 

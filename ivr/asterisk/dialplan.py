@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 from ivr.settings.asterisk import LANGUAGE_CODE, NAME, NAME_RULE
-from ivr.settings.config import Config, Department, MissingSecret, expand_env
-from ivr.errors import AsteriskError
+from ivr.settings.config import Config, Department, expand_env
+from ivr.errors import AsteriskError, MissingSecret
 
 FILES = ("extensions.conf", "queues.conf", "manager.conf")
 SITE_INCLUDE = "extensions_site.conf"  # a site's own contexts; optional

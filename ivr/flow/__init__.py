@@ -1,1 +1,2 @@
-"""Flow files: loading with marks, checks, compilation into immutable Flows."""
+"""The flow format: one module per node type (nodes/), the checks of a file and of a set of
+files against config.yaml, and their compilation into immutable Flows."""

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ivr.settings.sections import ENV_REFERENCE, section_fields
+from ivr.settings.sections import port_number, secret_reference, section_fields
 from ivr.yamldoc.diagnostics import Findings
 from ivr.yamldoc.loader import describe
 from ivr.yamldoc.values import parse_duration
@@ -139,12 +139,9 @@ def _ami(value: Any, findings: Findings) -> Optional[AmiSettings]:
         else:
             settings["username"] = username
     if "secret" in data:
-        if not isinstance(data["secret"], str) or not ENV_REFERENCE.fullmatch(data["secret"]):
-            # never echo it: it may be a real secret written into the file by mistake
-            findings.error(path + ("secret",), f'AMI secret must name an environment variable, such as "{DEFAULT_SECRET}"; '
-                           "a secret is never written into config.yaml")
-        else:
-            settings["secret"] = data["secret"]
+        secret = secret_reference(data["secret"], path + ("secret",), "AMI secret", DEFAULT_SECRET, findings)
+        if secret is not None:
+            settings["secret"] = secret
     if "permit" in data:
         permit = data["permit"]
         items = permit if isinstance(permit, list) else [permit]
@@ -203,9 +200,7 @@ def _address(data: dict, path: tuple, what: str, findings: Findings) -> dict[str
         else:
             settings["host"] = host
     if "port" in data:
-        port = data["port"]
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            findings.error(path + ("port",), f"{what} port must be a number from 1 to 65535, not {describe(port)}")
-        else:
+        port = port_number(data["port"], path + ("port",), what, findings)
+        if port is not None:
             settings["port"] = port
     return settings

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
-from ivr.errors import ConfigError, UsageError
+from ivr.errors import ConfigError, MissingSecret, UsageError
 from ivr.yamldoc.diagnostics import Diagnostic, Findings, did_you_mean, sort_best_first
 from ivr.yamldoc.loader import Document, LoadError, describe, load_file
 from ivr.settings.asterisk import AsteriskSettings, parse_asterisk_settings
+from ivr.settings.sections import ENV_REFERENCE
 from ivr.settings.prompts import PromptSettings, parse_prompt_settings
 from ivr.settings.qa import (QaSettings, RecordingSettings, WebSettings, parse_qa_settings, parse_recording_settings,
                               parse_web_settings)
@@ -25,7 +26,6 @@ from ivr.settings.segments import Segment, parse_segment
 
 SECTIONS = ("asterisk", "database", "recordings", "prompts", "departments", "schedules", "segments", "web", "qa", "fallback")
 STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear", "wrandom", "rrordered")
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -73,21 +73,10 @@ class Config:
 
 def expand_env(value: str, environ: Mapping[str, str] = os.environ) -> str:
     """Replace ${NAME} by the environment's value; a missing variable is a MissingSecret."""
-    for match in _ENV.finditer(value):
+    for match in ENV_REFERENCE.finditer(value):
         if match.group(1) not in environ:
             raise MissingSecret(match.group(1))
-    return _ENV.sub(lambda m: environ[m.group(1)], value)
-
-
-class MissingSecret(ConfigError):
-    """config.yaml names a ${VARIABLE} that the environment does not hold."""
-
-    def __init__(self, name: str):
-        super().__init__([])
-        self.name = name
-
-    def __str__(self) -> str:
-        return f"environment variable {self.name} is not set (config.yaml refers to ${{{self.name}}})"
+    return ENV_REFERENCE.sub(lambda m: environ[m.group(1)], value)
 
 
 def find_config(start: Path | None = None) -> Path | None:

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-from ivr.settings.sections import ENV_REFERENCE, section_fields
+from ivr.settings.sections import port_number, secret_reference, section_fields
 from ivr.yamldoc.diagnostics import Findings
 from ivr.yamldoc.loader import describe
 
@@ -100,18 +100,12 @@ def parse_web_settings(value: Any, findings: Findings) -> WebSettings:
         findings.error(("web", "host"), f"web host must be an address such as 127.0.0.1, not {describe(host)}")
     else:
         settings["host"] = host
-    port = data.get("port", 5000)
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        findings.error(("web", "port"), f"web port must be a number from 1 to 65535, not {describe(port)}")
-    else:
+    port = port_number(data.get("port", 5000), ("web", "port"), "web", findings)
+    if port is not None:
         settings["port"] = port
-    secret = data.get("secret_key")
-    if secret is not None:
-        if not isinstance(secret, str) or not ENV_REFERENCE.fullmatch(secret):
-            # never echo it: it may be a real secret written into the file by mistake
-            findings.error(("web", "secret_key"), 'secret_key must name an environment variable, such as "${IVR_WEB_SECRET}"; '
-                           "a secret is never written into config.yaml")
-        else:
+    if data.get("secret_key") is not None:
+        secret = secret_reference(data["secret_key"], ("web", "secret_key"), "secret_key", "${IVR_WEB_SECRET}", findings)
+        if secret is not None:
             settings["secret_key"] = secret
     proxies = data.get("proxies", 0)
     if isinstance(proxies, bool) or not isinstance(proxies, int) or not 0 <= proxies <= 5:

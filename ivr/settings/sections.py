@@ -1,5 +1,6 @@
 """What the parsers of config.yaml's sections share: a section's mapping with its unknown
-keys reported, and the form of a secret (a reference to an environment variable)."""
+keys reported, a TCP port, and the form of a secret (a reference to an environment
+variable)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from ivr.yamldoc.diagnostics import Findings, did_you_mean
 from ivr.yamldoc.loader import describe
 
 # A secret is never written into config.yaml, only the variable that holds it: "${NAME}".
-ENV_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")  # whole value: fullmatch
+# group 1 is the variable's name; a setting that must be a reference is matched whole (fullmatch)
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def section_fields(value: Any, path: tuple, allowed: tuple[str, ...], example: str, findings: Findings) -> Optional[dict]:
@@ -25,4 +27,23 @@ def section_fields(value: Any, path: tuple, allowed: tuple[str, ...], example: s
     for key in value:
         if key not in allowed:
             findings.error(path + (key,), f'"{key}" is no field of {where}{did_you_mean(str(key), allowed)}', at_key=True)
+    return value
+
+
+def port_number(value: Any, path: tuple, what: str, findings: Findings) -> Optional[int]:
+    """A TCP port, 1 to 65535; None once reported."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        findings.error(path, f"{what} port must be a number from 1 to 65535, not {describe(value)}")
+        return None
+    return value
+
+
+def secret_reference(value: Any, path: tuple, what: str, example: str, findings: Findings) -> Optional[str]:
+    """A secret written as the environment variable that holds it (`example`, such as
+    "${IVR_WEB_SECRET}"); None once reported."""
+    if not isinstance(value, str) or not ENV_REFERENCE.fullmatch(value):
+        # never echo it: it may be a real secret written into the file by mistake
+        findings.error(path, f'{what} must name an environment variable, such as "{example}"; '
+                       "a secret is never written into config.yaml")
+        return None
     return value

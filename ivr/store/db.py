@@ -26,8 +26,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from ivr.settings.config import Config, MissingSecret, expand_env
-from ivr.errors import StoreError
+from ivr.settings.config import Config, expand_env
+from ivr.errors import MissingSecret, StoreError
 
 DEFAULT_URL = "sqlite:///ivr.db"
 SQLITE_BUSY_MS = 5000  # a writer waits this long for another one before "database is locked"

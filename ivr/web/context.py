@@ -14,8 +14,8 @@ from flask import current_app, g, request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from ivr.settings.config import Config, MissingSecret, expand_env
-from ivr.errors import WebError
+from ivr.settings.config import Config, expand_env
+from ivr.errors import MissingSecret, WebError
 from ivr.store.db import database_url, init_db, session_factory
 
 log = logging.getLogger(__name__)
