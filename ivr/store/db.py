@@ -28,6 +28,7 @@ from sqlalchemy.pool import StaticPool
 
 from ivr.settings.config import Config, expand_env
 from ivr.errors import MissingSecret, StoreError
+from ivr.events import jsonable
 
 DEFAULT_URL = "sqlite:///ivr.db"
 SQLITE_BUSY_MS = 5000  # a writer waits this long for another one before "database is locked"
@@ -78,13 +79,7 @@ def _sqlite_in_memory(url: URL) -> bool:
 
 def json_dumps(value: Any) -> str:
     """JSON for the database: ASCII only, so untrusted text can never upset a driver."""
-    return json.dumps(value, default=_jsonable)
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)  # Secret masks itself; anything else is recorded as its text
+    return json.dumps(value, default=jsonable)
 
 
 def create_db_engine(url: UrlLike, *, root: Optional[Path] = None, busy_ms: int = SQLITE_BUSY_MS,
