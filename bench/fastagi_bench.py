@@ -41,14 +41,13 @@ async def bench(calls: int) -> None:
     engine = OfficeHoursEngine(flows, config)
     outcomes: dict[str, int] = {}
 
-    def sink(env):
-        def on_event(event):
-            if event.type == "outcome":
-                outcomes[event.data["outcome"]] = outcomes.get(event.data["outcome"], 0) + 1
-        return on_event
+    def on_event(event):
+        if event.type == "outcome":
+            outcome = str(event.data["outcome"])
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
     server = FastAgiServer(lambda: engine, prompts_dir=ROOT / "prompts", recordings_dir=ROOT / "recordings",
-                           port=0, sink=sink)
+                           port=0, on_event=on_event)
     await server.start()
     started = time.perf_counter()
     sent = await asyncio.gather(*(place_call(server.port, Caller(keys=["1", "0"]), environment(f"b.{i}"))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ivr.channels.agi import AgiChannel, ManagerServices
-from ivr.channels.agi_wire import AgiEnvironment, read_environment
+from ivr.channels.agi_wire import read_environment
 from ivr.engine import Engine
 from ivr.events import Event
 from ivr.errors import CallerHangup, ChannelError
@@ -35,7 +35,7 @@ class FastAgiServer:
         recordings_dir: Path,
         host: str = "127.0.0.1",
         port: int = 4573,
-        sink: Optional[Callable[[AgiEnvironment], EventSink]] = None,
+        on_event: Optional[EventSink] = None,
         manager: Optional[ManagerServices] = None,
     ):
         self.engine = engine
@@ -43,7 +43,7 @@ class FastAgiServer:
         self.recordings_dir = recordings_dir
         self.host = host
         self.port = port
-        self.sink = sink
+        self.on_event = on_event  # every event of every call (the call-records writer)
         self.manager = manager
         self.server: Optional[asyncio.AbstractServer] = None
         self.active: set[asyncio.Task] = set()
@@ -108,6 +108,6 @@ class FastAgiServer:
             language=env.query.get("lang") or None,
             variables=variables,
             call_id=env.uniqueid or None,
-            on_event=self.sink(env) if self.sink else None,
+            on_event=self.on_event,
             details=details,
         )

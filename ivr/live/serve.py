@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ivr.channels.agi import ManagerServices
-from ivr.channels.agi_wire import AgiEnvironment
 from ivr.channels.fastagi import FastAgiServer
 from ivr.engine.channel import CallbackRequest
 from ivr.events import Event
@@ -30,7 +29,7 @@ class Runtime:
     host: str = "127.0.0.1"
     port: int = 4573
     watch_interval: float = 1.0
-    event_sink: Optional[Callable[[AgiEnvironment], Callable[[Event], None]]] = None
+    on_event: Optional[Callable[[Event], None]] = None
     manager: Optional[ManagerServices] = None  # the AMI part, when config.yaml has asterisk.ami
     extras: list[Any] = field(default_factory=list)  # parts with async start()/close()
     server: Optional[FastAgiServer] = None
@@ -44,7 +43,7 @@ class Runtime:
             await part.start()
         self.server = FastAgiServer(self.reloader.current, prompts_dir=prompts_dir.resolve(),
                                     recordings_dir=recordings_dir.resolve(), host=self.host, port=self.port,
-                                    sink=self.event_sink, manager=self.manager)
+                                    on_event=self.on_event, manager=self.manager)
         await self.server.start()
 
     async def close(self) -> None:
@@ -125,11 +124,6 @@ class WriterPart:
         # the writer's thread writes what is left; off the event loop, which is closing
         await asyncio.get_running_loop().run_in_executor(None, self.writer.close)
 
-    @staticmethod
-    def sink_factory(writer: Any) -> Callable[[AgiEnvironment], Callable[[Event], None]]:
-        # the writer links a call's recording from its call_started event
-        return lambda env: writer.submit
-
 
 def open_writer(config: Any) -> Any:
     """The call-records writer of the installation, its database migrated to the newest schema."""
@@ -150,7 +144,7 @@ def build_runtime(flow_paths: list[Path], config_path: Optional[Path], *, host: 
     writer = open_writer(engine.config) if store else None
     if writer is not None:
         runtime.extras.append(WriterPart(writer))
-        runtime.event_sink = WriterPart.sink_factory(writer)
+        runtime.on_event = writer.submit  # it links a call's recording from its call_started event
     if ami and asterisk.ami is not None:
         from ivr.asterisk.ami import AmiClient
         from ivr.errors import ConfigError

@@ -31,8 +31,8 @@ def run_calls(installation, tmp_path, calls, *, at=None, manager=None):
     flows, config = installation
     events: dict[str, list] = {}
 
-    def sink(env):
-        return events.setdefault(env.uniqueid, []).append
+    def on_event(event):
+        events.setdefault(event.call_id, []).append(event)
 
     from ivr.clock import VirtualClock
 
@@ -48,7 +48,7 @@ def run_calls(installation, tmp_path, calls, *, at=None, manager=None):
 
     async def main():
         server = FastAgiServer(lambda: engine, prompts_dir=tmp_path / "prompts", recordings_dir=tmp_path / "rec",
-                               port=0, sink=sink, manager=manager)
+                               port=0, on_event=on_event, manager=manager)
         await server.start()
         try:
             sent = await asyncio.gather(*(place_call(server.port, c, e) for c, e in calls))
