@@ -401,30 +401,80 @@ def testbed_status(ctx: click.Context) -> None:
 
 
 @cli.command("call")
-@click.argument("keys", default="")
+@click.argument("keys", nargs=-1)
 @click.option("--caller-name", default="IVR test caller", show_default=True, help="The caller's name.")
 @click.option("--caller-id", default="48221234567", show_default=True, help="The caller's number.")
 @click.option("--exten", default="100", show_default=True, help="The extension dialled.")
-@click.option("--wait", type=click.FloatRange(0, 120), default=3.0, show_default=True,
-              help="Seconds before each group of keys.")
+@click.option("--wait", type=click.FloatRange(0, 120),
+              help="Fixed timers: seconds before each group of keys (default: keys are timed from the flow).")
 @click.option("--hold", type=click.FloatRange(0, 3600), default=10.0, show_default=True,
               help="Seconds to stay on the line after the last key, unless Asterisk hangs up first.")
+@click.option("--dry-run", is_flag=True, help="Print when each key would be pressed, and place no call.")
 @click.pass_context
-def call(ctx: click.Context, keys: str, caller_name: str, caller_id: str, exten: str, wait: float,
-         hold: float) -> None:
-    """Place a real SIP call into the test bed that presses KEYS, e.g. "1 1" or "2 5s 123456#"."""
-    from ivr.testbed.sipp import place_call
+def call(ctx: click.Context, keys: tuple[str, ...], caller_name: str, caller_id: str, exten: str,
+         wait: Optional[float], hold: float, dry_run: bool) -> None:
+    """Place a real SIP call into the test bed that presses KEYS, e.g. 1 1 or "2 3 90012345#".
 
-    bed = _testbed(ctx)
-    if not bed.running():
+    Each key is pressed when the flow listens for it, planned by simulating the same call
+    (this installation's flows and config, now, the same caller) with the built prompts;
+    - lets a question time out. With --wait, or waits such as 5s among KEYS, the keys go
+    on fixed timers instead: --wait seconds (default 3) before each group, plus the waits.
+    """
+    from ivr.simulation.key_plan import check_tokens
+    from ivr.testbed.sipp import check_caller, is_wait, parse_keys, place_call, timed_steps
+
+    text = " ".join(keys)  # `ivr call 1 1` and `ivr call "1 1"` are the same call
+    check_caller(caller_id, caller_name, exten)
+    fixed = wait is not None or any(is_wait(token) for token in text.split())
+    steps = parse_keys(text, 3.0 if wait is None else wait) if fixed else None
+    if not fixed:
+        check_tokens(text)
+    bed = None if dry_run else _testbed(ctx)
+    if bed is not None and not bed.running():
         raise UsageError("the test bed is not running; start it with `ivr testbed start`")
-    result = place_call(keys, port=bed.sip_port, exten=exten, caller_name=caller_name, caller_id=caller_id,
-                        wait=wait, hold=hold)
+    if steps is None:
+        steps = timed_steps(_plan_call(ctx, text, caller_id).presses)
+    else:
+        moment = 0.0
+        for step in steps:
+            moment += step.wait
+            if step.key is not None:
+                click.echo(f"key {step.key} at {moment:.1f} s (fixed timers)")
+    if bed is None:
+        return
+    result = place_call(steps, port=bed.sip_port, exten=exten, caller_name=caller_name, caller_id=caller_id,
+                        hold=hold)
     if not result.ok:
         click.echo(result.output, err=True)
         click.echo(click.style(f"call failed after {result.seconds:.1f}s", fg="red"), err=True)
         sys.exit(1)
-    click.echo(f"call ended after {result.seconds:.1f}s (keys: {keys or 'none'})")
+    click.echo(f"call ended after {result.seconds:.1f}s (keys: {text or 'none'})")
+
+
+def _plan_call(ctx: click.Context, keys: str, caller: str):
+    """The keys of `ivr call` timed from the installation's own flow (ivr.simulation.key_plan), printed."""
+    from ivr.asterisk.dialplan import AGI_SCRIPT
+    from ivr.channels.call_audio import duration
+    from ivr.engine import Engine
+    from ivr.prompts.library import PromptLibrary
+    from ivr.simulation.key_plan import plan_keys
+
+    targets = _default_flows(ctx)
+    flows, config = load_installation(targets, _config_path(ctx, Path.cwd()))
+    if AGI_SCRIPT not in flows:
+        raise UsageError(f'the installation has no flow "{AGI_SCRIPT}", which the test bed\'s calls start in')
+    library = PromptLibrary(flows, config)  # the built prompts, as Asterisk plays them
+    plan = plan_keys(Engine(flows, config), AGI_SCRIPT, keys, caller=caller,
+                     prompt_seconds=lambda prompt, language: duration(library.pcm(prompt, language)))
+    click.echo(f"keys planned from flow {AGI_SCRIPT} for a call from {caller} now, prompts as long as their audio:")
+    for token in plan.tokens:
+        click.echo(token.describe())
+    if plan.department is not None:
+        click.echo(f"then the call goes to {plan.department}")
+    if plan.unused:
+        click.echo(click.style(f"not pressed: {' '.join(plan.unused)}, which the flow does not ask for now "
+                               f"(its way: {' > '.join(plan.path)})", fg="yellow"))
+    return plan
 
 
 # --- test --------------------------------------------------------------------------------

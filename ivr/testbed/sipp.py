@@ -2,18 +2,22 @@
 telephone events.
 
 The scenario is written here: an INVITE offering PCMU and telephone-event/8000 (payload
-101), the ACK, then for each token of KEYS a wait and the key presses, then a final wait
-for the far end to hang up (`hold` seconds) before our own BYE. The key presses are the
-DTMF captures that ship with sip-tester (/usr/share/sip-tester/dtmf_2833_<key>.pcap), played
+101), the ACK, then for each step a wait and a key press, then a final wait for the far
+end to hang up (`hold` seconds) before our own BYE. The key presses are the DTMF
+captures that ship with sip-tester (/usr/share/sip-tester/dtmf_2833_<key>.pcap), played
 with `play_pcap_audio`. Those captures come from one recording, so each has a fixed RTP
 sequence number and timestamp: replayed as they are, a second press of the same key has
 the timestamp of the first and Asterisk drops it as a repeat, and a lower key after a
 higher one goes back in sequence. So each press is a copy of the shipped capture with its
 sequence numbers and timestamp moved forward past the previous press.
 
-KEYS: tokens separated by spaces. A token of keys (0-9, *, #, A-D is not in the captures)
-is pressed one key after another, 0.3 s apart, after a wait of `wait` seconds; a token
-such as `5s` or `2.5s` is an extra wait. "1 1" = wait, 1, wait, 1, then hold.
+When each key is pressed is the caller of `place_call`'s choice, as steps:
+- `timed_steps`: each key at a moment of the call (seconds after the answer), such as
+  `ivr call` plans from the flow itself (ivr.simulation.key_plan);
+- `parse_keys`: fixed timers. KEYS are tokens separated by spaces; a token of keys (0-9,
+  *, #; A-D are not in the captures) is pressed one key after another, KEY_GAP apart,
+  after a wait of `wait` seconds; a token such as `5s` or `2.5s` is an extra wait.
+  "1 1" = wait, 1, wait, 1, then hold.
 """
 
 from __future__ import annotations
@@ -27,13 +31,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from ivr.errors import AsteriskError, UsageError
 
 PCAP_DIR = Path("/usr/share/sip-tester")
 PCAP_NAMES = {**{str(d): str(d) for d in range(10)}, "*": "star", "#": "pound"}
 KEY_GAP = 0.3  # seconds between keys of one token
+MAX_KEYS = 100  # a scenario holds one capture per key: keep it to what a caller types
 DTMF_PAYLOAD = 101
 _WAIT = re.compile(r"^(\d+(?:\.\d+)?)s$")
 _KEYS = re.compile(r"^[0-9*#]+$")
@@ -47,8 +52,13 @@ class Step:
     key: Optional[str] = None  # None: only the wait
 
 
+def is_wait(token: str) -> bool:
+    """True for a wait token of KEYS, such as `5s` or `2.5s`."""
+    return _WAIT.match(token) is not None
+
+
 def parse_keys(keys: str, wait: float = 3.0) -> list[Step]:
-    """KEYS as steps: each key with the wait before it; UsageError on a bad token."""
+    """KEYS on fixed timers: each key with the wait before it; UsageError on a bad token."""
     steps: list[Step] = []
     extra = 0.0
     for token in keys.split():
@@ -63,7 +73,41 @@ def parse_keys(keys: str, wait: float = 3.0) -> list[Step]:
         extra = 0.0
     if extra:
         steps.append(Step(extra))
+    _check_count(steps)
     return steps
+
+
+def timed_steps(presses: Sequence[tuple[float, str]]) -> list[Step]:
+    """Steps that press each key at its moment (seconds after the answer, in order).
+
+    The waits are differences of whole milliseconds, as SIPp counts them, so rounding
+    never adds up along the call."""
+    steps: list[Step] = []
+    previous = 0
+    for at, key in presses:
+        if key not in PCAP_NAMES:
+            raise UsageError(f"key {key!r}: keys are 0-9, * and #")
+        moment = round(at * 1000)
+        if moment < previous:
+            raise UsageError("key presses must be in the order of the call")
+        steps.append(Step((moment - previous) / 1000, key))
+        previous = moment
+    _check_count(steps)
+    return steps
+
+
+def _check_count(steps: Sequence[Step]) -> None:
+    if sum(step.key is not None for step in steps) > MAX_KEYS:
+        raise UsageError(f"KEYS holds more than {MAX_KEYS} keys")
+
+
+def check_caller(caller_id: str, caller_name: str, exten: str) -> None:
+    """UsageError unless the caller's number, name and the extension fit into a SIP call."""
+    if not _CALLER_ID.match(caller_id):
+        raise UsageError(f"--caller-id must be digits with an optional leading +, not {caller_id!r}")
+    sip_display_name(caller_name)
+    if not _EXTEN.match(exten):
+        raise UsageError(f"bad extension {exten!r}")
 
 
 def sip_display_name(name: str) -> str:
@@ -189,11 +233,11 @@ def scenario_xml(steps: list[tuple[float, Optional[Path]]], *, caller_name: str,
            '  <recv response="200" rtd="true"/>',
            f'  <send>{cdata(_ACK)}</send>']
     for i, (wait, pcap) in enumerate(steps):
-        out.append(f'  <recv request="BYE" timeout="{int(wait * 1000)}" ontimeout="step{i}" next="remote_bye"/>')
+        out.append(f'  <recv request="BYE" timeout="{round(wait * 1000)}" ontimeout="step{i}" next="remote_bye"/>')
         out.append(f'  <label id="step{i}"/>')
         if pcap is not None:
             out.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
-    out += [f'  <recv request="BYE" timeout="{int(hold * 1000)}" ontimeout="hang_up" next="remote_bye"/>',
+    out += [f'  <recv request="BYE" timeout="{round(hold * 1000)}" ontimeout="hang_up" next="remote_bye"/>',
             '  <label id="hang_up"/>',
             f'  <send retrans="500">{cdata(_BYE)}</send>',
             '  <recv response="200" crlf="true" next="done"/>',
@@ -213,17 +257,17 @@ class CallResult:
     output: str  # SIPp's error log and screen, for a failed call
 
 
-def place_call(keys: str, *, host: str = "127.0.0.1", port: int = 5070, exten: str = "100",
-               caller_name: str = "IVR test caller", caller_id: str = "48221234567", wait: float = 3.0,
+def place_call(plan: Sequence[Step], *, host: str = "127.0.0.1", port: int = 5070, exten: str = "100",
+               caller_name: str = "IVR test caller", caller_id: str = "48221234567",
                hold: float = 10.0, work_dir: Optional[Path] = None, timeout: Optional[float] = None) -> CallResult:
-    """Place one SIPp call into the test bed pressing KEYS; it ends when the far end hangs
-    up or `hold` seconds after the last key."""
+    """Place one SIPp call into the test bed that presses the keys of `plan` (see
+    `timed_steps` and `parse_keys`); it ends when the far end hangs up or `hold` seconds
+    after the last step."""
     sipp = shutil.which("sipp")
     if sipp is None:
         raise AsteriskError("sipp is missing: install sip-tester (scripts/bootstrap.sh test)")
-    if not _EXTEN.match(exten):
-        raise UsageError(f"bad extension {exten!r}")
-    plan = parse_keys(keys, wait)
+    check_caller(caller_id, caller_name, exten)
+    _check_count(plan)
     with tempfile.TemporaryDirectory(prefix="ivr-call-", dir=work_dir) as tmp:
         folder = Path(tmp)
         steps: list[tuple[float, Optional[Path]]] = []

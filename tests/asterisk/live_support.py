@@ -10,6 +10,8 @@ test, `ivr serve`'s runtime in a thread of its own, and callers of both kinds.
   pool of fake agents so that calls placed together do not wait for one agent's wrap-up
   time), runs `build_runtime(...)` with AMI and the call records in a thread with its own
   event loop, and puts the test bed back afterwards.
+- `serve_process()` is the same with `ivr serve` itself, run as a process on that
+  installation (IVR_CONFIG names it), as the README's user starts it.
 - `Caller` places a call: `ami` (AMI Originate of a Local channel whose other half
   presses keys with SendDTMF) or `sipp` (`ivr call`: SIPp sending RFC 4733 events), both
   from the same script: KEYS in `ivr call` syntax (key tokens 2 s apart after a first
@@ -23,6 +25,7 @@ import contextlib
 import logging
 import os
 import socket
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,7 +38,7 @@ import yaml
 
 from ivr.testbed.ami_session import AmiSession, originate_keys
 from ivr.asterisk.dialplan import with_members
-from ivr.testbed.sipp import CallResult, place_call
+from ivr.testbed.sipp import CallResult, parse_keys, place_call
 from ivr.testbed.server import REPO, Testbed
 from ivr.channels import fastagi
 from ivr.channels.agi import AgiChannel
@@ -44,6 +47,7 @@ from ivr.errors import AmiError
 from ivr.live.serve import AmiPart, Runtime, build_runtime
 from ivr.store.db import create_db_engine
 from ivr.store.models import Call, CallEvent, CallNode, QueueEvent, Recording
+from .testbed_support import IVR
 
 # Fake agents for the live calls: every queue may reach each of them at once (the test
 # bed's [agents] context answers any 2XX and plays tt-monkeys for 16 s). Not 200, the test
@@ -228,6 +232,36 @@ def serving(testbed: Testbed, config_path: Path) -> Iterator[Serving]:
         testbed.reconfigure(testbed.config)
 
 
+@contextlib.contextmanager
+def serve_process(testbed: Testbed, config_path: Path, log_path: Path) -> Iterator[dict[str, str]]:
+    """`ivr serve` as a process of its own on the installation of `config_path` (its flows/
+    beside it), the test bed's dialplan pointed at it; yields the environment that names
+    the installation (IVR_CONFIG) and the AMI secret, for other `ivr` commands to run in.
+    The process's log is kept in `log_path`."""
+    config = load_config(config_path)
+    testbed.reconfigure(with_members(config, lambda department: AGENTS))
+    env = {**os.environ, "IVR_CONFIG": str(config_path), "IVR_AMI_SECRET": testbed.ami_secret}
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen([str(IVR), "serve"], cwd=REPO, env=env,
+                                   stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not all(line in log_path.read_text(errors="replace") for line in ("FastAGI listening", "AMI connected")):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"`ivr serve` did not start (exit {process.poll()}):\n{log_path.read_text(errors='replace')}")
+            time.sleep(0.2)
+        yield env
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        _wait_idle(testbed, 20)
+        testbed.reconfigure(testbed.config)
+
+
 def _wait_idle(testbed: Testbed, seconds: float) -> None:
     """Until no channel is left in the test bed (callers and agents hung up), at most `seconds`."""
     deadline = time.monotonic() + seconds
@@ -271,7 +305,7 @@ class Caller:
 
     def _sipp(self, testbed: Testbed, hold: float) -> None:
         try:
-            self.result = place_call(self.keys, port=testbed.sip_port, wait=FIRST_KEY_WAIT, hold=hold,
+            self.result = place_call(parse_keys(self.keys, FIRST_KEY_WAIT), port=testbed.sip_port, hold=hold,
                                      caller_id=self.number, caller_name=self.name)
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             self.error = exc

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from ivr.asterisk.dialplan import channel_language
-from ivr.testbed.sipp import place_call
+from ivr.testbed.sipp import parse_keys, place_call
 from .testbed_support import agi_port_nobody_uses
 
 pytestmark = pytest.mark.asterisk
@@ -47,7 +47,7 @@ class StubAgi:
 def test_repeated_and_descending_keys_all_reach_the_agi_server(testbed):
     with agi_port_nobody_uses(testbed) as port:
         stub = StubAgi(port, digits=4)
-        result = place_call("2 1 1 #", port=testbed.sip_port, wait=1.5, hold=5, caller_id="48220000003",
+        result = place_call(parse_keys("2 1 1 #", wait=1.5), port=testbed.sip_port, hold=5, caller_id="48220000003",
                             caller_name='A "Quote" Test')
         stub.thread.join(10)
     assert result.ok, result.output

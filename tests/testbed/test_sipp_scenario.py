@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from ivr.testbed.ami_session import keys_to_dtmf
-from ivr.testbed.sipp import KEY_GAP, Step, parse_keys, scenario_xml, shifted_pcap, sip_display_name
+from ivr.testbed.sipp import (KEY_GAP, MAX_KEYS, Step, check_caller, parse_keys, scenario_xml, shifted_pcap,
+                              sip_display_name, timed_steps)
 from ivr.errors import AmiError, UsageError
 
 
@@ -25,6 +26,27 @@ def test_keys_become_waits_and_presses():
 def test_bad_keys_are_usage_errors(keys):
     with pytest.raises(UsageError):
         parse_keys(keys)
+
+
+def test_planned_moments_become_waits_in_whole_milliseconds():
+    assert timed_steps([(7.7, "1"), (8.7, "1")]) == [Step(7.7, "1"), Step(1.0, "1")]
+    # the waits add up to each moment: rounding never accumulates
+    steps = timed_steps([(i * 0.3333, "1") for i in range(1, 31)])
+    assert [round(sum(s.wait for s in steps[:i + 1]), 3) for i in range(30)] == [round(i * 0.3333, 3) for i in range(1, 31)]
+    assert timed_steps([]) == []
+
+
+@pytest.mark.parametrize("presses", [[(1.0, "x")], [(2.0, "1"), (1.0, "2")], [(float(i), "1") for i in range(MAX_KEYS + 1)]])
+def test_bad_planned_presses_are_usage_errors(presses):
+    with pytest.raises(UsageError):
+        timed_steps(presses)
+
+
+def test_the_caller_is_checked_before_any_call():
+    check_caller("+48221234567", 'A "Quote" Test', "100")
+    for args in (("12<sip:x>", "x", "100"), ("1", "a]b", "100"), ("1", "x", "100;evil")):
+        with pytest.raises(UsageError):
+            check_caller(*args)
 
 
 def test_display_name_is_quoted_and_sipp_keywords_refused():
