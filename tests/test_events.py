@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from call_checks import check_exits
 from ivr import events as ev
 from ivr.engine import Engine
 from ivr.flow.project import load_flows
@@ -107,8 +108,6 @@ def test_an_outcome_is_never_a_transfer_status(line):
 
 
 def test_every_way_the_engine_leaves_a_node_is_declared_by_its_flow_module(journeys):
-    from conftest import check_exits
-
     for call in journeys:
         check_exits(call)
 
