@@ -10,7 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import REPO
+from helpers import REPO
 from ivr.cli import cli
 
 LOCATED = re.compile(r"^\S+\.yaml:\d+:\d+: \S.*$")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from call_checks import check_exits
+from helpers import check_exits
 from ivr import events as ev
 from ivr.engine import Engine
 from ivr.flow.project import load_flows

@@ -4,7 +4,7 @@ number) and voicemail (mailbox, max_length, outcome)."""
 
 import pytest
 
-from conftest import CONFIG_YAML, make_flow, of_type, types, write_config
+from helpers import CONFIG_YAML, make_flow, of_type, types, write_config
 from ivr.channels.scripted import QueueScript, ScriptedChannel
 from ivr.clock import VirtualClock
 from ivr import events as ev

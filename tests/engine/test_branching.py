@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from conftest import make_flow, of_type
+from helpers import make_flow, of_type
 from ivr import events as ev
 
 WARSAW = ZoneInfo("Europe/Warsaw")

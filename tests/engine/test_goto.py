@@ -4,7 +4,7 @@ outcome) and play."""
 
 import pytest
 
-from conftest import make_flow, of_type
+from helpers import make_flow, of_type
 from ivr.channels.scripted import prompt_seconds
 from ivr import events as ev
 

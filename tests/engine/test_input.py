@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import make_flow, of_type, types
+from helpers import make_flow, of_type, types
 from ivr.channels.scripted import ScriptedChannel
 from ivr.clock import VirtualClock
 from ivr import events as ev

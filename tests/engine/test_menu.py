@@ -4,7 +4,7 @@ play their prompt once per flow language."""
 
 import pytest
 
-from conftest import make_flow, of_type, types
+from helpers import make_flow, of_type, types
 from ivr.channels.scripted import KEY_SECONDS, prompt_seconds
 from ivr import events as ev
 from ivr.engine.nodes.menu import FREE_REPEATS

@@ -10,7 +10,7 @@ from types import MappingProxyType
 
 import pytest
 
-from conftest import REPO, check_events, make_flow, of_type, types
+from helpers import REPO, check_events, make_flow, of_type, types
 from ivr.channels.scripted import QueueScript, ScriptedChannel
 from ivr.clock import VirtualClock
 from ivr.settings.config import Config, Department

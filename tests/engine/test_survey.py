@@ -4,7 +4,7 @@ call reaching the survey, and every call shorter than a limit)."""
 
 import pytest
 
-from conftest import make_flow, of_type
+from helpers import make_flow, of_type
 from ivr.channels.scripted import QueueScript
 from ivr import events as ev
 from ivr.engine.sampling import SurveySampler

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import REPO
+from helpers import REPO
 from ivr import events as ev
 from ivr.channels.scripted import ScriptedChannel, prompt_seconds
 from ivr.cli import cli

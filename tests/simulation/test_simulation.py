@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from conftest import make_flow
+from helpers import make_flow
 from ivr.simulation.simulate import parse_time
 
 
