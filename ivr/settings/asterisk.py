@@ -27,10 +27,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ivr.settings.sections import port_number, secret_reference, section_fields
+from ivr.settings.sections import duration_seconds, port_number, secret_reference, section_fields
 from ivr.yamldoc.diagnostics import Findings
 from ivr.yamldoc.loader import describe
-from ivr.yamldoc.values import parse_duration
 
 FIELDS = ("agi", "ami", "callback", "language")
 AGI_FIELDS = ("host", "port")
@@ -182,10 +181,8 @@ def _callback(value: Any, findings: Findings) -> CallbackSettings:
         else:
             settings["caller_id"] = caller_id
     if "timeout" in data:
-        seconds = parse_duration(data["timeout"])
-        if seconds is None:
-            findings.error(path + ("timeout",), f"call-back timeout must be a duration such as 30s, not {describe(data['timeout'])}")
-        else:
+        seconds = duration_seconds(data["timeout"], path + ("timeout",), "call-back timeout", "30s", findings)
+        if seconds is not None:
             settings["timeout"] = seconds
     return CallbackSettings(**settings)
 

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from ivr.yamldoc.diagnostics import Findings, did_you_mean
 from ivr.yamldoc.loader import describe
-from ivr.yamldoc.values import parse_duration
+from ivr.settings.sections import duration_seconds
 
 BACKENDS = ("espeak-ng", "gtts")
 FIELDS = ("dir", "tts", "voices", "speed", "timeout")
@@ -57,9 +57,7 @@ def parse_prompt_settings(value: Any, findings: Findings) -> PromptSettings:
     else:
         settings["speed"] = speed
     if "timeout" in value:
-        seconds = parse_duration(value["timeout"])
-        if seconds is None:
-            findings.error(path + ("timeout",), f"timeout must be a duration such as 15s, not {describe(value['timeout'])}")
-        else:
+        seconds = duration_seconds(value["timeout"], path + ("timeout",), "timeout", "15s", findings)
+        if seconds is not None:
             settings["timeout"] = seconds
     return PromptSettings(**settings)

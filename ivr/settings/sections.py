@@ -1,5 +1,5 @@
 """What the parsers of config.yaml's sections share: a section's mapping with its unknown
-keys reported, a TCP port, and the form of a secret (a reference to an environment
+keys reported, a TCP port, a duration, and the form of a secret (a reference to an environment
 variable)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 from ivr.yamldoc.diagnostics import Findings, did_you_mean
 from ivr.yamldoc.loader import describe
+from ivr.yamldoc.values import parse_duration
 
 # A secret is never written into config.yaml, only the variable that holds it: "${NAME}".
 # group 1 is the variable's name; a setting that must be a reference is matched whole (fullmatch)
@@ -47,3 +48,11 @@ def secret_reference(value: Any, path: tuple, what: str, example: str, findings:
                        "a secret is never written into config.yaml")
         return None
     return value
+
+
+def duration_seconds(value: Any, path: tuple, what: str, example: str, findings: Findings) -> Optional[float]:
+    """A duration such as `example` (30s, 2m) or a plain number of seconds; None once reported."""
+    seconds = parse_duration(value)
+    if seconds is None:
+        findings.error(path, f"{what} must be a duration such as {example}, not {describe(value)}")
+    return seconds

@@ -1,2 +1,1 @@
-"""End-to-end tests with the real Asterisk 22 test bed (a package, so that its conftest.py
-does not take the place of tests/conftest.py for modules that `from conftest import`)."""
+"""End-to-end tests with the real Asterisk 22 test bed (marked `asterisk`, the slow tier)."""

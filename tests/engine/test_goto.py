@@ -110,7 +110,7 @@ def test_goto_a_named_node(run_flow):
 
 
 def test_goto_and_back_between_the_repository_flows():
-    from conftest import REPO
+    from helpers import REPO
     from ivr.engine import Engine
     from ivr.flow.project import load_flows
     from ivr.simulation.simulate import simulate

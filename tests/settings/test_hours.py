@@ -210,7 +210,7 @@ def test_day_lists(tmp_path):
 
 
 def test_repository_config_schedule():
-    from conftest import REPO
+    from helpers import REPO
     from ivr.settings.config import load_config
 
     office = load_config(REPO / "config.yaml").schedules["office"]

@@ -86,7 +86,7 @@ def test_empty_segment_matches_nobody():
 
 
 def test_repository_vip_list():
-    from conftest import REPO
+    from helpers import REPO
     from ivr.settings.config import load_config
 
     vip = load_config(REPO / "config.yaml").segments["vip"]
