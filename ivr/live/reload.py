@@ -26,10 +26,10 @@ log = logging.getLogger(__name__)
 class FlowReloader:
     """Holds the current engine; `reload()` swaps it only for a set without errors."""
 
-    def __init__(self, paths: Sequence[Path], config_path: Optional[Path]):
+    def __init__(self, paths: Sequence[Path], config_path: Optional[Path], sampler: Optional[SurveySampler] = None):
         self.paths = [Path(p) for p in paths]
         self.config_path = config_path
-        self.sampler = SurveySampler()  # survey sampling counts on across reloads
+        self.sampler = sampler or SurveySampler()  # one for every engine: survey sampling counts on across reloads
         self._engine: Optional[Engine] = None
         self._stamp: dict[Path, int] = {}
         self.generation = 0
@@ -38,6 +38,13 @@ class FlowReloader:
         if self._engine is None:
             raise IvrError("no flows are loaded")
         return self._engine
+
+    def use_sampler(self, sampler: SurveySampler) -> None:
+        """Count the survey's calls with `sampler` from now on, in this engine and every reload's
+        (the runtime sets the database's once config.yaml, which names the database, is loaded)."""
+        self.sampler = sampler
+        if self._engine is not None:
+            self._engine.sampler = sampler
 
     def load(self) -> Engine:
         """The first load: errors raise, as nothing runs yet."""

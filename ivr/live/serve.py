@@ -1,5 +1,6 @@
 """`ivr serve`: the live runtime. FastAGI for calls, hot reload of the flows, the call
-records writer and (when configured) the AMI connection, in one asyncio process.
+records writer, the survey's sampling counter in the database, and (when configured) the
+AMI connection, in one asyncio process.
 
 Stateless between calls, so several of these can sit behind Asterisk's `hagi://`.
 """
@@ -125,6 +126,19 @@ class WriterPart:
         await asyncio.get_running_loop().run_in_executor(None, self.writer.close)
 
 
+class SurveyCounterPart:
+    """The survey's sampling counter in the database as a part of the runtime: closed with it."""
+
+    def __init__(self, counter: Any):
+        self.counter = counter
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        self.counter.close()  # waits for no count in progress: quick
+
+
 def open_writer(config: Any) -> Any:
     """The call-records writer of the installation, its database migrated to the newest schema."""
     from ivr.store import CallWriter, database_url, init_db
@@ -145,6 +159,12 @@ def build_runtime(flow_paths: list[Path], config_path: Optional[Path], *, host: 
     if writer is not None:
         runtime.extras.append(WriterPart(writer))
         runtime.on_event = writer.submit  # it links a call's recording from its call_started event
+        from ivr.engine.sampling import SurveySampler
+        from ivr.store import DatabaseSurveyCounter
+
+        counter = DatabaseSurveyCounter.from_config(engine.config)  # migrated by open_writer
+        runtime.extras.append(SurveyCounterPart(counter))
+        reloader.use_sampler(SurveySampler(counter))  # shared with other engines, kept over a restart
     if ami and asterisk.ami is not None:
         from ivr.asterisk.ami import AmiClient
         from ivr.errors import ConfigError

@@ -85,16 +85,12 @@ def purge_command(ctx: click.Context, dry_run: bool) -> None:
     config = _config(ctx)
     report = purge_recordings(config, dry_run=dry_run)
     if report.retention_days is None or report.cutoff is None:
-        click.echo("recordings.retention_days is null in config.yaml: recordings are kept for ever; nothing purged")
+        click.echo(report.summary())
         return
-    verb = "would delete" if dry_run else "deleted"
     _list(f"{'to delete' if dry_run else 'deleted'}", (p.path for p in report.deleted), len(report.deleted))
     _list("kept: their call is on hold", (f"{p.path} (call {p.call_id})" for p in report.held), len(report.held))
     for problem in report.errors:
         click.echo(str(problem), err=True)
-    gone = f" ({report.already_gone} already gone)" if report.already_gone else ""
-    click.echo(f"{verb} {len(report.deleted)} recording(s) from before {report.cutoff:%Y-%m-%d %H:%M} UTC "
-               f"({report.retention_days} days), {report.bytes / 1e6:.1f} MB{gone}; {len(report.held)} held; "
-               f"{len(report.errors)} error(s)")
+    click.echo(report.summary())
     if report.errors:
         sys.exit(1)

@@ -61,6 +61,16 @@ class PurgeReport:
     def bytes(self) -> int:
         return sum(p.size or 0 for p in self.deleted)
 
+    def summary(self) -> str:
+        """One line: what went (or would go), what was held, how many errors."""
+        if self.retention_days is None or self.cutoff is None:
+            return "recordings.retention_days is null in config.yaml: recordings are kept for ever; nothing purged"
+        verb = "would delete" if self.dry_run else "deleted"
+        gone = f" ({self.already_gone} already gone)" if self.already_gone else ""
+        return (f"{verb} {len(self.deleted)} recording(s) from before {self.cutoff:%Y-%m-%d %H:%M} UTC "
+                f"({self.retention_days} days), {self.bytes / 1e6:.1f} MB{gone}; {len(self.held)} held; "
+                f"{len(self.errors)} error(s)")
+
 
 def purge_recordings(config: Config, *, dry_run: bool, now: Optional[dt.datetime] = None,
                      engine: Optional[Engine] = None) -> PurgeReport:

@@ -1,5 +1,5 @@
 """The database tables of an installation: calls, their events, recordings, queue events,
-and the QA side: users of the web app, reviews (scorecards), holds, and the audit log.
+the survey's sampling counts, and the QA side: users of the web app, reviews (scorecards), holds, and the audit log.
 
 A `Call` row is the summary QA filters on (date, caller, department, agent, outcome,
 duration, keys, survey score, reviewed); `CallEvent` rows hold the call's full history in
@@ -261,6 +261,17 @@ class Hold(Base):
     reason: Mapped[str]
     placed_by: Mapped[str]
     placed_at: Mapped[dt.datetime]
+
+
+class SurveyCount(Base):
+    """How many calls reached a survey node: the live line's sampling counter (every N-th call is
+    asked), kept here so it survives a restart and several engines share it."""
+
+    __tablename__ = "survey_counts"
+
+    flow: Mapped[str] = mapped_column(primary_key=True)
+    node: Mapped[str] = mapped_column(primary_key=True)
+    calls: Mapped[int] = mapped_column(BigInteger)
 
 
 class AuditEntry(Base):

@@ -16,43 +16,23 @@ def _config(ctx: click.Context):
     return installation_config((ctx.find_root().obj or {}).get("config"))
 
 
-def _index_now_and_then(config, every: float) -> None:
-    """Index new recordings every `every` seconds, so a live call's waveform, duration and
-    checksum appear without anyone running `ivr recordings index`. Never stops the app."""
-    import logging
-    import threading
-
-    from ivr.recordings.index import index_recordings
-
-    log = logging.getLogger("ivr.web.indexer")
-
-    def loop() -> None:
-        while True:
-            try:
-                report = index_recordings(config)
-                if report.indexed or report.errors:
-                    log.info("%s", report.summary())
-            except Exception as exc:  # noqa: BLE001 - logged; the next round tries again
-                log.warning("indexing recordings failed: %s", exc)
-            stop.wait(every)
-
-    stop = threading.Event()
-    threading.Thread(target=loop, name="recordings-index", daemon=True).start()
-
-
 @click.command()
 @click.option("--host", help="Address to listen on (default: config.yaml web.host, 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default: config.yaml web.port, 5000).")
 @click.option("--index-every", type=click.FloatRange(0), default=60.0, show_default=True,
               help="Seconds between runs of the recordings index in the background; 0: never.")
+@click.option("--purge-every", type=click.FloatRange(0), default=3600.0, show_default=True,
+              help="Seconds between runs of the retention purge (recordings.retention_days) in the background, "
+                   "the first at start; 0: never (run `ivr recordings purge` from cron instead).")
 @click.pass_context
-def web(ctx: click.Context, host: Optional[str], port: Optional[int], index_every: float) -> None:
+def web(ctx: click.Context, host: Optional[str], port: Optional[int], index_every: float, purge_every: float) -> None:
     """Serve the QA web app (calls, recordings, scorecards, dashboard)."""
     import logging
 
     from waitress import serve as waitress_serve
 
     from ivr.web import create_app
+    from ivr.web.housekeeping import index_once, purge_once, repeat
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -64,7 +44,12 @@ def web(ctx: click.Context, host: Optional[str], port: Optional[int], index_ever
         click.echo("warning: cookies are not marked Secure; put the app behind HTTPS "
                    "(config.yaml web.secure_cookies: true) before others use it", err=True)
     if index_every > 0:
-        _index_now_and_then(config, index_every)
+        repeat("recordings index", index_every, lambda: index_once(config))
+    if purge_every > 0 and config.recordings.retention_days is None:
+        logging.getLogger("ivr.web.housekeeping").info(
+            "retention purge off: recordings.retention_days is null in config.yaml (recordings are kept for ever)")
+    elif purge_every > 0:
+        repeat("retention purge", purge_every, lambda: purge_once(config))
     click.echo(f"QA web app on http://{host}:{port}/  (Ctrl+C stops it)")
     try:
         waitress_serve(app, host=host, port=port, threads=8, ident="ivr", _quiet=True)

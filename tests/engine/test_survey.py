@@ -2,6 +2,9 @@
 scale, skipping after the attempts, the score in the outcome, and sampling (every N-th
 call reaching the survey, and every call shorter than a limit)."""
 
+import asyncio
+import time
+
 import pytest
 
 from helpers import make_flow, of_type
@@ -138,13 +141,59 @@ def test_sampler_counts_each_survey_node_apart():
         return Survey(name, 1, None, (0, 10), Sample(every, shorter), 5.0, 2, None, None, "x")
 
     sampler = SurveySampler()
+
+    def ask(flow, survey, elapsed, of=sampler):
+        return asyncio.run(of.should_ask(flow, survey, elapsed))
+
     a, b = node("a", every=2), node("b", every=2)
-    assert [sampler.should_ask("f", a, 999) for _ in range(4)] == [False, True, False, True]
-    assert sampler.should_ask("f", b, 999) is False
-    assert sampler.should_ask("g", a, 999) is False  # another flow's node of the same name
-    assert SurveySampler(start=1).should_ask("f", a, 999) is True  # the second call
+    assert [ask("f", a, 999) for _ in range(4)] == [False, True, False, True]
+    assert ask("f", b, 999) is False
+    assert ask("g", a, 999) is False  # another flow's node of the same name
+    assert ask("f", a, 999, of=SurveySampler(start=1)) is True  # the second call
     short = node("c", shorter=120.0)
-    assert sampler.should_ask("f", short, 119.9) is True
-    assert sampler.should_ask("f", short, 120.0) is False
+    assert ask("f", short, 119.9) is True
+    assert ask("f", short, 120.0) is False
     everyone = Survey("d", 1, None, (0, 10), None, 5.0, 2, None, None, "x")
-    assert sampler.should_ask("f", everyone, 999) is True
+    assert ask("f", everyone, 999) is True
+
+
+class FlakyCounter:
+    """A counter that counts in memory, except while `down` is set: then it raises or hangs."""
+
+    def __init__(self):
+        self.counts = {}
+        self.down = None  # None, "raise" or "hang"
+
+    async def increment(self, flow, node):
+        if self.down == "raise":
+            raise ConnectionError("database away")
+        if self.down == "hang":
+            await asyncio.sleep(3600)
+        key = (flow, node)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        return self.counts[key]
+
+
+def test_a_failing_counter_never_stops_the_count_and_is_logged_once(caplog):
+    from ivr.flow.nodes.survey import Sample, Survey
+
+    every3 = Survey("s", 1, None, (0, 10), Sample(3, None), 5.0, 2, None, None, "x")
+    counter = FlakyCounter()
+    sampler = SurveySampler(counter, timeout=0.2, retry=0.0)
+
+    async def calls(n):
+        return [await sampler.should_ask("f", every3, 999) for _ in range(n)]
+
+    assert asyncio.run(calls(2)) == [False, False]  # counts 1, 2 from the counter
+    counter.down = "raise"
+    with caplog.at_level("WARNING", logger="ivr.engine.sampling"):
+        assert asyncio.run(calls(2)) == [True, False]  # 3, 4 in memory, on from the counter's 2
+        counter.down = "hang"
+        began = time.monotonic()
+        assert asyncio.run(calls(2)) == [False, True]  # 5, 6: each waited the time-out at most
+        assert time.monotonic() - began < 2 * 0.2 + 1.0
+        counter.down = None
+        assert asyncio.run(calls(2)) == [True, False]  # the counter's own count again: 3, 4
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("survey counter failed" in m for m in messages) == 1
+    assert sum("answers again after" in m for m in messages) == 1

@@ -20,7 +20,7 @@ from ivr.live.serve import AmiPart, build_runtime  # noqa: E402
 from ivr.settings.config import Department, load_config  # noqa: E402
 from ivr.engine.channel import CallbackRequest  # noqa: E402
 from ivr.store.db import create_db_engine  # noqa: E402
-from ivr.store.models import Call, CallEvent, Recording  # noqa: E402
+from ivr.store.models import Call, CallEvent, Recording, SurveyCount  # noqa: E402
 from ivr.web import create_app  # noqa: E402
 from ivr.web.users import add_user  # noqa: E402
 from web.support import log_in  # noqa: E402
@@ -73,6 +73,20 @@ def test_a_live_call_leaves_its_full_record(tmp_path):
     assert [seq for _type, seq in events] == list(range(len(events)))
     assert events[0][0] == "call_started" and events[-1][0] == "outcome"
     assert recordings and recordings[0][1] == "1700000123.7"
+
+
+def test_the_survey_is_counted_in_the_database_and_counts_on_after_a_restart(tmp_path):
+    root = _installation(tmp_path)
+    keys = ["1", "3", "9", "0", "0", "1", "2", "3", "4", "5", "#"]  # to support, then the survey
+    for n in (1, 2):  # each its own `ivr serve`: the second starts where the first stopped
+        _one_call(root, Caller(keys=list(keys)), environment(f"1700000125.{n}"))
+    db = create_db_engine(f"sqlite:///{root / 'ivr.db'}")
+    with db.connect() as conn:
+        counts = conn.execute(sa.select(SurveyCount.flow, SurveyCount.node, SurveyCount.calls)).all()
+        last = conn.execute(sa.select(Call.last_node).order_by(Call.id)).scalars().all()
+    db.dispose()
+    assert last == ["survey", "survey"]
+    assert counts == [("main", "survey", 2)]
 
 
 def test_a_call_to_a_flow_that_is_not_loaded_is_recorded_and_shown_to_qa(tmp_path):

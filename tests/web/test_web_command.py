@@ -1,5 +1,5 @@
-"""`ivr web` as a user starts it: a real process serving HTTP, indexing new recordings in
-the background, and a clear error when its port is taken."""
+"""`ivr web` as a user starts it: a real process serving HTTP, indexing new recordings and
+applying retention in the background, and a clear error when its port is taken."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from ivr.settings.config import load_config
 from ivr.store.db import database_url, init_db, session_factory
-from ivr.store.models import Call, Recording
+from ivr.store.models import AuditEntry, Call, Hold, Recording
 
 from .support import make_installation
 
@@ -77,6 +77,65 @@ def test_ivr_web_serves_the_app_and_indexes_new_recordings(tmp_path):
         server.terminate()
         output, _ = server.communicate(timeout=20)
     assert f"QA web app on http://127.0.0.1:{port}/" in output
+    engine.dispose()
+
+
+def _recorded_call(engine, folder: Path, call_id: str, started: dt.datetime) -> str:
+    """A call of `started` with its recording (closed two minutes ago); the file's path under `folder`."""
+    with session_factory(engine)() as session:
+        session.add(Call(id=call_id, uniqueid=call_id, flow="main", started_at=started,
+                         ended_at=started + dt.timedelta(seconds=1), duration=1.0, outcome="answered"))
+        session.commit()
+    path = f"{started:%Y-%m-%d}/{call_id}.wav"
+    (folder / path).parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(folder / path), "wb") as out:
+        out.setnchannels(1), out.setsampwidth(2), out.setframerate(8000)
+        out.writeframes(b"\x00\x10" * 8000)
+    old = time.time() - 120
+    os.utime(folder / path, (old, old))
+    return path
+
+
+def test_ivr_web_purges_recordings_past_retention_on_its_own(tmp_path):
+    config_path = make_installation(tmp_path)  # retention_days: 90
+    config = load_config(config_path)
+    engine = init_db(database_url(config))
+    now = dt.datetime.now(dt.timezone.utc)
+    folder = tmp_path / "recordings"
+    paths = {call_id: _recorded_call(engine, folder, call_id, now - dt.timedelta(days=age))
+             for call_id, age in (("1690000000.1", 100), ("1690000000.2", 100), ("1700000000.3", 10))}
+    old, held, new = paths.values()
+    with session_factory(engine)() as session:
+        session.add(Hold(call_id="1690000000.2", reason="complaint", placed_by="anna", placed_at=now))
+        session.commit()
+    port = _free_port()
+    # the index finds the files, the purge (at start and then every second) deletes the old one
+    server = subprocess.Popen([str(IVR), "--config", str(config_path), "web", "--port", str(port),
+                               "--index-every", "0.5", "--purge-every", "1"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while (folder / old).exists():
+            assert time.monotonic() < deadline, "the scheduled purge never deleted the recording past retention"
+            time.sleep(0.3)
+        time.sleep(1.5)  # another round of both: nothing more goes
+        status, _page = _get(f"http://127.0.0.1:{port}/login")
+        assert status == 200
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=20)
+    assert (folder / held).is_file() and (folder / new).is_file()
+    with session_factory(engine)() as session:
+        rows = {r.path: r for r in session.scalars(select(Recording))}
+        audit = list(session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+    assert rows[old].deleted_at is not None and rows[held].deleted_at is None and rows[new].deleted_at is None
+    # as `ivr recordings purge` writes them: action purge, no user, the call, the recording, its path
+    assert [(a.action, a.user, a.call_id, a.recording_id, a.detail) for a in audit] == [
+        ("purge", None, "1690000000.1", rows[old].id, old)]
+    purged = [line for line in output.splitlines() if "retention purge:" in line]
+    assert len(purged) == 1, output
+    assert "deleted 1 recording(s)" in purged[0] and "(90 days)" in purged[0] and "1 held" in purged[0]
+    assert purged[0].endswith(f": {old}")
     engine.dispose()
 
 

@@ -9,7 +9,7 @@ DIGITS = "0123456789"
 
 
 async def run(node: Survey, call: Call):
-    if not call.engine.sampler.should_ask(call.flow.id, node, call.elapsed()):
+    if not await call.engine.sampler.should_ask(call.flow.id, node, call.elapsed()):
         call.emit(ev.SURVEY, asked=False)
         return "next", node.next
     low, high = node.scale
