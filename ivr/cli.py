@@ -408,7 +408,9 @@ def testbed_status(ctx: click.Context) -> None:
 @click.option("--wait", type=click.FloatRange(0, 120),
               help="Fixed timers: seconds before each group of keys (default: keys are timed from the flow).")
 @click.option("--hold", type=click.FloatRange(0, 3600), default=10.0, show_default=True,
-              help="Seconds to stay on the line after the last key, unless Asterisk hangs up first.")
+              help="Seconds to stay on the line after the planned call ends (in the queue, after the voicemail "
+                   "message, or when the flow ends; with fixed timers: after the last key), unless Asterisk "
+                   "hangs up first.")
 @click.option("--dry-run", is_flag=True, help="Print when each key would be pressed, and place no call.")
 @click.pass_context
 def call(ctx: click.Context, keys: tuple[str, ...], caller_name: str, caller_id: str, exten: str,
@@ -417,11 +419,14 @@ def call(ctx: click.Context, keys: tuple[str, ...], caller_name: str, caller_id:
 
     Each key is pressed when the flow listens for it, planned by simulating the same call
     (this installation's flows and config, now, the same caller) with the built prompts;
-    - lets a question time out. With --wait, or waits such as 5s among KEYS, the keys go
-    on fixed timers instead: --wait seconds (default 3) before each group, plus the waits.
+    - lets a question time out. The call stays on the line until what was planned ends
+    (the queue is reached, or the voicemail: then it leaves a short message), then --hold
+    seconds more. With --wait, or waits such as 5s among KEYS, the keys go on fixed timers
+    instead: --wait seconds (default 3) before each group, plus the waits.
     """
     from ivr.simulation.key_plan import check_tokens
-    from ivr.testbed.sipp import check_caller, is_wait, parse_keys, place_call, timed_steps
+    from ivr.simulation.key_plan import VOICEMAIL
+    from ivr.testbed.sipp import MESSAGE_AFTER_TONE, MESSAGE_SECONDS, check_caller, is_wait, parse_keys, place_call, timed_steps
 
     text = " ".join(keys)  # `ivr call 1 1` and `ivr call "1 1"` are the same call
     check_caller(caller_id, caller_name, exten)
@@ -433,7 +438,18 @@ def call(ctx: click.Context, keys: tuple[str, ...], caller_name: str, caller_id:
     if bed is not None and not bed.running():
         raise UsageError("the test bed is not running; start it with `ivr testbed start`")
     if steps is None:
-        steps = timed_steps(_plan_call(ctx, text, caller_id).presses)
+        plan = _plan_call(ctx, text, caller_id)
+        if plan.ending == VOICEMAIL:
+            # after the tone (the plan's end is where the recording starts), a short message
+            message_at = plan.ends_at + MESSAGE_AFTER_TONE
+            steps = timed_steps(plan.presses, message_at=message_at)
+            click.echo(f"then a {MESSAGE_SECONDS:g} s message for mailbox {plan.mailbox} at {message_at:.1f} s, "
+                       f"and the caller hangs up {hold:g} s after it")
+            hold += MESSAGE_SECONDS  # the message plays while the scenario goes on
+        else:
+            steps = timed_steps(plan.presses, until=plan.ends_at)
+            click.echo(f"the caller hangs up {hold:g} s after the {plan.ending} ({plan.ends_at:.1f} s), "
+                       "unless Asterisk does first")
     else:
         moment = 0.0
         for step in steps:

@@ -177,11 +177,17 @@ class AgiChannel:
     async def record_voicemail(self, mailbox: str, max_length: float) -> VoicemailResult:
         base = self.recordings_dir / "voicemail" / mailbox / (self.env.uniqueid or str(int(time.time())))
         base.parent.mkdir(parents=True, exist_ok=True)
-        reply = await self.send("RECORD FILE", str(base), "wav", "#", int(max_length * 1000), "BEEP", "s=5")
-        if reply.number < 0 and not await self._alive():
-            raise AgiDeadChannel("the caller hung up while leaving a message")
+        # dead_ok: hanging up is how most callers end a message; Asterisk keeps the file
+        # and still answers `result=-1 (hangup) endpos=N` (after the HANGUP line, if any)
+        reply = await self.send("RECORD FILE", str(base), "wav", "#", int(max_length * 1000), "BEEP", "s=5",
+                                dead_ok=True)
         endpos = reply.fields.get("endpos", "0")
         seconds = int(endpos) / 8000 if endpos.isdigit() else 0.0
+        if reply.number < 0 and (self.dead or not await self._alive()):
+            self.dead = True
+            if seconds <= 0:
+                raise AgiDeadChannel("the caller hung up before leaving a message")
+            # the message is left: the flow records it, and stops at its next command
         return VoicemailResult(seconds, str(base) + ".wav")
 
     async def pause_recording(self) -> None:

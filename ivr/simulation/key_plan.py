@@ -23,9 +23,12 @@ takes the key. A barge-in puts both clocks in step again.
 The keys of one token (an account number, say) follow the first one `key_gap` apart, as
 SIPp presses them. A `-` token presses nothing: that question times out.
 
-Only what comes before the first transfer can be planned: how long the queue and the
-agent take is known on the line alone. Keys left after it are refused; keys the flow
-never asks for (the office is closed, say, so no menu comes) are reported as unused.
+Only what comes before the first transfer or voicemail can be planned: how long the
+queue and the agent take is known on the line alone. Keys left after a transfer are
+refused; keys the flow never asks for (the office is closed, say, so no menu comes) are
+reported as unused. The plan says where and when it ends (`ending`, `ends_at`): the call
+that places it stays on the line from there, not from its last key, so a call with no
+key at all still reaches the queue or leaves its message.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from ivr import events as ev
 from ivr.channels.scripted import NO_KEY, ScriptedChannel
 from ivr.clock import VirtualClock
 from ivr.engine import Engine
-from ivr.engine.channel import TransferRequest, TransferResult
+from ivr.engine.channel import TransferRequest, TransferResult, VoicemailResult
 from ivr.errors import CallerHangup, UsageError
 from ivr.events import Event
 from ivr.flow.model import Prompt
@@ -48,6 +51,7 @@ from ivr.flow.model import Prompt
 LEAD = 1.0  # seconds after the flow starts listening that a key is pressed
 KEY_GAP = 0.3  # seconds between the keys of one token
 _TOKEN = re.compile(r"^(?:[0-9*#]+|-)$")
+TRANSFER, VOICEMAIL, HANGUP = "transfer", "voicemail", "hangup"  # how a plan ends
 
 PromptSeconds = Callable[[Prompt, str], float]
 
@@ -85,6 +89,9 @@ class KeyPlan:
     unused: list[str]  # tokens the flow did not ask for
     path: list[str]  # the nodes of the simulated call, up to its first transfer
     department: Optional[str]  # the department of the first transfer, if the plan reaches one
+    ending: str = HANGUP  # TRANSFER, VOICEMAIL (the recording of a message starts) or HANGUP (the flow ends)
+    ends_at: float = 0.0  # seconds after the answer
+    mailbox: Optional[str] = None  # the voicemail's, when the plan ends at one
 
     @property
     def presses(self) -> list[tuple[float, str]]:
@@ -111,6 +118,8 @@ class _PlanningChannel(ScriptedChannel):
     key_gap: float = KEY_GAP
     planned: list[PlannedToken] = field(default_factory=list)
     department: Optional[str] = None
+    ending: Optional[tuple[str, float]] = None  # (TRANSFER or VOICEMAIL, the moment)
+    mailbox: Optional[str] = None
     node: str = ""
     node_type: str = ""
     _listening_since: Optional[float] = None  # start of the first prompt that takes the next key
@@ -185,7 +194,14 @@ class _PlanningChannel(ScriptedChannel):
     async def transfer(self, request: TransferRequest) -> TransferResult:
         # the plan ends here: how long the queue and the agent take only the line knows
         self.department = request.department.name
+        self.ending = (TRANSFER, self.clock.elapsed())
         raise CallerHangup("the plan ends at the first transfer")
+
+    async def record_voicemail(self, mailbox: str, max_length: float) -> VoicemailResult:
+        # the plan ends here too: how long the message is, the caller decides on the line
+        self.mailbox = mailbox
+        self.ending = (VOICEMAIL, self.clock.elapsed())
+        raise CallerHangup("the plan ends at the voicemail")
 
 
 def plan_keys(engine: Engine, flow: str, keys: str, *, caller: str = "", at: Optional[dt.datetime] = None,
@@ -201,4 +217,5 @@ def plan_keys(engine: Engine, flow: str, keys: str, *, caller: str = "", at: Opt
         raise UsageError(f"{' '.join(left)}: these keys come after the transfer to {channel.department}, and how "
                          "long the queue and the agent take is known only on the line; press them on fixed timers "
                          "instead (--wait SECONDS, and waits such as 30s between the keys)")
-    return KeyPlan(channel.planned, left, list(call.path), channel.department)
+    ending, ends_at = channel.ending or (HANGUP, channel.clock.elapsed())
+    return KeyPlan(channel.planned, left, list(call.path), channel.department, ending, ends_at, channel.mailbox)

@@ -10,8 +10,9 @@ with the test-only contexts:
              plays tt-monkeys, so recordings hold real audio. Any 2XX does the same, for
              tests that need several agents at once (`Local/201@agents/n`, ...).
 - [caller]   the pressing half of an AMI Originate of `Local/100@ivr` (see
-             `ivr.testbed.ami_session.originate_keys`): waits 2 s, sends ${KEYS}, waits
-             ${HOLD} seconds (default 30), hangs up.
+             `ivr.testbed.ami_session.originate_keys`): waits 2 s, sends ${KEYS}; with
+             ${MESSAGE} set, waits ${MESSAGE_AFTER} seconds and plays that sound into the
+             call (a voicemail message); waits ${HOLD} seconds (default 30), hangs up.
 - [testbed-named] a caller whose name comes URI-encoded in ${NAME_URI}, so it can hold
              a line break (no AMI header can carry one); then [ivr].
 - [testbed-callee] the customer of a call-back (`Local/<number>@testbed-callee`, the
@@ -111,6 +112,8 @@ exten => _2XX,1,Answer()
 [caller]
 exten => s,1,Wait(2)
  same => n,ExecIf($["${KEYS}" != ""]?SendDTMF(${KEYS}))
+ same => n,ExecIf($["${MESSAGE}" != ""]?Wait(${MESSAGE_AFTER}))
+ same => n,ExecIf($["${MESSAGE}" != ""]?Playback(${MESSAGE}))
  same => n,Wait(${IF($["${HOLD}" = ""]?30:${HOLD})})
  same => n,Hangup()
 

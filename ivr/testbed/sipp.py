@@ -11,9 +11,14 @@ the timestamp of the first and Asterisk drops it as a repeat, and a lower key af
 higher one goes back in sequence. So each press is a copy of the shipped capture with its
 sequence numbers and timestamp moved forward past the previous press.
 
+A step may also play a message instead of a key: MESSAGE_SECONDS of tone bursts (a
+voice's rhythm: sound, then a short pause), sent as PCMU RTP from a capture written here
+(`message_pcap`), for a call that leaves a voicemail.
+
 When each key is pressed is the caller of `place_call`'s choice, as steps:
 - `timed_steps`: each key at a moment of the call (seconds after the answer), such as
-  `ivr call` plans from the flow itself (ivr.simulation.key_plan);
+  `ivr call` plans from the flow itself (ivr.simulation.key_plan), then a wait until the
+  plan's end or a message at its moment;
 - `parse_keys`: fixed timers. KEYS are tokens separated by spaces; a token of keys (0-9,
   *, #; A-D are not in the captures) is pressed one key after another, KEY_GAP apart,
   after a wait of `wait` seconds; a token such as `5s` or `2.5s` is an extra wait.
@@ -22,6 +27,7 @@ When each key is pressed is the caller of `place_call`'s choice, as steps:
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import socket
@@ -40,6 +46,11 @@ PCAP_NAMES = {**{str(d): str(d) for d in range(10)}, "*": "star", "#": "pound"}
 KEY_GAP = 0.3  # seconds between keys of one token
 MAX_KEYS = 100  # a scenario holds one capture per key: keep it to what a caller types
 DTMF_PAYLOAD = 101
+MESSAGE_SECONDS = 4.0  # the message a caller leaves: tone bursts, as loud as speech
+# from the start of a voicemail's recording as planned to the message: Asterisk's beep
+# comes first, and the live call runs a little behind its plan
+MESSAGE_AFTER_TONE = 1.5
+_PACKET_SAMPLES = 160  # 20 ms of 8 kHz audio per RTP packet
 _WAIT = re.compile(r"^(\d+(?:\.\d+)?)s$")
 _KEYS = re.compile(r"^[0-9*#]+$")
 _CALLER_ID = re.compile(r"^\+?[0-9]{1,20}$")
@@ -49,7 +60,8 @@ _EXTEN = re.compile(r"^[0-9A-Za-z*#+_-]{1,40}$")
 @dataclass(frozen=True)
 class Step:
     wait: float  # seconds before
-    key: Optional[str] = None  # None: only the wait
+    key: Optional[str] = None  # None: only the wait (or the message)
+    message: bool = False  # play the message (MESSAGE_SECONDS long; the scenario goes on meanwhile)
 
 
 def is_wait(token: str) -> bool:
@@ -77,8 +89,10 @@ def parse_keys(keys: str, wait: float = 3.0) -> list[Step]:
     return steps
 
 
-def timed_steps(presses: Sequence[tuple[float, str]]) -> list[Step]:
-    """Steps that press each key at its moment (seconds after the answer, in order).
+def timed_steps(presses: Sequence[tuple[float, str]], *, until: Optional[float] = None,
+                message_at: Optional[float] = None) -> list[Step]:
+    """Steps that press each key at its moment (seconds after the answer, in order), then
+    wait `until` that moment (a plan's end), or play the message at `message_at`.
 
     The waits are differences of whole milliseconds, as SIPp counts them, so rounding
     never adds up along the call."""
@@ -92,6 +106,10 @@ def timed_steps(presses: Sequence[tuple[float, str]]) -> list[Step]:
             raise UsageError("key presses must be in the order of the call")
         steps.append(Step((moment - previous) / 1000, key))
         previous = moment
+    if message_at is not None:
+        steps.append(Step(max(0, round(message_at * 1000) - previous) / 1000, message=True))
+    elif until is not None and round(until * 1000) > previous:
+        steps.append(Step((round(until * 1000) - previous) / 1000))
     _check_count(steps)
     return steps
 
@@ -149,6 +167,56 @@ def shifted_pcap(source: Path, target: Path, seq: int, timestamp: int) -> tuple[
         offset = packet + length
     target.write_bytes(bytes(data))
     return (last[0] + 1) & 0xFFFF, (last[1] + 8000) & 0xFFFFFFFF  # the next press 1 s of clock later
+
+
+def _ulaw(sample: int) -> int:
+    """One 16-bit sample as G.711 mu-law (PCMU)."""
+    sign = 0x80 if sample < 0 else 0
+    magnitude = min(abs(sample), 32635) + 0x84
+    exponent = max(0, magnitude.bit_length() - 8)
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def message_pcap(template: Path, target: Path, seq: int, timestamp: int,
+                 seconds: float = MESSAGE_SECONDS) -> tuple[int, int]:
+    """Write the message as a PCMU RTP capture, packets 20 ms apart from RTP sequence `seq`
+    and timestamp `timestamp`, its frame headers and SSRC those of `template` (a shipped
+    capture, so the stream is the one the keys are sent on); returns the next free
+    (seq, timestamp). The sound: 600 ms of a 440 Hz tone whose pitch glides up, then
+    200 ms of quiet, over and over, about -10 dBFS."""
+    data = template.read_bytes()
+    if data[:4] != b"\xd4\xc3\xb2\xa1":
+        raise AsteriskError(f"{template}: not a little-endian pcap file")
+    headers = bytearray(data[24 + 16:24 + 16 + 42 + 12])  # Ethernet, IPv4, UDP, RTP of the first packet
+    out = bytearray(data[:24])
+    packets = round(seconds * 1000 / 20)
+    for n in range(packets):
+        payload = bytearray()
+        for i in range(_PACKET_SAMPLES):
+            t = (n * _PACKET_SAMPLES + i) / 8000
+            phase = t % 0.8
+            level = 10000 if phase < 0.6 else 0
+            payload.append(_ulaw(int(level * math.sin(2 * math.pi * (440 + 200 * phase) * t))))
+        packet = bytearray(headers) + payload
+        struct.pack_into("!H", packet, 14 + 2, 20 + 8 + 12 + len(payload))  # IPv4 total length
+        struct.pack_into("!H", packet, 14 + 10, 0)  # the header checksum, summed with itself as 0
+        struct.pack_into("!H", packet, 14 + 10, _ip_checksum(bytes(packet[14:34])))
+        struct.pack_into("!HH", packet, 34 + 4, 8 + 12 + len(payload), 0)  # UDP length; no checksum
+        packet[42] = 0x80  # RTP version 2, no padding, extension or CSRC
+        packet[43] = 0x80 if n == 0 else 0x00  # payload type 0 (PCMU), the marker on the first packet
+        struct.pack_into("!HI", packet, 44, (seq + n) & 0xFFFF, (timestamp + n * _PACKET_SAMPLES) & 0xFFFFFFFF)
+        micros = n * 20000
+        out += struct.pack("<IIII", micros // 1_000_000, micros % 1_000_000, len(packet), len(packet)) + packet
+    target.write_bytes(bytes(out))
+    return (seq + packets) & 0xFFFF, (timestamp + packets * _PACKET_SAMPLES + 8000) & 0xFFFFFFFF
+
+
+def _ip_checksum(header: bytes) -> int:
+    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
 
 
 # --- the scenario ------------------------------------------------------------------------------
@@ -277,11 +345,14 @@ def place_call(plan: Sequence[Step], *, host: str = "127.0.0.1", port: int = 507
             if step.key is not None:
                 pcap = folder / f"key{n}.pcap"
                 seq, ts = shifted_pcap(shipped_pcap(step.key), pcap, seq, ts)
+            elif step.message:
+                pcap = folder / f"message{n}.pcap"
+                seq, ts = message_pcap(shipped_pcap("0"), pcap, seq, ts)
             steps.append((step.wait, pcap))
         scenario = folder / "call.xml"
         scenario.write_text(scenario_xml(steps, caller_name=caller_name, caller_id=caller_id, hold=hold),
                             encoding="utf-8")
-        total = sum(s.wait for s in plan) + hold + 15
+        total = sum(s.wait for s in plan) + hold + 15 + (MESSAGE_SECONDS if any(s.message for s in plan) else 0)
         cmd = [sipp, f"{host}:{port}", "-sf", str(scenario), "-s", exten, "-m", "1", "-l", "1",
                "-i", "127.0.0.1", "-p", str(_free_port(socket.SOCK_DGRAM)),
                "-mp", str(_free_port(socket.SOCK_DGRAM, even=True)),

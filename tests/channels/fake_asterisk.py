@@ -95,9 +95,8 @@ async def place_call(port: int, caller: Caller, env: dict[str, str], *, host: st
                     await asyncio.sleep(caller.queue_delay)
                     continue
                 writer.write((reply + "\n").encode())
-                if reply == "HANGUP":
+                if reply == "HANGUP":  # replies listed after it follow it, as the command's own
                     hung_up = True
-                    break
             if caller.hangs_up_with_agent and text.startswith('EXEC "Queue"'):
                 hangup_next = True
             await writer.drain()

@@ -389,3 +389,31 @@ def test_a_failing_ami_mute_falls_back_to_the_agi_way(installation, tmp_path):
     sent = asyncio.run(main())
     assert DownAmi.calls == 2
     assert 'EXEC "StopMixMonitor" ""' in lines(sent)
+
+
+# --- a caller who hangs up to end a voicemail message -------------------------------------------------
+CHRISTMAS = __import__("datetime").datetime.fromisoformat("2026-12-25T10:00:00+01:00")  # holiday: voicemail
+
+
+def _hangs_up_in_the_message(endpos: int) -> Caller:
+    # as Asterisk 22 does it: the HANGUP line, then RECORD FILE's own reply with what was kept
+    return Caller(special=[lambda line: ["HANGUP", f"200 result=-1 (hangup) endpos={endpos}"]
+                           if line.startswith("RECORD FILE") else None])
+
+
+def test_a_caller_who_hangs_up_after_a_message_has_left_a_voicemail(installation, tmp_path):
+    events, [sent] = run_calls(installation, tmp_path, [(_hangs_up_in_the_message(32000), environment())],
+                               at=CHRISTMAS)
+    [call] = events.values()
+    assert [e.data["mailbox"] for e in call if e.type == "voicemail"] == ["general"]
+    assert [e.data["duration"] for e in call if e.type == "voicemail"] == [4.0]
+    assert [e.type for e in call][-2:] == ["caller_hangup", "outcome"]
+    assert call[-1].data["outcome"] == "voicemail"
+    assert lines(sent)[-1].startswith("RECORD FILE")  # nothing is sent to the dead channel after it
+
+
+def test_a_caller_who_hangs_up_before_saying_anything_abandoned_the_call(installation, tmp_path):
+    events, _ = run_calls(installation, tmp_path, [(_hangs_up_in_the_message(0), environment())], at=CHRISTMAS)
+    [call] = events.values()
+    assert not [e for e in call if e.type == "voicemail"]
+    assert call[-1].data["outcome"] == "abandoned" and call[-1].node == "after_hours"

@@ -227,7 +227,7 @@ def test_the_command_plans_from_the_built_prompts_and_both_spellings_agree(alway
     # the welcome, as rendered, plays first: the first key comes after it
     welcome = (always_open.parent / "prompts" / "pl" / "main" / "welcome.wav").stat().st_size - 44
     assert float(first.group(1)) > welcome / 16000
-    assert lines[3:] == ["then the call goes to sales"]
+    assert lines[3] == "then the call goes to sales"
 
 
 def test_the_command_refuses_bad_keys(always_open):
@@ -239,3 +239,48 @@ def test_fixed_timers_stay_for_scripts(always_open):
     result = CliRunner().invoke(cli, ["--config", str(always_open), "call", "--dry-run", "--wait", "2", "1 4s 1"])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == ["key 1 at 2.0 s (fixed timers)", "key 1 at 8.0 s (fixed timers)"]
+
+
+# --- where the plan ends: the call stays on the line until then --------------------------------------
+def test_out_of_hours_the_plan_ends_where_the_message_is_recorded(engine):
+    flows = engine.flows["main"]
+    plan = plan_keys(engine, "main", "", caller=CALLER, at=CLOSED[0], prompt_seconds=seconds)
+    assert (plan.ending, plan.mailbox, plan.department) == ("voicemail", "general", None)
+    heard = seconds(flows.prompts["welcome"], "pl") + seconds(flows.prompts["closed"], "pl")
+    assert plan.ends_at == pytest.approx(heard)
+
+
+def test_in_hours_the_plan_ends_at_the_transfer(engine):
+    plan = plan_keys(engine, "main", "1 1", caller=CALLER, at=OPEN[0], prompt_seconds=seconds)
+    assert (plan.ending, plan.department, plan.mailbox) == ("transfer", "sales", None)
+    last_key = plan.presses[-1][0]
+    connecting = seconds(engine.flows["main"].prompts["connecting"], "pl")
+    assert plan.ends_at == pytest.approx(last_key + connecting)  # the sales node plays "connecting" first
+
+
+@pytest.fixture(scope="module")
+def always_closed(always_open):
+    """The same installation, the office never open."""
+    raw = yaml.safe_load(always_open.read_text(encoding="utf-8"))
+    raw["schedules"]["office"]["weekly"] = {"mon-sun": "closed"}
+    path = always_open.with_name("closed.yaml")
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_the_command_out_of_hours_leaves_a_message_after_the_tone(always_closed):
+    result = _dry_run(always_closed, "--hold", "3")
+    assert result.exit_code == 0, result.output
+    found = re.fullmatch(r"then a 4 s message for mailbox general at (\d+\.\d) s, and the caller hangs up 3 s after it",
+                         result.output.splitlines()[-1])
+    assert found, result.output
+    prompts = always_closed.parent / "prompts" / "pl" / "main"
+    heard = sum((prompts / f"{name}.wav").stat().st_size - 44 for name in ("welcome", "closed")) / 16000
+    assert float(found.group(1)) == pytest.approx(heard + 1.5, abs=0.1)  # after the beep, with a margin
+
+
+def test_the_command_in_hours_holds_from_the_transfer_not_the_last_key(always_open):
+    result = _dry_run(always_open, "1", "1")
+    assert result.exit_code == 0, result.output
+    assert re.fullmatch(r"the caller hangs up 10 s after the transfer \(\d+\.\d s\), unless Asterisk does first",
+                        result.output.splitlines()[-1]), result.output

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ivr.testbed.ami_session import keys_to_dtmf
-from ivr.testbed.sipp import (KEY_GAP, MAX_KEYS, Step, check_caller, parse_keys, scenario_xml, shifted_pcap,
-                              sip_display_name, timed_steps)
+from ivr.testbed.sipp import (KEY_GAP, MAX_KEYS, MESSAGE_SECONDS, Step, check_caller, message_pcap, parse_keys,
+                              scenario_xml, shifted_pcap, shipped_pcap, sip_display_name, timed_steps)
 from ivr.errors import AmiError, UsageError
 
 
@@ -118,3 +118,30 @@ def test_originate_keys_string():
     assert keys_to_dtmf("3s 1 1.5s 1 1s") == "wwwwww1wwwwwww1ww"
     with pytest.raises(AmiError):
         keys_to_dtmf("1,2")
+
+
+def test_the_plan_ends_with_a_wait_or_a_message():
+    assert timed_steps([(1.0, "1")], until=11.5) == [Step(1.0, "1"), Step(10.5)]
+    assert timed_steps([(1.0, "1")], until=0.5) == [Step(1.0, "1")]  # already past
+    assert timed_steps([], message_at=20.25) == [Step(20.25, message=True)]
+
+
+def test_the_message_is_pcmu_rtp_that_goes_on_from_the_keys(tmp_path):
+    target = tmp_path / "message.pcap"
+    assert message_pcap(shipped_pcap("0"), target, 1000, 160000) == (1200, 160000 + 200 * 160 + 8000)
+    data = target.read_bytes()
+    assert data[:4] == b"\xd4\xc3\xb2\xa1"
+    offset, packets = 24, []
+    while offset < len(data):
+        seconds, micros, length, _ = struct.unpack_from("<IIII", data, offset)
+        packets.append((seconds + micros / 1e6, data[offset + 16:offset + 16 + length]))
+        offset += 16 + length
+    assert len(packets) == round(MESSAGE_SECONDS / 0.02)
+    assert [round(t, 3) for t, _ in packets[:3]] == [0.0, 0.02, 0.04]
+    for n, (_, packet) in enumerate(packets):
+        ip_length, udp_length = struct.unpack_from("!H", packet, 16)[0], struct.unpack_from("!H", packet, 38)[0]
+        assert (ip_length, udp_length, len(packet)) == (20 + 8 + 12 + 160, 8 + 12 + 160, 14 + 20 + 8 + 12 + 160)
+        assert packet[43] & 0x7F == 0  # PCMU
+        assert struct.unpack_from("!HI", packet, 44) == (1000 + n, 160000 + 160 * n)
+    # tones, then quiet: mu-law 0xFF is silence
+    assert sum(b != 0xFF for b in packets[0][1][54:]) > 100 and set(packets[35][1][54:]) == {0xFF}
