@@ -424,8 +424,7 @@ def call(ctx: click.Context, keys: tuple[str, ...], caller_name: str, caller_id:
     seconds more. With --wait, or waits such as 5s among KEYS, the keys go on fixed timers
     instead: --wait seconds (default 3) before each group, plus the waits.
     """
-    from ivr.simulation.key_plan import check_tokens
-    from ivr.simulation.key_plan import VOICEMAIL
+    from ivr.simulation.key_plan import VOICEMAIL, check_tokens
     from ivr.testbed.sipp import MESSAGE_AFTER_TONE, MESSAGE_SECONDS, check_caller, is_wait, parse_keys, place_call, timed_steps
 
     text = " ".join(keys)  # `ivr call 1 1` and `ivr call "1 1"` are the same call

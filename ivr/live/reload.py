@@ -26,10 +26,10 @@ log = logging.getLogger(__name__)
 class FlowReloader:
     """Holds the current engine; `reload()` swaps it only for a set without errors."""
 
-    def __init__(self, paths: Sequence[Path], config_path: Optional[Path], sampler: Optional[SurveySampler] = None):
+    def __init__(self, paths: Sequence[Path], config_path: Optional[Path]):
         self.paths = [Path(p) for p in paths]
         self.config_path = config_path
-        self.sampler = sampler or SurveySampler()  # one for every engine: survey sampling counts on across reloads
+        self.sampler = SurveySampler()  # one for every engine: survey sampling counts on across reloads
         self._engine: Optional[Engine] = None
         self._stamp: dict[Path, int] = {}
         self.generation = 0

@@ -162,7 +162,7 @@ def build_runtime(flow_paths: list[Path], config_path: Optional[Path], *, host: 
         from ivr.engine.sampling import SurveySampler
         from ivr.store import DatabaseSurveyCounter
 
-        counter = DatabaseSurveyCounter.from_config(engine.config)  # migrated by open_writer
+        counter = DatabaseSurveyCounter(writer.engine)  # the writer's connection pool; migrated by open_writer
         runtime.extras.append(SurveyCounterPart(counter))
         reloader.use_sampler(SurveySampler(counter))  # shared with other engines, kept over a restart
     if ami and asterisk.ami is not None:

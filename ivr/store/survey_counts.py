@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.errors import StoreError
-from ivr.settings.config import Config
-from ivr.store.db import create_db_engine, database_url, dialect_insert, safe_url
+from ivr.store.db import dialect_insert, safe_url
 from ivr.store.models import SurveyCount
 
 THREADS = 2  # calls reach the survey one at a time, mostly; a hung database holds these only
@@ -40,11 +38,6 @@ class DatabaseSurveyCounter:
         self._statement = insert.on_conflict_do_update(
             index_elements=[table.c.flow, table.c.node], set_={"calls": table.c.calls + 1},
         ).returning(table.c.calls)
-
-    @classmethod
-    def from_config(cls, config: Config, **kwargs: Any) -> "DatabaseSurveyCounter":
-        """A counter on the installation's database, with an engine of its own."""
-        return cls(create_db_engine(database_url(config)), own_engine=True, **kwargs)
 
     def increment_now(self, flow: str, node: str) -> int:
         """Add one call to the count of `node` of `flow`; the new count. Blocks: not on the loop."""
