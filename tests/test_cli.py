@@ -368,3 +368,25 @@ def test_the_command_starts_without_the_web_app_and_still_lists_and_runs_its_com
         assert shown.exit_code == 0 and "Usage: " in shown.output, (args, shown.output)
     unknown = CliRunner().invoke(cli, ["webb"])
     assert unknown.exit_code == 2 and "No such command 'webb'" in unknown.output
+
+
+def test_the_simulated_call_of_the_readme_prints_what_the_readme_shows():
+    """README.md's "A simulated call": its command, run as written, prints its lines in
+    order (a line ending in "..." is shown cut short; a line of "..." leaves lines out)."""
+    import shlex
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## A simulated call", 1)[1]
+    block = section.split("```console\n", 1)[1].split("```", 1)[0].splitlines()
+    command, shown = block[0], [line for line in block[1:] if line.strip() != "..."]
+    assert command.startswith("$ ivr simulate ")
+    result = ivr(*shlex.split(command)[2:])
+    assert result.exit_code == 0, result.output
+    printed = result.stdout.splitlines()
+    at = 0
+    for line in shown:
+        cut = line.endswith("...")
+        found = next((i for i in range(at, len(printed))
+                      if (printed[i].startswith(line[:-3]) if cut else printed[i] == line)), None)
+        assert found is not None, f"README line not printed (in order): {line!r}"
+        at = found + 1
