@@ -204,7 +204,14 @@ def _transfer_result(d: Mapping[str, Any]) -> tuple[Sentence, ...]:
 def _callback(d: Mapping[str, Any]) -> Sentence:
     if not d.get("offered"):
         return Sentence("Callback not offered", str(d.get("reason") or ""))
-    return Sentence("Callback booked" if d.get("accepted") else "Callback declined", str(d.get("department") or ""))
+    if not d.get("accepted"):
+        return Sentence("Callback declined", str(d.get("reason") or d.get("department") or ""))
+    notes = [str(d.get("department") or "")]
+    if d.get("within"):
+        notes.append(f"due within {duration_text(_seconds(d.get('within')))}")
+    if d.get("number_from"):
+        notes.append("the caller's own number" if d.get("number_from") == "caller" else "a number the caller typed")
+    return Sentence("Callback booked", ", ".join(n for n in notes if n))
 
 
 def _survey(d: Mapping[str, Any]) -> Sentence:
@@ -279,7 +286,9 @@ TRANSFER = _declare("transfer", _transfer, required=("department", "queue", "pri
                     optional=("overflow", "fallback"))
 TRANSFER_RESULT = _declare("transfer_result", _transfer_result,
                            required=("department", "status", "wait", "agent", "talk"))
-CALLBACK = _declare("callback", _callback, required=("offered",), optional=("accepted", "department", "reason"))
+# number_from: "caller" (the caller ID) or "typed"; within: seconds promised
+CALLBACK = _declare("callback", _callback, required=("offered",),
+                    optional=("accepted", "department", "reason", "number_from", "within"))
 VOICEMAIL = _declare(
     "voicemail",
     lambda d: Sentence(f"Voicemail left in {d.get('mailbox')}", duration_text(_seconds(d.get("duration")))),

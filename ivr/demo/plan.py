@@ -177,6 +177,9 @@ class _Keys:
         self.more = self._options("faq", "anything_else", "faq_menu", "to_operator", "goodbye")
         self.accept = {name: self._node("main", name, "callback").accept_key
                        for name in ("callback_offer", "support_callback")}
+        # the keys that book a call-back on the caller's own number: accept, and keep the number if asked
+        self.book = {name: [key] * (2 if self._node("main", name, "callback").number_prompt else 1)
+                     for name, key in self.accept.items()}
         account = self._node("main", "support_account", "input")
         self.account_digits = (account.min_digits, account.max_digits)
         self.business = self._node("main", "account_route", "route").when[0].matches
@@ -266,7 +269,7 @@ class _Journeys:
         return self._agent(rng, self._menu(rng, caller, "sales"), (QueueScript(TransferStatus.TIMED_OUT),))
 
     def sales_callback(self, rng: random.Random, caller: Caller) -> Script:
-        return {"keys": self._menu(rng, caller, "sales") + [self.k.accept["callback_offer"]],
+        return {"keys": self._menu(rng, caller, "sales") + self.k.book["callback_offer"],
                 "queue": (QueueScript(TransferStatus.TIMED_OUT), QueueScript(TransferStatus.TIMED_OUT))}
 
     def sales_voicemail(self, rng: random.Random, caller: Caller) -> Script:
@@ -300,7 +303,7 @@ class _Journeys:
 
     def support_callback(self, rng: random.Random, caller: Caller) -> Script:
         account = self._account(rng, False)
-        keys = self._menu(rng, caller, "support_account") + [account + "#", self.k.accept["support_callback"]]
+        keys = self._menu(rng, caller, "support_account") + [account + "#", *self.k.book["support_callback"]]
         return {"keys": keys, "queue": (QueueScript(TransferStatus.TIMED_OUT),), "account": account}
 
     def faq(self, rng: random.Random, caller: Caller) -> Script:

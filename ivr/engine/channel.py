@@ -6,6 +6,7 @@ it; the engine never knows which one it drives. Every method may raise CallerHan
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Optional, Protocol
 
@@ -33,8 +34,19 @@ class TransferResult:
 
 @dataclass(frozen=True, slots=True)
 class CallbackRequest:
+    """A call-back to book: whom to call, for which queue, and the promise made to them.
+    The live line stores it and dials it later (ivr.live.callbacks)."""
+
     department: Department
-    number: str
+    number: str  # digits only: the caller's own number or one they typed
+    call_id: str = ""
+    place_at: Optional[dt.datetime] = None  # when the caller joined the queue: their place in line
+    booked_at: Optional[dt.datetime] = None
+    due_by: Optional[dt.datetime] = None  # the promise: dialled at the latest then (in opening hours)
+    schedule: Optional[str] = None  # a schedule of config.yaml: dialled only while it is open
+    attempts: int = 3  # dialled at most this often
+    retry_pause: float = 300.0  # seconds between tries
+    priority: int = 1  # the customer's queue priority once they answer
 
 
 @dataclass(frozen=True, slots=True)

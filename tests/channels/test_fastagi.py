@@ -351,7 +351,8 @@ def test_a_call_back_is_booked_through_the_manager_the_server_lends_the_line(ins
             self.booked.append(request)
 
     manager = Manager()
-    busy = Caller(keys=["1", "1", "1"], queue_status="TIMEOUT")  # sales and its overflow busy; 1 books a call-back
+    # sales and its overflow busy; 1 accepts the call-back, 1 again keeps the caller's own number
+    busy = Caller(keys=["1", "1", "1", "1"], queue_status="TIMEOUT")
     events, _ = run_calls(installation, tmp_path, [(busy, environment())], manager=manager)
     assert [(r.department.name, r.number) for r in manager.booked] == [("sales", "48221234567")]
     [call] = events.values()

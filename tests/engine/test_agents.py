@@ -8,7 +8,7 @@ from helpers import CONFIG_YAML, make_flow, of_type, types, write_config
 from ivr.channels.scripted import QueueScript, ScriptedChannel
 from ivr.clock import VirtualClock
 from ivr import events as ev
-from ivr.engine.channel import CallbackRequest, TransferRequest
+from ivr.engine.channel import TransferRequest
 
 CALLER = "+48221234567"
 
@@ -167,14 +167,16 @@ CALLBACK = make_flow(
 def test_callback_accepted(run_flow, config):
     sim = run_flow(CALLBACK, "1", caller="+48 601 200 300")
     call = sim.call
-    assert sim.channel.callbacks == [CallbackRequest(config.departments["sales"], "+48 601 200 300")]
+    [booked] = sim.channel.callbacks
+    assert (booked.department, booked.number, booked.call_id) == (config.departments["sales"], "+48601200300", call.id)
     assert call.outcome == ev.Outcome.CALLBACK
     assert call.department == "sales"
     assert call.heard == ["offer", "booked", "bye"]
     assert call.path == ["cb", "bye"]
     assert of_type(call, ev.NODE_ENTERED)[1].data["via"] == "accepted"
     [callback] = of_type(call, ev.CALLBACK)
-    assert callback.data == {"offered": True, "accepted": True, "department": "sales"}
+    assert callback.data == {"offered": True, "accepted": True, "department": "sales", "number_from": "caller",
+                             "within": 3600.0}
     assert of_type(call, ev.KEY)[0].data == {"key": "1"}
 
 
