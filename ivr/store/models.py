@@ -289,3 +289,70 @@ class AuditEntry(Base):
     detail: Mapped[str] = mapped_column(default="")
 
     __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_call_id", "call_id"))
+
+
+CALLBACK_STATUSES = ("pending", "dialling", "done", "failed", "expired", "cancelled")
+ATTEMPT_RESULTS = ("answered", "busy", "no answer", "failed", "interrupted")
+
+
+class Callback(Base):
+    """A call-back a caller booked: whom to call, for which queue, their place in line and
+    the promise; `status` moves pending -> dialling -> done, or back to pending for another
+    try, or to failed / expired / cancelled. No foreign key to `calls`: the booking is
+    stored while the call runs, before the call-records writer has written its row."""
+
+    __tablename__ = "callbacks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str]  # the call it was booked on
+    number: Mapped[str]  # digits with an optional leading '+': checked before it is stored
+    department: Mapped[str]
+    queue: Mapped[str]
+    schedule: Mapped[Optional[str]]  # dialled only while this schedule of config.yaml is open
+    place_at: Mapped[dt.datetime]  # when the caller joined the queue: their place in line
+    booked_at: Mapped[dt.datetime]
+    due_by: Mapped[dt.datetime]  # the promise
+    status: Mapped[str] = mapped_column(default="pending")  # one of CALLBACK_STATUSES
+    attempts: Mapped[int] = mapped_column(default=0)  # tries made
+    max_attempts: Mapped[int] = mapped_column(default=3)
+    retry_pause: Mapped[float] = mapped_column(Float, default=300.0)  # seconds
+    priority: Mapped[int] = mapped_column(default=1)  # the customer's queue priority
+    next_at: Mapped[dt.datetime]  # not tried before this moment (booking, or the last try + the pause)
+    updated_at: Mapped[dt.datetime]
+    finished_at: Mapped[Optional[dt.datetime]]
+    note: Mapped[str] = mapped_column(default="")  # why it ended so (failed, expired, cancelled by whom)
+
+    tries: Mapped[list["CallbackAttempt"]] = relationship(back_populates="callback", order_by="CallbackAttempt.seq",
+                                                          cascade="all, delete-orphan", passive_deletes=True)
+
+    __table_args__ = (
+        Index("ix_callbacks_status_place_at", "status", "place_at"),  # the scheduler: pending, oldest place first
+        Index("ix_callbacks_call_id", "call_id"),
+        Index("ix_callbacks_booked_at", "booked_at"),  # the dashboard's period
+    )
+
+
+class CallbackAttempt(Base):
+    """One try at a call-back: the customer's phone rang (or not), and what came of it."""
+
+    __tablename__ = "callback_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    callback_id: Mapped[int] = mapped_column(ForeignKey("callbacks.id", ondelete="CASCADE"))
+    seq: Mapped[int]  # 1, 2, ... within the call-back
+    reason: Mapped[str]  # why it was dialled then: "turn" (an agent free, nobody ahead) or "due" (the promise)
+    owner: Mapped[str]  # the engine that dialled it (host name)
+    started_at: Mapped[dt.datetime]
+    ended_at: Mapped[Optional[dt.datetime]]
+    result: Mapped[Optional[str]]  # one of ATTEMPT_RESULTS; null while it rings
+    asterisk_reason: Mapped[Optional[str]]  # OriginateResponse's Reason code (4 answered, 5 busy, 3 no answer, ...)
+    detail: Mapped[str] = mapped_column(default="")
+    uniqueid: Mapped[Optional[str]]  # the call-back channel's
+    channel: Mapped[Optional[str]]
+
+    callback: Mapped[Callback] = relationship(back_populates="tries")
+
+    __table_args__ = (
+        Index("ix_callback_attempts_callback_id_seq", "callback_id", "seq", unique=True),
+        Index("ix_callback_attempts_result", "result"),
+    )
