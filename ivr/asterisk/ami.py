@@ -21,7 +21,8 @@ panoramisk, because its defaults do not suit a call centre:
 
 The secret is only ever written to the socket, never to a log or an exception message.
 
-Call-backs (`originate_callback`) follow the dialplan contract in `ivr.asterisk.callback`.
+Call-backs (`originate_callback`, and `call_back`, which waits for the OriginateResponse)
+follow the dialplan contract in `ivr.asterisk.callback`.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ from typing import Any, Callable, Mapping, Optional, Union
 from panoramisk import Manager
 from panoramisk.message import Message
 
-from ivr.asterisk.ami_wire import AmiProtocol, normalise_number
-from ivr.asterisk.callback import originate_headers
+from ivr.asterisk.ami_wire import AmiProtocol, check_queue, normalise_number
+from ivr.asterisk.callback import OriginateOutcome, attempt_result, originate_headers
 from ivr.asterisk.queue_tracker import EVENTS as QUEUE_EVENTS
 from ivr.asterisk.queue_tracker import QueueEventSink, QueueFacts, QueueTracker
 from ivr.clock import Clock, SystemClock
@@ -176,6 +177,7 @@ class AmiClient:
         self._watchdog: Optional[asyncio.Task] = None
         self._tasks: set[asyncio.Task] = set()
         self._originates: dict[str, str] = {}  # ActionID -> number, until OriginateResponse
+        self._call_backs: dict[str, asyncio.Future] = {}  # ActionID -> its OriginateResponse, for call_back()
 
     def __repr__(self) -> str:  # no secret
         return f"<AmiClient {self.username}@{self.host}:{self.port} {'up' if self.connected else 'down'}>"
@@ -373,6 +375,53 @@ class AmiClient:
         log.info("AMI: call-back to %s for queue %s queued (%s)", dialled, queue, action_id)
         return action_id
 
+    async def call_back(self, number: str, department_queue: str, *, priority: Optional[int] = None,
+                        caller_id: Optional[str] = None, action_id: Optional[str] = None,
+                        wait: Optional[float] = None) -> OriginateOutcome:
+        """Call the customer back and put them through to the queue, and wait for the end of
+        the ringing: the OriginateResponse, read as answered / busy / no answer / failed.
+
+        `priority` goes to the customer's QUEUE_PRIO. The answer is awaited at most `wait`
+        seconds (default: the ring timeout plus 30 s). AmiError when Asterisk refuses the
+        Originate or no response comes in time; AmiConnectionLost when the connection drops
+        before the answer (the phone may ring all the same: it is never dialled again here).
+        """
+        headers = originate_headers(self.callback, number, department_queue, caller_id, priority)
+        action_id = action_id or f"ivr-callback-{self.rng.getrandbits(64):016x}"
+        headers["ActionID"] = action_id
+        response: asyncio.Future = asyncio.get_running_loop().create_future()
+        # registered before sending: the OriginateResponse may come in the same read as the reply
+        self._call_backs[action_id] = response
+        try:
+            reply = await self.send_action("Originate", headers, as_list=False)
+            if not isinstance(reply, Message) or not reply.success:
+                reason = reply.get("Message") if isinstance(reply, Message) else "no answer"
+                raise AmiError(f"Asterisk refused the call-back for queue {department_queue}: {reason}")
+            limit = wait if wait is not None else self.callback.timeout + 30.0
+            log.info("AMI: call-back for queue %s ringing (%s)", department_queue, action_id)
+            try:
+                return await asyncio.wait_for(asyncio.shield(response), limit)
+            except asyncio.TimeoutError:
+                raise AmiError(f"no OriginateResponse for the call-back {action_id} within {limit:g} s") from None
+        finally:
+            self._call_backs.pop(action_id, None)
+
+    async def queue_status(self, queue: str) -> QueueState:
+        """One queue now (QueueStatus for it): its params, members and waiting callers."""
+        status = _event_list(await self.send_action("QueueStatus", {"Queue": check_queue(queue)}), "QueueStatus")
+        state = QueueState(queue)
+        for message in status:
+            kind, headers = message.get("Event", ""), _headers(message)
+            if headers.get("Queue") != queue:
+                continue
+            if kind == "QueueParams":
+                state.params = headers
+            elif kind == "QueueMember":
+                state.members.append(headers)
+            elif kind == "QueueEntry":
+                state.entries.append(headers)
+        return state
+
     # --- state ---------------------------------------------------------------------------
     def facts(self, uniqueid: str) -> Optional[QueueFacts]:
         """What the queue events said about the call with this Uniqueid (its FastAGI id)."""
@@ -437,6 +486,11 @@ class AmiClient:
         return self.clock.now()
 
     def _originate_response(self, headers: Mapping[str, Any]) -> None:
+        waiting = self._call_backs.get(str(headers.get("ActionID", "")))
+        if waiting is not None:
+            if not waiting.done():
+                waiting.set_result(attempt_result(headers))
+            return
         number = self._originates.pop(str(headers.get("ActionID", "")), None)
         if number is None:
             return

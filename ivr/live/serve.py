@@ -1,6 +1,6 @@
 """`ivr serve`: the live runtime. FastAGI for calls, hot reload of the flows, the call
 records writer, the survey's sampling counter in the database, and (when configured) the
-AMI connection, in one asyncio process.
+AMI connection and the call-back scheduler (ivr.live.callbacks), in one asyncio process.
 
 Stateless between calls, so several of these can sit behind Asterisk's `hagi://`.
 """
@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 from ivr.channels.agi import ManagerServices
 from ivr.channels.fastagi import FastAgiServer
 from ivr.engine.channel import CallbackRequest
+from ivr.errors import ChannelError
 from ivr.events import Event
 from ivr.prompts import build as prompts_build
 from ivr.live.reload import FlowReloader
@@ -80,9 +81,10 @@ class AmiPart:
     input then stops the recorder over AGI instead of muting it) and keeps trying.
     """
 
-    def __init__(self, client: Any, retry: float = 5.0):
+    def __init__(self, client: Any, retry: float = 5.0, callbacks: Any = None):
         self.client = client
         self.retry = retry
+        self.callbacks = callbacks  # the call-back scheduler (ivr.live.callbacks): bookings are stored there
         self._task: Optional[asyncio.Task] = None
 
     async def start(self) -> None:
@@ -104,7 +106,10 @@ class AmiPart:
         await self.client.mute(channel, muted)
 
     async def book_callback(self, request: CallbackRequest) -> None:
-        await self.client.originate_callback(request.number, request.department.queue)
+        # stored, not dialled: the scheduler dials it when the caller's turn comes
+        if self.callbacks is None:
+            raise ChannelError("call-backs need the call records database; `ivr serve` runs without it")
+        await self.callbacks.book(request)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -174,7 +179,20 @@ def build_runtime(flow_paths: list[Path], config_path: Optional[Path], *, host: 
         except ConfigError as exc:  # the secret is not in the environment
             log.error("AMI disabled: %s", exc)
         else:
-            part = AmiPart(client)
+            scheduler = callback_scheduler(writer, client, reloader) if writer is not None else None
+            part = AmiPart(client, callbacks=scheduler)
             runtime.extras.append(part)
+            if scheduler is not None:
+                runtime.extras.append(scheduler)  # after the AMI part: it dials through it
             runtime.manager = part
     return runtime
+
+
+def callback_scheduler(writer: Any, client: Any, reloader: FlowReloader) -> Any:
+    """The call-back scheduler on the writer's database and the AMI client; the schedules
+    of the config.yaml loaded now (a reload brings new hours to pending call-backs too)."""
+    from ivr.live.callbacks import AmiQueueBoard, CallbackScheduler
+    from ivr.store.callbacks import CallbackStore
+
+    return CallbackScheduler(CallbackStore(writer.engine), client, AmiQueueBoard(client),
+                             lambda: reloader.current().config.schedules, ring_timeout=client.callback.timeout)

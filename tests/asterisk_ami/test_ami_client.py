@@ -12,11 +12,9 @@ import pytest
 
 from fake_ami import FakeAmi
 from ivr.asterisk.ami import AmiClient, QueueState
-from ivr.asterisk.callback import dial_string
-from ivr.live.serve import AmiPart
+from ivr.asterisk.callback import OriginateOutcome, dial_string
 from ivr.settings.asterisk import AsteriskSettings, CallbackSettings
-from ivr.settings.config import Department, load_config
-from ivr.engine.channel import CallbackRequest
+from ivr.settings.config import load_config
 from ivr.errors import AmiConnectionLost, AmiError, AmiLoginError
 
 SECRET = "s3cret-Pa55"
@@ -333,8 +331,12 @@ def test_originate_callback_dials_the_configured_channel_into_the_queue():
             action_id = await client.originate_callback("+48 22 555-01-01", "sales")
             fake.push("OriginateResponse", ActionID=action_id, Response="Success", Channel="Local/+48225550101@x",
                       Reason="4", Uniqueid="1700000000.50")
-            # a call-back booked on a live line: the runtime's AMI part lends the client to it
-            await AmiPart(client).book_callback(CallbackRequest(Department("support", "support"), "600 100 200"))
+            # the scheduler's way: wait for the OriginateResponse
+            answer = asyncio.create_task(client.call_back("600 100 200", "support", priority=3, action_id="cb-7"))
+            await fake.wait_for(lambda: fake.count("Originate") == 2)
+            fake.push("OriginateResponse", ActionID="cb-7", Response="Success", Channel="Local/600100200@x-01;1",
+                      Reason="4", Uniqueid="1700000000.51")
+            assert await answer == OriginateOutcome("answered", "4", "1700000000.51", "Local/600100200@x-01;1")
             return action_id, fake.actions("Originate")
         finally:
             await client.close()
@@ -348,6 +350,9 @@ def test_originate_callback_dials_the_configured_channel_into_the_queue():
         "Action": "Originate", "Channel": "Local/+48225550101@testbed-callee", "Async": "true", "Timeout": "30000",
         "Context": "ivr-callback", "Exten": "sales", "Priority": "1", "CallerID": '"Shop" <225550000>'}
     assert second.get("Channel") == "Local/600100200@testbed-callee" and second.get("Exten") == "support"
+    assert second.get("ActionID") == "cb-7"
+    assert [v for k, v in second.pairs if k == "Variable"] == [
+        "IVR_CALLBACK_QUEUE=support", "IVR_CALLBACK_NUMBER=600100200", "QUEUE_PRIO=3"]
 
 
 def test_originate_without_a_context_runs_queue_as_the_application():

@@ -19,6 +19,7 @@ from fake_asterisk import Caller, environment, place_call  # noqa: E402
 from ivr.live.serve import AmiPart, build_runtime  # noqa: E402
 from ivr.settings.config import Department, load_config  # noqa: E402
 from ivr.engine.channel import CallbackRequest  # noqa: E402
+from ivr.errors import ChannelError  # noqa: E402
 from ivr.store.db import create_db_engine  # noqa: E402
 from ivr.store.models import Call, CallEvent, Recording, SurveyCount  # noqa: E402
 from ivr.web import create_app  # noqa: E402
@@ -127,14 +128,22 @@ def test_the_ami_part_serves_the_line_with_mutes_and_call_backs():
         async def mute(self, channel, muted):
             self.done.append(("mute", channel, muted))
 
-        async def originate_callback(self, number, queue):
-            self.done.append(("originate", number, queue))
+    class Scheduler:  # stores the booking; dials later (tests/live/test_callback_scheduler.py)
+        def __init__(self):
+            self.booked = []
 
-    client = Client()
-    part = AmiPart(client)
+        async def book(self, request):
+            self.booked.append(request)
+
+    client, scheduler = Client(), Scheduler()
+    part = AmiPart(client, callbacks=scheduler)
+    request = CallbackRequest(Department("support", "support-queue"), "600100200")
     asyncio.run(part.mute("PJSIP/101-1", True))
-    asyncio.run(part.book_callback(CallbackRequest(Department("support", "support-queue"), "600 100 200")))
-    assert client.done == [("mute", "PJSIP/101-1", True), ("originate", "600 100 200", "support-queue")]
+    asyncio.run(part.book_callback(request))
+    assert client.done == [("mute", "PJSIP/101-1", True)]  # nothing dialled while the caller is on the line
+    assert scheduler.booked == [request]
+    with pytest.raises(ChannelError, match="call records database"):  # the caller then reaches the fallback queue
+        asyncio.run(AmiPart(client).book_callback(request))
     client.connected = False
     with pytest.raises(ConnectionError):  # the line then stops the recorder over AGI instead
         asyncio.run(part.mute("PJSIP/101-1", False))

@@ -1,0 +1,248 @@
+"""The call-back scheduler of `ivr serve`: it books call-backs in the database and dials
+each when its turn comes, by its promised time at the latest, in opening hours only.
+
+Every `poll` seconds it reads the pending call-backs (oldest place in line first) and
+dials one when
+  (a) its turn has come: the department's queue has a free agent (not paused, not on a
+      call, not already kept for another call-back ringing now) and no caller waiting in
+      that queue joined before the call-back's place in line; or
+  (b) its due-by time has come (the promise);
+and only while the call-back's schedule (config.yaml) is open. The queue is read through
+a `QueueBoard`: AMI QueueStatus for that queue today, off the call path.
+
+Each try is claimed in the database before the Originate is sent (ivr.store.callbacks),
+so two engines, or one restarted, never dial it twice; its result comes from Asterisk's
+OriginateResponse. At start-up the tries this engine left ringing when it stopped are
+closed as interrupted (retried after the pause, never at once); tries of any engine that
+rang far longer than a phone rings are closed so too, now and then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional, Protocol
+
+from ivr.asterisk.callback import OriginateOutcome
+from ivr.clock import Clock, SystemClock
+from ivr.engine.channel import CallbackRequest
+from ivr.errors import AmiConnectionLost, AmiError, IvrError
+from ivr.settings.hours import OPEN, Schedule
+from ivr.store.callbacks import INTERRUPTED, Booking, CallbackStore, Claim, Pending
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 2.0
+EXPIRE_AFTER = dt.timedelta(days=3)  # a long weekend and a holiday are waited out; a week is not
+STALE_MARGIN = 60.0  # seconds past the ring time after which a try still "ringing" is taken for lost
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """What the scheduler needs to know of a queue now."""
+
+    free_agents: int
+    waiting_since: tuple[dt.datetime, ...] = ()  # when each caller waiting now joined
+
+
+class QueueBoard(Protocol):
+    async def snapshot(self, queue: str) -> QueueSnapshot: ...
+
+
+class Dialler(Protocol):
+    """What dials a call-back: the AMI client (`ivr.asterisk.ami.AmiClient`)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def call_back(self, number: str, department_queue: str, *, priority: Optional[int] = None,
+                        action_id: Optional[str] = None) -> OriginateOutcome: ...
+
+
+class AmiQueueBoard:
+    """A queue as AMI QueueStatus shows it: members free now, and when waiting callers joined."""
+
+    def __init__(self, client: Any, clock: Optional[Clock] = None):
+        self.client = client
+        self.clock = clock or SystemClock()
+
+    async def snapshot(self, queue: str) -> QueueSnapshot:
+        state = await self.client.queue_status(queue)
+        now = self.clock.now()
+        return QueueSnapshot(sum(1 for m in state.members if member_free(m, now)),
+                             tuple(now - dt.timedelta(seconds=_number(e.get("Wait"))) for e in state.entries))
+
+
+def member_free(member: Mapping[str, Any], now: dt.datetime) -> bool:
+    """A QueueMember that would take a call now: not in use (Status 1), not paused, not on a
+    call, and past its wrap-up time."""
+    if str(member.get("Status")) != "1" or str(member.get("Paused", "0")) == "1" or str(member.get("InCall", "0")) == "1":
+        return False
+    wrapup, last = _number(member.get("Wrapuptime")), _number(member.get("LastCall"))
+    return not (wrapup and last and last + wrapup > now.timestamp())
+
+
+def _number(value: Any) -> float:
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        return 0.0
+
+
+class CallbackScheduler:
+    """A part of the runtime (start/close), and where live calls book their call-backs."""
+
+    def __init__(self, store: CallbackStore, dialler: Dialler, board: QueueBoard,
+                 schedules: Callable[[], Mapping[str, Schedule]], *, ring_timeout: float = 30.0,
+                 poll: float = POLL_SECONDS, expire_after: dt.timedelta = EXPIRE_AFTER, clock: Optional[Clock] = None):
+        self.store = store
+        self.dialler = dialler
+        self.board = board
+        self.schedules = schedules
+        self.ring_timeout = ring_timeout
+        self.poll = poll
+        self.expire_after = expire_after
+        self.clock = clock or SystemClock()
+        self.ringing: Counter[str] = Counter()  # queue -> call-backs of this engine ringing now
+        self._dials: set[asyncio.Task] = set()
+        self._task: Optional[asyncio.Task] = None
+        self._unknown_schedules: set[str] = set()
+
+    async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kwargs))
+
+    # --- the runtime's part ----------------------------------------------------------------
+    async def start(self) -> None:
+        try:
+            closed = await self._db(self.store.recover, self.clock.now())
+        except IvrError as exc:
+            log.error("call-backs: recovery failed (%s); tries left ringing are closed later", exc)
+        else:
+            if closed:
+                log.warning("call-backs: %d tr%s left ringing when the engine stopped: closed as interrupted, "
+                            "retried after the pause", closed, "y" if closed == 1 else "ies")
+        self._task = asyncio.create_task(self._run(), name="callback-scheduler")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        # a try still ringing is left to the next start's recovery: it cannot be taken back
+        for task in list(self._dials):
+            task.cancel()
+        await asyncio.gather(*self._dials, return_exceptions=True)
+
+    async def _run(self) -> None:
+        failing = False
+        while True:
+            try:
+                await self.tick()
+                if failing:
+                    log.info("call-backs: the scheduler works again")
+                failing = False
+            except Exception as exc:  # noqa: BLE001 - one bad pass (database away) must not stop it
+                if not failing:
+                    log.error("call-backs: a pass of the scheduler failed: %s", exc)
+                failing = True
+            await asyncio.sleep(self.poll)
+
+    # --- booking (the call's side) -----------------------------------------------------------
+    async def book(self, request: CallbackRequest) -> int:
+        now = self.clock.now()
+        booked = request.booked_at or now
+        booking = Booking(
+            call_id=request.call_id, number=request.number, department=request.department.name,
+            queue=request.department.queue, place_at=request.place_at or booked, booked_at=booked,
+            due_by=request.due_by or booked + dt.timedelta(hours=1), schedule=request.schedule,
+            max_attempts=request.attempts, retry_pause=request.retry_pause, priority=request.priority)
+        callback_id = await self._db(self.store.book, booking)
+        log.info("call-back %d booked on call %s for queue %s, due by %s", callback_id, request.call_id,
+                 booking.queue, booking.due_by.isoformat(timespec="seconds"))
+        return int(callback_id)
+
+    # --- one pass ----------------------------------------------------------------------------
+    async def tick(self) -> list[Claim]:
+        """Look at the pending call-backs once; the tries started (their dials run on)."""
+        now = self.clock.now()
+        stale = now - dt.timedelta(seconds=self.ring_timeout + STALE_MARGIN)
+        await self._db(self.store.recover, now, stale_before=stale)
+        expired = await self._db(self.store.expire, now, self.expire_after)
+        if expired:
+            log.warning("call-backs: %d expired, not dialled within %s of their promised time", expired, self.expire_after)
+        if not self.dialler.connected:
+            return []  # claimed tries would only fail: they wait for the AMI
+        started: list[Claim] = []
+        snapshots: dict[str, QueueSnapshot] = {}
+        for pending in await self._db(self.store.pending, now):
+            if not self._open(pending, now):
+                continue
+            reason = "due" if now >= pending.due_by else await self._turn(pending, snapshots)
+            if reason is None:
+                continue
+            claim = await self._db(self.store.claim, pending.id, reason, now)
+            if claim is None:
+                continue  # another engine took it
+            started.append(claim)
+            self.ringing[claim.queue] += 1
+            task = asyncio.create_task(self._dial(claim), name=f"callback-{claim.callback_id}")
+            self._dials.add(task)
+            task.add_done_callback(self._dials.discard)
+        return started
+
+    def _open(self, pending: Pending, now: dt.datetime) -> bool:
+        if not pending.schedule:
+            return True
+        schedule = self.schedules().get(pending.schedule)
+        if schedule is None:
+            if pending.schedule not in self._unknown_schedules:
+                self._unknown_schedules.add(pending.schedule)
+                log.error('call-backs: schedule "%s" is no longer in config.yaml; its call-backs are dialled at any '
+                          "time", pending.schedule)
+            return True
+        return schedule.state(now) == OPEN
+
+    async def _turn(self, pending: Pending, snapshots: dict[str, QueueSnapshot]) -> Optional[str]:
+        """"turn" if the call-back's turn in its queue has come, else None."""
+        if pending.queue not in snapshots:
+            try:
+                snapshots[pending.queue] = await self.board.snapshot(pending.queue)
+            except AmiError as exc:
+                log.warning("call-backs: cannot read queue %s (%s); waiting for the due time", pending.queue, exc)
+                snapshots[pending.queue] = QueueSnapshot(0)
+        snapshot = snapshots[pending.queue]
+        if snapshot.free_agents - self.ringing[pending.queue] <= 0:
+            return None
+        if any(joined < pending.place_at for joined in snapshot.waiting_since):
+            return None  # someone who was ahead still waits
+        return "turn"
+
+    async def _dial(self, claim: Claim) -> None:
+        detail = ""
+        try:
+            outcome = await self.dialler.call_back(claim.number, claim.queue, priority=claim.priority,
+                                                   action_id=f"ivr-callback-{claim.attempt_id}")
+        except AmiConnectionLost as exc:
+            outcome, detail = OriginateOutcome(INTERRUPTED, ""), str(exc)
+        except AmiError as exc:
+            refused = "refused" in str(exc)
+            outcome, detail = OriginateOutcome("failed" if refused else INTERRUPTED, ""), str(exc)
+        except asyncio.CancelledError:
+            raise  # the engine stops: the next start closes the try as interrupted
+        except Exception as exc:  # noqa: BLE001 - recorded as a failed try, never lost
+            log.exception("call-back %d: dialling failed", claim.callback_id)
+            outcome, detail = OriginateOutcome("failed", ""), repr(exc)
+        finally:
+            self.ringing[claim.queue] -= 1
+        try:
+            status = await self._db(self.store.finish, claim.attempt_id, outcome.result, self.clock.now(),
+                                    asterisk_reason=outcome.reason or None, uniqueid=outcome.uniqueid,
+                                    channel=outcome.channel, detail=detail)
+        except IvrError as exc:
+            log.error("call-back %d: try %d ended %s but cannot be stored (%s); closed at the next start",
+                      claim.callback_id, claim.seq, outcome.result, exc)
+            return
+        log.info("call-back %d try %d (%s) for queue %s: %s (Asterisk reason %s); call-back %s", claim.callback_id,
+                 claim.seq, claim.reason, claim.queue, outcome.result, outcome.reason or "-", status)

@@ -1,0 +1,263 @@
+"""The call-back scheduler of `ivr serve` on a real database (SQLite) with a fake dialler and
+queue board: the turn (a free agent, nobody ahead), the promise, opening hours, retries
+after the pause, oldest place first, two engines, and a restart while a phone rang."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from ivr.asterisk.callback import OriginateOutcome
+from ivr.engine.channel import CallbackRequest
+from ivr.errors import AmiConnectionLost
+from ivr.live.callbacks import CallbackScheduler, QueueSnapshot, member_free
+from ivr.settings.config import Department
+from ivr.settings.hours import HolidayCalendar, Schedule
+from ivr.store.callbacks import CallbackStore
+from ivr.store.db import init_db
+from ivr.store.models import Callback, CallbackAttempt
+
+T0 = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.timezone.utc)  # a Tuesday
+SALES = Department("sales", "sales")
+# open 08:00-18:00 UTC every day
+OFFICE = Schedule("office", ZoneInfo("UTC"), tuple(((8 * 60, 18 * 60),) for _ in range(7)), HolidayCalendar())
+
+
+class Clock:
+    def __init__(self):
+        self.at = T0
+
+    def now(self):
+        return self.at
+
+    def elapsed(self):
+        return (self.at - T0).total_seconds()
+
+    def move(self, **delta):
+        self.at += dt.timedelta(**delta)
+
+
+class Dialler:
+    """Answers each call-back with the next scripted result."""
+
+    connected = True
+
+    def __init__(self, *results):
+        self.results = list(results)
+        self.dialled = []
+
+    async def call_back(self, number, queue, *, priority=None, action_id=None):
+        self.dialled.append((number, queue, priority, action_id))
+        result = self.results.pop(0) if self.results else "answered"
+        if isinstance(result, BaseException):
+            raise result
+        reason = {"answered": "4", "busy": "5", "no answer": "3"}.get(result, "0")
+        return OriginateOutcome(result, reason, f"1700.{len(self.dialled)}", f"Local/{number}@callee-{len(self.dialled)};1")
+
+
+class Board:
+    def __init__(self, free=0, waiting=()):
+        self.free, self.waiting = free, tuple(waiting)
+
+    async def snapshot(self, queue):
+        return QueueSnapshot(self.free, self.waiting)
+
+
+@pytest.fixture
+def db(tmp_path):
+    engine = init_db(f"sqlite:///{tmp_path / 'ivr.db'}")
+    yield engine
+    engine.dispose()
+
+
+def scheduler(db, dialler, board, clock, owner="host-1"):
+    return CallbackScheduler(CallbackStore(db, owner=owner), dialler, board, lambda: {"office": OFFICE},
+                             ring_timeout=30, clock=clock)
+
+
+def request(number="+48221234567", place=T0 - dt.timedelta(minutes=5), within=3600, attempts=3, pause=120.0,
+            schedule="office"):
+    return CallbackRequest(SALES, number, call_id=f"call-{number}", place_at=place, booked_at=T0,
+                           due_by=T0 + dt.timedelta(seconds=within), schedule=schedule, attempts=attempts,
+                           retry_pause=pause, priority=4)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def settle(s: CallbackScheduler):
+    """A pass, and the dials it started run to their end."""
+    claims = await s.tick()
+    while s._dials:
+        await asyncio.gather(*list(s._dials))
+    return claims
+
+
+def stored(db):
+    with db.connect() as conn:
+        rows = [dict(r) for r in conn.execute(sa.select(Callback.__table__).order_by(Callback.id)).mappings()]
+        tries = [dict(r) for r in conn.execute(sa.select(CallbackAttempt.__table__).order_by(CallbackAttempt.id)).mappings()]
+    return rows, tries
+
+
+def test_the_turn_comes_with_a_free_agent_and_nobody_ahead(db):
+    clock, dialler = Clock(), Dialler()
+    board = Board(free=0, waiting=[T0 - dt.timedelta(minutes=8)])  # joined before the place: ahead
+    s = scheduler(db, dialler, board, clock)
+
+    async def main():
+        await s.book(request())
+        assert await settle(s) == []  # no agent free
+        board.free = 1
+        assert await settle(s) == []  # an agent, but a caller who was ahead still waits
+        board.waiting = (T0 - dt.timedelta(minutes=2),)  # only one who joined later
+        [claim] = await settle(s)
+        assert claim.reason == "turn"
+        assert await settle(s) == []  # done: never dialled twice
+
+    run(main())
+    assert dialler.dialled == [("+48221234567", "sales", 4, "ivr-callback-1")]
+    [row], [attempt] = stored(db)
+    assert (row["status"], row["attempts"]) == ("done", 1)
+    assert (attempt["reason"], attempt["result"], attempt["asterisk_reason"], attempt["uniqueid"]) == \
+        ("turn", "answered", "4", "1700.1")
+
+
+def test_the_promise_dials_without_a_free_agent_in_opening_hours_only(db):
+    clock, dialler = Clock(), Dialler()
+    s = scheduler(db, dialler, Board(free=0), clock)
+
+    async def main():
+        clock.at = T0.replace(hour=17, minute=30)
+        await s.book(request(within=3600))  # due 18:30, after closing
+        clock.move(minutes=59)
+        assert await settle(s) == []  # not due yet, no agent
+        clock.move(minutes=2)  # 18:31: due, but closed
+        assert await settle(s) == []
+        clock.at = (T0 + dt.timedelta(days=1)).replace(hour=7, minute=59)
+        assert await settle(s) == []
+        clock.move(minutes=1)  # 08:00 the next day: open
+        [claim] = await settle(s)
+        assert claim.reason == "due"
+
+    run(main())
+    assert len(dialler.dialled) == 1
+
+
+def test_busy_is_retried_after_the_pause_then_fails(db):
+    clock, dialler = Clock(), Dialler("busy", "no answer")
+    s = scheduler(db, dialler, Board(free=1), clock)
+
+    async def main():
+        await s.book(request(attempts=2, pause=120))
+        assert len(await settle(s)) == 1
+        clock.move(seconds=119)
+        assert await settle(s) == []  # the pause
+        clock.move(seconds=1)
+        assert len(await settle(s)) == 1
+        clock.move(minutes=10)
+        assert await settle(s) == []  # failed: no third try
+
+    run(main())
+    [row], tries = stored(db)
+    assert (row["status"], row["attempts"]) == ("failed", 2)
+    assert [(t["seq"], t["result"]) for t in tries] == [(1, "busy"), (2, "no answer")]
+
+
+def test_the_oldest_place_goes_first_one_per_free_agent(db):
+    clock, dialler = Clock(), Dialler()
+    s = scheduler(db, dialler, Board(free=1), clock)
+
+    async def main():
+        await s.book(request("600000002", place=T0 - dt.timedelta(minutes=3)))
+        await s.book(request("600000001", place=T0 - dt.timedelta(minutes=9)))
+        [first] = await s.tick()  # the other waits: the one free agent is kept for this one
+        assert first.number == "600000001"
+        await asyncio.gather(*list(s._dials))
+        [second] = await settle(s)
+        assert second.number == "600000002"
+
+    run(main())
+
+
+def test_two_engines_dial_a_call_back_once(db):
+    clock = Clock()
+    dialled = [Dialler(), Dialler()]
+    engines = [scheduler(db, d, Board(free=3), clock, owner=f"host-{i}") for i, d in enumerate(dialled)]
+
+    async def main():
+        await engines[0].book(request())
+        await asyncio.gather(*(settle(e) for e in engines))
+
+    run(main())
+    assert sum(len(d.dialled) for d in dialled) == 1
+    assert len(stored(db)[1]) == 1
+
+
+def test_a_restart_while_the_phone_rings_closes_the_try_and_waits_the_pause(db):
+    clock = Clock()
+
+    class Ringing(Dialler):
+        async def call_back(self, *args, **kwargs):
+            self.dialled.append(args)
+            await asyncio.sleep(3600)  # the engine is stopped while the phone rings
+
+    first = scheduler(db, Ringing(), Board(free=1), clock)
+
+    async def before():
+        await first.book(request(pause=60))
+        await first.tick()
+        await asyncio.sleep(0)
+        await first.close()  # stopped: the try is left to the next start
+
+    run(before())
+    assert stored(db)[0][0]["status"] == "dialling"
+    dialler = Dialler()
+    second = scheduler(db, dialler, Board(free=1), clock)
+
+    async def after():
+        await second.start()
+        await second.close()  # only the start-up recovery
+        assert await settle(second) == []  # never redialled at once
+        clock.move(seconds=60)
+        assert len(await settle(second)) == 1
+
+    run(after())
+    [row], tries = stored(db)
+    assert [(t["seq"], t["result"]) for t in tries] == [(1, "interrupted"), (2, "answered")]
+    assert (row["status"], row["attempts"]) == ("done", 2)
+    assert len(dialler.dialled) == 1
+
+
+def test_a_lost_ami_connection_is_an_interrupted_try_and_no_dial_without_the_ami(db):
+    clock, dialler = Clock(), Dialler(AmiConnectionLost("the AMI connection dropped"))
+    s = scheduler(db, dialler, Board(free=1), clock)
+
+    async def main():
+        await s.book(request(pause=60))
+        await settle(s)
+        clock.move(seconds=60)
+        dialler.connected = False
+        assert await settle(s) == []  # nothing is claimed while the AMI is down
+
+    run(main())
+    [row], [attempt] = stored(db)
+    assert (row["status"], attempt["result"]) == ("pending", "interrupted")
+    assert "dropped" in attempt["detail"]
+
+
+def test_a_member_is_free_only_when_it_could_take_a_call():
+    now = T0
+    free = {"Status": "1", "Paused": "0", "InCall": "0"}
+    assert member_free(free, now)
+    assert not member_free({**free, "Status": "2"}, now)  # in use
+    assert not member_free({**free, "Paused": "1"}, now)
+    assert not member_free({**free, "InCall": "1"}, now)
+    wrapping = {**free, "Wrapuptime": "10", "LastCall": str(now.timestamp() - 4)}
+    assert not member_free(wrapping, now)
+    assert member_free({**wrapping, "LastCall": str(now.timestamp() - 11)}, now)
