@@ -16,7 +16,10 @@ with the test-only contexts:
 - [testbed-named] a caller whose name comes URI-encoded in ${NAME_URI}, so it can hold
              a line break (no AMI header can carry one); then [ivr].
 - [testbed-callee] the customer of a call-back (`Local/<number>@testbed-callee`, the
-             default of `ivr.asterisk.callback`): answers and waits a minute.
+             default of `ivr.asterisk.callback`): answers and waits a minute. A number
+             that starts with 486 is busy (Busy(), as SIP's 486 Busy Here), one that
+             starts with 408 rings without an answer (Ringing, then a long wait: the
+             Originate's Timeout ends it, as an unanswered phone does).
 Everything binds to 127.0.0.1.
 """
 
@@ -127,6 +130,10 @@ exten => _X.,1,Set(CALLERID(name)=${URIDECODE(${NAME_URI})})
 [testbed-callee]
 exten => _X.,1,Answer()
  same => n,Wait(60)
+ same => n,Hangup()
+exten => _486X.,1,Busy(10)
+exten => _408X.,1,Ringing()
+ same => n,Wait(120)
  same => n,Hangup()
 exten => _+X.,1,Goto(${EXTEN:1},1)
 """

@@ -187,8 +187,9 @@ def _wait_connected(part: AmiPart, seconds: float) -> None:
 
 
 @contextlib.contextmanager
-def serving(testbed: Testbed, config_path: Path) -> Iterator[Serving]:
-    """The installation's runtime serving the test bed's calls (see the module docstring)."""
+def serving(testbed: Testbed, config_path: Path, flows: Optional[Path] = None) -> Iterator[Serving]:
+    """The installation's runtime serving the test bed's calls (see the module docstring);
+    `flows`: another folder of flows than the repository's."""
     config = load_config(config_path)
     testbed.reconfigure(with_members(config, lambda department: AGENTS))
     saved_secret = os.environ.get("IVR_AMI_SECRET")
@@ -206,7 +207,7 @@ def serving(testbed: Testbed, config_path: Path) -> Iterator[Serving]:
     runtime: Optional[Runtime] = None
     pump: Optional[EventPump] = None
     try:
-        runtime = build_runtime([REPO / "flows"], config_path, ami=True, store=True)
+        runtime = build_runtime([flows or REPO / "flows"], config_path, ami=True, store=True)
         asyncio.run_coroutine_threadsafe(runtime.start(), loop).result(30)
         assert runtime.server is not None and runtime.server.port == config.asterisk.agi.port
         ami = next(part for part in runtime.extras if isinstance(part, AmiPart))
