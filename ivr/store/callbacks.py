@@ -252,16 +252,20 @@ def of_call(session: Session, call_id: str) -> list[Callback]:
     return list(session.scalars(sa.select(Callback).where(Callback.call_id == call_id).order_by(Callback.id)))
 
 
-def counts(session: Session, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
-    """How many call-backs booked in [start, end) are in each status."""
-    query = (sa.select(Callback.status, sa.func.count()).where(Callback.booked_at >= start, Callback.booked_at < end)
-             .group_by(Callback.status))
+def counts(session: Session, start: dt.datetime, end: dt.datetime, department: Optional[str] = None) -> dict[str, int]:
+    """How many call-backs booked in [start, end) (of one department) are in each status."""
+    where = [Callback.booked_at >= start, Callback.booked_at < end]
+    if department:
+        where.append(Callback.department == department)
+    query = sa.select(Callback.status, sa.func.count()).where(*where).group_by(Callback.status)
     found = {status: int(n) for status, n in session.execute(query).all()}
     return {status: found.get(status, 0) for status in (PENDING, DIALLING, DONE, FAILED_STATUS, EXPIRED, CANCELLED)}
 
 
-def open_ones(session: Session, limit: int = 100) -> Iterator[Callback]:
+def open_ones(session: Session, limit: int = 100, department: Optional[str] = None) -> Iterator[Callback]:
     """Call-backs still to be made (pending or ringing now), oldest place in line first."""
-    query = (sa.select(Callback).where(Callback.status.in_(OPEN_STATUSES))
-             .order_by(Callback.place_at, Callback.id).limit(limit))
+    query = sa.select(Callback).where(Callback.status.in_(OPEN_STATUSES))
+    if department:
+        query = query.where(Callback.department == department)
+    query = query.order_by(Callback.place_at, Callback.id).limit(limit)
     return iter(session.scalars(query).all())

@@ -1,4 +1,5 @@
-"""One call: its facts, the player with the waveform, the timeline, the scorecard; the audio.
+"""One call: its facts, the player with the waveform, a call-back booked on it with each try,
+the timeline, the scorecard; the audio.
 
     GET  /calls/<call_id>                   call.show     the call page
     POST /calls/<call_id>/review            call.review   save the user's scorecard (and a hold)
@@ -16,6 +17,7 @@ from typing import Any, Optional
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from ivr.store import callbacks as callback_store
 from ivr.store.models import Call, CallEvent, Hold, Recording
 from ivr.web import audio, reviews, timeline, waveform
 from ivr.web.context import context, db
@@ -71,7 +73,7 @@ def _page(call: Call, form: Optional[ScorecardForm] = None, release_error: str =
         form=form or ScorecardForm.of_review(mine, qa, tags), hold_reasons=reviews.HOLD_REASONS,
         may_release=hold is not None and user is not None and reviews.may_release(hold, user),
         release_error=release_error, flow_note=_flow_note(call, flows), percent=reviews.percent,
-        offset=timeline.offset)
+        offset=timeline.offset, callbacks=callback_store.of_call(db(), call.id))
     return page, status
 
 

@@ -1,4 +1,5 @@
-"""The dashboard: figures and charts of a date range, and the menu tree with the callers' branches.
+"""The dashboard: figures and charts of a date range, the call-backs (booked in the range by
+status, and the ones still to be made), and the menu tree with the callers' branches.
 
     GET /dashboard/?days=7|30|90
     GET /dashboard/?from=2026-11-01&to=2026-11-30&department=sales&source=live
@@ -26,6 +27,7 @@ from markupsafe import Markup
 
 from ivr.errors import IvrError
 from ivr.events import Outcome
+from ivr.store import callbacks as callback_store
 from ivr.store.models import SOURCES
 from ivr.web import charts, menu_graph
 from ivr.web.context import context, db
@@ -131,7 +133,19 @@ def index() -> Any:
     # the menu tree reads every event of the range's calls: seconds on a big range, so the page
     # comes first and dashboard.js fetches the tree, unless it is counted already
     menu = _menu_cache().peek(_menu_key(scope))
-    return render_template("dashboard.html", **page, figures=found, charts=day_charts(found), menu=menu)
+    return render_template("dashboard.html", **page, figures=found, charts=day_charts(found), menu=menu,
+                           callbacks=callback_figures(scope))
+
+
+OPEN_CALLBACKS_SHOWN = 50
+
+
+def callback_figures(scope: Scope) -> dict[str, Any]:
+    """Call-backs booked in the range by status, and those still to be made (whenever booked)."""
+    start, end = scope.bounds()
+    return {"counts": callback_store.counts(db(), start, end, scope.department),
+            "open": list(callback_store.open_ones(db(), OPEN_CALLBACKS_SHOWN + 1, scope.department)),
+            "shown": OPEN_CALLBACKS_SHOWN}
 
 
 @bp.route("/menu")

@@ -1,0 +1,79 @@
+"""Call-backs in the QA web app: the call page shows the call-back booked on the call with
+each try and the outcome; the dashboard counts the range's call-backs by status and lists
+those still to be made, oldest place in line first, for both roles."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from ivr.store.callbacks import ANSWERED, BUSY, Booking, CallbackStore
+from ivr.store.models import Call
+
+
+def book(ctx, call_id: str, number: str, *, minutes_ago: float, department: str = "sales") -> int:
+    now = dt.datetime.now(dt.timezone.utc)
+    with ctx.sessions() as session:
+        session.add(Call(id=call_id, flow="main", started_at=now - dt.timedelta(minutes=minutes_ago + 2),
+                         outcome="callback", department=department, caller=number))
+        session.commit()
+    booked = now - dt.timedelta(minutes=minutes_ago)
+    return CallbackStore(ctx.engine, owner="engine-1").book(Booking(
+        call_id=call_id, number=number, department=department, queue=department,
+        place_at=booked - dt.timedelta(minutes=1), booked_at=booked, due_by=booked + dt.timedelta(hours=1),
+        schedule="office", max_attempts=2, retry_pause=60))
+
+
+def tried(ctx, callback_id: int, *results: str) -> None:
+    store = CallbackStore(ctx.engine, owner="engine-1")
+    now = dt.datetime.now(dt.timezone.utc)
+    for n, result in enumerate(results):
+        at = now + dt.timedelta(minutes=2 * n)
+        claim = store.claim(callback_id, "turn" if n == 0 else "due", at)
+        assert claim is not None
+        store.finish(claim.attempt_id, result, at + dt.timedelta(seconds=12), asterisk_reason="5" if result == BUSY else "4",
+                     uniqueid=f"1700000100.{n}", channel=f"Local/600100200@testbed-callee-0000000{n};1")
+
+
+def test_the_call_page_shows_the_call_back_and_every_try(login, ctx):
+    callback_id = book(ctx, "1700000100.1", "600100200", minutes_ago=30)
+    tried(ctx, callback_id, BUSY, BUSY)
+    page = login("qa").get("/calls/1700000100.1").get_data(as_text=True)
+    section = page[page.index('id="callbacks"'):]
+    assert f'id="callback-{callback_id}-status">failed<' in section
+    assert "600100200" in section and "for sales (queue sales)" in section and "2 of 2 tries made" in section
+    assert "not answered in 2 tries; the last: busy" in section
+    tries = re.findall(r'<tr class="callback-try" data-result="([^"]+)">', section)
+    assert tries == ["busy", "busy"]
+    assert "an agent was free, nobody ahead" in section and "the promised time came" in section
+    assert "1700000100.0" in section and "1700000100.1" in section and "0:12" in section
+
+
+def test_a_call_without_a_call_back_has_no_such_section(login, ctx):
+    with ctx.sessions() as session:
+        session.add(Call(id="plain-1", flow="main", started_at=dt.datetime.now(dt.timezone.utc), outcome="answered"))
+        session.commit()
+    assert 'id="callbacks"' not in login("qa").get("/calls/plain-1").get_data(as_text=True)
+
+
+def test_the_dashboard_counts_call_backs_and_lists_the_pending_ones(login, ctx):
+    done = book(ctx, "cb-done", "600000001", minutes_ago=50)
+    tried(ctx, done, ANSWERED)
+    failed = book(ctx, "cb-failed", "600000002", minutes_ago=40)
+    tried(ctx, failed, BUSY, BUSY)
+    book(ctx, "cb-later", "600000004", minutes_ago=10)
+    book(ctx, "cb-first", "600000003", minutes_ago=20)
+    book(ctx, "cb-support", "600000005", minutes_ago=5, department="support")
+    for role in ("qa", "admin"):
+        page = login(role).get("/dashboard/?days=7").get_data(as_text=True)
+        assert 'data-callbacks-pending="3" data-callbacks-done="1" data-callbacks-failed="1"' in re.sub(r"\s+", " ", page)
+        listed = re.findall(r'<a href="/calls/([^"#]+)#callbacks">', page)
+        assert listed == ["cb-first", "cb-later", "cb-support"]  # oldest place in line first
+    sales = login("qa").get("/dashboard/?days=7&department=sales").get_data(as_text=True)
+    assert re.findall(r'<a href="/calls/([^"#]+)#callbacks">', sales) == ["cb-first", "cb-later"]
+    assert 'data-callbacks-pending="2"' in re.sub(r"\s+", " ", sales)
+
+
+def test_no_pending_call_back_says_so(login, ctx):
+    page = login("qa").get("/dashboard/").get_data(as_text=True)
+    assert 'id="callbacks-none"' in page and 'data-callbacks-pending="0"' in re.sub(r"\s+", " ", page)
