@@ -41,7 +41,8 @@ class ManagerServices(Protocol):
         """Mute (or unmute) the caller's side of the channel's recording (MixMonitorMute)."""
 
     async def book_callback(self, request: CallbackRequest) -> None:
-        """Have Asterisk call the customer back and put them through to the department's queue."""
+        """Book a call-back (stored; dialled into the department's queue when the caller's turn
+        comes, or by the promised time); raises if it cannot be booked."""
 
 
 class AgiChannel:
