@@ -239,7 +239,7 @@ def test_a_restart_of_ivr_serve_loses_no_call_back_and_dials_none_twice(testbed:
         assert response.status_code == 302, response.get_data(as_text=True)
         page = client.get(f"/calls/{busy['call_id']}").get_data(as_text=True)
         assert "Call-back" in page and BUSY_NUMBER in page and page.count(">busy<") == 2 and ">failed<" in page
-        dashboard = client.get("/dashboard").get_data(as_text=True)
+        dashboard = client.get("/dashboard/").get_data(as_text=True)
         assert 'data-callbacks-done="1"' in dashboard and 'data-callbacks-failed="1"' in dashboard
     finally:
         app.extensions["ivr"].engine.dispose()
