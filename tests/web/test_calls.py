@@ -52,7 +52,7 @@ CALLS: list[tuple[str, str, str, list[Any], bool, str, Optional[str], str]] = [
     ("c06", "1 0 5#", "2026-11-24T14:00", [QueueScript("answered", 10, 200, "PJSIP/100")], True, HOSTILE_NUMBER, HOSTILE_NAME, "live"),
     ("c07", "", "2026-11-24T00:30", [], False, "+48 601 200 301", None, "live"),  # just after local midnight
     ("c08", "", "2026-12-25T10:00", [], False, "+48 22 123 45 67", None, "live"),
-    ("c09", "1 1 1", "2026-11-25T10:00", [QueueScript("timeout"), QueueScript("timeout")], False, "+48 33 111 22 33", None, "live"),
+    ("c09", "1 1 1 1", "2026-11-25T10:00", [QueueScript("timeout"), QueueScript("timeout")], False, "+48 33 111 22 33", None, "live"),
     ("c10", "1 1 -", "2026-11-25T10:30", [QueueScript("timeout"), QueueScript("timeout")], False, "+48 33 111 22 34", None, "live"),
     ("c11", "2 1 7#", "2026-11-26T10:00", [QueueScript("answered", 5, 60, "PJSIP/102")], True, "+44 20 7946 0000", "Jo", "live"),
     ("c12", "1 hangup", "2026-11-26T12:00", [], False, "+48 601 200 300", "Anna", "live"),
