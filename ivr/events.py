@@ -207,8 +207,12 @@ def _callback(d: Mapping[str, Any]) -> Sentence:
     if not d.get("accepted"):
         return Sentence("Callback declined", str(d.get("reason") or d.get("department") or ""))
     notes = [str(d.get("department") or "")]
-    if d.get("within"):
-        notes.append(f"due within {duration_text(_seconds(d.get('within')))}")
+    within = _seconds(d.get("within"))
+    if within:
+        # the promise as a caller heard it: 1 h, 30 min
+        whole = int(within)
+        span = f"{whole // 3600} h" if whole % 3600 == 0 else f"{whole // 60} min" if whole % 60 == 0 else duration_text(within)
+        notes.append(f"due within {span}")
     if d.get("number_from"):
         notes.append("the caller's own number" if d.get("number_from") == "caller" else "a number the caller typed")
     return Sentence("Callback booked", ", ".join(n for n in notes if n))
