@@ -73,8 +73,18 @@ def _page(call: Call, form: Optional[ScorecardForm] = None, release_error: str =
         form=form or ScorecardForm.of_review(mine, qa, tags), hold_reasons=reviews.HOLD_REASONS,
         may_release=hold is not None and user is not None and reviews.may_release(hold, user),
         release_error=release_error, flow_note=_flow_note(call, flows), percent=reviews.percent,
-        offset=timeline.offset, callbacks=callback_store.of_call(db(), call.id))
+        offset=timeline.offset, **_callbacks(call))
     return page, status
+
+
+def _callbacks(call: Call) -> dict[str, Any]:
+    """The call-backs booked on the call, and the recordings of their tries by uniqueid (the
+    generated dialplan records a call-back as it records a call: <date>/<uniqueid>.wav)."""
+    booked = callback_store.of_call(db(), call.id)
+    uniqueids = [t.uniqueid for cb in booked for t in cb.tries if t.uniqueid]
+    found = db().scalars(select(Recording).where(Recording.uniqueid.in_(uniqueids), Recording.deleted_at.is_(None))) \
+        if uniqueids else []
+    return {"callbacks": booked, "callback_recordings": {r.uniqueid: r for r in found}}
 
 
 @bp.route("/calls/<call_id>")

@@ -77,3 +77,16 @@ def test_the_dashboard_counts_call_backs_and_lists_the_pending_ones(login, ctx):
 def test_no_pending_call_back_says_so(login, ctx):
     page = login("qa").get("/dashboard/").get_data(as_text=True)
     assert 'id="callbacks-none"' in page and 'data-callbacks-pending="0"' in re.sub(r"\s+", " ", page)
+
+
+def test_a_try_links_the_recording_of_the_call_back(login, ctx):
+    from ivr.store.models import Recording
+
+    callback_id = book(ctx, "1700000300.1", "600100200", minutes_ago=30)
+    tried(ctx, callback_id, ANSWERED)  # its channel's uniqueid: 1700000100.0
+    with ctx.sessions() as session:  # the indexer's orphan: the call-back's recording, named by its uniqueid
+        session.add(Recording(id=77, call_id=None, uniqueid="1700000100.0", path="2026-11-24/1700000100.0.wav",
+                              size=44, created_at=dt.datetime.now(dt.timezone.utc)))
+        session.commit()
+    page = login("qa").get("/calls/1700000300.1").get_data(as_text=True)
+    assert '<a class="callback-recording" href="/recordings/77/audio?download=1">recording</a>' in page
