@@ -168,7 +168,7 @@ class CallbackScheduler:
         """Look at the pending call-backs once; the tries started (their dials run on)."""
         now = self.clock.now()
         stale = now - dt.timedelta(seconds=self.ring_timeout + STALE_MARGIN)
-        await self._db(self.store.recover, now, stale_before=stale)
+        await self._db(self.store.recover, now, stale_before=stale, mine=False)  # ours ring on: not ours to close
         expired = await self._db(self.store.expire, now, self.expire_after)
         if expired:
             log.warning("call-backs: %d expired, not dialled within %s of their promised time", expired, self.expire_after)

@@ -159,11 +159,11 @@ class CallbackStore:
                         channel=channel, detail=detail[:500])
                 .returning(CallbackAttempt.callback_id, CallbackAttempt.seq)).first()
             if closed is None:
-                return self._late_result(conn, attempt_id, result, now, uniqueid, channel)
+                return self._late_result(conn, attempt_id, result, now, asterisk_reason, uniqueid, channel)
             return _after_try(conn, closed.callback_id, result, now)
 
-    def _late_result(self, conn: Any, attempt_id: int, result: str, now: dt.datetime, uniqueid: Optional[str],
-                     channel: Optional[str]) -> str:
+    def _late_result(self, conn: Any, attempt_id: int, result: str, now: dt.datetime, asterisk_reason: Optional[str],
+                     uniqueid: Optional[str], channel: Optional[str]) -> str:
         """A result for a try already closed as interrupted (another engine recovered it while
         it rang): an answer still counts, as long as no later try was made."""
         attempt = conn.execute(sa.select(CallbackAttempt.callback_id, CallbackAttempt.seq)
@@ -172,20 +172,25 @@ class CallbackStore:
             raise StoreError(f"no call-back attempt {attempt_id}")
         if result == ANSWERED:
             conn.execute(sa.update(CallbackAttempt).where(CallbackAttempt.id == attempt_id)
-                         .values(result=ANSWERED, uniqueid=uniqueid, channel=channel,
+                         .values(result=ANSWERED, asterisk_reason=asterisk_reason, uniqueid=uniqueid, channel=channel,
                                  detail="answered after it was taken for interrupted"))
             conn.execute(sa.update(Callback).where(Callback.id == attempt.callback_id, Callback.status == PENDING,
                                                    Callback.attempts == attempt.seq)
                          .values(status=DONE, finished_at=now, updated_at=now))
         return str(conn.execute(sa.select(Callback.status).where(Callback.id == attempt.callback_id)).scalar_one())
 
-    def recover(self, now: dt.datetime, *, stale_before: Optional[dt.datetime] = None) -> int:
-        """Close the tries this engine left ringing when it stopped (and, with `stale_before`,
-        any engine's tries begun before then) as interrupted; how many."""
-        open_tries = CallbackAttempt.result.is_(None)
-        mine = CallbackAttempt.owner == self.owner
-        where = sa.and_(open_tries, sa.or_(mine, CallbackAttempt.started_at < stale_before)
-                        if stale_before is not None else mine)
+    def recover(self, now: dt.datetime, *, stale_before: Optional[dt.datetime] = None, mine: bool = True) -> int:
+        """Close as interrupted the tries this engine left ringing when it stopped (`mine`: at
+        its start only, never while it dials) and, with `stale_before`, any engine's tries
+        begun before then; how many."""
+        which = []
+        if mine:
+            which.append(CallbackAttempt.owner == self.owner)
+        if stale_before is not None:
+            which.append(CallbackAttempt.started_at < stale_before)
+        if not which:
+            return 0
+        where = sa.and_(CallbackAttempt.result.is_(None), sa.or_(*which))
         count = 0
         with self._begin() as conn:
             for attempt in conn.execute(sa.select(CallbackAttempt.id, CallbackAttempt.callback_id).where(where)).all():

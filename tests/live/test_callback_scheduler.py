@@ -261,3 +261,31 @@ def test_a_member_is_free_only_when_it_could_take_a_call():
     wrapping = {**free, "Wrapuptime": "10", "LastCall": str(now.timestamp() - 4)}
     assert not member_free(wrapping, now)
     assert member_free({**wrapping, "LastCall": str(now.timestamp() - 11)}, now)
+
+
+def test_a_phone_that_rings_long_is_not_taken_for_lost_by_the_next_passes(db):
+    clock = Clock()
+    ring = asyncio.Event()
+
+    class Rings(Dialler):
+        async def call_back(self, number, queue, **kwargs):
+            self.dialled.append(number)
+            await ring.wait()  # the customer's phone rings; the scheduler passes meanwhile
+            return OriginateOutcome("answered", "4", "1700.9", "Local/x;1")
+
+    dialler = Rings()
+    s = scheduler(db, dialler, Board(free=1), clock)
+
+    async def main():
+        await s.book(request())
+        await s.tick()
+        for _ in range(5):
+            clock.move(seconds=5)
+            assert await s.tick() == []
+        ring.set()
+        await asyncio.gather(*list(s._dials))
+
+    run(main())
+    [row], [attempt] = stored(db)
+    assert (row["status"], attempt["result"], attempt["asterisk_reason"]) == ("done", "answered", "4")
+    assert len(dialler.dialled) == 1
