@@ -212,10 +212,16 @@ class CallbackStore:
     def cancel(self, callback_id: int, by: str, now: dt.datetime) -> bool:
         """Cancel a pending call-back (not one that rings now); whether it was pending."""
         with self._begin() as conn:
-            return conn.execute(
-                sa.update(Callback).where(Callback.id == callback_id, Callback.status == PENDING)
-                .values(status=CANCELLED, finished_at=now, updated_at=now, note=f"cancelled by {by}"[:200])
-            ).rowcount == 1
+            return cancel(conn, callback_id, by, now)
+
+
+def cancel(conn: Any, callback_id: int, by: str, now: dt.datetime) -> bool:
+    """Cancel a pending call-back in the caller's transaction (a connection or a session, e.g.
+    a web request's); whether it was pending."""
+    return conn.execute(
+        sa.update(Callback).where(Callback.id == callback_id, Callback.status == PENDING)
+        .values(status=CANCELLED, finished_at=now, updated_at=now, note=f"cancelled by {by}"[:200])
+    ).rowcount == 1
 
 
 def _after_try(conn: Any, callback_id: int, result: str, now: dt.datetime) -> str:

@@ -4,6 +4,7 @@ the timeline, the scorecard; the audio.
     GET  /calls/<call_id>                   call.show     the call page
     POST /calls/<call_id>/review            call.review   save the user's scorecard (and a hold)
     POST /calls/<call_id>/release           call.release  release the call's hold, with a reason
+    POST /calls/<call_id>/callbacks/<id>/cancel  call.cancel_callback  an admin cancels a pending call-back
     GET  /recordings/<int:id>/audio         call.audio    the recording, by its database id only
 
 The audio route's rules (path checks, Range, what is audited) are in `ivr.web.audio`;
@@ -12,6 +13,7 @@ the scorecard's in `ivr.web.reviews`; the timeline's in `ivr.web.timeline`.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Optional
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -19,7 +21,7 @@ from sqlalchemy import select
 
 from ivr.store import callbacks as callback_store
 from ivr.store.models import Call, CallEvent, Hold, Recording
-from ivr.web import audio, reviews, timeline, waveform
+from ivr.web import audio, audit, reviews, timeline, waveform
 from ivr.web.context import context, db
 from ivr.web.reviews import ScorecardForm
 from ivr.web.security import current_user, roles
@@ -123,6 +125,25 @@ def release(call_id: str) -> Any:
     reviews.release(hold, user, reason)
     flash("The hold is released; retention may delete the recording when it is due.", "success")
     return redirect(url_for("call.show", call_id=call.id, _anchor="hold"))
+
+
+@bp.route("/calls/<call_id>/callbacks/<int(max=2147483647):callback_id>/cancel", methods=["POST"])
+@roles("admin")
+def cancel_callback(call_id: str, callback_id: int) -> Any:
+    """An admin cancels a pending call-back of the call (the customer called again, say): it is
+    not dialled. One that rings now cannot be taken back."""
+    call = _call(call_id)
+    if not any(cb.id == callback_id for cb in callback_store.of_call(db(), call.id)):
+        abort(404, description="There is no such call-back on this call.")
+    user = current_user()
+    now = dt.datetime.now(dt.timezone.utc)
+    if callback_store.cancel(db(), callback_id, user.name if user else "?", now):
+        audit.record("callback_cancel", call_id=call.id, detail=f"call-back {callback_id}")  # commits both
+        flash("The call-back is cancelled; it will not be dialled.", "success")
+    else:
+        db().rollback()
+        flash("Only a pending call-back can be cancelled; this one is ringing or over.", "error")
+    return redirect(url_for("call.show", call_id=call.id, _anchor="callbacks"))
 
 
 # endpoint "audio" while the function has another name: `audio` is the module it calls

@@ -90,3 +90,28 @@ def test_a_try_links_the_recording_of_the_call_back(login, ctx):
         session.commit()
     page = login("qa").get("/calls/1700000300.1").get_data(as_text=True)
     assert '<a class="callback-recording" href="/recordings/77/audio?download=1">recording</a>' in page
+
+
+def test_an_admin_cancels_a_pending_call_back_and_it_is_audited(login, ctx):
+    from sqlalchemy import select
+
+    from ivr.store.models import AuditEntry, Callback
+
+    callback_id = book(ctx, "1700000400.1", "600100200", minutes_ago=5)
+    qa = login("qa")
+    assert "Cancel this call-back" not in qa.get("/calls/1700000400.1").get_data(as_text=True)
+    url = f"/calls/1700000400.1/callbacks/{callback_id}/cancel"
+    assert qa.post(url, data={"csrf_token": qa.csrf}).status_code == 403
+    admin = login("admin")
+    assert "Cancel this call-back" in admin.get("/calls/1700000400.1").get_data(as_text=True)
+    assert admin.post(url, data={}).status_code in (400, 403)  # no CSRF token: refused
+    assert admin.post(f"/calls/1700000400.1/callbacks/{callback_id + 99}/cancel", data={"csrf_token": admin.csrf}).status_code == 404
+    done = admin.post(url, data={"csrf_token": admin.csrf}, follow_redirects=True).get_data(as_text=True)
+    assert "The call-back is cancelled" in done and f'id="callback-{callback_id}-status">cancelled<' in done
+    again = admin.post(url, data={"csrf_token": admin.csrf}, follow_redirects=True).get_data(as_text=True)
+    assert "Only a pending call-back can be cancelled" in again
+    with ctx.sessions() as session:
+        row = session.get(Callback, callback_id)
+        assert (row.status, row.note) == ("cancelled", "cancelled by admin")
+        [entry] = session.scalars(select(AuditEntry).where(AuditEntry.action == "callback_cancel")).all()
+        assert (entry.user, entry.call_id) == ("admin", "1700000400.1")

@@ -20,6 +20,8 @@ EXPECTED = {
     "/calls/<call_id>": ("GET", f"/calls/{CALL}", {"qa", "admin"}, 200),
     "/calls/<call_id>/review": ("POST", f"/calls/{CALL}/review", {"qa", "admin"}, None),
     "/calls/<call_id>/release": ("POST", f"/calls/{CALL}/release", {"qa", "admin"}, None),
+    "/calls/<call_id>/callbacks/<int(max=2147483647):callback_id>/cancel":
+        ("POST", f"/calls/{CALL}/callbacks/1/cancel", {"admin"}, 404),
     "/recordings/<int(max=9223372036854775807):recording_id>/audio": ("GET", "/recordings/1/audio", {"qa", "admin"}, 404),
     "/reports/": ("GET", "/reports/", {"qa", "admin"}, 200),
     "/dashboard/": ("GET", "/dashboard/", {"qa", "admin"}, 200),
