@@ -148,6 +148,9 @@ def test_the_customer_is_called_back_when_the_agent_frees_up(testbed: "Testbed",
         wait_until("the agent answering the call-back",
                    lambda: [e for e in srv.ami_events.events("AgentConnect") if e.get("Channel") == channel], 30)
         joined = [e for e in srv.ami_events.events("QueueCallerJoin") if e.get("Channel") == channel]
+        # the talk ends (tt-monkeys, 16 s): the call-back's recording is finished
+        wait_until("the end of the call-back's talk",
+                   lambda: [e for e in srv.ami_events.events("AgentComplete") if e.get("Channel") == channel], 40)
         blocker_events = events_of(srv.db, rows[NUMBERS["blocker"]]["id"])
         keeper_events = events_of(srv.db, rows[NUMBERS["keeper"]]["id"])
         logs = [r.getMessage() for r in srv.logs.records]
@@ -175,6 +178,38 @@ def test_the_customer_is_called_back_when_the_agent_frees_up(testbed: "Testbed",
     assert attempt["started_at"] >= agent_free - _delta(1), (attempt["started_at"], agent_free)
     assert joined and joined[0].get("Queue") == "sales"
     assert any(f"call-back {done['id']} booked on call {keeper['id']}" in m for m in logs)
+
+    # the call-back conversation was recorded as the dialplan records calls; the QA call page
+    # of the booking call lists the try and links that recording
+    report = wait_until("the call-back's recording indexed", lambda: _indexed(config, attempt["uniqueid"]), 20)
+    app = create_app(load_config(config), testing=True)
+    try:
+        add_user(app.extensions["ivr"].engine, "anna", "qa-password-1", "qa")
+        client = app.test_client()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+        assert client.post("/login", data={"name": "anna", "password": "qa-password-1", "csrf_token": token}).status_code == 302
+        page = client.get(f"/calls/{keeper['id']}").get_data(as_text=True)
+        assert f'id="callback-{done["id"]}-status">done<' in page and attempt["uniqueid"] in page
+        assert f'href="/recordings/{report}/audio?download=1">recording</a>' in page
+        audio = client.get(f"/recordings/{report}/audio")
+        assert audio.status_code == 200 and len(audio.get_data()) > 8000 * 2 * 5  # seconds of talk, not a header
+    finally:
+        app.extensions["ivr"].engine.dispose()
+
+
+def _indexed(config: Path, uniqueid: str) -> Any:
+    """The id of the indexed recording named by `uniqueid` (after an index run), or None."""
+    from ivr.recordings.index import index_recordings
+    from ivr.store.models import Recording
+
+    index_recordings(load_config(config), settle_seconds=0)
+    db = create_db_engine(load_config(config).raw["database"])
+    try:
+        with db.connect() as conn:
+            return conn.execute(sa.select(Recording.id).where(Recording.uniqueid == uniqueid,
+                                                              Recording.duration > 5)).scalar()
+    finally:
+        db.dispose()
 
 
 def _delta(seconds: float):
