@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -42,7 +42,7 @@ from ivr.testbed.sipp import CallResult, parse_keys, place_call
 from ivr.testbed.server import REPO, Testbed
 from ivr.channels import fastagi
 from ivr.channels.agi import AgiChannel
-from ivr.settings.config import load_config
+from ivr.settings.config import Department, load_config
 from ivr.errors import AmiError
 from ivr.live.serve import AmiPart, Runtime, build_runtime
 from ivr.store.db import create_db_engine
@@ -187,10 +187,13 @@ def _wait_connected(part: AmiPart, seconds: float) -> None:
 
 
 @contextlib.contextmanager
-def serving(testbed: Testbed, config_path: Path) -> Iterator[Serving]:
-    """The installation's runtime serving the test bed's calls (see the module docstring)."""
+def serving(testbed: Testbed, config_path: Path, *, flows: Optional[Path] = None,
+            members: Callable[[Department], Iterable[str]] = lambda department: AGENTS) -> Iterator[Serving]:
+    """The installation's runtime serving the test bed's calls (see the module docstring);
+    `flows` another folder of flows than the repository's, `members` each department's
+    members in the test bed (default: the pool of fake agents)."""
     config = load_config(config_path)
-    testbed.reconfigure(with_members(config, lambda department: AGENTS))
+    testbed.reconfigure(with_members(config, members))
     saved_secret = os.environ.get("IVR_AMI_SECRET")
     os.environ["IVR_AMI_SECRET"] = testbed.ami_secret
     logs = LogRecords()
@@ -206,7 +209,7 @@ def serving(testbed: Testbed, config_path: Path) -> Iterator[Serving]:
     runtime: Optional[Runtime] = None
     pump: Optional[EventPump] = None
     try:
-        runtime = build_runtime([REPO / "flows"], config_path, ami=True, store=True)
+        runtime = build_runtime([flows or REPO / "flows"], config_path, ami=True, store=True)
         asyncio.run_coroutine_threadsafe(runtime.start(), loop).result(30)
         assert runtime.server is not None and runtime.server.port == config.asterisk.agi.port
         ami = next(part for part in runtime.extras if isinstance(part, AmiPart))

@@ -28,7 +28,9 @@ from ivr.flow.nodes.transfer import Transfer
 
 log = logging.getLogger(__name__)
 
-OVERFLOW_EDGE = "overflow"  # `via` of the node a peak sends the caller on to
+# a peak sends the caller down the on_timeout edge before any wait: the TRANSFER event of
+# the node it leads to tells why (coverage and the menu tree count the edge as taken)
+OVERFLOW_EDGE = "timeout"
 
 
 async def run(node: Transfer, call: Call):
