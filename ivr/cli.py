@@ -223,8 +223,8 @@ def _event_printer(flows, as_json: bool):
         if as_json:
             click.echo(event.to_json())
             return
-        if event.type in _UNPRINTED:
-            return
+        if event.type in _UNPRINTED and not (event.type == ev.TRANSFER and event.data.get("overflow")):
+            return  # an overflow's transfer is shown: its reason is nowhere else
         if event.type == ev.PROMPT:  # what the caller heard, in the language it was played in
             d = event.data
             text = flows[event.flow].prompts[d["prompt"]].text(d["language"])
