@@ -128,10 +128,6 @@ def _queue_status(testbed: "Testbed", queue: str) -> dict[str, list[dict[str, st
             "entries": [e for e in answer if e.get("Event") == "QueueEntry"]}
 
 
-def _uniqueid(srv: Serving, number: str) -> str:
-    return srv.calls_by_caller()[number]["uniqueid"]
-
-
 @pytest.fixture(scope="module")
 def peak(testbed: "Testbed", tmp_path_factory) -> Iterator[dict[str, Any]]:
     built = subprocess.run([str(IVR), "--config", str(testbed.config_path), "prompts", "build",
