@@ -395,9 +395,7 @@ class AmiClient:
         """QueueStatus and CoreShowChannels now: queues (params, members, waiting callers)
         and the live channels; applied to the tracker and handed to `on_resync`."""
         # as_list stays None: with True, panoramisk never completes an Error answer
-        token = self.board.begin_sync()
-        status = _event_list(await self.send_action("QueueStatus"), "QueueStatus")
-        self.board.apply_status([_headers(m) for m in status], token, self.clock.now())
+        status = await self._queue_status()
         shown = _event_list(await self.send_action("CoreShowChannels"), "CoreShowChannels")
         queues: dict[str, QueueState] = {}
         for message in status:
@@ -423,9 +421,16 @@ class AmiClient:
 
     async def refresh_queues(self) -> None:
         """QueueStatus now, applied to the queue board (what a missed event got wrong heals)."""
+        await self._queue_status()
+
+    async def _queue_status(self) -> list[Message]:
+        """QueueStatus's answer, applied to the queue board."""
         token = self.board.begin_sync()
         status = _event_list(await self.send_action("QueueStatus"), "QueueStatus")
         self.board.apply_status([_headers(m) for m in status], token, self.clock.now())
+        if not self.connected:  # the connection dropped after the answer came: events may be missed again
+            self.board.connection_lost()
+        return status
 
     async def _refresh_queues(self) -> None:
         while not self._closing:
