@@ -355,8 +355,28 @@ def asterisk_config(ctx: click.Context, out_dir: Path) -> None:
     path = _config_path(ctx, Path.cwd())
     if path is None:
         raise UsageError("no config.yaml found; name it with --config")
-    for written in write_config(load_config(path), out_dir):
+    config = load_config(path)
+    _check_lines(config, path)
+    for written in write_config(config, out_dir):
         click.echo(f"wrote {display_path(written)}", err=True)
+
+
+def _check_lines(config, path: Path) -> None:
+    """The flows config.yaml's `lines` name exist in flows/ beside it (ConfigError, file:line:col)."""
+    from ivr.errors import ConfigError
+    from ivr.flow.lines import line_findings
+    from ivr.flow.project import check_project
+
+    if not config.lines.written():
+        return
+    folder = path.parent / "flows"
+    if not folder.is_dir():
+        raise UsageError(f"config.yaml's lines name flows, but there is no flows/ folder beside {display_path(path)} "
+                         f"to find them in")
+    report = check_project([folder], path)
+    findings = line_findings(config, report.flow_ids)
+    if findings:
+        raise ConfigError(findings)
 
 
 @cli.group()

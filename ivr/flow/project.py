@@ -14,6 +14,7 @@ from ivr.settings.config import Config, check_config, find_config
 from ivr.errors import ConfigError, FlowError, UsageError
 from ivr.flow.checks import CheckedFlow, Context, check_flow
 from ivr.flow.compiler import compile_flow
+from ivr.flow.lines import line_findings
 from ivr.yamldoc.diagnostics import WARNING, Diagnostic, Location, did_you_mean, sort_best_first
 from ivr.yamldoc.loader import Document, LoadError, gc_paused, load_file, load_text
 from ivr.flow.model import Flow, FlowSet
@@ -35,6 +36,7 @@ class Report:
     named: set[Path] = field(default_factory=set)  # the files asked for, resolved (siblings are not)
     # problems of the recorded prompt files, in diagnostics too (ivr.installation adds them)
     recorded: list[Diagnostic] = field(default_factory=list)
+    flow_ids: set[str] = field(default_factory=set)  # of every flow file read, compiled or not
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -122,6 +124,8 @@ def compile_documents(docs: list[tuple[Document, bool]], report: Report) -> None
                 )
             ids.setdefault(flow_id, doc)
     ctx = Context(report.config, display_path(Path(report.config.path)) if report.config.path else "config.yaml", set(ids))
+    report.flow_ids = set(ids)
+    report.diagnostics.extend(line_findings(report.config, ids))  # config.yaml's numbers name flows
     checked: list[CheckedFlow] = []
     broken: set[str] = set()
     for doc, reported in docs:
