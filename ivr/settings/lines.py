@@ -65,7 +65,8 @@ class LineSettings:
 
     @property
     def numbers(self) -> set[str]:
-        return {line.number for line in self.lines}
+        """The extension names the lines take (patterns as Asterisk reads them: _x is _X)."""
+        return {line.number.upper() if line.is_pattern else line.number for line in self.lines}
 
     def written(self) -> list[tuple[str, str, Location]]:
         """(what, flow, where) of every flow this section names in config.yaml."""
