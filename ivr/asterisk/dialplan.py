@@ -35,14 +35,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 from ivr.settings.asterisk import LANGUAGE_CODE, NAME, NAME_RULE
-from ivr.settings.lines import NUMBER as LINE_NUMBER, PATTERN as LINE_PATTERN
+from ivr.settings.lines import DEFAULT_FLOW, NUMBER as LINE_NUMBER, PATTERN as LINE_PATTERN
 from ivr.settings.config import Config, Department, expand_env
 from ivr.errors import AsteriskError, MissingSecret
 
 FILES = ("extensions.conf", "queues.conf", "manager.conf")
 SITE_INCLUDE = "extensions_site.conf"  # a site's own contexts; optional
 INCOMING_EXTENSIONS = ("100", "_X.", "_+X.", "s")  # every number without a line of its own
-AGI_SCRIPT = "main"  # the flow incoming calls start in unless config.yaml's `lines` say otherwise
+AGI_SCRIPT = DEFAULT_FLOW  # the flow of every number without a line of its own (config.yaml `lines`)
 FAILSAFE_CONTEXT = "ivr-failsafe"
 FAILSAFE_WAIT = 300  # seconds in the fallback queue before its overflow queue is tried
 QUEUE_TEMPLATE = "ivr-queue-defaults"

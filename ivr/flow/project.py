@@ -104,7 +104,15 @@ def check_project(paths: Iterable[str | Path], config_path: Path | None = None, 
     with gc_paused():
         compile_documents(docs, report)
     report.named = named
+    if siblings and config_path is not None and _installation_flows(Path(config_path)) in {p.resolve().parent for p in files}:
+        # config.yaml's numbers name flows: checked when every flow of the installation is known
+        report.diagnostics.extend(line_findings(report.config, report.flow_ids))
     return report
+
+
+def _installation_flows(config_path: Path) -> Path:
+    """The installation's flows folder: flows/ beside config.yaml."""
+    return (config_path.resolve().parent / "flows").resolve()
 
 
 def compile_documents(docs: list[tuple[Document, bool]], report: Report) -> None:
@@ -125,7 +133,6 @@ def compile_documents(docs: list[tuple[Document, bool]], report: Report) -> None
             ids.setdefault(flow_id, doc)
     ctx = Context(report.config, display_path(Path(report.config.path)) if report.config.path else "config.yaml", set(ids))
     report.flow_ids = set(ids)
-    report.diagnostics.extend(line_findings(report.config, ids))  # config.yaml's numbers name flows
     checked: list[CheckedFlow] = []
     broken: set[str] = set()
     for doc, reported in docs:

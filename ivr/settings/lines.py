@@ -68,6 +68,15 @@ class LineSettings:
         """The extension names the lines take (patterns as Asterisk reads them: _x is _X)."""
         return {line.number.upper() if line.is_pattern else line.number for line in self.lines}
 
+    def flow_for(self, number: str) -> str:
+        """The flow a call to `number` starts in, as the generated dialplan decides: the line
+        of that exact number, else the most specific pattern that matches, else the default."""
+        matching = [line for line in self.lines if line.number == number and not line.is_pattern]
+        if not matching:
+            matching = sorted((line for line in self.lines if line.is_pattern and _matches(line.number, number)),
+                              key=lambda line: _specificity(line.number))
+        return matching[0].flow if matching else self.default
+
     def written(self) -> list[tuple[str, str, Location]]:
         """(what, flow, where) of every flow this section names in config.yaml."""
         found = [(f'line "{line.number}"', line.flow, line.where) for line in self.lines if line.where is not None]
@@ -108,6 +117,34 @@ def parse_line_settings(value: Any, findings: Findings) -> LineSettings:
         if _flow(flow, path, f'line "{key}"', findings):
             lines.append(Line(key, flow, findings.doc.at(path)))
     return LineSettings(tuple(lines), **settings)
+
+
+_CLASSES = {"X": "[0-9]", "Z": "[1-9]", "N": "[2-9]", ".": ".+", "!": ".*"}
+_TOKEN = re.compile(r"\[[^\]]*\]|.")
+
+
+def _tokens(pattern: str) -> list[str]:
+    return _TOKEN.findall(pattern[1:].upper())
+
+
+def _matches(pattern: str, number: str) -> bool:
+    regex = "".join(_CLASSES.get(t, t if t.startswith("[") else re.escape(t)) for t in _tokens(pattern))
+    return re.fullmatch(regex, number) is not None
+
+
+def _specificity(pattern: str) -> list[int]:
+    """How many characters each place of a pattern takes, place by place: Asterisk tries the
+    pattern with the fewest first (a digit before N, N before X, X before `.`)."""
+    sizes = []
+    for token in _tokens(pattern):
+        if token.startswith("["):
+            digits = set()
+            for low, high in re.findall(r"([0-9])(?:-([0-9]))?", token):
+                digits.update(str(d) for d in range(int(low), int(high or low) + 1))
+            sizes.append(len(digits))
+        else:
+            sizes.append({"X": 10, "Z": 9, "N": 8, ".": 100, "!": 101}.get(token, 1))
+    return sizes
 
 
 def _flow(value: Any, path: tuple, what: str, findings: Findings) -> bool:

@@ -122,15 +122,21 @@ def test_a_misspelt_section_suggests_lines(tmp_path):
 
 
 # --- the flows they name ------------------------------------------------------------------------
-def installation(tmp_path: Path, lines: str) -> Path:
-    """The example installation (config.yaml, flows/, data/) with `lines` added to config.yaml."""
+EXAMPLE = (REPO / "config.yaml").read_text(encoding="utf-8")
+
+
+def installation(tmp_path: Path, old: str = "", new: str = "") -> Path:
+    """The example installation (config.yaml, flows/, data/), `old` replaced by `new` in config.yaml."""
+    assert old in EXAMPLE
     shutil.copytree(REPO / "flows", tmp_path / "flows", ignore=shutil.ignore_patterns("*.test.yaml"))
     shutil.copytree(REPO / "data", tmp_path / "data")
-    return write(tmp_path, (REPO / "config.yaml").read_text(encoding="utf-8") + lines)
+    return write(tmp_path, EXAMPLE.replace(old, new))
 
 
-EXAMPLE_LINES = LINES[len(BASE):]
-EXAMPLE_AT = len((REPO / "config.yaml").read_text(encoding="utf-8").splitlines())  # lines: is the line after
+def at(text: str) -> str:
+    """line:col of `text` in the example config.yaml."""
+    before = EXAMPLE[:EXAMPLE.index(text)]
+    return f"{before.count(chr(10)) + 1}:{len(before) - before.rfind(chr(10))}"
 
 
 def ivr(*args: str):
@@ -138,24 +144,25 @@ def ivr(*args: str):
 
 
 def test_validate_names_a_line_whose_flow_does_not_exist_with_a_did_you_mean(tmp_path):
-    config = installation(tmp_path, EXAMPLE_LINES.replace('"800123456": faq', '"800123456": fqa'))
+    config = installation(tmp_path, '"800123456": faq', '"800123456": fqa')
     result = ivr("--config", str(config), "validate", str(tmp_path / "flows"))
     assert result.exit_code == 1
-    assert (f'config.yaml:{EXAMPLE_AT + 3}:16: line "800123456" goes to flow "fqa", which is no flow of the installation '
+    where = at('"800123456": faq').split(":")
+    assert (f'config.yaml:{where[0]}:{int(where[1]) + 13}: line "800123456" goes to flow "fqa", which is no flow of the installation '
             f'(did you mean "faq"?) (flows: faq, main)') in result.output
 
 
-def test_validate_accepts_lines_that_name_flows(tmp_path):
-    config = installation(tmp_path, EXAMPLE_LINES)
+def test_validate_accepts_the_example_lines(tmp_path):
+    config = installation(tmp_path)
     result = ivr("--config", str(config), "validate", str(tmp_path / "flows"))
     assert result.exit_code == 0, result.output
 
 
 def test_asterisk_config_refuses_a_line_to_a_missing_flow_and_writes_nothing(tmp_path):
-    config = installation(tmp_path, EXAMPLE_LINES.replace("default: main", "default: mian"))
+    config = installation(tmp_path, "  default: main", "  default: mian")
     result = ivr("--config", str(config), "asterisk-config", "-o", str(tmp_path / "out"))
     assert result.exit_code == 1
-    assert (f'config.yaml:{EXAMPLE_AT + 5}:12: the default line goes to flow "mian", which is no flow of the installation '
+    assert (f'config.yaml:{at("  default: main").split(":")[0]}:12: the default line goes to flow "mian", which is no flow of the installation '
             '(did you mean "main"?)') in result.stderr
     assert not (tmp_path / "out").exists()
 
@@ -166,8 +173,8 @@ def test_asterisk_config_needs_the_flows_its_lines_name(tmp_path):
     assert result.exit_code == 2 and "no flows/ folder" in result.stderr
 
 
-def test_asterisk_config_writes_the_lines(tmp_path):
-    config = installation(tmp_path, EXAMPLE_LINES)
+def test_asterisk_config_writes_the_example_lines(tmp_path):
+    config = installation(tmp_path)
     result = ivr("--config", str(config), "asterisk-config", "-o", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     text = (tmp_path / "out" / "extensions.conf").read_text()
@@ -215,7 +222,44 @@ def test_a_line_built_without_config_yaml_cannot_inject_dialplan(tmp_path, line)
 def test_a_line_naming_a_missing_flow_stops_the_flows_from_loading(tmp_path):
     from ivr.installation import load_installation
 
-    config = installation(tmp_path, EXAMPLE_LINES.replace("800123456\": faq", "800123456\": nope"))
+    config = installation(tmp_path, '"800123456": faq', '"800123456": nope')
     with pytest.raises(ConfigError) as caught:
         load_installation([tmp_path / "flows"], config)
     assert 'goes to flow "nope"' in str(caught.value.diagnostics[0])
+
+
+def test_validate_of_other_flows_does_not_check_the_installation_lines(tmp_path):
+    # flows outside the installation's flows/ folder: its lines name flows not loaded here
+    config = installation(tmp_path)
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    shutil.copy(tmp_path / "flows" / "faq.yaml", other / "faq.yaml")
+    result = ivr("--config", str(config), "validate", str(other))
+    assert "line" not in result.output and "config.yaml:" not in result.output, result.output
+
+
+def test_validate_of_one_flow_file_of_the_installation_checks_the_lines(tmp_path):
+    config = installation(tmp_path, '"800123456": faq', '"800123456": fqa')
+    result = ivr("--config", str(config), "validate", str(tmp_path / "flows" / "main.yaml"))
+    assert result.exit_code == 1 and 'line "800123456" goes to flow "fqa"' in result.output
+
+
+# --- which flow a number starts (`ivr call --exten` plans its keys from it) -------------------------
+@pytest.mark.parametrize("number, flow", [
+    ("800", "exact"), ("801", "set"), ("806", "any-two"), ("8123", "dot"), ("+4812", "plus"), ("8", "default"),
+    ("555", "default"), ("+481", "default"),
+])
+def test_the_flow_of_a_number_follows_asterisk_s_choice(number, flow):
+    lines = LineSettings((Line("_8.", "dot"), Line("_8XX", "any-two"), Line("800", "exact"), Line("_80[0-5]", "set"),
+                          Line("_+48X.", "plus")), "default")
+    assert lines.flow_for(number) == flow
+
+
+def test_ivr_call_plans_the_keys_from_the_flow_of_the_number_dialled(tmp_path, monkeypatch):
+    config = installation(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    built = ivr("--config", str(config), "prompts", "build")
+    assert built.exit_code == 0, built.output
+    result = ivr("--config", str(config), "call", "--dry-run", "--exten", "800123456", "1")
+    assert result.exit_code == 0, result.output
+    assert "keys planned from flow faq" in result.output and "menu faq_menu" in result.output
