@@ -81,7 +81,7 @@ def test_a_call_without_a_recording_from_its_dialplan_is_recorded_by_the_engine(
     assert (info.rate, info.channels) == (8000, 1)
     assert info.duration > 6 and info.rms > RECORDING_RMS, (info.duration, info.rms)  # the welcome prompt
     # the commands that did it, before the call was answered
-    sent = [line.decode() for line in record["sent"]]
+    sent = [line.decode().rstrip("\n") for line in record["sent"]]
     assert sent[:4] == ['GET VARIABLE "IVR_RECORDING"',
                         'GET FULL VARIABLE "${STRFTIME(${EPOCH},,%Y-%m-%d)}"',
                         f'EXEC "MixMonitor" "{testbed.recordings_dir / recording["path"]}"',
@@ -99,7 +99,7 @@ def test_the_log_says_so_once_naming_the_call_and_the_fix(calls):
 
 def test_a_call_through_the_generated_dialplan_costs_no_command_more(calls):
     record = calls["records"][GENERATED]
-    sent = [line.decode() for line in record["sent"]]
+    sent = [line.decode().rstrip("\n") for line in record["sent"]]
     assert sent[:2] == ['GET VARIABLE "IVR_RECORDING"', "ANSWER"]
     assert not [line for line in sent if "MixMonitor" in line or line.startswith("GET FULL VARIABLE")]
     [recording] = record["recordings"]  # the dialplan's own
