@@ -263,3 +263,11 @@ def test_ivr_call_plans_the_keys_from_the_flow_of_the_number_dialled(tmp_path, m
     result = ivr("--config", str(config), "call", "--dry-run", "--exten", "800123456", "1")
     assert result.exit_code == 0, result.output
     assert "keys planned from flow faq" in result.output and "menu faq_menu" in result.output
+
+
+def test_the_dialled_number_reaches_no_application_but_noop(tmp_path):
+    # ${EXTEN} is whatever the caller's side sent: a comma or ) in it would split or end an
+    # application's arguments. It is only logged; the flow comes from config.yaml.
+    text = extensions_conf(load_config(write(tmp_path, LINES)))
+    uses = [line for line in context(text, "ivr") if "${EXTEN}" in line]
+    assert uses and all(re.fullmatch(r"exten => [^,]+,1,NoOp\(IVR call \$\{UNIQUEID\} to \$\{EXTEN\}\)", u) for u in uses)
