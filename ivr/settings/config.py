@@ -22,10 +22,11 @@ from ivr.settings.prompts import PromptSettings, parse_prompt_settings
 from ivr.settings.qa import (QaSettings, RecordingSettings, WebSettings, parse_qa_settings, parse_recording_settings,
                               parse_web_settings)
 from ivr.settings.hours import Schedule, parse_schedule
+from ivr.settings.lines import LineSettings, parse_line_settings
 from ivr.settings.segments import Segment, parse_segment
 from ivr.settings.overflow import OverflowWhen, parse_overflow_when
 
-SECTIONS = ("asterisk", "database", "recordings", "prompts", "departments", "schedules", "segments", "web", "qa", "fallback")
+SECTIONS = ("asterisk", "database", "recordings", "prompts", "departments", "schedules", "segments", "web", "qa", "fallback", "lines")
 STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear", "wrandom", "rrordered")
 
 
@@ -54,6 +55,7 @@ class Config:
     web: WebSettings = field(default_factory=WebSettings)
     recordings: RecordingSettings = field(default_factory=RecordingSettings)
     asterisk: AsteriskSettings = field(default_factory=AsteriskSettings)
+    lines: LineSettings = field(default_factory=LineSettings)  # dialled numbers -> the flows calls start in
 
     @property
     def recordings_dir(self) -> Path:
@@ -161,8 +163,9 @@ def _parse(doc: Document, findings: Findings, base_dir: Path) -> Config:
     web = parse_web_settings(data.get("web"), findings)
     recordings = parse_recording_settings(data.get("recordings"), findings)
     asterisk = parse_asterisk_settings(data.get("asterisk"), findings)
+    lines = parse_line_settings(data.get("lines"), findings)
     return Config(str(doc.file), departments, schedules, segments, fallback, data, prompts, base_dir, qa, web, recordings,
-                  asterisk)
+                  asterisk, lines)
 
 
 def _named_sections(data: dict, section: str, findings: Findings, parse) -> dict[str, Any]:

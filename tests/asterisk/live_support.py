@@ -286,6 +286,7 @@ class Caller:
     keys: str = ""  # `ivr call` syntax
     hold: float = 10.0  # seconds on the line after the last key
     uri_name: bool = False  # AMI only: the name goes through the dialplan (it may hold a line break)
+    exten: str = "100"  # the number dialled
     result: Optional[CallResult] = None
     error: Optional[BaseException] = None
     _thread: Optional[threading.Thread] = None
@@ -293,11 +294,11 @@ class Caller:
     def place(self, testbed: Testbed, ami: AmiSession) -> None:
         if self.method == "ami":
             if self.uri_name:
-                originate_keys(ami, self.keys, hold=int(self.hold), context="testbed-named",
+                originate_keys(ami, self.keys, hold=int(self.hold), context="testbed-named", exten=self.exten,
                                caller_id=f"<{self.number}>", variables={"NAME_URI": quote(self.name, safe="")})
             else:
                 name = self.name.replace("\\", "\\\\").replace('"', '\\"')
-                originate_keys(ami, self.keys, hold=int(self.hold), caller_id=f'"{name}" <{self.number}>')
+                originate_keys(ami, self.keys, hold=int(self.hold), exten=self.exten, caller_id=f'"{name}" <{self.number}>')
         elif self.method == "sipp":
             # with no key at all, `ivr call` has no first wait: hold those 2 s as well
             hold = self.hold + (0.0 if self.keys.strip() else FIRST_KEY_WAIT)
@@ -309,7 +310,7 @@ class Caller:
     def _sipp(self, testbed: Testbed, hold: float) -> None:
         try:
             self.result = place_call(parse_keys(self.keys, FIRST_KEY_WAIT), port=testbed.sip_port, hold=hold,
-                                     caller_id=self.number, caller_name=self.name)
+                                     exten=self.exten, caller_id=self.number, caller_name=self.name)
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             self.error = exc
 
