@@ -182,7 +182,7 @@ def _input(d: Mapping[str, Any]) -> Sentence:
 def _transfer(d: Mapping[str, Any]) -> Sentence:
     notes = [f"queue {d.get('queue')}"]
     if d.get("overflow"):
-        notes.append("overflow")
+        notes.append(f"overflow: {d['reason']}" if d.get("reason") else "overflow")
     if d.get("fallback"):
         notes.append("fallback after an engine failure")
     return Sentence(f"Transfer to {d.get('department')}", ", ".join(notes))
@@ -287,7 +287,7 @@ HOURS = _declare("hours", lambda d: Sentence(f"Opening hours {d.get('schedule')}
                  required=("schedule", "state"))
 ROUTE = _declare("route", lambda d: Sentence(f"Route decision: {d.get('rule')}", _node(d)), required=("rule",))
 TRANSFER = _declare("transfer", _transfer, required=("department", "queue", "priority"),
-                    optional=("overflow", "fallback"))
+                    optional=("overflow", "fallback", "reason"))  # reason: why the caller overflowed, in words
 TRANSFER_RESULT = _declare("transfer_result", _transfer_result,
                            required=("department", "status", "wait", "agent", "talk"))
 # number_from: "caller" (the caller ID) or "typed"; within: seconds promised

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 
 from ivr.channels.agi import ManagerServices
 from ivr.channels.fastagi import FastAgiServer
-from ivr.engine.channel import CallbackRequest
+from ivr.engine.channel import CallbackRequest, QueueLoad
 from ivr.errors import ChannelError
 from ivr.events import Event
 from ivr.prompts import build as prompts_build
@@ -75,7 +75,8 @@ class Runtime:
 
 class AmiPart:
     """The AMI connection as a part of the runtime, and the ManagerServices of every live
-    call: recording mutes and call-backs. It never stops calls from being served.
+    call: recording mutes, call-backs and the queues' live state (the AMI client's queue
+    board, read without a round trip). It never stops calls from being served.
 
     If Asterisk's manager cannot be reached at start, the server runs without it (sensitive
     input then stops the recorder over AGI instead of muting it) and keeps trying.
@@ -110,6 +111,13 @@ class AmiPart:
         if self.callbacks is None:
             raise ChannelError("call-backs need the call records database; `ivr serve` runs without it")
         await self.callbacks.book(request)
+
+    def queue_load(self, queue: str) -> Optional[QueueLoad]:
+        snapshot = self.client.board.snapshot(queue)
+        if not snapshot.known and snapshot.fresh:
+            return None  # Asterisk has no such queue: nothing to compare
+        return QueueLoad(snapshot.waiting, snapshot.longest_wait, snapshot.free_agents, snapshot.logged_in,
+                         snapshot.fresh)
 
     async def close(self) -> None:
         if self._task is not None:

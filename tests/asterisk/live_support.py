@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -42,7 +42,7 @@ from ivr.testbed.sipp import CallResult, parse_keys, place_call
 from ivr.testbed.server import REPO, Testbed
 from ivr.channels import fastagi
 from ivr.channels.agi import AgiChannel
-from ivr.settings.config import load_config
+from ivr.settings.config import Department, load_config
 from ivr.errors import AmiError
 from ivr.live.serve import AmiPart, Runtime, build_runtime
 from ivr.store.db import create_db_engine
@@ -187,11 +187,13 @@ def _wait_connected(part: AmiPart, seconds: float) -> None:
 
 
 @contextlib.contextmanager
-def serving(testbed: Testbed, config_path: Path, flows: Optional[Path] = None) -> Iterator[Serving]:
+def serving(testbed: Testbed, config_path: Path, *, flows: Optional[Path] = None,
+            members: Callable[[Department], Iterable[str]] = lambda department: AGENTS) -> Iterator[Serving]:
     """The installation's runtime serving the test bed's calls (see the module docstring);
-    `flows`: another folder of flows than the repository's."""
+    `flows` another folder of flows than the repository's, `members` each department's
+    members in the test bed (default: the pool of fake agents)."""
     config = load_config(config_path)
-    testbed.reconfigure(with_members(config, lambda department: AGENTS))
+    testbed.reconfigure(with_members(config, members))
     saved_secret = os.environ.get("IVR_AMI_SECRET")
     os.environ["IVR_AMI_SECRET"] = testbed.ami_secret
     logs = LogRecords()
@@ -284,6 +286,7 @@ class Caller:
     keys: str = ""  # `ivr call` syntax
     hold: float = 10.0  # seconds on the line after the last key
     uri_name: bool = False  # AMI only: the name goes through the dialplan (it may hold a line break)
+    exten: str = "100"  # the number dialled
     result: Optional[CallResult] = None
     error: Optional[BaseException] = None
     _thread: Optional[threading.Thread] = None
@@ -291,11 +294,11 @@ class Caller:
     def place(self, testbed: Testbed, ami: AmiSession) -> None:
         if self.method == "ami":
             if self.uri_name:
-                originate_keys(ami, self.keys, hold=int(self.hold), context="testbed-named",
+                originate_keys(ami, self.keys, hold=int(self.hold), context="testbed-named", exten=self.exten,
                                caller_id=f"<{self.number}>", variables={"NAME_URI": quote(self.name, safe="")})
             else:
                 name = self.name.replace("\\", "\\\\").replace('"', '\\"')
-                originate_keys(ami, self.keys, hold=int(self.hold), caller_id=f'"{name}" <{self.number}>')
+                originate_keys(ami, self.keys, hold=int(self.hold), exten=self.exten, caller_id=f'"{name}" <{self.number}>')
         elif self.method == "sipp":
             # with no key at all, `ivr call` has no first wait: hold those 2 s as well
             hold = self.hold + (0.0 if self.keys.strip() else FIRST_KEY_WAIT)
@@ -307,7 +310,7 @@ class Caller:
     def _sipp(self, testbed: Testbed, hold: float) -> None:
         try:
             self.result = place_call(parse_keys(self.keys, FIRST_KEY_WAIT), port=testbed.sip_port, hold=hold,
-                                     caller_id=self.number, caller_name=self.name)
+                                     exten=self.exten, caller_id=self.number, caller_name=self.name)
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             self.error = exc
 

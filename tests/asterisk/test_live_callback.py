@@ -132,8 +132,8 @@ def originates(pump: EventPump) -> list[dict[str, str]]:
 # --- 1. the turn ---------------------------------------------------------------------------------
 def test_the_customer_is_called_back_when_the_agent_frees_up(testbed: "Testbed", built, tmp_path):
     config = installation(tmp_path, testbed)
-    with serving(testbed, config, flows=tmp_path / "flows") as srv:
-        testbed.reconfigure(with_members(load_config(config), lambda d: [ONE_AGENT] if d.name == "sales" else AGENTS))
+    with serving(testbed, config, flows=tmp_path / "flows",
+                 members=lambda d: [ONE_AGENT] if d.name == "sales" else AGENTS) as srv:
         keys, hold = booking_keys(testbed, QUEUE_WAIT, "1")  # 1: the number I call from
         with AmiSession(testbed.ami_host, testbed.ami_port) as ami:
             ami.login(testbed.ami_username, testbed.ami_secret)
