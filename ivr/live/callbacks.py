@@ -8,7 +8,8 @@ dials one when
       that queue joined before the call-back's place in line; or
   (b) its due-by time has come (the promise);
 and only while the call-back's schedule (config.yaml) is open. The queue is read through
-a `QueueBoard`: AMI QueueStatus for that queue today, off the call path.
+a `QueueBoard`: the AMI client's live queue board, or QueueStatus for that queue when the
+board cannot vouch for itself (off the call path either way).
 
 Each try is claimed in the database before the Originate is sent (ivr.store.callbacks),
 so two engines, or one restarted, never dial it twice; its result comes from Asterisk's
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Protocol
 
 from ivr.asterisk.callback import OriginateOutcome
+from ivr.asterisk.queue_board import device_free
 from ivr.clock import Clock, SystemClock
 from ivr.engine.channel import CallbackRequest
 from ivr.errors import AmiConnectionLost, AmiError, IvrError
@@ -62,6 +64,24 @@ class Dialler(Protocol):
                         action_id: Optional[str] = None) -> OriginateOutcome: ...
 
 
+class LiveQueueBoard:
+    """A queue as the AMI client's live queue board holds it (`ivr.asterisk.queue_board`, kept
+    from queue events: no round trip); when the board cannot vouch for itself (the
+    connection was down, no recent QueueStatus), as QueueStatus shows it now."""
+
+    def __init__(self, client: Any, clock: Optional[Clock] = None):
+        self.client = client
+        self.status = AmiQueueBoard(client, clock)
+
+    async def snapshot(self, queue: str) -> QueueSnapshot:
+        board = getattr(self.client, "board", None)
+        if board is not None:
+            live = board.snapshot(queue)
+            if live.fresh and live.known:
+                return QueueSnapshot(live.free_agents, tuple(live.waiting_since))
+        return await self.status.snapshot(queue)
+
+
 class AmiQueueBoard:
     """A queue as AMI QueueStatus shows it: members free now, and when waiting callers joined."""
 
@@ -77,9 +97,11 @@ class AmiQueueBoard:
 
 
 def member_free(member: Mapping[str, Any], now: dt.datetime) -> bool:
-    """A QueueMember that would take a call now: not in use (Status 1), not paused, not on a
-    call, and past its wrap-up time."""
-    if str(member.get("Status")) != "1" or str(member.get("Paused", "0")) == "1" or str(member.get("InCall", "0")) == "1":
+    """A QueueMember that would take a call now, as the queue board counts one (its device not
+    in use or unknown, not paused, not on a call), and past its own wrap-up time if it has one."""
+    status = str(member.get("Status", ""))
+    if not status.isdigit() or not device_free(int(status)) or str(member.get("Paused", "0")) == "1" \
+            or str(member.get("InCall", "0")) == "1":
         return False
     wrapup, last = _number(member.get("Wrapuptime")), _number(member.get("LastCall"))
     return not (wrapup and last and last + wrapup > now.timestamp())

@@ -199,8 +199,8 @@ def build_runtime(flow_paths: list[Path], config_path: Optional[Path], *, host: 
 def callback_scheduler(writer: Any, client: Any, reloader: FlowReloader) -> Any:
     """The call-back scheduler on the writer's database and the AMI client; the schedules
     of the config.yaml loaded now (a reload brings new hours to pending call-backs too)."""
-    from ivr.live.callbacks import AmiQueueBoard, CallbackScheduler
+    from ivr.live.callbacks import CallbackScheduler, LiveQueueBoard
     from ivr.store.callbacks import CallbackStore
 
-    return CallbackScheduler(CallbackStore(writer.engine), client, AmiQueueBoard(client),
+    return CallbackScheduler(CallbackStore(writer.engine), client, LiveQueueBoard(client),
                              lambda: reloader.current().config.schedules, ring_timeout=client.callback.timeout)

@@ -255,7 +255,10 @@ def test_a_member_is_free_only_when_it_could_take_a_call():
     now = T0
     free = {"Status": "1", "Paused": "0", "InCall": "0"}
     assert member_free(free, now)
+    assert member_free({**free, "Status": "0"}, now)  # unknown: Asterisk's queue rings it too
     assert not member_free({**free, "Status": "2"}, now)  # in use
+    assert not member_free({**free, "Status": "5"}, now)  # unavailable
+    assert not member_free({**free, "Status": ""}, now)
     assert not member_free({**free, "Paused": "1"}, now)
     assert not member_free({**free, "InCall": "1"}, now)
     wrapping = {**free, "Wrapuptime": "10", "LastCall": str(now.timestamp() - 4)}
@@ -289,3 +292,34 @@ def test_a_phone_that_rings_long_is_not_taken_for_lost_by_the_next_passes(db):
     [row], [attempt] = stored(db)
     assert (row["status"], attempt["result"], attempt["asterisk_reason"]) == ("done", "answered", "4")
     assert len(dialler.dialled) == 1
+
+
+def test_the_live_board_is_read_when_fresh_and_queue_status_when_not():
+    from ivr.asterisk.ami import QueueState
+    from ivr.asterisk.queue_board import QueueSnapshot as BoardSnapshot
+    from ivr.live.callbacks import LiveQueueBoard
+
+    joined = T0 - dt.timedelta(minutes=1)
+
+    class Board:
+        fresh = True
+
+        def snapshot(self, queue):
+            return BoardSnapshot(queue, 1, 60.0, 2, 3, (joined,), self.fresh)
+
+    class Client:
+        board = Board()
+        asked = 0
+
+        async def queue_status(self, queue):
+            Client.asked += 1
+            return QueueState(queue, members=[{"Status": "1", "Paused": "0", "InCall": "0"}],
+                              entries=[{"Wait": "30"}])
+
+    clock = Clock()
+    board = LiveQueueBoard(Client(), clock)
+    assert run(board.snapshot("sales")) == QueueSnapshot(2, (joined,))
+    assert Client.asked == 0  # no round trip
+    Client.board.fresh = False  # the connection dropped: the board cannot vouch for itself
+    assert run(board.snapshot("sales")) == QueueSnapshot(1, (T0 - dt.timedelta(seconds=30),))
+    assert Client.asked == 1
