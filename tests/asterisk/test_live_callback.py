@@ -34,7 +34,7 @@ from ivr.asterisk.dialplan import with_members
 from ivr.prompts.audio import inspect
 from ivr.settings.config import load_config
 from ivr.store.db import create_db_engine
-from ivr.store.models import Call, CallEvent, Callback, CallbackAttempt
+from ivr.store.models import CallEvent, Callback, CallbackAttempt
 from ivr.testbed.ami_session import AmiSession
 from ivr.testbed.server import REPO
 from ivr.web import create_app
