@@ -189,3 +189,23 @@ def test_a_segment_has_numbers_or_a_lookup_not_both(tmp_path):
 def test_a_lookup_segment_has_no_numbers_to_be_in():
     gold = Segment("gold", lookup=Lookup("http://crm/{number}"))
     assert "+48225550101" not in gold
+
+
+def test_ivr_validate_reports_a_broken_lookup_with_file_line_and_column(tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from helpers import REPO
+    from ivr.cli import cli
+
+    text = (REPO / "config.yaml").read_text(encoding="utf-8").replace(
+        "  vip: {numbers: data/vip.csv}",
+        '  vip:\n    lookup: {url: "htp://crm.example/vip?number={number}", timeout: 30s}')
+    (tmp_path / "config.yaml").write_text(text, encoding="utf-8")
+    shutil.copytree(REPO / "flows", tmp_path / "flows")
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "config.yaml"), "validate", str(tmp_path / "flows")])
+    assert result.exit_code == 1
+    line = next(n for n, text in enumerate(text.splitlines(), 1) if "htp://" in text)
+    assert f'config.yaml:{line}:19: lookup of segment "vip": url must start with http:// or https://, not "htp://crm.example/vip?number={{number}}"' in result.output
+    assert f"config.yaml:{line}:69: timeout of a lookup must be from 50ms to 5s (the caller waits in silence meanwhile), not \"30s\"" in result.output
