@@ -88,6 +88,11 @@ class FlowReloader:
             else:
                 log.info('segment "%s": %d number(s)%s', segment.name, len(segment.numbers),
                          f" from {segment.source}" if segment.source else "")
+        # rows of a segment's CSV file left out: the admin who just saved it should hear of them
+        sources = {s.source.resolve() for s in engine.config.segments.values() if s.source is not None}
+        for diagnostic in report.diagnostics:
+            if not diagnostic.is_error and Path(diagnostic.location.file).resolve() in sources:
+                log.warning("%s", diagnostic)
         # the new config's files are watched from now on (those it no longer names are not);
         # for the others, the times from before the check stand, so a save during it is seen
         fresh = self._stamps()

@@ -110,7 +110,8 @@ def _numbers_file(name: str, source: str, file: Path, path: tuple, findings: Fin
     try:
         data = file.read_bytes()
     except OSError as exc:
-        findings.error(path, f'cannot read the numbers of segment "{name}" from {describe(source)}: {exc.strerror or exc}')
+        findings.error(path, f'cannot read the numbers of segment "{name}" from {describe(source)}: '
+                             f"{exc.strerror or exc}{_similar_file(source, file)}")
         return None
     try:
         text = data.decode("utf-8-sig")
@@ -129,6 +130,15 @@ def _numbers_file(name: str, source: str, file: Path, path: tuple, findings: Fin
         # in the CSV file itself, so an editor jumps to the row
         findings.items.append(Diagnostic(Location(shown, line, 1), f'segment "{name}": {message}', WARNING, 3))
     return numbers
+
+
+def _similar_file(source: str, file: Path) -> str:
+    """A did-you-mean for a file name with a typo, among the files beside where it should be."""
+    try:
+        names = sorted(p.name for p in file.parent.iterdir() if p.is_file())
+    except OSError:
+        return ""
+    return did_you_mean(source, [str(Path(source).parent / name) for name in names])
 
 
 def _shown_path(findings: Findings, source: str) -> str:

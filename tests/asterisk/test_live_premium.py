@@ -163,6 +163,7 @@ def csv_calls(testbed: "Testbed", tmp_path_factory) -> Iterator[dict[str, Any]]:
         _place(testbed, ami, [Caller("ami", NUMBERS["later"], "Later caller", hold=premium_hold)])
         results["broken"] = _collect(records, [NUMBERS["later"]], 60)
     results["log"] = log_path.read_text(errors="replace")
+    print(f"CSV rewritten: new numbers in force after {results['reload_seconds']:.2f} s")
     records.db.dispose()
     yield results
 
@@ -196,6 +197,14 @@ def http_calls(testbed: "Testbed", tmp_path_factory) -> Iterator[dict[str, Any]]
             phase("refused", "json", {"refused-1": normal_hold, "refused-2": normal_hold})
             results["asked"] = crm.numbers_asked()
             results["all_logs"] = [r for r in srv.logs.records if r.name == "ivr.lookup"]
+    # the figures, for `-s`: how long each caller waited for the lookup, and when the menu came
+    for name, number in NUMBERS.items():
+        if number in results:
+            record = results[number]
+            lookup = _route(record).get("lookups", [{}])[0]
+            language = next((e["t"] for e in record["events"] if e["type"] == "node_entered" and e["node"] == "language"), None)
+            print(f"{name}: lookup {lookup.get('result')} in {lookup.get('ms')} ms ({lookup.get('error', '')}); "
+                  f"language menu at {language if language is None else round(language, 3)} s")
     yield results
 
 

@@ -145,6 +145,18 @@ def test_a_rewritten_csv_file_counts_for_new_calls_and_calls_in_progress_keep_th
     assert f'segment "vip": 1 number(s) from {vip}' in said
 
 
+def test_rows_of_a_rewritten_csv_file_that_are_left_out_are_logged(installation, caplog):
+    reloader = FlowReloader([installation / "flows"], installation / "config.yaml")
+    reloader.load()
+    vip = installation / "data" / "vip.csv"
+    vip.write_text("number\n+48 600 100 200\nKowalski\n", encoding="utf-8")
+    with caplog.at_level(logging.INFO, logger="ivr.live.reload"):
+        assert reloader.reload()
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.endswith('vip.csv:3:1: warning: segment "vip": "Kowalski" is no phone number '
+                            "(at least 4 digits; '#' starts a comment); the row is left out"), warning
+
+
 @pytest.mark.parametrize("breaking", ["unreadable", "deleted"])
 def test_a_broken_csv_file_keeps_the_numbers_and_is_logged_once(installation, caplog, breaking):
     reloader = FlowReloader([installation / "flows"], installation / "config.yaml")
