@@ -209,3 +209,26 @@ def test_ivr_validate_reports_a_broken_lookup_with_file_line_and_column(tmp_path
     line = next(n for n, text in enumerate(text.splitlines(), 1) if "htp://" in text)
     assert f'config.yaml:{line}:19: lookup of segment "vip": url must start with http:// or https://, not "htp://crm.example/vip?number={{number}}"' in result.output
     assert f"config.yaml:{line}:69: timeout of a lookup must be from 50ms to 5s (the caller waits in silence meanwhile), not \"30s\"" in result.output
+
+
+def test_the_readme_premium_callers_settings_are_valid_both_ways(tmp_path):
+    """README.md's "Premium callers" block: the CSV segment as written, and the lookup in its comment."""
+    import re
+
+    from helpers import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Premium callers", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    as_written = block
+    lookup = "\n".join(re.sub(r"^  # (?=\s*\S)", "  ", line) for line in block.splitlines()
+                       if not line.lstrip().startswith("vip: {numbers") and "or ask" not in line)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "vip.csv").write_text((REPO / "data" / "vip.csv").read_text(encoding="utf-8"), encoding="utf-8")
+    for text, kind in ((as_written, "numbers"), (lookup, "lookup")):
+        (tmp_path / "config.yaml").write_text(text, encoding="utf-8")
+        config, findings = check_config(tmp_path / "config.yaml")
+        assert config is not None and findings == [], (kind, text, [str(d) for d in findings])
+        vip = config.segments["vip"]
+        assert (vip.lookup is not None) == (kind == "lookup")
+    assert vip.lookup.url == "https://crm.example/api/premium?number={number}" and vip.lookup.timeout == 0.5
