@@ -19,6 +19,8 @@ timeout: 500ms, answer: json, field: segment, cache: 1m, headers: {...}}}}`.
 - `${NAME}` in the URL or a header value is read from the environment for each request; a
   missing one is a failure like any other. Values are never logged: the log shows the URL
   as written in config.yaml.
+- The CRM is asked directly: no proxy from the environment (HTTP_PROXY and the like), no
+  redirect followed, so what config.yaml says is what is asked.
 """
 
 from __future__ import annotations
