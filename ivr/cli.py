@@ -185,7 +185,9 @@ def simulate(ctx: click.Context, flow_file: Path, keys: Optional[str], caller: s
         moment = parse_time(at)
     except ValueError:
         raise UsageError(f"--at {at!r} is not a time such as 2026-11-24T10:00:00+01:00") from None
-    engine = Engine(flows, config)
+    from ivr.lookup import HttpLookups
+
+    engine = Engine(flows, config, lookups=HttpLookups())  # a lookup segment asks its server, as a live call does
     clock = VirtualClock(moment)
     if keys is None and not as_json:
         click.echo(click.style(f"Calling {flow_id} as {caller}. Enter keys as the caller would.", bold=True))
@@ -499,7 +501,10 @@ def _plan_call(ctx: click.Context, keys: str, caller: str, exten: str = "100"):
     if start not in flows:
         raise UsageError(f'the installation has no flow "{start}", which the test bed\'s calls to {exten} start in')
     library = PromptLibrary(flows, config)  # the built prompts, as Asterisk plays them
-    plan = plan_keys(Engine(flows, config), start, keys, caller=caller,
+    from ivr.lookup import HttpLookups
+
+    # a lookup segment asks its server now, as the call will: the plan takes the same path
+    plan = plan_keys(Engine(flows, config, lookups=HttpLookups()), start, keys, caller=caller,
                      prompt_seconds=lambda prompt, language: duration(library.pcm(prompt, language)))
     click.echo(f"keys planned from flow {start} for a call from {caller} now, prompts as long as their audio:")
     for token in plan.tokens:

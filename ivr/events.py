@@ -236,6 +236,18 @@ def _outcome(d: Mapping[str, Any]) -> Sentence:
     return Sentence(f"Outcome: {d.get('outcome')}", f"department {department}" if department else "")
 
 
+def _route(d: Mapping[str, Any]) -> Sentence:
+    """The decision, and what each lookup segment's lookup answered (why one failed)."""
+    told = []
+    for answer in d.get("lookups") or ():
+        if isinstance(answer, Mapping):
+            said = {"member": "in the segment", "not_member": "not in the segment", "no_number": "no caller number",
+                    "failed": f"failed ({answer.get('error') or 'no reason'})"}.get(str(answer.get("result")), str(answer.get("result")))
+            cached = ", remembered" if answer.get("cached") else ""
+            told.append(f"lookup {answer.get('segment')}: {said}, {answer.get('ms', 0)} ms{cached}")
+    return Sentence(f"Route decision: {d.get('rule')}", "; ".join(p for p in (_node(d), *told) if p))
+
+
 # --- the event types ------------------------------------------------------------------------
 Describe = Callable[[Mapping[str, Any]], Sentence | tuple[Sentence, ...]]
 
@@ -285,7 +297,7 @@ VARIABLE = _declare("variable", lambda d: Sentence(f"Set {d.get('name') or ''} =
 INPUT = _declare("input", _input, required=("digits", "var", "sensitive"))
 HOURS = _declare("hours", lambda d: Sentence(f"Opening hours {d.get('schedule')}: {d.get('state')}"),
                  required=("schedule", "state"))
-ROUTE = _declare("route", lambda d: Sentence(f"Route decision: {d.get('rule')}", _node(d)), required=("rule",))
+ROUTE = _declare("route", _route, required=("rule",), optional=("lookups",))
 TRANSFER = _declare("transfer", _transfer, required=("department", "queue", "priority"),
                     optional=("overflow", "fallback", "reason"))  # reason: why the caller overflowed, in words
 TRANSFER_RESULT = _declare("transfer_result", _transfer_result,

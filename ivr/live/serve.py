@@ -56,6 +56,7 @@ class Runtime:
                 await part.close()
             except Exception:  # noqa: BLE001 - close the rest all the same
                 log.exception("closing %s failed", type(part).__name__)
+        await self.reloader.close()  # the segment lookups' connections
 
     async def run_forever(self) -> None:
         """Serve until SIGTERM/SIGINT; SIGHUP reloads the flows."""

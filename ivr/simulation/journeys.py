@@ -18,6 +18,7 @@ from ivr.engine.channel import QueueLoad
 from ivr.clock import VirtualClock
 from ivr.engine import Engine
 from ivr import events as ev
+from ivr.engine.lookups import FAILED, MEMBER, NOT_MEMBER, LookupAnswer
 from ivr.engine.sampling import SurveySampler
 from ivr.errors import FlowError, UsageError
 from ivr.yamldoc.diagnostics import Diagnostic, Findings, did_you_mean, sort_best_first
@@ -27,7 +28,7 @@ from ivr.yamldoc.values import parse_duration
 from ivr.settings.config import Config
 from ivr.simulation.simulate import parse_time
 
-CASE_FIELDS = ("name", "at", "caller", "keys", "language", "queue", "queues", "call_number", "barge_in", "variables", "expect")
+CASE_FIELDS = ("name", "at", "caller", "keys", "language", "queue", "queues", "call_number", "barge_in", "variables", "segments", "expect")
 EXPECT_FIELDS = ("heard", "heard_exactly", "path", "visits", "transfer", "transfers", "voicemail", "callback", "outcome", "survey", "language", "vars", "ends_at", "overflow")
 QUEUE_LOAD_FIELDS = ("waiting", "longest_wait", "free_agents", "logged_in")
 QUEUE_STATUSES = tuple(ev.TransferStatus)
@@ -124,6 +125,7 @@ def _cases(doc: Document, findings: Findings, flows: FlowSet, config: Config) ->
         for queue in call["queues"]:
             if queue not in queues:
                 findings.error(path + ("queues", queue), f"queues names {describe(queue)}, which is no queue of config.yaml's departments{did_you_mean(queue, queues)}", at_key=True)
+        call["segments"] = _given_lookups(item.get("segments"), path + ("segments",), findings, config)
         expect = item.get("expect")
         if not isinstance(expect, dict) or not expect:
             findings.error(path, f'case "{name}" needs expect: what must happen (heard, transfer, voicemail, ...)')
@@ -215,6 +217,47 @@ def _queue_loads(value: Any, path: tuple, findings: Findings) -> dict[str, Queue
     return loads
 
 
+LOOKUP_ANSWERS = {True: MEMBER, False: NOT_MEMBER, "fails": FAILED}
+
+
+def _given_lookups(value: Any, path: tuple, findings: Findings, config: Config) -> dict[str, str]:
+    """`segments: {gold: true}`: what the lookup of each lookup segment answers in this case
+    (true, false, or fails); a journey test asks no server."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        findings.error(path, f"segments must be a mapping such as {{gold: true}}, not {describe(value)}")
+        return {}
+    given = {}
+    for name, answer in value.items():
+        segment = config.segments.get(name)
+        if segment is None:
+            findings.error(path + (name,), f"segments names {describe(name)}, which is no segment of config.yaml{did_you_mean(name, config.segments)}", at_key=True)
+        elif segment.lookup is None:
+            findings.error(path + (name,), f'segment "{name}" is a list of numbers, not a lookup: give the case a caller: from it (or not)', at_key=True)
+        elif not (isinstance(answer, bool) or answer == "fails"):
+            findings.error(path + (name,), f"what the lookup of segment \"{name}\" answers is true, false or fails, not {describe(answer)}")
+        else:
+            given[name] = LOOKUP_ANSWERS[answer]
+    return given
+
+
+class GivenLookups:
+    """The lookups of a journey case: its `segments:` answers, no request. A lookup the case
+    gives no answer for fails (the caller goes the normal path) and is noted in `unanswered`."""
+
+    def __init__(self, given: dict[str, str]):
+        self.given = given
+        self.unanswered: list[str] = []
+
+    async def ask(self, segment: Any, caller: str) -> LookupAnswer:
+        result = self.given.get(segment.name)
+        if result is None:
+            self.unanswered.append(segment.name)
+            return LookupAnswer(segment.name, FAILED, 0, "the case gives no answer for this lookup")
+        return LookupAnswer(segment.name, result, 0, "the case says it fails" if result == FAILED else None)
+
+
 def _queue(value: Any, path: tuple, findings: Findings) -> list[QueueScript]:
     items = value if isinstance(value, list) else [value]
     result = []
@@ -239,7 +282,8 @@ def _queue(value: Any, path: tuple, findings: Findings) -> list[QueueScript]:
 
 async def run_case(case: Case, flows: FlowSet, config: Config) -> CaseResult:
     settings = case.call
-    engine = Engine(flows, config, sampler=SurveySampler(start=settings["call_number"] - 1))
+    lookups = GivenLookups(settings.get("segments", {}))
+    engine = Engine(flows, config, sampler=SurveySampler(start=settings["call_number"] - 1), lookups=lookups)
     channel = ScriptedChannel(settings["keys"], VirtualClock(settings.get("at")), settings["queue"], settings["barge_in"],
                               queues=settings["queues"])
     problems: list[str] = []
@@ -247,6 +291,9 @@ async def run_case(case: Case, flows: FlowSet, config: Config) -> CaseResult:
                             variables=settings["variables"], clock=channel.clock)
     if "at" not in settings and any(e.type == ev.HOURS for e in call.events):
         problems.append("the call passed an hours node but the case gives no `at:`; its result would change with the day it runs")
+    for name in dict.fromkeys(lookups.unanswered):
+        problems.append(f"the call asked the lookup of segment {name} but the case gives no `segments: {{{name}: true}}` "
+                        "(or false, or fails); a journey test asks no server")
     problems.extend(compare(case.expect, call, channel))
     if channel.unused_keys and not problems:
         problems.append(f"keys left unused: {' '.join(channel.unused_keys)} (the call ended before the flow asked for them)")
