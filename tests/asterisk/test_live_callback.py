@@ -16,11 +16,19 @@ first), and a call-back that is not answered is tried again after 10 s, twice in
    again with agents: each call-back is dialled by the new process, the first exactly
    once (answered), the busy one twice, 10 s apart, then failed. The dashboard and the
    call page of the QA web app show them.
+3. A crash while the phone rings: the customer's phone (408...) rings and is never
+   answered (the ring time is 8 s in this installation). `ivr serve` is killed (SIGKILL)
+   while it rings; the one started next closes that try as interrupted and dials again
+   only after the pause: two tries in all (interrupted, no answer), two Originates, and
+   the call-back failed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -51,7 +59,9 @@ QUEUE_WAIT = 6  # sales' max_wait in the test's flow
 RETRY_PAUSE = 10
 ONE_AGENT = "Local/209@agents/n"
 NOBODY = "PJSIP/nobody"  # no such endpoint: sales cannot be joined (JOINEMPTY), nobody's turn comes
-NUMBERS = {"blocker": "482200701", "keeper": "482200702", "restart": "482200703", "busy": "482200704"}
+NUMBERS = {"blocker": "482200701", "keeper": "482200702", "restart": "482200703", "busy": "482200704",
+           "unanswered": "408200705"}  # [testbed-callee] lets a 408... number ring unanswered
+RING_SECONDS = 8  # asterisk.callback.timeout of the crash test's installation
 BUSY_NUMBER = "486000777"  # [testbed-callee] answers a 486... number with Busy()
 
 
@@ -62,9 +72,13 @@ def built(testbed: "Testbed") -> None:
     assert done.returncode == 0, f"`ivr prompts build` failed:\n{done.stdout}{done.stderr}"
 
 
-def installation(folder: Path, testbed: "Testbed") -> Path:
-    """live_installation's config.yaml, and beside it flows/ with the shorter waits."""
+def installation(folder: Path, testbed: "Testbed", ring: float = 30) -> Path:
+    """live_installation's config.yaml (a customer's phone rings `ring` seconds), and beside
+    it flows/ with the shorter waits."""
     config = live_installation(folder, testbed)
+    raw = yaml.safe_load(config.read_text(encoding="utf-8"))
+    raw["asterisk"]["callback"] = {**raw["asterisk"].get("callback", {}), "timeout": f"{ring:g}s"}
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
     flows = folder / "flows"
     flows.mkdir()
     main = yaml.safe_load((REPO / "flows" / "main.yaml").read_text(encoding="utf-8"))
@@ -278,3 +292,71 @@ def test_a_restart_of_ivr_serve_loses_no_call_back_and_dials_none_twice(testbed:
         assert 'data-callbacks-done="1"' in dashboard and 'data-callbacks-failed="1"' in dashboard
     finally:
         app.extensions["ivr"].engine.dispose()
+
+
+# --- 3. a crash while the phone rings --------------------------------------------------------------
+@contextlib.contextmanager
+def serve_to_kill(testbed: "Testbed", config: Path, log_path: Path):
+    """`ivr serve` on the installation, as serve_process starts it, yielding the process so
+    the test can kill it; killed (by its own id) at the end if it still runs."""
+    env = {**os.environ, "IVR_CONFIG": str(config), "IVR_AMI_SECRET": testbed.ami_secret}
+    testbed.reconfigure(with_members(load_config(config), lambda department: AGENTS))
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen([str(IVR), "serve"], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+                                   stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        wait_until("`ivr serve` started", lambda: process.poll() is not None or all(
+            line in log_path.read_text(errors="replace") for line in ("FastAGI listening", "AMI connected")), 30)
+        assert process.poll() is None, f"`ivr serve` exited:\n{log_path.read_text(errors='replace')}"
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+
+
+def test_a_crash_while_the_phone_rings_is_an_interrupted_try_retried_after_the_pause(testbed: "Testbed", built,
+                                                                                      tmp_path):
+    config = installation(tmp_path, testbed, ring=RING_SECONDS)
+    db = create_db_engine(load_config(config).raw["database"])
+    keys, hold = booking_keys(testbed, 0, "1")  # sales cannot be joined: the offer comes at once
+    pump = EventPump(testbed)
+    try:
+        with serve_to_kill(testbed, config, tmp_path / "serve-1.log") as first:
+            # no agent can answer sales: the caller is offered the call-back at once (JOINEMPTY)
+            testbed.reconfigure(with_members(load_config(config), lambda d: [NOBODY] if d.name == "sales" else AGENTS))
+            with AmiSession(testbed.ami_host, testbed.ami_port) as ami:
+                ami.login(testbed.ami_username, testbed.ami_secret)
+                Caller("ami", NUMBERS["unanswered"], "Never answers", keys=keys, hold=hold).place(testbed, ami)
+            wait_until("the call-back booked", lambda: NUMBERS["unanswered"] in callbacks(db), 90)
+            wait_until("the caller gone", lambda: "0 active channels" in testbed.rx("core show channels count"), 40)
+            # an agent is free now: the customer's turn comes, and their phone rings
+            testbed.reconfigure(with_members(load_config(config), lambda d: AGENTS))
+            ringing = wait_until("the phone ringing", finished(db, NUMBERS["unanswered"], "dialling"), 20)
+            first.send_signal(signal.SIGKILL)  # a crash: no goodbye, the try is left open
+            first.wait(10)
+        left = callbacks(db)[NUMBERS["unanswered"]]
+        # Asterisk rings on by itself until the ring time is over: that Originate ends unanswered
+        wait_until("the first Originate's end", lambda: originates(pump), RING_SECONDS + 10)
+        with serve_to_kill(testbed, config, tmp_path / "serve-2.log"):
+            failed = wait_until("the call-back failed after its second try",
+                                finished(db, NUMBERS["unanswered"], "failed"), RETRY_PAUSE + RING_SECONDS + 30)
+        second_log = (tmp_path / "serve-2.log").read_text(errors="replace")
+        sent = originates(pump)
+    finally:
+        pump.close()
+        db.dispose()
+
+    assert [(t["seq"], t["result"]) for t in ringing["tries"]] == [(1, None)]
+    assert left["status"] == "dialling" and left["tries"][0]["result"] is None  # what the crash left
+    tries = failed["tries"]
+    assert [(t["seq"], t["result"]) for t in tries] == [(1, "interrupted"), (2, "no answer")], tries
+    assert tries[1]["asterisk_reason"] == "3"
+    # closed by the new process at its start, and dialled again only after the pause
+    assert "left ringing when the engine stopped" in second_log
+    gap = (tries[1]["started_at"] - tries[0]["ended_at"]).total_seconds()
+    assert RETRY_PAUSE <= gap < RETRY_PAUSE + 5, gap
+    # one Originate per try: the dead engine's was never sent again
+    assert sorted(e["ActionID"] for e in sent) == sorted(f"ivr-callback-{t['id']}" for t in tries)
+    assert all(e.get("Response") == "Failure" and e.get("Reason") == "3" for e in sent), sent
+    assert failed["note"] == "not answered in 2 tries; the last: no answer"
