@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from ivr.errors import ConfigError, MissingSecret, UsageError
 from ivr.yamldoc.diagnostics import Diagnostic, Findings, did_you_mean, sort_best_first
 from ivr.yamldoc.loader import Document, LoadError, describe, load_file
+from ivr.settings.announce import Announcements, parse_announcements
 from ivr.settings.asterisk import AsteriskSettings, parse_asterisk_settings
 from ivr.settings.sections import ENV_REFERENCE
 from ivr.settings.prompts import PromptSettings, parse_prompt_settings
@@ -35,6 +36,7 @@ class Department:
     members: tuple[str, ...] = ()
     overflow: str | None = None
     strategy: str = "ringall"
+    announce: Announcements | None = None  # what waiting callers are told (ivr.settings.announce)
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ def _department(name: str, value: Any, path: tuple, findings: Findings) -> Depar
     if not isinstance(value, dict):
         findings.error(path, f'department "{name}" must be a mapping such as {{queue: {name}, members: [PJSIP/101]}}, not {describe(value)}')
         return None
-    known = ("queue", "members", "overflow", "strategy", "description")
+    known = ("queue", "members", "overflow", "strategy", "description", "announce")
     for key in value:
         if key not in known:
             findings.error(path + (key,), f'"{key}" is no field of a department{did_you_mean(key, known)}', at_key=True)
@@ -197,4 +199,8 @@ def _department(name: str, value: Any, path: tuple, findings: Findings) -> Depar
         findings.error(path + ("strategy",), f"unknown queue strategy {describe(strategy)}{did_you_mean(strategy, STRATEGIES)} (strategies: {', '.join(STRATEGIES)})")
         return None
     overflow = value.get("overflow")
-    return Department(name, queue, tuple(members), str(overflow) if overflow is not None else None, strategy)
+    announce = parse_announcements(name, value.get("announce"), path + ("announce",), findings)
+    if announce is None and value.get("announce") is not None:
+        return None
+    return Department(name, queue, tuple(members), str(overflow) if overflow is not None else None, strategy,
+                      announce)
