@@ -50,14 +50,14 @@ def check_announcements(nodes: Mapping[str, NodeDraft], written: Mapping[Any, An
                     findings.warning(where, f'transfer "{draft.name}" asks for {FIELD}, but config.yaml turns the '
                                             f'announcements of department "{department.name}" off: Asterisk announces '
                                             f'per queue, so every caller of queue "{queue}" hears the position',
-                                     at_key=said)
+                                     at_key=True)
                 continue
             if asking:
                 other = asking[0]
                 findings.warning(where, f'transfer "{draft.name}" {"says " + FIELD + ": false" if said else "does not ask for " + FIELD}, '
                                         f'but transfer "{other.name}" (line {other.line}) into the same queue "{queue}" '
                                         f"asks for it: Asterisk announces per queue, so callers of both hear their "
-                                        f"position; give both the same {FIELD}", at_key=said)
+                                        f"position; give both the same {FIELD}", at_key=True)
             elif said and configured:
                 findings.warning(where, f'transfer "{draft.name}" says {FIELD}: false, but config.yaml announces the '
                                         f'position in queue "{queue}" (department "{department.name}"): its callers '

@@ -81,8 +81,8 @@ def parse_announcements(name: str, value: Any, path: tuple, findings: Findings) 
     ok = True
     for key in value:
         if key not in ANNOUNCE_FIELDS:
-            findings.error(path + (key,), f'"{key}" is no field of announce{did_you_mean(str(key), ANNOUNCE_FIELDS)} '
-                                          f"(fields: {', '.join(ANNOUNCE_FIELDS)})", at_key=True)
+            hint = did_you_mean(str(key), ANNOUNCE_FIELDS) or f" (fields: {', '.join(ANNOUNCE_FIELDS)})"
+            findings.error(path + (key,), f'"{key}" is no field of announce{hint}', at_key=True)
             ok = False
     settings: dict[str, Any] = {}
     if "position" in value:
