@@ -136,3 +136,15 @@ def test_the_example_installation_announces_where_its_flows_ask(monkeypatch):
     said = {name for name, d in config.departments.items() if d.announce and d.announce.position}
     assert said == {"sales", "complaints", "support", "operator", "backup"}
     assert config.departments["premium"].announce is not None and not config.departments["premium"].announce.speaks
+
+
+def test_the_readme_example_is_a_valid_config(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    part = readme.split("### Queue announcements", 1)[1]
+    example = part.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = load(tmp_path, "fallback: sales\n" + example)
+    assert config.departments["sales"].announce == Announcements(True, None, "once", 60, 15, 0, None)
+    assert config.departments["support"].announce == Announcements(True, None, "yes", 30, 15, 10, 45)
+    assert not config.departments["premium"].announce.speaks
+    text = queues_conf(config)
+    assert options(text, "support")["announce-round-seconds"] == "10"
