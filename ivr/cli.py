@@ -185,7 +185,9 @@ def simulate(ctx: click.Context, flow_file: Path, keys: Optional[str], caller: s
         moment = parse_time(at)
     except ValueError:
         raise UsageError(f"--at {at!r} is not a time such as 2026-11-24T10:00:00+01:00") from None
-    engine = Engine(flows, config)
+    from ivr.lookup import HttpLookups
+
+    engine = Engine(flows, config, lookups=HttpLookups())  # a lookup segment asks its server, as a live call does
     clock = VirtualClock(moment)
     if keys is None and not as_json:
         click.echo(click.style(f"Calling {flow_id} as {caller}. Enter keys as the caller would.", bold=True))
@@ -223,8 +225,8 @@ def _event_printer(flows, as_json: bool):
         if as_json:
             click.echo(event.to_json())
             return
-        if event.type in _UNPRINTED:
-            return
+        if event.type in _UNPRINTED and not (event.type == ev.TRANSFER and event.data.get("overflow")):
+            return  # an overflow's transfer is shown: its reason is nowhere else
         if event.type == ev.PROMPT:  # what the caller heard, in the language it was played in
             d = event.data
             text = flows[event.flow].prompts[d["prompt"]].text(d["language"])
@@ -359,11 +361,30 @@ def asterisk_config(ctx: click.Context, out_dir: Path) -> None:
     if path is None:
         raise UsageError("no config.yaml found; name it with --config")
     config = load_config(path)
+    _check_lines(config, path)
     if (path.parent / "flows").is_dir():
         flows, config = load_flows([path.parent / "flows"], path)
         config = with_announcements(config, announcing_departments(flows.flows.values()))
     for written in write_config(config, out_dir):
         click.echo(f"wrote {display_path(written)}", err=True)
+
+
+def _check_lines(config, path: Path) -> None:
+    """The flows config.yaml's `lines` name exist in flows/ beside it (ConfigError, file:line:col)."""
+    from ivr.errors import ConfigError
+    from ivr.flow.lines import line_findings
+    from ivr.flow.project import check_project
+
+    if not config.lines.written():
+        return
+    folder = path.parent / "flows"
+    if not folder.is_dir():
+        raise UsageError(f"config.yaml's lines name flows, but there is no flows/ folder beside {display_path(path)} "
+                         f"to find them in")
+    report = check_project([folder], path)
+    findings = line_findings(config, report.flow_ids)
+    if findings:
+        raise ConfigError(findings)
 
 
 @cli.group()
@@ -444,7 +465,7 @@ def call(ctx: click.Context, keys: tuple[str, ...], caller_name: str, caller_id:
     if bed is not None and not bed.running():
         raise UsageError("the test bed is not running; start it with `ivr testbed start`")
     if steps is None:
-        plan = _plan_call(ctx, text, caller_id)
+        plan = _plan_call(ctx, text, caller_id, exten)
         if plan.ending == VOICEMAIL:
             # after the tone (the plan's end is where the recording starts), a short message
             message_at = plan.ends_at + MESSAGE_AFTER_TONE
@@ -473,9 +494,8 @@ def call(ctx: click.Context, keys: tuple[str, ...], caller_name: str, caller_id:
     click.echo(f"call ended after {result.seconds:.1f}s (keys: {text or 'none'})")
 
 
-def _plan_call(ctx: click.Context, keys: str, caller: str):
+def _plan_call(ctx: click.Context, keys: str, caller: str, exten: str = "100"):
     """The keys of `ivr call` timed from the installation's own flow (ivr.simulation.key_plan), printed."""
-    from ivr.asterisk.dialplan import AGI_SCRIPT
     from ivr.channels.call_audio import duration
     from ivr.engine import Engine
     from ivr.prompts.library import PromptLibrary
@@ -483,12 +503,16 @@ def _plan_call(ctx: click.Context, keys: str, caller: str):
 
     targets = _default_flows(ctx)
     flows, config = load_installation(targets, _config_path(ctx, Path.cwd()))
-    if AGI_SCRIPT not in flows:
-        raise UsageError(f'the installation has no flow "{AGI_SCRIPT}", which the test bed\'s calls start in')
+    start = config.lines.flow_for(exten)  # the flow config.yaml's lines give the number dialled
+    if start not in flows:
+        raise UsageError(f'the installation has no flow "{start}", which the test bed\'s calls to {exten} start in')
     library = PromptLibrary(flows, config)  # the built prompts, as Asterisk plays them
-    plan = plan_keys(Engine(flows, config), AGI_SCRIPT, keys, caller=caller,
+    from ivr.lookup import HttpLookups
+
+    # a lookup segment asks its server now, as the call will: the plan takes the same path
+    plan = plan_keys(Engine(flows, config, lookups=HttpLookups()), start, keys, caller=caller,
                      prompt_seconds=lambda prompt, language: duration(library.pcm(prompt, language)))
-    click.echo(f"keys planned from flow {AGI_SCRIPT} for a call from {caller} now, prompts as long as their audio:")
+    click.echo(f"keys planned from flow {start} for a call from {caller} now, prompts as long as their audio:")
     for token in plan.tokens:
         click.echo(token.describe())
     if plan.department is not None:

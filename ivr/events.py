@@ -182,7 +182,7 @@ def _input(d: Mapping[str, Any]) -> Sentence:
 def _transfer(d: Mapping[str, Any]) -> Sentence:
     notes = [f"queue {d.get('queue')}"]
     if d.get("overflow"):
-        notes.append("overflow")
+        notes.append(f"overflow: {d['reason']}" if d.get("reason") else "overflow")
     if d.get("fallback"):
         notes.append("fallback after an engine failure")
     return Sentence(f"Transfer to {d.get('department')}", ", ".join(notes))
@@ -223,6 +223,18 @@ def _recording(d: Mapping[str, Any]) -> Sentence:
 def _outcome(d: Mapping[str, Any]) -> Sentence:
     department = d.get("department")
     return Sentence(f"Outcome: {d.get('outcome')}", f"department {department}" if department else "")
+
+
+def _route(d: Mapping[str, Any]) -> Sentence:
+    """The decision, and what each lookup segment's lookup answered (why one failed)."""
+    told = []
+    for answer in d.get("lookups") or ():
+        if isinstance(answer, Mapping):
+            said = {"member": "in the segment", "not_member": "not in the segment", "no_number": "no caller number",
+                    "failed": f"failed ({answer.get('error') or 'no reason'})"}.get(str(answer.get("result")), str(answer.get("result")))
+            cached = ", remembered" if answer.get("cached") else ""
+            told.append(f"lookup {answer.get('segment')}: {said}, {answer.get('ms', 0)} ms{cached}")
+    return Sentence(f"Route decision: {d.get('rule')}", "; ".join(p for p in (_node(d), *told) if p))
 
 
 # --- the event types ------------------------------------------------------------------------
@@ -274,9 +286,9 @@ VARIABLE = _declare("variable", lambda d: Sentence(f"Set {d.get('name') or ''} =
 INPUT = _declare("input", _input, required=("digits", "var", "sensitive"))
 HOURS = _declare("hours", lambda d: Sentence(f"Opening hours {d.get('schedule')}: {d.get('state')}"),
                  required=("schedule", "state"))
-ROUTE = _declare("route", lambda d: Sentence(f"Route decision: {d.get('rule')}", _node(d)), required=("rule",))
+ROUTE = _declare("route", _route, required=("rule",), optional=("lookups",))
 TRANSFER = _declare("transfer", _transfer, required=("department", "queue", "priority"),
-                    optional=("overflow", "fallback"))
+                    optional=("overflow", "fallback", "reason"))  # reason: why the caller overflowed, in words
 TRANSFER_RESULT = _declare("transfer_result", _transfer_result,
                            required=("department", "status", "wait", "agent", "talk"))
 CALLBACK = _declare("callback", _callback, required=("offered",), optional=("accepted", "department", "reason"))

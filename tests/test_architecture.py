@@ -31,17 +31,18 @@ ALLOWED: dict[str, set[str]] = {
     "installation": {"prompts", "flow", "settings", "yamldoc"},
     "engine": {"flow", "settings", "events", "clock", "errors"},
     "channels": {"engine", "flow", "prompts", "events", "clock", "errors"},
+    "lookup": {"engine", "settings", "errors"},
     "asterisk": {"settings", "clock", "errors"},
     "store": {"events", "settings", "errors"},
     "recordings": {"store", "settings", "errors"},
     "web": {"installation", "store", "recordings", "flow", "settings", "events", "errors"},
     "simulation": {"engine", "channels", "flow", "settings", "events", "clock", "errors", "yamldoc"},
-    "live": {"installation", "engine", "channels", "asterisk", "store", "flow", "prompts", "events", "errors"},
+    "live": {"installation", "engine", "channels", "asterisk", "store", "flow", "prompts", "events", "errors", "lookup"},
     "demo": {"installation", "engine", "channels", "store", "recordings", "prompts", "flow", "settings", "events",
              "clock", "errors"},
     "testbed": {"asterisk", "prompts", "settings", "errors"},
     "cli": {"installation", "live", "testbed", "demo", "simulation", "web", "recordings", "store", "asterisk",
-            "channels", "engine", "prompts", "flow", "settings", "yamldoc", "events", "clock", "errors"},
+            "channels", "engine", "prompts", "flow", "settings", "yamldoc", "events", "clock", "errors", "lookup"},
 }
 
 

@@ -166,6 +166,14 @@ def test_simulate_scripted_text():
     assert "   43.4s  Agent PJSIP/101 answered · sales, after 0:20 in the queue\n" in result.stdout
 
 
+def test_simulate_text_tells_why_a_caller_overflowed():
+    result = ivr("simulate", "flows/main.yaml", "--keys", "1 1", "--queue", "timeout", "--at",
+                 "2026-11-24T10:00:00+01:00")
+    assert result.exit_code == 0, result.output
+    assert "Transfer to backup · queue backup, overflow: sales: max_wait 3m passed\n" in result.stdout
+    assert "Transfer to sales" not in result.stdout  # a plain transfer shows by its queue's answer
+
+
 def test_simulate_interactive():
     main = yaml.safe_load((REPO / "flows" / "main.yaml").read_text(encoding="utf-8"))
     result = ivr("simulate", "flows/main.yaml", "--at", "2026-11-24T10:00:00+01:00", input="1\n1\na\n")

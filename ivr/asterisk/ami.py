@@ -18,6 +18,9 @@ panoramisk, because its defaults do not suit a call centre:
   every login is followed by a RE-SYNC: QueueStatus and CoreShowChannels, applied to the
   queue tracker and handed to `on_resync(queues, channels)`, so calls that moved while
   the connection was down are reconciled.
+- The live queue board (`ivr.asterisk.queue_board`) is kept from the queue events, seeded
+  by that QueueStatus and refreshed by another every `queue_refresh` seconds, so a missed
+  event heals; while the connection is down the board says it is not fresh.
 
 The secret is only ever written to the socket, never to a log or an exception message.
 
@@ -40,6 +43,8 @@ from panoramisk.message import Message
 
 from ivr.asterisk.ami_wire import AmiProtocol, normalise_number
 from ivr.asterisk.callback import originate_headers
+from ivr.asterisk.queue_board import EVENTS as BOARD_EVENTS
+from ivr.asterisk.queue_board import QueueBoard
 from ivr.asterisk.queue_tracker import EVENTS as QUEUE_EVENTS
 from ivr.asterisk.queue_tracker import QueueEventSink, QueueFacts, QueueTracker
 from ivr.clock import Clock, SystemClock
@@ -151,6 +156,7 @@ class AmiClient:
         connect_timeout: float = 5.0,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
+        queue_refresh: float = 15.0,
         clock: Optional[Clock] = None,
         rng: Optional[random.Random] = None,
     ):
@@ -165,6 +171,9 @@ class AmiClient:
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.tracker = QueueTracker(on_queue_event)
+        self.queue_refresh = queue_refresh
+        # a board older than three refreshes missed at least two: it no longer vouches for itself
+        self.board = QueueBoard(self.clock, max_age=max(3 * queue_refresh, 30.0))
         self.connections = 0  # successful logins so far
         self.reconnect_delays: deque[float] = deque(maxlen=100)  # the back-off waits, newest last
         self._manager: Optional[_Manager] = None
@@ -174,6 +183,7 @@ class AmiClient:
         self._closing = False
         self._supervisor: Optional[asyncio.Task] = None
         self._watchdog: Optional[asyncio.Task] = None
+        self._refresher: Optional[asyncio.Task] = None
         self._tasks: set[asyncio.Task] = set()
         self._originates: dict[str, str] = {}  # ActionID -> number, until OriginateResponse
 
@@ -207,10 +217,11 @@ class AmiClient:
         self._closing = False
         self._manager = _Manager(self, host=self.host, port=self.port, loop=asyncio.get_running_loop(),
                                  log=logging.getLogger("panoramisk.manager"))
-        for name in (*QUEUE_EVENTS, "OriginateResponse"):
+        for name in dict.fromkeys((*QUEUE_EVENTS, *BOARD_EVENTS, "OriginateResponse")):
             self._manager.register_event(name, self._event)
         await self._connect()
         self._supervisor = asyncio.create_task(self._supervise(), name="ami-supervisor")
+        self._refresher = asyncio.create_task(self._refresh_queues(), name="ami-queue-refresh")
         await self._resync_logged()
 
     async def wait_connected(self, timeout: Optional[float] = None) -> None:
@@ -218,10 +229,11 @@ class AmiClient:
 
     async def close(self) -> None:
         self._closing = True
-        for task in (self._supervisor, self._watchdog):
+        self.board.connection_lost()
+        for task in (self._supervisor, self._watchdog, self._refresher):
             if task is not None:
                 task.cancel()
-        for task in (self._supervisor, self._watchdog):
+        for task in (self._supervisor, self._watchdog, self._refresher):
             if task is not None:
                 try:
                     await task
@@ -229,7 +241,7 @@ class AmiClient:
                     pass
                 except Exception:  # noqa: BLE001 - it failed before it was stopped: say so, and close all the same
                     log.exception("AMI: %s failed", task.get_name())
-        self._supervisor = self._watchdog = None
+        self._supervisor = self._watchdog = self._refresher = None
         if self._manager is not None:
             self._manager.close()
         self._protocol = None
@@ -269,6 +281,7 @@ class AmiClient:
         if protocol is not self._protocol:
             return  # a connection that never logged in, or an old one
         self._protocol = None
+        self.board.connection_lost()
         self._up.clear()
         self._down.set()
         if not self._closing:
@@ -382,7 +395,7 @@ class AmiClient:
         """QueueStatus and CoreShowChannels now: queues (params, members, waiting callers)
         and the live channels; applied to the tracker and handed to `on_resync`."""
         # as_list stays None: with True, panoramisk never completes an Error answer
-        status = _event_list(await self.send_action("QueueStatus"), "QueueStatus")
+        status = await self._queue_status()
         shown = _event_list(await self.send_action("CoreShowChannels"), "CoreShowChannels")
         queues: dict[str, QueueState] = {}
         for message in status:
@@ -406,6 +419,31 @@ class AmiClient:
                  len(channels))
         return queues, channels
 
+    async def refresh_queues(self) -> None:
+        """QueueStatus now, applied to the queue board (what a missed event got wrong heals)."""
+        await self._queue_status()
+
+    async def _queue_status(self) -> list[Message]:
+        """QueueStatus's answer, applied to the queue board."""
+        token = self.board.begin_sync()
+        status = _event_list(await self.send_action("QueueStatus"), "QueueStatus")
+        self.board.apply_status([_headers(m) for m in status], token, self.clock.now())
+        if not self.connected:  # the connection dropped after the answer came: events may be missed again
+            self.board.connection_lost()
+        return status
+
+    async def _refresh_queues(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(self.queue_refresh)
+            if not self.connected:
+                continue  # the supervisor's re-sync after the reconnect seeds the board again
+            try:
+                await self.refresh_queues()
+            except AmiConnectionLost:
+                pass
+            except AmiError as exc:
+                log.warning("AMI: queue refresh failed: %s", exc)
+
     async def _resync_logged(self) -> None:
         try:
             await self.resync()
@@ -422,7 +460,9 @@ class AmiClient:
             if name == "OriginateResponse":
                 self._originate_response(headers)
                 return
-            self.tracker.handle(name, headers, self._at(headers))
+            at = self._at(headers)
+            self.tracker.handle(name, headers, at)
+            self.board.handle(name, headers, at)
         except Exception:  # noqa: BLE001 - an exception here would kill panoramisk's reader
             log.exception("AMI: cannot handle event %s", message.get("Event"))
 

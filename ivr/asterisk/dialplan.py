@@ -2,12 +2,16 @@
 
 Three files, written with plain string templates:
 
-- extensions.conf: context `ivr` for incoming calls (extensions `100`, `_X.` and `s`):
-  Answer, the default language, a MixMonitor recording of the whole call to
-  `<recordings>/<YYYY-MM-DD>/<UNIQUEID>.wav` (its path kept in `IVR_RECORDING`; the engine
-  mutes it over AMI during sensitive input), then `AGI(agi://HOST:PORT/main)`. If the
-  engine cannot be reached (`AGISTATUS` = FAILURE) the caller goes straight to the
-  fallback department's queue, then to its overflow, and never hears silence.
+- extensions.conf: context `ivr` for incoming calls: one extension per line of
+  config.yaml (`lines:`, a number or a pattern -> a flow), then `100`, `_X.`, `_+X.` and `s`
+  for every other number. Each: Answer, the default language, a MixMonitor recording of
+  the whole call to `<recordings>/<YYYY-MM-DD>/<UNIQUEID>.wav` (its path kept in
+  `IVR_RECORDING`; the engine mutes it over AMI during sensitive input), then
+  `AGI(agi://HOST:PORT/<flow>)` (`main` unless `lines:` says otherwise). If the engine
+  cannot be reached (`AGISTATUS` = FAILURE) the caller goes straight to the fallback
+  department's queue, then to its overflow, and never hears silence. The dialled number
+  itself never reaches a command: Asterisk matches it against the extensions, and the flow
+  comes from config.yaml.
   Context `ivr-callback` (the call-back contract of `ivr.asterisk.callback`): one extension
   per queue. The file ends with `#tryinclude extensions_site.conf` for a site's own
   contexts (trunks, the test bed's fake agents), so this file can be generated again.
@@ -34,13 +38,14 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 from ivr.settings.asterisk import LANGUAGE_CODE, NAME, NAME_RULE
 from ivr.settings.announce import Announcements
+from ivr.settings.lines import DEFAULT_FLOW, NUMBER as LINE_NUMBER, PATTERN as LINE_PATTERN
 from ivr.settings.config import Config, Department, expand_env
 from ivr.errors import AsteriskError, MissingSecret
 
 FILES = ("extensions.conf", "queues.conf", "manager.conf")
 SITE_INCLUDE = "extensions_site.conf"  # a site's own contexts; optional
-INCOMING_EXTENSIONS = ("100", "_X.", "s")
-AGI_SCRIPT = "main"  # the flow incoming calls start in
+INCOMING_EXTENSIONS = ("100", "_X.", "_+X.", "s")  # every number without a line of its own
+AGI_SCRIPT = DEFAULT_FLOW  # the flow of every number without a line of its own (config.yaml `lines`)
 FAILSAFE_CONTEXT = "ivr-failsafe"
 FAILSAFE_WAIT = 300  # seconds in the fallback queue before its overflow queue is tried
 QUEUE_TEMPLATE = "ivr-queue-defaults"
@@ -58,14 +63,20 @@ AMI_READ = ("call", "agent")
 AMI_WRITE = ("originate", "call", "reporting")
 
 _INTERFACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*/[A-Za-z0-9_.+@#*/:-]+$")  # PJSIP/101, Local/200@agents/n
+_FLOW = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")  # a flow id (ivr.yamldoc.values.is_name)
 _PATH_FORBIDDEN = set(",;$()[]{}\"'\\|`")  # would split or evaluate a dialplan argument
 _RESERVED_SECTIONS = {"general", QUEUE_TEMPLATE}
 
 
-def agi_url(config: Config) -> str:
-    """Where the dialplan sends incoming calls: the engine's FastAGI server."""
+def agi_url(config: Config, flow: Optional[str] = None) -> str:
+    """Where the dialplan sends incoming calls for `flow` (default: the default line's):
+    the engine's FastAGI server, the flow in the script path."""
     agi = config.asterisk.agi
-    return f"agi://{agi.host}:{agi.port}/{AGI_SCRIPT}"
+    flow = flow or config.lines.default
+    if not _FLOW.fullmatch(flow):  # a path segment of the URL, one dialplan argument
+        raise AsteriskError(f"the flow of a line must be a flow name (letters, digits, '_' and '-'), "
+                            f"not {_comment(repr(flow))}")
+    return f"agi://{agi.host}:{agi.port}/{flow}"
 
 
 def channel_language(config: Config) -> str:
@@ -101,17 +112,16 @@ def extensions_conf(config: Config) -> str:
         "; Either way the caller goes to the fail-safe queue.",
         "[ivr]",
     ]
+    incoming = [(line.number, line.flow) for line in config.lines.lines]
+    if incoming:
+        out.append("; Lines (config.yaml `lines`): each number or pattern starts its own flow.")
+    for number, flow in incoming:
+        out += _incoming(_line_number(number), language, recording, agi_url(config, flow))
+    if incoming:
+        out.append(f"; Every other number: flow {config.lines.default}.")
     for exten in INCOMING_EXTENSIONS:
-        out += [
-            f"exten => {exten},1,NoOp(IVR call ${{UNIQUEID}} to ${{EXTEN}})",
-            " same => n,Answer()",
-            f" same => n,Set(CHANNEL(language)={language})",
-            f" same => n,Set(IVR_RECORDING={recording})",
-            " same => n,MixMonitor(${IVR_RECORDING})",
-            f" same => n,AGI({url})",
-            f" same => n,Goto({FAILSAFE_CONTEXT},s,1)",
-            "",
-        ]
+        if exten not in config.lines.numbers:
+            out += _incoming(exten, language, recording, url)
     out += _failsafe(chain, url)
     context = config.asterisk.callback.context
     if context:
@@ -123,6 +133,28 @@ def extensions_conf(config: Config) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _incoming(exten: str, language: str, recording: str, url: str) -> list[str]:
+    return [
+        f"exten => {exten},1,NoOp(IVR call ${{UNIQUEID}} to ${{EXTEN}})",
+        " same => n,Answer()",
+        f" same => n,Set(CHANNEL(language)={language})",
+        f" same => n,Set(IVR_RECORDING={recording})",
+        " same => n,MixMonitor(${IVR_RECORDING})",
+        f" same => n,AGI({url})",
+        f" same => n,Goto({FAILSAFE_CONTEXT},s,1)",
+        "",
+    ]
+
+
+def _line_number(number: str) -> str:
+    """A line's number as an extension name, checked again here (a Config may be built
+    without config.yaml): anything else could end the line or start a comment."""
+    if not (LINE_NUMBER.fullmatch(number) or LINE_PATTERN.fullmatch(number)):
+        raise AsteriskError(f"the number of a line must be digits (* # and a leading +) or an Asterisk pattern "
+                            f"such as _4822123XXXX, not {_comment(repr(number))}")
+    return number
 
 
 def _failsafe(chain: list[Department], url: str) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Optional, Protocol
 from ivr.channels.agi_wire import AgiDeadChannel, AgiEnvironment, AgiHangupNotice, Reply, command, read_reply
 from ivr.engine.channel import (
     CallbackRequest,
+    QueueLoad,
     TransferRequest,
     TransferResult,
     VoicemailResult,
@@ -42,6 +43,10 @@ class ManagerServices(Protocol):
 
     async def book_callback(self, request: CallbackRequest) -> None:
         """Have Asterisk call the customer back and put them through to the department's queue."""
+
+    def queue_load(self, queue: str) -> Optional[QueueLoad]:
+        """The queue's live state as the manager connection keeps it (no round trip); None
+        when it knows no such queue. Marked not fresh while the connection is down."""
 
 
 class AgiChannel:
@@ -159,7 +164,7 @@ class AgiChannel:
         # read even when the caller has hung up (the usual end of a call with an agent)
         status = (await self._get("QUEUESTATUS", dead_ok=True) or "").upper()
         if status in _NOT_ANSWERED:
-            return TransferResult(TransferStatus.TIMED_OUT, elapsed)
+            return TransferResult(TransferStatus.TIMED_OUT, elapsed, ended=status)
         agent = await self._get("MEMBERNAME", dead_ok=True) or await self._get("MEMBERINTERFACE", dead_ok=True)
         hold = await self._get("QEHOLDTIME", dead_ok=True)
         wait = float(hold) if hold and hold.isdigit() else elapsed
@@ -168,6 +173,11 @@ class AgiChannel:
                 return TransferResult(TransferStatus.ABANDONED, elapsed)
             self.dead = True  # talked to an agent, then hung up: answered all the same
         return TransferResult(TransferStatus.ANSWERED, wait, agent, max(0.0, elapsed - wait))
+
+    def queue_load(self, queue: str) -> Optional[QueueLoad]:
+        # without the AMI the line knows nothing of its queues: callers queue as usual
+        read = getattr(self.manager, "queue_load", None)  # a manager may keep no queue state
+        return read(queue) if read is not None else None
 
     async def request_callback(self, request: CallbackRequest) -> None:
         if self.manager is None:

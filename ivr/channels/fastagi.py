@@ -5,7 +5,8 @@ names the flow (`/main`, `/faq?lang=en`); query parameters and `agi_arg_N` becom
 variables. Each call runs on the engine that was current when it started: a reload
 changes what new calls get, never a call in progress. A script path that names no loaded
 flow is the engine's to handle too: it sends the caller to the fallback queue, and the
-call is recorded like any other.
+call is recorded like any other. A call whose dialplan started no recording (no
+`IVR_RECORDING`) is recorded by the engine itself (`ivr.channels.agi_recording`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ivr.channels.agi import AgiChannel, ManagerServices
+from ivr.channels.agi_recording import start_recording
 from ivr.channels.agi_wire import read_environment
 from ivr.engine import Engine
 from ivr.events import Event
@@ -98,6 +100,8 @@ class FastAgiServer:
         try:
             # the dialplan names the call's recording; the record links to it
             recording = await channel.get_variable("IVR_RECORDING")
+            if not recording and not channel.dead:  # a hand-written dialplan: record the call here
+                recording = await start_recording(channel, self.recordings_dir, f"{env.uniqueid} on {env.channel!r}")
         except CallerHangup:
             recording = None
         if recording:

@@ -3,18 +3,21 @@
 Keys are tokens, one per time the flow waits for the caller: "1", "123456#" for an
 input, "-" for no key (a time-out), "hangup" for a caller who hangs up. When the script
 runs out the caller hangs up. Queue results come from their own script (`queue`), so a
-test can say whether the agent answers, the wait times out or the caller gives up.
+test can say whether the agent answers, the wait times out or the caller gives up. The
+queues' live state comes from `queues` (queue name -> QueueLoad), so a test can say
+"sales has 6 waiting"; a queue not named there has no known state, as on a line without
+the manager connection (no peak unless told).
 Time is virtual: prompts, waits and talk move the call's clock, not the machine's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Sequence, Union
+from typing import Iterable, Mapping, Optional, Sequence, Union
 
 from ivr.channels.call_audio import CallAudio, duration, key_tones, silence
 from ivr.clock import VirtualClock
-from ivr.engine.channel import CallbackRequest, TransferRequest, TransferResult, VoicemailResult
+from ivr.engine.channel import CallbackRequest, QueueLoad, TransferRequest, TransferResult, VoicemailResult
 from ivr.errors import CallerHangup
 from ivr.events import TransferStatus
 from ivr.flow.model import Prompt
@@ -58,6 +61,7 @@ class ScriptedChannel:
     barge_in: bool = False  # deliver each key during the prompt instead of after it
     voicemail_seconds: float = 20.0
     audio: Optional[CallAudio] = None  # when set, what the caller hears is recorded into it
+    queues: Mapping[str, QueueLoad] = field(default_factory=dict)  # live state by queue name
 
     def __post_init__(self) -> None:
         self.tokens = parse_keys(self.keys)
@@ -142,7 +146,7 @@ class ScriptedChannel:
         if script.status == TransferStatus.TIMED_OUT:
             wait = script.wait if script.wait is not None else (request.max_wait or 300.0)
             self._spend(wait)
-            return TransferResult(TransferStatus.TIMED_OUT, wait)
+            return TransferResult(TransferStatus.TIMED_OUT, wait, ended="TIMEOUT")
         if script.status == TransferStatus.ABANDONED:
             wait = script.wait if script.wait is not None else 45.0
             self._spend(wait)
@@ -150,6 +154,9 @@ class ScriptedChannel:
         wait = script.wait if script.wait is not None else 20.0
         self._spend(wait + script.talk)
         return TransferResult(TransferStatus.ANSWERED, wait, script.agent, script.talk)
+
+    def queue_load(self, queue: str) -> Optional[QueueLoad]:
+        return self.queues.get(queue)
 
     async def request_callback(self, request: CallbackRequest) -> None:
         self.callbacks.append(request)

@@ -53,6 +53,8 @@ class Call:
         self.outcome: Optional[Outcome] = None
         self.department: Optional[str] = None
         self.survey_score: Optional[int] = None
+        # (node, reason): the transfer node a caller is sent on to as an overflow, and why
+        self.overflow_note: Optional[tuple[str, str]] = None
         self.steps = 0
         self.started_at = clock.now()
         self._t0 = clock.elapsed()

@@ -29,6 +29,24 @@ class TransferResult:
     wait: float = 0.0  # seconds in the queue
     agent: Optional[str] = None
     talk: float = 0.0  # seconds with the agent
+    # how the line said a wait ended without an agent, as Asterisk's QUEUESTATUS: TIMEOUT,
+    # JOINEMPTY, LEAVEEMPTY, FULL, ... ("" when the line cannot tell)
+    ended: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLoad:
+    """A department queue's live state, as the line knows it when a caller is about to join.
+
+    `fresh` is False when the line cannot vouch for it (the manager connection is down, or
+    its last refresh is too old): the engine then queues the caller without comparing.
+    """
+
+    waiting: int = 0  # callers in the queue now
+    longest_wait: float = 0.0  # seconds the first of them has waited
+    free_agents: int = 0  # members logged in, not paused, not in a call
+    logged_in: int = 0  # members that can take calls (busy or paused ones included)
+    fresh: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +74,9 @@ class Channel(Protocol):
         The terminator ends the input early and is not returned."""
 
     async def transfer(self, request: TransferRequest) -> TransferResult: ...
+
+    def queue_load(self, queue: str) -> Optional[QueueLoad]:
+        """The queue's live state now, without a round trip; None when the line keeps none."""
 
     async def request_callback(self, request: CallbackRequest) -> None: ...
 

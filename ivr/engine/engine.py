@@ -15,6 +15,7 @@ from ivr.settings.config import Config
 from ivr import events as ev
 from ivr.engine.call import Call
 from ivr.engine.channel import Channel
+from ivr.engine.lookups import NoLookups, SegmentLookups
 from ivr.events import Event
 from ivr.engine.nodes import HANDLERS
 from ivr.engine.nodes.transfer import queue_call
@@ -30,10 +31,12 @@ MAX_STEPS = 1000
 
 
 class Engine:
-    def __init__(self, flows: FlowSet, config: Optional[Config] = None, *, sampler: Optional[SurveySampler] = None):
+    def __init__(self, flows: FlowSet, config: Optional[Config] = None, *, sampler: Optional[SurveySampler] = None,
+                 lookups: Optional[SegmentLookups] = None):
         self.flows = flows
         self.config = config or Config()
         self.sampler = sampler or SurveySampler()
+        self.lookups = lookups or NoLookups()  # who answers route rules on lookup segments
 
     async def run(
         self,

@@ -14,6 +14,7 @@ from ivr.settings.config import Config, check_config, find_config
 from ivr.errors import ConfigError, FlowError, UsageError
 from ivr.flow.checks import CheckedFlow, Context, check_flow
 from ivr.flow.compiler import compile_flow
+from ivr.flow.lines import line_findings
 from ivr.yamldoc.diagnostics import WARNING, Diagnostic, Location, did_you_mean, sort_best_first
 from ivr.yamldoc.loader import Document, LoadError, gc_paused, load_file, load_text
 from ivr.flow.model import Flow, FlowSet
@@ -35,6 +36,7 @@ class Report:
     named: set[Path] = field(default_factory=set)  # the files asked for, resolved (siblings are not)
     # problems of the recorded prompt files, in diagnostics too (ivr.installation adds them)
     recorded: list[Diagnostic] = field(default_factory=list)
+    flow_ids: set[str] = field(default_factory=set)  # of every flow file read, compiled or not
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -102,7 +104,15 @@ def check_project(paths: Iterable[str | Path], config_path: Path | None = None, 
     with gc_paused():
         compile_documents(docs, report)
     report.named = named
+    if siblings and config_path is not None and _installation_flows(Path(config_path)) in {p.resolve().parent for p in files}:
+        # config.yaml's numbers name flows: checked when every flow of the installation is known
+        report.diagnostics.extend(line_findings(report.config, report.flow_ids))
     return report
+
+
+def _installation_flows(config_path: Path) -> Path:
+    """The installation's flows folder: flows/ beside config.yaml."""
+    return (config_path.resolve().parent / "flows").resolve()
 
 
 def compile_documents(docs: list[tuple[Document, bool]], report: Report) -> None:
@@ -122,6 +132,7 @@ def compile_documents(docs: list[tuple[Document, bool]], report: Report) -> None
                 )
             ids.setdefault(flow_id, doc)
     ctx = Context(report.config, display_path(Path(report.config.path)) if report.config.path else "config.yaml", set(ids))
+    report.flow_ids = set(ids)
     checked: list[CheckedFlow] = []
     broken: set[str] = set()
     for doc, reported in docs:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 
 from ivr.channels.agi import ManagerServices
 from ivr.channels.fastagi import FastAgiServer
-from ivr.engine.channel import CallbackRequest
+from ivr.engine.channel import CallbackRequest, QueueLoad
 from ivr.events import Event
 from ivr.prompts import build as prompts_build
 from ivr.live.reload import FlowReloader
@@ -55,6 +55,7 @@ class Runtime:
                 await part.close()
             except Exception:  # noqa: BLE001 - close the rest all the same
                 log.exception("closing %s failed", type(part).__name__)
+        await self.reloader.close()  # the segment lookups' connections
 
     async def run_forever(self) -> None:
         """Serve until SIGTERM/SIGINT; SIGHUP reloads the flows."""
@@ -74,7 +75,8 @@ class Runtime:
 
 class AmiPart:
     """The AMI connection as a part of the runtime, and the ManagerServices of every live
-    call: recording mutes and call-backs. It never stops calls from being served.
+    call: recording mutes, call-backs and the queues' live state (the AMI client's queue
+    board, read without a round trip). It never stops calls from being served.
 
     If Asterisk's manager cannot be reached at start, the server runs without it (sensitive
     input then stops the recorder over AGI instead of muting it) and keeps trying.
@@ -105,6 +107,13 @@ class AmiPart:
 
     async def book_callback(self, request: CallbackRequest) -> None:
         await self.client.originate_callback(request.number, request.department.queue)
+
+    def queue_load(self, queue: str) -> Optional[QueueLoad]:
+        snapshot = self.client.board.snapshot(queue)
+        if not snapshot.known and snapshot.fresh:
+            return None  # Asterisk has no such queue: nothing to compare
+        return QueueLoad(snapshot.waiting, snapshot.longest_wait, snapshot.free_agents, snapshot.logged_in,
+                         snapshot.fresh)
 
     async def close(self) -> None:
         if self._task is not None:

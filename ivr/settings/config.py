@@ -23,9 +23,11 @@ from ivr.settings.prompts import PromptSettings, parse_prompt_settings
 from ivr.settings.qa import (QaSettings, RecordingSettings, WebSettings, parse_qa_settings, parse_recording_settings,
                               parse_web_settings)
 from ivr.settings.hours import Schedule, parse_schedule
+from ivr.settings.lines import LineSettings, parse_line_settings
 from ivr.settings.segments import Segment, parse_segment
+from ivr.settings.overflow import OverflowWhen, parse_overflow_when
 
-SECTIONS = ("asterisk", "database", "recordings", "prompts", "departments", "schedules", "segments", "web", "qa", "fallback")
+SECTIONS = ("asterisk", "database", "recordings", "prompts", "departments", "schedules", "segments", "web", "qa", "fallback", "lines")
 STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear", "wrandom", "rrordered")
 
 
@@ -36,6 +38,7 @@ class Department:
     members: tuple[str, ...] = ()
     overflow: str | None = None
     strategy: str = "ringall"
+    overflow_when: OverflowWhen | None = None  # limits past which callers go to `overflow` at once
     announce: Announcements | None = None  # what waiting callers are told (ivr.settings.announce)
 
 
@@ -54,6 +57,7 @@ class Config:
     web: WebSettings = field(default_factory=WebSettings)
     recordings: RecordingSettings = field(default_factory=RecordingSettings)
     asterisk: AsteriskSettings = field(default_factory=AsteriskSettings)
+    lines: LineSettings = field(default_factory=LineSettings)  # dialled numbers -> the flows calls start in
 
     @property
     def recordings_dir(self) -> Path:
@@ -147,6 +151,8 @@ def _parse(doc: Document, findings: Findings, base_dir: Path) -> Config:
     for dep in departments.values():
         if dep.overflow and dep.overflow not in declared:
             findings.error(("departments", dep.name, "overflow"), f'overflow of department "{dep.name}" goes to "{dep.overflow}", which is no department{did_you_mean(dep.overflow, declared)}')
+        if dep.overflow_when is not None and not dep.overflow:
+            findings.error(("departments", dep.name, "overflow_when"), f'department "{dep.name}" has overflow_when but no overflow: name the department that takes its callers at peaks (overflow: backup)', at_key=True)
     schedules = _named_sections(data, "schedules", findings, lambda n, v, p: parse_schedule(n, v, p, findings, base_dir))
     segments = _named_sections(data, "segments", findings, lambda n, v, p: parse_segment(n, v, p, findings, base_dir))
     fallback = data.get("fallback")
@@ -159,8 +165,9 @@ def _parse(doc: Document, findings: Findings, base_dir: Path) -> Config:
     web = parse_web_settings(data.get("web"), findings)
     recordings = parse_recording_settings(data.get("recordings"), findings)
     asterisk = parse_asterisk_settings(data.get("asterisk"), findings)
+    lines = parse_line_settings(data.get("lines"), findings)
     return Config(str(doc.file), departments, schedules, segments, fallback, data, prompts, base_dir, qa, web, recordings,
-                  asterisk)
+                  asterisk, lines)
 
 
 def _named_sections(data: dict, section: str, findings: Findings, parse) -> dict[str, Any]:
@@ -182,7 +189,7 @@ def _department(name: str, value: Any, path: tuple, findings: Findings) -> Depar
     if not isinstance(value, dict):
         findings.error(path, f'department "{name}" must be a mapping such as {{queue: {name}, members: [PJSIP/101]}}, not {describe(value)}')
         return None
-    known = ("queue", "members", "overflow", "strategy", "description", "announce")
+    known = ("queue", "members", "overflow", "strategy", "description", "overflow_when", "announce")
     for key in value:
         if key not in known:
             findings.error(path + (key,), f'"{key}" is no field of a department{did_you_mean(key, known)}', at_key=True)
@@ -199,8 +206,13 @@ def _department(name: str, value: Any, path: tuple, findings: Findings) -> Depar
         findings.error(path + ("strategy",), f"unknown queue strategy {describe(strategy)}{did_you_mean(strategy, STRATEGIES)} (strategies: {', '.join(STRATEGIES)})")
         return None
     overflow = value.get("overflow")
+    overflow_when = None
+    if "overflow_when" in value:
+        overflow_when = parse_overflow_when(name, value["overflow_when"], path + ("overflow_when",), findings)
+        if overflow_when is None:
+            return None
     announce = parse_announcements(name, value.get("announce"), path + ("announce",), findings)
     if announce is None and value.get("announce") is not None:
         return None
     return Department(name, queue, tuple(members), str(overflow) if overflow is not None else None, strategy,
-                      announce)
+                      overflow_when, announce)

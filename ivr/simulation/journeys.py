@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from ivr.channels.scripted import QueueScript, ScriptedChannel
+from ivr.engine.channel import QueueLoad
 from ivr.clock import VirtualClock
 from ivr.engine import Engine
 from ivr import events as ev
+from ivr.engine.lookups import FAILED, MEMBER, NOT_MEMBER, LookupAnswer
 from ivr.engine.sampling import SurveySampler
 from ivr.errors import FlowError, UsageError
 from ivr.yamldoc.diagnostics import Diagnostic, Findings, did_you_mean, sort_best_first
@@ -26,8 +28,9 @@ from ivr.yamldoc.values import parse_duration
 from ivr.settings.config import Config
 from ivr.simulation.simulate import parse_time
 
-CASE_FIELDS = ("name", "at", "caller", "keys", "language", "queue", "call_number", "barge_in", "variables", "expect")
-EXPECT_FIELDS = ("heard", "heard_exactly", "path", "visits", "transfer", "transfers", "voicemail", "callback", "outcome", "survey", "language", "vars", "ends_at")
+CASE_FIELDS = ("name", "at", "caller", "keys", "language", "queue", "queues", "call_number", "barge_in", "variables", "segments", "expect")
+EXPECT_FIELDS = ("heard", "heard_exactly", "path", "visits", "transfer", "transfers", "voicemail", "callback", "outcome", "survey", "language", "vars", "ends_at", "overflow")
+QUEUE_LOAD_FIELDS = ("waiting", "longest_wait", "free_agents", "logged_in")
 QUEUE_STATUSES = tuple(ev.TransferStatus)
 OUTCOMES = tuple(ev.Outcome)
 
@@ -118,6 +121,11 @@ def _cases(doc: Document, findings: Findings, flows: FlowSet, config: Config) ->
             findings.error(path + ("name",), f'two cases are named "{name}"')
         names.add(name)
         call = _call_settings(item, path, findings)
+        queues = sorted({d.queue for d in config.departments.values()})
+        for queue in call["queues"]:
+            if queue not in queues:
+                findings.error(path + ("queues", queue), f"queues names {describe(queue)}, which is no queue of config.yaml's departments{did_you_mean(queue, queues)}", at_key=True)
+        call["segments"] = _given_lookups(item.get("segments"), path + ("segments",), findings, config)
         expect = item.get("expect")
         if not isinstance(expect, dict) or not expect:
             findings.error(path, f'case "{name}" needs expect: what must happen (heard, transfer, voicemail, ...)')
@@ -171,7 +179,83 @@ def _call_settings(item: dict, path: tuple, findings: Findings) -> dict[str, Any
         number = 1
     call["call_number"] = number
     call["queue"] = _queue(item.get("queue", []), path + ("queue",), findings)
+    call["queues"] = _queue_loads(item.get("queues", {}), path + ("queues",), findings)
     return call
+
+
+def _queue_loads(value: Any, path: tuple, findings: Findings) -> dict[str, QueueLoad]:
+    """`queues: {sales: {waiting: 6, longest_wait: 3m, free_agents: 0, logged_in: 2}}`: the
+    live state of Asterisk queues (by queue name) that the call finds; unnamed ones have none."""
+    example = "{sales: {waiting: 6, longest_wait: 3m, free_agents: 0}}"
+    if not isinstance(value, dict):
+        findings.error(path, f"queues must be a mapping of queue names to their state, such as {example}, not {describe(value)}")
+        return {}
+    loads = {}
+    for queue, state in value.items():
+        where = path + (queue,)
+        if not isinstance(state, dict):
+            findings.error(where, f"the state of queue {describe(queue)} must be a mapping such as {{waiting: 6}}, not {describe(state)}")
+            continue
+        numbers: dict[str, Any] = {}
+        for key, raw in state.items():
+            if key not in QUEUE_LOAD_FIELDS:
+                findings.error(where + (key,), f'"{key}" is no field of a queue\'s state{did_you_mean(key, QUEUE_LOAD_FIELDS)} (fields: {", ".join(QUEUE_LOAD_FIELDS)})', at_key=True)
+            elif key == "longest_wait":
+                seconds = 0.0 if raw == 0 else parse_duration(raw)
+                if seconds is None:
+                    findings.error(where + (key,), f"longest_wait must be a duration such as 90s or 2m, not {describe(raw)}")
+                else:
+                    numbers[key] = seconds
+            elif isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+                findings.error(where + (key,), f"{key} must be a whole number from 0, not {describe(raw)}")
+            else:
+                numbers[key] = raw
+        waiting = numbers.get("waiting", 0)
+        free = numbers.get("free_agents", 0)
+        loads[str(queue)] = QueueLoad(waiting, numbers.get("longest_wait", 0.0), free,
+                                      max(numbers.get("logged_in", free), free))
+    return loads
+
+
+LOOKUP_ANSWERS = {True: MEMBER, False: NOT_MEMBER, "fails": FAILED}
+
+
+def _given_lookups(value: Any, path: tuple, findings: Findings, config: Config) -> dict[str, str]:
+    """`segments: {gold: true}`: what the lookup of each lookup segment answers in this case
+    (true, false, or fails); a journey test asks no server."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        findings.error(path, f"segments must be a mapping such as {{gold: true}}, not {describe(value)}")
+        return {}
+    given = {}
+    for name, answer in value.items():
+        segment = config.segments.get(name)
+        if segment is None:
+            findings.error(path + (name,), f"segments names {describe(name)}, which is no segment of config.yaml{did_you_mean(name, config.segments)}", at_key=True)
+        elif segment.lookup is None:
+            findings.error(path + (name,), f'segment "{name}" is a list of numbers, not a lookup: give the case a caller: from it (or not)', at_key=True)
+        elif not (isinstance(answer, bool) or answer == "fails"):
+            findings.error(path + (name,), f"what the lookup of segment \"{name}\" answers is true, false or fails, not {describe(answer)}")
+        else:
+            given[name] = LOOKUP_ANSWERS[answer]
+    return given
+
+
+class GivenLookups:
+    """The lookups of a journey case: its `segments:` answers, no request. A lookup the case
+    gives no answer for fails (the caller goes the normal path) and is noted in `unanswered`."""
+
+    def __init__(self, given: dict[str, str]):
+        self.given = given
+        self.unanswered: list[str] = []
+
+    async def ask(self, segment: Any, caller: str) -> LookupAnswer:
+        result = self.given.get(segment.name)
+        if result is None:
+            self.unanswered.append(segment.name)
+            return LookupAnswer(segment.name, FAILED, 0, "the case gives no answer for this lookup")
+        return LookupAnswer(segment.name, result, 0, "the case says it fails" if result == FAILED else None)
 
 
 def _queue(value: Any, path: tuple, findings: Findings) -> list[QueueScript]:
@@ -198,13 +282,18 @@ def _queue(value: Any, path: tuple, findings: Findings) -> list[QueueScript]:
 
 async def run_case(case: Case, flows: FlowSet, config: Config) -> CaseResult:
     settings = case.call
-    engine = Engine(flows, config, sampler=SurveySampler(start=settings["call_number"] - 1))
-    channel = ScriptedChannel(settings["keys"], VirtualClock(settings.get("at")), settings["queue"], settings["barge_in"])
+    lookups = GivenLookups(settings.get("segments", {}))
+    engine = Engine(flows, config, sampler=SurveySampler(start=settings["call_number"] - 1), lookups=lookups)
+    channel = ScriptedChannel(settings["keys"], VirtualClock(settings.get("at")), settings["queue"], settings["barge_in"],
+                              queues=settings["queues"])
     problems: list[str] = []
     call = await engine.run(channel, case.flow, caller=settings["caller"], language=settings["language"],
                             variables=settings["variables"], clock=channel.clock)
     if "at" not in settings and any(e.type == ev.HOURS for e in call.events):
         problems.append("the call passed an hours node but the case gives no `at:`; its result would change with the day it runs")
+    for name in dict.fromkeys(lookups.unanswered):
+        problems.append(f"the call asked the lookup of segment {name} but the case gives no `segments: {{{name}: true}}` "
+                        "(or false, or fails); a journey test asks no server")
     problems.extend(compare(case.expect, call, channel))
     if channel.unused_keys and not problems:
         problems.append(f"keys left unused: {' '.join(channel.unused_keys)} (the call ended before the flow asked for them)")
@@ -213,6 +302,7 @@ async def run_case(case: Case, flows: FlowSet, config: Config) -> CaseResult:
 
 def compare(expect: dict[str, Any], call: Any, channel: ScriptedChannel) -> list[str]:
     transfers = [e.data["department"] for e in call.events if e.type == ev.TRANSFER]
+    overflows = [e.data.get("reason") for e in call.events if e.type == ev.TRANSFER and e.data.get("overflow")]
     actual = {
         "heard_exactly": call.heard,
         "path": call.path,
@@ -224,6 +314,7 @@ def compare(expect: dict[str, Any], call: Any, channel: ScriptedChannel) -> list
         "survey": call.survey_score,
         "language": call.language,
         "ends_at": call.path[-1] if call.path else None,
+        "overflow": overflows[-1] if overflows else None,  # why the caller last overflowed
     }
     problems = []
     for key, wanted in expect.items():

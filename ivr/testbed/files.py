@@ -15,6 +15,8 @@ with the test-only contexts:
              call (a voicemail message); waits ${HOLD} seconds (default 30), hangs up.
 - [testbed-named] a caller whose name comes URI-encoded in ${NAME_URI}, so it can hold
              a line break (no AMI header can carry one); then [ivr].
+- [testbed-bare] a hand-written dialplan: a bare `AGI(agi://127.0.0.1:${AGI_PORT}/main)`,
+             no Answer, no recording (the engine records such calls itself).
 - [testbed-callee] the customer of a call-back (`Local/<number>@testbed-callee`, the
              default of `ivr.asterisk.callback`): answers and waits a minute.
 Everything binds to 127.0.0.1.
@@ -123,6 +125,12 @@ exten => s,1,Wait(2)
 [testbed-named]
 exten => _X.,1,Set(CALLERID(name)=${URIDECODE(${NAME_URI})})
  same => n,Goto(ivr,${EXTEN},1)
+
+; A dialplan written by hand: the call goes to the engine with nothing else (AGI_PORT:
+; the engine's FastAGI port, set by the Originate).
+[testbed-bare]
+exten => _X.,1,AGI(agi://127.0.0.1:${AGI_PORT}/main)
+ same => n,Hangup()
 
 [testbed-callee]
 exten => _X.,1,Answer()

@@ -189,11 +189,11 @@ def _wait_connected(part: AmiPart, seconds: float) -> None:
         time.sleep(0.1)
 
 
-def asterisk_side(config_path: Path, members: Members) -> Config:
+def asterisk_side(config_path: Path, members: Members, flows: Path = REPO / "flows") -> Config:
     """The installation's config as `ivr asterisk-config` turns it into Asterisk's files (the
-    flows' announce_position included), each department's members given by `members`."""
-    flows, config = load_flows([REPO / "flows"], config_path)
-    config = with_announcements(config, announcing_departments(flows.flows.values()))
+    announce_position of the `flows` included), each department's members given by `members`."""
+    loaded, config = load_flows([flows], config_path)
+    config = with_announcements(config, announcing_departments(loaded.flows.values()))
     return with_members(config, members)
 
 
@@ -202,11 +202,13 @@ def _all_agents(department: Department) -> Iterable[str]:
 
 
 @contextlib.contextmanager
-def serving(testbed: Testbed, config_path: Path, members: Members = _all_agents) -> Iterator[Serving]:
+def serving(testbed: Testbed, config_path: Path, *, flows: Optional[Path] = None,
+            members: Members = _all_agents) -> Iterator[Serving]:
     """The installation's runtime serving the test bed's calls (see the module docstring);
-    `members` gives each department's queue members (default: all the fake AGENTS)."""
+    `flows` another folder of flows than the repository's, `members` each department's
+    members in the test bed (default: the pool of fake agents)."""
     config = load_config(config_path)
-    testbed.reconfigure(asterisk_side(config_path, members))
+    testbed.reconfigure(asterisk_side(config_path, members, flows or REPO / "flows"))
     saved_secret = os.environ.get("IVR_AMI_SECRET")
     os.environ["IVR_AMI_SECRET"] = testbed.ami_secret
     logs = LogRecords()
@@ -222,7 +224,7 @@ def serving(testbed: Testbed, config_path: Path, members: Members = _all_agents)
     runtime: Optional[Runtime] = None
     pump: Optional[EventPump] = None
     try:
-        runtime = build_runtime([REPO / "flows"], config_path, ami=True, store=True)
+        runtime = build_runtime([flows or REPO / "flows"], config_path, ami=True, store=True)
         asyncio.run_coroutine_threadsafe(runtime.start(), loop).result(30)
         assert runtime.server is not None and runtime.server.port == config.asterisk.agi.port
         ami = next(part for part in runtime.extras if isinstance(part, AmiPart))
@@ -298,6 +300,7 @@ class Caller:
     keys: str = ""  # `ivr call` syntax
     hold: float = 10.0  # seconds on the line after the last key
     uri_name: bool = False  # AMI only: the name goes through the dialplan (it may hold a line break)
+    exten: str = "100"  # the number dialled
     result: Optional[CallResult] = None
     error: Optional[BaseException] = None
     _thread: Optional[threading.Thread] = None
@@ -305,11 +308,11 @@ class Caller:
     def place(self, testbed: Testbed, ami: AmiSession) -> None:
         if self.method == "ami":
             if self.uri_name:
-                originate_keys(ami, self.keys, hold=int(self.hold), context="testbed-named",
+                originate_keys(ami, self.keys, hold=int(self.hold), context="testbed-named", exten=self.exten,
                                caller_id=f"<{self.number}>", variables={"NAME_URI": quote(self.name, safe="")})
             else:
                 name = self.name.replace("\\", "\\\\").replace('"', '\\"')
-                originate_keys(ami, self.keys, hold=int(self.hold), caller_id=f'"{name}" <{self.number}>')
+                originate_keys(ami, self.keys, hold=int(self.hold), exten=self.exten, caller_id=f'"{name}" <{self.number}>')
         elif self.method == "sipp":
             # with no key at all, `ivr call` has no first wait: hold those 2 s as well
             hold = self.hold + (0.0 if self.keys.strip() else FIRST_KEY_WAIT)
@@ -321,7 +324,7 @@ class Caller:
     def _sipp(self, testbed: Testbed, hold: float) -> None:
         try:
             self.result = place_call(parse_keys(self.keys, FIRST_KEY_WAIT), port=testbed.sip_port, hold=hold,
-                                     caller_id=self.number, caller_name=self.name)
+                                     exten=self.exten, caller_id=self.number, caller_name=self.name)
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             self.error = exc
 

@@ -77,7 +77,7 @@ def test_contexts_and_incoming_extensions(config):
     text = extensions_conf(config)
     assert sections(text) == ["ivr", "ivr-failsafe", "ivr-callback"]
     ivr = section(text, "ivr")
-    for exten in ("100", "_X.", "s"):
+    for exten in ("100", "_X.", "_+X.", "s"):  # _+X.: a number with its +, as many trunks send them
         assert f"exten => {exten},1,NoOp(IVR call ${{UNIQUEID}} to ${{EXTEN}})" in ivr
     assert text.rstrip().endswith("#tryinclude extensions_site.conf")
 
@@ -100,7 +100,7 @@ def test_agi_address_and_language_come_from_config(tmp_path):
     text = CONFIG.replace("host: 127.0.0.1, port: 4599", "host: 10.0.0.7, port: 4573")
     text = text.replace("asterisk:\n", "asterisk:\n  language: en\n")
     out = extensions_conf(load(tmp_path, text))
-    assert out.count("AGI(agi://10.0.0.7:4573/main)") == 3
+    assert out.count("AGI(agi://10.0.0.7:4573/main)") == 4  # 100, _X., _+X. and s
     assert "Set(CHANNEL(language)=en)" in out and "language)=pl" not in out
 
 

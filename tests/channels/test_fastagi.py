@@ -417,3 +417,36 @@ def test_a_caller_who_hangs_up_before_saying_anything_abandoned_the_call(install
     [call] = events.values()
     assert not [e for e in call if e.type == "voicemail"]
     assert call[-1].data["outcome"] == "abandoned" and call[-1].node == "after_hours"
+
+
+def test_at_a_peak_the_line_queues_the_caller_in_the_overflow_group_the_manager_says(installation, tmp_path):
+    """The queue state comes from the manager the server lends the line, without a round
+    trip; sales is past its limit, so the Queue() the line runs is backup's."""
+    from ivr.engine.channel import QueueLoad
+
+    class Manager:
+        asked: list = []
+
+        async def mute(self, channel, muted):
+            pass
+
+        async def book_callback(self, request):
+            pass
+
+        def queue_load(self, queue):
+            Manager.asked.append(queue)
+            return QueueLoad(waiting=6, longest_wait=40.0, free_agents=0, logged_in=2) if queue == "sales" else None
+
+    events, [sent] = run_calls(installation, tmp_path, [(Caller(keys=["1", "1"]), environment())],
+                               manager=Manager())
+    queues = [c for c in lines(sent) if c.startswith('EXEC "Queue"')]
+    assert queues == ['EXEC "Queue" "backup,c,,,120"']
+    assert Manager.asked == ["sales"]
+    [call] = events.values()
+    [transfer] = [e for e in call if e.type == "transfer"]
+    assert transfer.data["reason"] == "6 callers waiting in sales (limit 5)"
+
+
+def test_without_a_manager_the_line_knows_no_queue_state(installation, tmp_path):
+    _events, [sent] = run_calls(installation, tmp_path, [(Caller(keys=["1", "1"]), environment())])
+    assert [c for c in lines(sent) if c.startswith('EXEC "Queue"')] == ['EXEC "Queue" "sales,c,,,180"']

@@ -113,8 +113,8 @@ def test_queue_defaults():
     channel = ScriptedChannel(queue=["answered", "timeout", "timeout", "abandoned"])
     assert run(channel.transfer(request())) == TransferResult(TransferStatus.ANSWERED, 20.0, "PJSIP/101", 240.0)
     assert channel.clock.elapsed() == 260.0
-    assert run(channel.transfer(request(90.0))) == TransferResult(TransferStatus.TIMED_OUT, 90.0)
-    assert run(channel.transfer(request())) == TransferResult(TransferStatus.TIMED_OUT, 300.0)
+    assert run(channel.transfer(request(90.0))) == TransferResult(TransferStatus.TIMED_OUT, 90.0, ended="TIMEOUT")
+    assert run(channel.transfer(request())) == TransferResult(TransferStatus.TIMED_OUT, 300.0, ended="TIMEOUT")
     assert run(channel.transfer(request())) == TransferResult(TransferStatus.ABANDONED, 45.0)
     assert channel.clock.elapsed() == 260.0 + 90.0 + 300.0 + 45.0
     # past the script, agents answer
@@ -125,7 +125,7 @@ def test_queue_defaults():
 def test_queue_script_times():
     channel = ScriptedChannel(queue=[QueueScript(TransferStatus.TIMED_OUT, wait=12.0),
                                      QueueScript(TransferStatus.ANSWERED, 5.0, 30.0, "PJSIP/9")])
-    assert run(channel.transfer(request(60.0))) == TransferResult(TransferStatus.TIMED_OUT, 12.0)
+    assert run(channel.transfer(request(60.0))) == TransferResult(TransferStatus.TIMED_OUT, 12.0, ended="TIMEOUT")
     assert run(channel.transfer(request())) == TransferResult(TransferStatus.ANSWERED, 5.0, "PJSIP/9", 30.0)
 
 

@@ -110,7 +110,8 @@ def test_timeout_without_on_timeout_overflows_to_the_departments_backup(run_flow
     call = sim.call
     assert [e.data for e in of_type(call, ev.TRANSFER)] == [
         {"department": "sales", "queue": "sales", "priority": 0},
-        {"department": "support", "queue": "support", "priority": 0, "overflow": True},
+        {"department": "support", "queue": "support", "priority": 0, "overflow": True,
+         "reason": "sales: no agent answered"},
     ]
     assert [r.department.name for r in sim.channel.transfers] == ["sales", "support"]
     assert call.outcome == ev.Outcome.ANSWERED

@@ -117,7 +117,8 @@ CASES = {
     "missing_segment_file": (
         VALID.replace("data/vip.csv", "data/vips.csv"),
         [
-            'config.yaml:13:18: cannot read the numbers of segment "vip" from "data/vips.csv"',
+            'config.yaml:13:18: cannot read the numbers of segment "vip" from "data/vips.csv": No such file or directory '
+            '(did you mean "data/vip.csv"?)',
         ],
     ),
     "overflow_to_unknown_department": (

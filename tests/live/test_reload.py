@@ -104,3 +104,91 @@ def test_a_broken_config_is_refused_too(installation, caplog):
     with caplog.at_level(logging.ERROR, logger="ivr.live.reload"):
         assert reloader.reload() is False
     assert reloader.current() is engine
+
+
+# --- the segments' CSV files ---------------------------------------------------------------------
+PREMIUM_PATH = ["welcome", "open_check", "vip_check", "premium_greeting"]
+
+
+def _premium(engine, caller: str) -> bool:
+    channel = ScriptedChannel("", VirtualClock(AT))
+    call = asyncio.run(engine.run(channel, "main", caller=caller, clock=channel.clock))
+    return call.path[:4] == PREMIUM_PATH
+
+
+def _watch(reloader: FlowReloader, seconds: float, edit=None) -> None:
+    """Runs the watcher (every 50 ms) for `seconds`; `edit()` after the first tick."""
+    async def main():
+        task = asyncio.create_task(reloader.watch(interval=0.05))
+        await asyncio.sleep(0.1)
+        if edit is not None:
+            edit()
+        await asyncio.sleep(seconds)
+        task.cancel()
+
+    asyncio.run(main())
+
+
+def test_a_rewritten_csv_file_counts_for_new_calls_and_calls_in_progress_keep_theirs(installation, caplog):
+    reloader = FlowReloader([installation / "flows"], installation / "config.yaml")
+    first = reloader.load()
+    vip = installation / "data" / "vip.csv"
+    assert _premium(first, "+48 601 200 300") and not _premium(first, "+48 600 100 200")
+    with caplog.at_level(logging.INFO, logger="ivr.live.reload"):
+        _watch(reloader, 0.5, lambda: vip.write_text("number\n+48 600 100 200\n", encoding="utf-8"))
+    assert reloader.generation == 2  # once, though the watch ticked ten times after
+    second = reloader.current()
+    assert _premium(second, "+48 600 100 200") and not _premium(second, "+48 601 200 300")
+    assert _premium(first, "+48 601 200 300")  # the engine a call in progress holds: its numbers
+    said = [r.getMessage() for r in caplog.records]
+    assert f"changed: {vip}; reloading" in said
+    assert f'segment "vip": 1 number(s) from {vip}' in said
+
+
+def test_rows_of_a_rewritten_csv_file_that_are_left_out_are_logged(installation, caplog):
+    reloader = FlowReloader([installation / "flows"], installation / "config.yaml")
+    reloader.load()
+    vip = installation / "data" / "vip.csv"
+    vip.write_text("number\n+48 600 100 200\nKowalski\n", encoding="utf-8")
+    with caplog.at_level(logging.INFO, logger="ivr.live.reload"):
+        assert reloader.reload()
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.endswith('vip.csv:3:1: warning: segment "vip": "Kowalski" is no phone number '
+                            "(at least 4 digits; '#' starts a comment); the row is left out"), warning
+
+
+@pytest.mark.parametrize("breaking", ["unreadable", "deleted"])
+def test_a_broken_csv_file_keeps_the_numbers_and_is_logged_once(installation, caplog, breaking):
+    reloader = FlowReloader([installation / "flows"], installation / "config.yaml")
+    first = reloader.load()
+    vip = installation / "data" / "vip.csv"
+
+    def breaks():
+        if breaking == "deleted":
+            vip.unlink()
+        else:
+            vip.write_bytes(b"number\n+48 600 100 200,Caf\xe9\n")
+
+    with caplog.at_level(logging.INFO, logger="ivr.live.reload"):
+        _watch(reloader, 0.6, breaks)
+    assert reloader.current() is first and _premium(first, "+48 601 200 300")
+    refused = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    why = "No such file or directory" if breaking == "deleted" else "are not UTF-8 text (line 2: byte 0xe9)"
+    assert len(refused) == 2 and why in refused[0], refused  # the error and the sum, once in twelve ticks
+    assert refused[1] == "reload refused: 1 error(s); the running flows stay, with their segments' numbers"
+    # mended: taken at the next tick
+    _watch(reloader, 0.3, lambda: vip.write_text("+48 600 100 200\n", encoding="utf-8"))
+    assert reloader.generation == 2 and _premium(reloader.current(), "+48 600 100 200")
+
+
+def test_a_csv_file_the_config_no_longer_names_is_no_longer_watched(installation):
+    reloader = FlowReloader([installation / "flows"], installation / "config.yaml")
+    reloader.load()
+    (installation / "data" / "gold.csv").write_text("+48 600 100 200\n", encoding="utf-8")
+    _edit(installation / "config.yaml", "numbers: data/vip.csv", "numbers: data/gold.csv")
+    assert reloader.reload()
+    assert reloader.changed_files() == []  # vip.csv left the watch without looking changed
+    _watch(reloader, 0.3, lambda: (installation / "data" / "vip.csv").write_text("+48 111 111 111\n", encoding="utf-8"))
+    assert reloader.generation == 2
+    _watch(reloader, 0.3, lambda: (installation / "data" / "gold.csv").write_text("+48 111 111 111\n", encoding="utf-8"))
+    assert reloader.generation == 3 and _premium(reloader.current(), "+48 111 111 111")

@@ -138,3 +138,28 @@ def test_the_ami_part_serves_the_line_with_mutes_and_call_backs():
     client.connected = False
     with pytest.raises(ConnectionError):  # the line then stops the recorder over AGI instead
         asyncio.run(part.mute("PJSIP/101-1", False))
+
+
+def test_the_ami_part_lends_the_line_the_queue_board_as_queue_loads():
+    import datetime as dt
+
+    from ivr.asterisk.queue_board import QueueBoard
+    from ivr.clock import VirtualClock
+    from ivr.engine.channel import QueueLoad
+
+    clock = VirtualClock(dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.timezone.utc))
+
+    class Client:
+        board = QueueBoard(clock)
+
+    part = AmiPart(Client())
+    assert part.queue_load("sales") == QueueLoad(0, 0.0, 0, 0, fresh=False)  # never synced: not vouched for
+    Client.board.apply_status([{"Event": "QueueParams", "Queue": "sales"},
+                               {"Event": "QueueMember", "Queue": "sales", "Location": "PJSIP/101", "Status": "2",
+                                "Paused": "0", "InCall": "1"},
+                               {"Event": "QueueEntry", "Queue": "sales", "Uniqueid": "1.1", "Wait": "30"}],
+                              Client.board.begin_sync(), clock.now())
+    assert part.queue_load("sales") == QueueLoad(1, 30.0, 0, 1, fresh=True)
+    assert part.queue_load("nosuch") is None  # Asterisk has no such queue: nothing to compare
+    Client.board.connection_lost()
+    assert part.queue_load("sales").fresh is False

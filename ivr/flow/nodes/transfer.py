@@ -20,7 +20,7 @@ class Transfer(Node):
     announce_position: bool = field(BOOL, default=False, doc="tell callers their place in the queue")
     max_wait: Optional[float] = field(DURATION, doc="longest wait in the queue before on_timeout")
     priority: int = field(INT, default=0, low=0, high=100, doc="higher is answered first (premium callers)")
-    on_timeout: Optional[str] = field(NODE, doc="where callers go after max_wait: overflow, call-back offer or voicemail", edge="timeout")
+    on_timeout: Optional[str] = field(NODE, doc="where callers go after max_wait: overflow, call-back offer or voicemail (at a peak past the department's overflow_when, at once if it is the transfer to the overflow group)", edge="timeout")
     after: Optional[str] = field(NODE, doc="where callers go when the agent hangs up (a survey)", edge="after")
 
     @classmethod

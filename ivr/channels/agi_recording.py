@@ -1,0 +1,66 @@
+"""A live call's recording when the dialplan started none.
+
+The dialplan `ivr asterisk-config` writes starts MixMonitor on
+`<recordings>/<YYYY-MM-DD>/<UNIQUEID>.wav` and keeps the path in `IVR_RECORDING` before it
+hands the call over; the FastAGI server reads that variable at the start of every call
+(the one command such a call costs here). A hand-written dialplan that only runs
+`AGI(agi://...)` leaves it unset: the call would have no recording, and nobody would know.
+Then the engine starts the same recording itself: the date as Asterisk's STRFTIME gives it
+(one GET FULL VARIABLE, so the folder is the one the generated dialplan would use), then
+`MixMonitor` and `IVR_RECORDING`, so that muting and the call's record work as usual. The
+log says so once for the call, with what to add to the dialplan; if the recording cannot
+be started, the log says that the call is not recorded, and why.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from pathlib import Path
+from typing import Optional
+
+from ivr.channels.agi import AgiChannel
+from ivr.errors import CallerHangup
+
+log = logging.getLogger(__name__)
+
+DATE = "${STRFTIME(${EPOCH},,%Y-%m-%d)}"  # as the generated dialplan names the day's folder
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_UNIQUEID = re.compile(r"[0-9]+\.[0-9]+")  # Asterisk's: <epoch>.<sequence>
+# a comma starts MixMonitor's options, `|` did in old releases; the rest would be read as
+# dialplan syntax by whoever copies the path into a dialplan
+_FORBIDDEN = set(",|;$()[]{}\"'\\`")
+DIALPLAN_HINT = ("Set(IVR_RECORDING=<recordings>/${STRFTIME(${EPOCH},,%Y-%m-%d)}/${UNIQUEID}.wav) and "
+                 "MixMonitor(${IVR_RECORDING}) before AGI(), as `ivr asterisk-config` writes them")
+
+
+async def start_recording(channel: AgiChannel, recordings_dir: Path, call: str) -> Optional[str]:
+    """Start the call's recording as the generated dialplan would; its path, or None (logged)
+    when it could not be started. A caller who hangs up meanwhile ends it quietly."""
+    uniqueid = channel.env.uniqueid
+    if not _UNIQUEID.fullmatch(uniqueid):
+        return _not_recorded(call, f"its uniqueid {uniqueid!r} is not Asterisk's <epoch>.<n>")
+    folder = str(recordings_dir)
+    if any(ch in _FORBIDDEN or unicodedata.category(ch).startswith("C") for ch in folder):
+        return _not_recorded(call, f"the recordings folder {folder!r} holds characters MixMonitor would split at")
+    try:
+        reply = await channel.send("GET FULL VARIABLE", DATE)
+        if reply.number != 1 or not _DATE.fullmatch(reply.data or ""):
+            return _not_recorded(call, f"Asterisk gave no date for the folder ({reply.line!r})")
+        path = f"{folder}/{reply.data}/{uniqueid}.wav"
+        reply = await channel.send("EXEC", "MixMonitor", path)
+        if reply.number != 0:
+            return _not_recorded(call, f"MixMonitor answered {reply.line!r} (is app_mixmonitor loaded?)")
+        await channel.send("SET VARIABLE", "IVR_RECORDING", path)
+    except CallerHangup:
+        return None
+    log.warning("call %s came without IVR_RECORDING: its dialplan started no recording, so the engine started "
+                "MixMonitor on %s itself; add %s", call, path, DIALPLAN_HINT)
+    return path
+
+
+def _not_recorded(call: str, why: str) -> None:
+    log.warning("call %s is NOT recorded: its dialplan started no recording (IVR_RECORDING is unset) and the engine "
+                "could not start one: %s; add %s", call, why, DIALPLAN_HINT)
+    return None

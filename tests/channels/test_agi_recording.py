@@ -1,0 +1,78 @@
+"""A live call whose dialplan started no recording (no IVR_RECORDING): the engine starts
+it as the generated dialplan would, or says in the log that the call is not recorded, once
+per call. Against the fake Asterisk over loopback; the real one is in
+tests/asterisk/test_live_recording.py."""
+
+from __future__ import annotations
+
+import logging
+
+from fake_asterisk import Caller, environment
+from test_fastagi import installation, lines, run_calls  # noqa: F401 - the fixture is used by name
+
+UNSET = 'GET VARIABLE "IVR_RECORDING"'
+DATE = 'GET FULL VARIABLE "${STRFTIME(${EPOCH},,%Y-%m-%d)}"'
+
+
+def _bare(date: str = "2026-11-24", mixmonitor: str = "200 result=0") -> Caller:
+    def rule(line: str):
+        if line == UNSET:
+            return ["200 result=0"]
+        if line == DATE:
+            return [f"200 result=1 ({date})"]
+        if line.startswith('EXEC "MixMonitor"'):
+            return [mixmonitor]
+        return None
+
+    return Caller(keys=["hangup"], special=[rule])
+
+
+def _said(caplog, uniqueid: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if uniqueid in r.getMessage() and "IVR_RECORDING" in r.getMessage()]
+
+
+def test_the_engine_records_a_call_its_dialplan_did_not(installation, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="ivr")
+    events, [sent] = run_calls(installation, tmp_path, [(_bare(), environment("1700000000.7"))])
+    path = f"{tmp_path / 'rec'}/2026-11-24/1700000000.7.wav"
+    assert lines(sent)[:5] == [UNSET, DATE, f'EXEC "MixMonitor" "{path}"', f'SET VARIABLE "IVR_RECORDING" "{path}"',
+                               "ANSWER"]
+    [call] = events.values()
+    assert call[0].data["recording"] == path  # the call's record links it
+    [said] = _said(caplog, "1700000000.7")
+    assert f"the engine started MixMonitor on {path} itself" in said
+    assert "MixMonitor(${IVR_RECORDING}) before AGI()" in said
+
+
+def test_a_recording_that_cannot_start_is_warned_about_once_and_the_call_goes_on(installation, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="ivr")
+    events, [sent] = run_calls(installation, tmp_path, [(_bare(mixmonitor="200 result=-2"), environment("1700000000.8"))])
+    assert lines(sent)[3] == "ANSWER"  # no IVR_RECORDING set for a file that does not exist
+    [call] = events.values()
+    assert "recording" not in call[0].data and call[-1].data["outcome"] == "abandoned"
+    [said] = _said(caplog, "1700000000.8")
+    assert "is NOT recorded" in said and "200 result=-2" in said
+
+
+def test_no_date_from_asterisk_records_nothing_and_says_why(installation, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="ivr")
+    _, [sent] = run_calls(installation, tmp_path, [(_bare(date="x/../y"), environment("1700000000.9"))])
+    assert not [line for line in lines(sent) if "MixMonitor" in line]
+    [said] = _said(caplog, "1700000000.9")
+    assert "is NOT recorded" in said and "no date" in said
+
+
+def test_an_odd_uniqueid_never_becomes_a_file_name(installation, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="ivr")
+    _, [sent] = run_calls(installation, tmp_path, [(_bare(), environment("../../etc/x"))])
+    assert lines(sent)[:2] == [UNSET, "ANSWER"]
+    [said] = _said(caplog, "../../etc/x")
+    assert "is NOT recorded" in said
+
+
+def test_a_call_the_dialplan_records_costs_no_command_more(installation, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="ivr")
+    _, [sent] = run_calls(installation, tmp_path, [(Caller(keys=["hangup"]), environment("1700000000.10"))])
+    assert lines(sent)[:2] == [UNSET, "ANSWER"]
+    assert not [line for line in lines(sent) if "MixMonitor" in line or line.startswith("GET FULL")]
+    assert _said(caplog, "1700000000.10") == []
