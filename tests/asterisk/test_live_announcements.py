@@ -190,6 +190,8 @@ def test_the_first_caller_in_line_hears_it_is_next_every_15_seconds(waited):
     # on joining and again EVERY seconds later (app_queue says no wait to the first caller)
     assert sounds[:4] == ["queue-youarenext", "queue-thankyou"] * 2, (sounds, heard.lines)
     assert heard.told()[:2] == [1, 1], heard.lines
+    # with the position on, Asterisk tells the first in line no wait (wait: yes all the same)
+    assert heard.hold_times() == [] and "queue-holdtime" not in sounds, heard.lines
     assert {language for sound, language in heard.played() if sound.startswith("queue-")} == {"en"}
 
 
