@@ -15,7 +15,7 @@ from ivr import __version__
 from ivr import events as ev
 from ivr.settings.config import find_config
 from ivr.errors import DiagnosticsError, IvrError, JourneyFailure, UsageError
-from ivr.flow.project import Report, display_path
+from ivr.flow.project import Report, display_path, load_flows
 from ivr.installation import check_installation, load_installation
 
 
@@ -350,8 +350,11 @@ def serve(ctx: click.Context, paths: tuple[Path, ...], host: Optional[str], port
               help="The folder to write extensions.conf, queues.conf and manager.conf into.")
 @click.pass_context
 def asterisk_config(ctx: click.Context, out_dir: Path) -> None:
-    """Write the Asterisk dialplan, queues and manager user generated from config.yaml."""
-    from ivr.asterisk.dialplan import write_config
+    """Write the Asterisk dialplan, queues and manager user generated from config.yaml
+    (and the flows/ beside it: a transfer node's announce_position turns on its queue's
+    position announcements)."""
+    from ivr.asterisk.dialplan import with_announcements, write_config
+    from ivr.flow.announcements import announcing_departments
     from ivr.settings.config import load_config
 
     path = _config_path(ctx, Path.cwd())
@@ -359,6 +362,9 @@ def asterisk_config(ctx: click.Context, out_dir: Path) -> None:
         raise UsageError("no config.yaml found; name it with --config")
     config = load_config(path)
     _check_lines(config, path)
+    if (path.parent / "flows").is_dir():
+        flows, config = load_flows([path.parent / "flows"], path)
+        config = with_announcements(config, announcing_departments(flows.flows.values()))
     for written in write_config(config, out_dir):
         click.echo(f"wrote {display_path(written)}", err=True)
 

@@ -15,7 +15,9 @@ Three files, written with plain string templates:
   Context `ivr-callback` (the call-back contract of `ivr.asterisk.callback`): one extension
   per queue. The file ends with `#tryinclude extensions_site.conf` for a site's own
   contexts (trunks, the test bed's fake agents), so this file can be generated again.
-- queues.conf: one queue per department, from a template of contact-centre settings.
+- queues.conf: one queue per department, from a template of contact-centre settings, with
+  the department's announcements (position, expected wait, reminder; `with_announcements`
+  adds what the flows ask for).
 - manager.conf: the engine's AMI user with the least rights its actions need, bound to
   the configured address; the secret is read from the environment, never printed.
 
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 from ivr.settings.asterisk import LANGUAGE_CODE, NAME, NAME_RULE
+from ivr.settings.announce import Announcements
 from ivr.settings.lines import DEFAULT_FLOW, NUMBER as LINE_NUMBER, PATTERN as LINE_PATTERN
 from ivr.settings.config import Config, Department, expand_env
 from ivr.errors import AsteriskError, MissingSecret
@@ -227,15 +230,13 @@ autopause = no
 autofill = yes
 maxlen = 0
 servicelevel = 30
-; tell callers where they are and how long they will wait: on joining, then every 60 s
-announce-frequency = 60
-min-announce-frequency = 30
-announce-position = yes
-announce-holdtime = once
-announce-round-seconds = 30
-; a reminder that an agent will answer, every 45 s of waiting
+; announcements (position, expected wait, reminder) are set per queue below, from
+; config.yaml's `announce` and the flows' announce_position; a queue that sets none is silent
+announce-frequency = 0
+announce-position = no
+announce-holdtime = no
+periodic-announce-frequency = 0
 periodic-announce = queue-periodic-announce
-periodic-announce-frequency = 45
 relative-periodic-announce = yes
 ; joinempty / leavewhenempty: callers may join and stay while agents are busy (inuse) or
 ; ringing: they will be free soon, which is what a queue is for. They may NOT join, and
@@ -266,12 +267,53 @@ def queues_conf(config: Config) -> str:
         out.append(f"strategy = {department.strategy}")
         if department.overflow and department.overflow in config.departments:
             out.append(f"; overflow: department {_comment(department.overflow)} (the engine moves callers there)")
+        out += _announcements(department.announce)
         for member in department.members:
             out.append(f"member => {member}")
         if not department.members:
             out.append("; no members: callers cannot join (joinempty) and go to the overflow")
         out.append("")
     return "\n".join(out)
+
+
+def _announcements(announce: Optional[Announcements]) -> list[str]:
+    """The queue's announce-* options; nothing (the template's silence) when it has none."""
+    if announce is None or not (announce.speaks or announce.reminder):
+        return ["; announcements: none"]
+    out = []
+    if announce.speaks:
+        said = [what for what, on in (("position", announce.position), ("expected wait", announce.wait != "no")) if on]
+        out.append(f"; announcements: {' and '.join(said)}, every {announce.every} s while a caller waits")
+        if announce.position and announce.position_limit:
+            out += ["announce-position = limit", f"announce-position-limit = {announce.position_limit}"]
+        else:
+            out.append(f"announce-position = {'yes' if announce.position else 'no'}")
+        out += [
+            f"announce-holdtime = {announce.wait}",
+            f"announce-frequency = {announce.every}",
+            f"min-announce-frequency = {announce.min_interval}",
+            f"announce-round-seconds = {announce.round}",
+        ]
+    if announce.reminder:
+        out += [f"; a reminder that all agents are busy, every {announce.reminder} s of waiting",
+                f"periodic-announce-frequency = {announce.reminder}"]
+    return out
+
+
+def with_announcements(config: Config, departments: Iterable[str]) -> Config:
+    """A copy of config in which the queues of `departments` announce the caller's position.
+
+    Asterisk announces per queue, not per call: what the flows ask for (a transfer node's
+    `announce_position: true`) is turned on for every caller of that queue, with the rest of
+    the department's `announce` settings (or their defaults)."""
+    named = set(departments)
+    queues = {d.queue for d in config.departments.values() if d.name in named}
+    changed = {}
+    for name, department in config.departments.items():
+        if department.queue in queues and not (department.announce and department.announce.position):
+            announce = replace(department.announce or Announcements(), position=True)
+            changed[name] = replace(department, announce=announce)
+    return replace(config, departments={**config.departments, **changed}) if changed else config
 
 
 def _unique_queues(config: Config) -> list[Department]:
@@ -286,7 +328,15 @@ def _unique_queues(config: Config) -> list[Department]:
         elif (known.members, known.strategy) != (department.members, department.strategy):
             raise AsteriskError(f'departments "{_comment(known.name)}" and "{_comment(department.name)}" share queue '
                                 f'"{department.queue}" but not its members and strategy; give each its own queue')
+        elif _said(known.announce) != _said(department.announce):
+            raise AsteriskError(f'departments "{_comment(known.name)}" and "{_comment(department.name)}" share queue '
+                                f'"{department.queue}" but not its announcements (Asterisk announces per queue); '
+                                f"give both the same announce, or each its own queue")
     return list(queues.values())
+
+
+def _said(announce: Optional[Announcements]) -> list[str]:
+    return _announcements(announce)
 
 
 def _checked_department(department: Department) -> Department:

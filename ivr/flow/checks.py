@@ -13,6 +13,7 @@ from typing import Any, Collection, Iterator
 
 from ivr.settings.config import Config
 from ivr.flow import spec
+from ivr.flow.announcements import check_announcements
 from ivr.yamldoc.diagnostics import Findings, did_you_mean
 from ivr.yamldoc.loader import Document, describe
 from ivr.flow.model import ANY_LANGUAGE
@@ -175,6 +176,7 @@ class _FlowChecker(CompositeValues):
             for name in self.prompt_names:
                 if name not in self.used_prompts:
                     self.findings.warning(("prompts", name), f'prompt "{name}" is never played', at_key=True)
+        check_announcements(nodes, nodes_data, self.ctx.config, self.findings)
         flow = CheckedFlow(self.doc, self.flow_id, description if isinstance(description, str) else "", self.languages, start if isinstance(start, str) else "", prompts, nodes)
         intended = start if isinstance(start, str) else self._intended(data.get("start"), self.node_names)
         if intended in nodes:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from ivr.errors import ConfigError, MissingSecret, UsageError
 from ivr.yamldoc.diagnostics import Diagnostic, Findings, did_you_mean, sort_best_first
 from ivr.yamldoc.loader import Document, LoadError, describe, load_file
+from ivr.settings.announce import Announcements, parse_announcements
 from ivr.settings.asterisk import AsteriskSettings, parse_asterisk_settings
 from ivr.settings.sections import ENV_REFERENCE
 from ivr.settings.prompts import PromptSettings, parse_prompt_settings
@@ -38,6 +39,7 @@ class Department:
     overflow: str | None = None
     strategy: str = "ringall"
     overflow_when: OverflowWhen | None = None  # limits past which callers go to `overflow` at once
+    announce: Announcements | None = None  # what waiting callers are told (ivr.settings.announce)
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,7 @@ def _department(name: str, value: Any, path: tuple, findings: Findings) -> Depar
     if not isinstance(value, dict):
         findings.error(path, f'department "{name}" must be a mapping such as {{queue: {name}, members: [PJSIP/101]}}, not {describe(value)}')
         return None
-    known = ("queue", "members", "overflow", "strategy", "description", "overflow_when")
+    known = ("queue", "members", "overflow", "strategy", "description", "overflow_when", "announce")
     for key in value:
         if key not in known:
             findings.error(path + (key,), f'"{key}" is no field of a department{did_you_mean(key, known)}', at_key=True)
@@ -209,5 +211,8 @@ def _department(name: str, value: Any, path: tuple, findings: Findings) -> Depar
         overflow_when = parse_overflow_when(name, value["overflow_when"], path + ("overflow_when",), findings)
         if overflow_when is None:
             return None
+    announce = parse_announcements(name, value.get("announce"), path + ("announce",), findings)
+    if announce is None and value.get("announce") is not None:
+        return None
     return Department(name, queue, tuple(members), str(overflow) if overflow is not None else None, strategy,
-                      overflow_when)
+                      overflow_when, announce)

@@ -37,12 +37,14 @@ import sqlalchemy as sa
 import yaml
 
 from ivr.testbed.ami_session import AmiSession, originate_keys
-from ivr.asterisk.dialplan import with_members
+from ivr.asterisk.dialplan import with_announcements, with_members
 from ivr.testbed.sipp import CallResult, parse_keys, place_call
 from ivr.testbed.server import REPO, Testbed
 from ivr.channels import fastagi
 from ivr.channels.agi import AgiChannel
-from ivr.settings.config import Department, load_config
+from ivr.flow.announcements import announcing_departments
+from ivr.flow.project import load_flows
+from ivr.settings.config import Config, Department, load_config
 from ivr.errors import AmiError
 from ivr.live.serve import AmiPart, Runtime, build_runtime
 from ivr.store.db import create_db_engine
@@ -53,6 +55,7 @@ from .testbed_support import IVR
 # bed's [agents] context answers any 2XX and plays tt-monkeys for 16 s). Not 200, the test
 # bed's own agent: other tests find it free, not in the wrap-up time after a call of ours.
 AGENTS = tuple(f"Local/{n}@agents/n" for n in range(201, 209))
+Members = Callable[[Department], Iterable[str]]
 FIRST_KEY_WAIT = 2.0  # the test bed's [caller] context waits 2 s before its first key, as `ivr call --wait 2`
 
 
@@ -186,14 +189,26 @@ def _wait_connected(part: AmiPart, seconds: float) -> None:
         time.sleep(0.1)
 
 
+def asterisk_side(config_path: Path, members: Members, flows: Path = REPO / "flows") -> Config:
+    """The installation's config as `ivr asterisk-config` turns it into Asterisk's files (the
+    announce_position of the `flows` included), each department's members given by `members`."""
+    loaded, config = load_flows([flows], config_path)
+    config = with_announcements(config, announcing_departments(loaded.flows.values()))
+    return with_members(config, members)
+
+
+def _all_agents(department: Department) -> Iterable[str]:
+    return AGENTS
+
+
 @contextlib.contextmanager
 def serving(testbed: Testbed, config_path: Path, *, flows: Optional[Path] = None,
-            members: Callable[[Department], Iterable[str]] = lambda department: AGENTS) -> Iterator[Serving]:
+            members: Members = _all_agents) -> Iterator[Serving]:
     """The installation's runtime serving the test bed's calls (see the module docstring);
     `flows` another folder of flows than the repository's, `members` each department's
     members in the test bed (default: the pool of fake agents)."""
     config = load_config(config_path)
-    testbed.reconfigure(with_members(config, members))
+    testbed.reconfigure(asterisk_side(config_path, members, flows or REPO / "flows"))
     saved_secret = os.environ.get("IVR_AMI_SECRET")
     os.environ["IVR_AMI_SECRET"] = testbed.ami_secret
     logs = LogRecords()
@@ -241,8 +256,7 @@ def serve_process(testbed: Testbed, config_path: Path, log_path: Path) -> Iterat
     beside it), the test bed's dialplan pointed at it; yields the environment that names
     the installation (IVR_CONFIG) and the AMI secret, for other `ivr` commands to run in.
     The process's log is kept in `log_path`."""
-    config = load_config(config_path)
-    testbed.reconfigure(with_members(config, lambda department: AGENTS))
+    testbed.reconfigure(asterisk_side(config_path, _all_agents))
     env = {**os.environ, "IVR_CONFIG": str(config_path), "IVR_AMI_SECRET": testbed.ami_secret}
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen([str(IVR), "serve"], cwd=REPO, env=env,

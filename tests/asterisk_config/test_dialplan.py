@@ -155,8 +155,9 @@ def test_one_queue_per_department_with_members_and_strategy(config):
 
 def test_queue_template_holds_the_contact_centre_settings(config):
     settings = dict(line.split(" = ", 1) for line in section(queues_conf(config), "ivr-queue-defaults"))
-    assert settings["announce-position"] == "yes"
-    assert settings["announce-holdtime"] == "once"
+    # silent unless a queue announces (tests/asterisk_config/test_queue_announcements.py)
+    assert settings["announce-position"] == settings["announce-holdtime"] == "no"
+    assert settings["announce-frequency"] == settings["periodic-announce-frequency"] == "0"
     assert settings["periodic-announce"] == "queue-periodic-announce"
     assert settings["joinempty"] == settings["leavewhenempty"] == "paused,unavailable,invalid"
     assert settings["ringinuse"] == "no" and settings["timeoutpriority"] == "app"
