@@ -415,9 +415,12 @@ def test_every_simulated_call_ends_with_an_outcome(keys, at, caller, queue, barg
 
 
 def _texts(value):
-    """Every string inside an event's dict form, keys included."""
+    """Every string and whole number inside an event's dict form, keys included (floats are
+    times and durations)."""
     if isinstance(value, str):
         yield value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        yield str(value)
     elif isinstance(value, dict):
         for key, item in value.items():
             yield str(key)
