@@ -110,6 +110,8 @@ def _load(ctx: click.Context, flow_file: Path):
 @click.pass_context
 def validate(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
     """Check flows and config.yaml; print file:line:col findings, exit 1 on errors."""
+    from ivr.asterisk.dialplan import silence_warning
+
     targets = list(paths) or _default_flows(ctx)
     first = targets[0] if targets[0].is_dir() else targets[0].parent
     report: Report = check_installation(targets, _config_path(ctx, first))
@@ -120,6 +122,9 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None
             click.echo(str(diagnostic))
     errors = len(report.errors)
     warnings = len(report.diagnostics) - errors
+    silent = silence_warning(report.config) if not as_json else None  # --json: stdout holds findings only
+    if silent:
+        click.echo(f"warning: {silent}", err=True)
     if not as_json:
         summary = f"{len(report.files)} flow file(s) checked: {errors} error(s), {warnings} warning(s)"
         click.echo(click.style(summary, fg="red" if errors else "green"), err=True)
@@ -353,7 +358,7 @@ def asterisk_config(ctx: click.Context, out_dir: Path) -> None:
     """Write the Asterisk dialplan, queues and manager user generated from config.yaml
     (and the flows/ beside it: a transfer node's announce_position turns on its queue's
     position announcements)."""
-    from ivr.asterisk.dialplan import with_announcements, write_config
+    from ivr.asterisk.dialplan import silence_warning, with_announcements, write_config
     from ivr.flow.announcements import announcing_departments
     from ivr.settings.config import load_config
 
@@ -367,6 +372,9 @@ def asterisk_config(ctx: click.Context, out_dir: Path) -> None:
         config = with_announcements(config, announcing_departments(flows.flows.values()))
     for written in write_config(config, out_dir):
         click.echo(f"wrote {display_path(written)}", err=True)
+    warning = silence_warning(config)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _check_lines(config, path: Path) -> None:

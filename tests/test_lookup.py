@@ -13,10 +13,11 @@ import pytest
 
 from crm_server import CrmServer, closed_port
 from ivr.engine.lookups import FAILED, MEMBER, NO_NUMBER, NOT_MEMBER, LookupAnswer, ask_guarded
-from ivr.lookup import HttpLookups, lookup_number, read_answer
+from ivr.lookup import HttpLookups, lookup_number, read_answer, redact_url
 from ivr.settings.segments import Lookup, Segment
 
 PREMIUM = "+48225550101"
+SLACK = 1.0  # a loaded machine's delay on top of a time-out; far less than the slow server's sleep
 
 
 def gold(url: str, **settings) -> Segment:
@@ -91,20 +92,20 @@ def test_what_an_answer_means(answer, status, body, expected):
     ("error", "HTTP 500"),
 ])
 def test_a_failing_server_is_not_in_the_segment_within_the_timeout(mode, error):
-    with CrmServer(mode, members={PREMIUM}, delay=2.0) as crm:
+    with CrmServer(mode, members={PREMIUM}, delay=5.0) as crm:  # the slow one sleeps far past the time-out
         started = time.monotonic()
         answer = ask(HttpLookups(), gold(crm.url(), timeout=0.3), PREMIUM)
         waited = time.monotonic() - started
     assert (answer.result, answer.error) == (FAILED, error)
-    assert waited < 0.3 + 0.2, waited
-    assert abs(answer.ms / 1000 - waited) < 0.1
+    assert waited < 0.3 + SLACK, waited  # the time-out, not the server's 5 s
+    assert answer.ms / 1000 <= waited and answer.ms < 300 + SLACK * 1000, (answer.ms, waited)
 
 
 def test_a_refused_connection_is_not_in_the_segment_at_once():
     started = time.monotonic()
     answer = ask(HttpLookups(), gold(f"http://127.0.0.1:{closed_port()}/vip?number={{number}}", timeout=0.5), PREMIUM)
     assert answer.result == FAILED and answer.error == "cannot connect: Connection refused", answer
-    assert time.monotonic() - started < 0.3
+    assert time.monotonic() - started < 0.5 + SLACK  # refused at once; at most the time-out
 
 
 def test_answers_are_kept_for_the_cache_time_and_failures_are_not():
@@ -183,7 +184,7 @@ def test_the_engine_never_waits_longer_than_the_timeout_whatever_the_lookup_does
     segment = gold("http://crm/{number}", timeout=0.2)
     started = time.monotonic()
     hung = asyncio.run(ask_guarded(Hanging(), segment, PREMIUM))
-    assert time.monotonic() - started < 0.2 + 0.4
+    assert time.monotonic() - started < 0.2 + SLACK  # the time-out, not the lookup's 60 s
     assert (hung.result, hung.error) == (FAILED, "no answer within 200 ms")
     broke = asyncio.run(ask_guarded(Broken(), segment, PREMIUM))
     assert (broke.result, broke.error) == (FAILED, "the lookup broke: RuntimeError")
@@ -195,3 +196,82 @@ def test_one_lookups_serves_several_event_loops():
         lookups = HttpLookups()
         assert ask(lookups, gold(crm.url(), cache=0.0), PREMIUM).result == MEMBER
         assert ask(lookups, gold(crm.url(), cache=0.0), PREMIUM).result == MEMBER
+
+
+@pytest.mark.parametrize("value", ["s3cret-token\n", "s3cret\r\nX-Injected: 1", "s3cret\x00", "s3cret\x1b"])
+def test_a_header_value_with_a_control_character_is_refused_without_quoting_it(caplog, value):
+    with CrmServer("json", members={PREMIUM}) as crm, caplog.at_level(logging.DEBUG):
+        segment = gold(crm.url(), headers=(("Authorization", "Bearer ${CRM_TOKEN}"),))
+        answer = ask(HttpLookups(environ={"CRM_TOKEN": value}), segment, PREMIUM)
+    assert answer.result == FAILED
+    assert answer.error == ('the header "Authorization" has a control character (a line break?) '
+                            "once ${...} is read from the environment")
+    assert crm.requests == []  # nothing was sent
+    assert "s3cret" not in caplog.text and "s3cret" not in answer.error
+
+
+def test_a_url_from_the_environment_with_a_line_break_is_refused_without_quoting_it(caplog):
+    with CrmServer("json", members={PREMIUM}) as crm, caplog.at_level(logging.DEBUG):
+        segment = gold(crm.url("/vip?key=${CRM_KEY}&number={number}"))
+        answer = ask(HttpLookups(environ={"CRM_KEY": "k3y\n"}), segment, PREMIUM)
+    assert (answer.result, answer.error) == (FAILED, "the URL has a control character once ${...} is read from the environment")
+    assert crm.requests == [] and "k3y" not in caplog.text
+
+
+def test_an_error_of_httpx_that_quotes_the_request_is_told_in_fixed_words(caplog, monkeypatch):
+    import httpx
+
+    def refuse(*args, **kwargs):
+        raise httpx.LocalProtocolError("Illegal header value b'Bearer s3cret'")
+
+    with CrmServer("json", members={PREMIUM}) as crm, caplog.at_level(logging.DEBUG):
+        lookups = HttpLookups()
+        asyncio.run(lookups.start())
+        monkeypatch.setattr(httpx.AsyncClient, "stream", refuse)
+        answer = ask(lookups, gold(crm.url()), PREMIUM)
+    assert answer.result == FAILED and "s3cret" not in answer.error and "s3cret" not in caplog.text
+    assert answer.error.startswith("the request cannot be sent")
+
+
+@pytest.mark.parametrize("written, logged", [
+    ("https://crm/vip?key=s3cret&number={number}", "https://crm/vip?key=***&number={number}"),
+    ("https://crm/vip?key=${CRM_KEY}&number={number}", "https://crm/vip?key=${CRM_KEY}&number={number}"),
+    ("https://user:s3cret@crm/vip/{number}", "https://user:***@crm/vip/{number}"),
+    ("https://user:${CRM_PASSWORD}@crm/vip/{number}", "https://user:${CRM_PASSWORD}@crm/vip/{number}"),
+    ("http://127.0.0.1:8080/vip?number={number}", "http://127.0.0.1:8080/vip?number={number}"),
+])
+def test_the_logged_url_masks_query_values_and_the_password(written, logged):
+    assert redact_url(written) == logged
+
+
+def test_a_secret_written_into_the_url_is_not_logged(caplog):
+    with CrmServer("error", members={PREMIUM}) as crm, caplog.at_level(logging.DEBUG):
+        answer = ask(HttpLookups(), gold(crm.url("/vip?key=s3cret&number={number}")), PREMIUM)
+    assert answer.result == FAILED and "s3cret" not in caplog.text and "key=***" in caplog.text
+
+
+def test_the_client_is_made_at_start_and_not_inside_a_callers_time_out(monkeypatch):
+    """Making the client reads the CA file (tens of ms): start() does it, off the loop, once."""
+    import ivr.lookup as lookup_module
+
+    made = []
+    real = lookup_module._new_client
+
+    def slow_client():
+        time.sleep(0.3)  # longer than the time-out below
+        made.append(1)
+        return real()
+
+    monkeypatch.setattr(lookup_module, "_new_client", slow_client)
+
+    async def run() -> list[LookupAnswer]:
+        lookups = HttpLookups()
+        await lookups.start()
+        answers = [await lookups.ask(gold(crm.url(), timeout=0.2, cache=0.0), PREMIUM) for _ in range(2)]
+        await lookups.close()
+        return answers
+
+    with CrmServer("json", members={PREMIUM}) as crm:
+        answers = asyncio.run(run())
+    assert [a.result for a in answers] == [MEMBER, MEMBER], answers
+    assert all(a.ms < 300 for a in answers) and made == [1]

@@ -492,6 +492,8 @@ class AmiClient:
                 pass
             except AmiError as exc:
                 log.warning("AMI: queue refresh failed: %s", exc)
+            except Exception:  # noqa: BLE001 - a bug must not end the refresher: the board would stay stale for good
+                log.exception("AMI: queue refresh broke; trying again at the next refresh")
 
     async def _resync_logged(self) -> None:
         try:

@@ -300,6 +300,19 @@ def _announcements(announce: Optional[Announcements]) -> list[str]:
     return out
 
 
+def silence_warning(config: Config) -> Optional[str]:
+    """A warning when no department of config sets `announce` (nor a flow's announce_position
+    turned it on): queues.conf's shared template is silent, so an installation whose queues
+    announced through the template before hears nothing once it is written again."""
+    departments = list(config.departments.values())
+    if not departments or any(d.announce is not None for d in departments):
+        return None
+    return ("no department announces position or wait: add announce: on to a department in config.yaml "
+            "(or announce_position: true to its transfer node) for its callers to hear their place in the queue; "
+            "queues.conf's shared template is silent, so queues that announced before are silent once it is "
+            "written again")
+
+
 def with_announcements(config: Config, departments: Iterable[str]) -> Config:
     """A copy of config in which the queues of `departments` announce the caller's position.
 

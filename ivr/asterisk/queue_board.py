@@ -14,9 +14,11 @@ Kept from two sources:
   after the request was sent is applied again on top of it (see `begin_sync`).
 
 A member is FREE when it can take a call this moment: not paused, not in a call, and its
-device NOT_INUSE (or UNKNOWN, which Asterisk's queue also rings). It is LOGGED IN unless
-its device is UNAVAILABLE or INVALID; a busy or paused member is logged in. A member in
-its wrap-up time after a call counts as free: Asterisk does not report wrap-up.
+device NOT_INUSE (or UNKNOWN, which Asterisk's queue also rings), and past its wrap-up time
+after its last call (`LastCall` + `Wrapuptime`, as Asterisk reports them), since Asterisk's
+queue does not ring it before; a `Status` that is no number is not free. It is LOGGED IN
+unless its device is UNAVAILABLE or INVALID; a busy or paused member is logged in.
+`MemberState.free_at` is this rule, the one the call-back scheduler uses too.
 
 The board says when it cannot vouch for what it holds (`QueueSnapshot.fresh` is False):
 while the connection is down, before the first QueueStatus, and when the last one is
@@ -77,10 +79,19 @@ class MemberState:
     status: int = UNKNOWN
     paused: bool = False
     in_call: bool = False
+    wrapup: float = 0.0  # seconds of wrap-up after each call (Wrapuptime), 0 for none
+    last_call: float = 0.0  # when its last call ended, epoch seconds (LastCall), 0 for never
 
-    @property
-    def free(self) -> bool:
-        return device_free(self.status) and not self.paused and not self.in_call
+    def free_at(self, now: dt.datetime) -> bool:
+        """Could take a call at `now`: device free, not paused, not in a call, past its wrap-up."""
+        if not device_free(self.status) or self.paused or self.in_call:
+            return False
+        return not (self.wrapup and self.last_call and self.last_call + self.wrapup > now.timestamp())
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, Any]) -> Optional["MemberState"]:
+        """A member from a QueueMember's or a member event's headers; None without an interface."""
+        return _member(headers)
 
     @property
     def logged_in(self) -> bool:
@@ -94,6 +105,13 @@ def _int(value: Any, default: int = 0) -> int:
         return default
 
 
+def _seconds(value: Any) -> float:
+    try:
+        return max(0.0, float(str(value).strip()))
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def _flag(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "yes", "true")
 
@@ -104,16 +122,21 @@ def _member(headers: Mapping[str, Any], old: Optional[MemberState] = None) -> Op
     if not interface:
         return None
     member = MemberState(str(interface)) if old is None else MemberState(old.interface, old.name, old.status,
-                                                                         old.paused, old.in_call)
+                                                                         old.paused, old.in_call, old.wrapup,
+                                                                         old.last_call)
     name = headers.get("MemberName") or headers.get("Name")
     if name:
         member.name = str(name)
     if "Status" in headers:
-        member.status = _int(headers["Status"], UNKNOWN)
+        member.status = _int(headers["Status"], INVALID)  # a Status that is no number: not free
     if "Paused" in headers:
         member.paused = _flag(headers["Paused"])
     if "InCall" in headers:
         member.in_call = _flag(headers["InCall"])
+    if "Wrapuptime" in headers:
+        member.wrapup = _seconds(headers["Wrapuptime"])
+    if "LastCall" in headers:
+        member.last_call = _seconds(headers["LastCall"])
     return member
 
 
@@ -158,7 +181,7 @@ class QueueBoard:
         now = self.clock.now()
         longest = max(0.0, (now - since[0]).total_seconds()) if since else 0.0
         members = [member for member, _seq in state.members.values()]
-        return QueueSnapshot(queue, len(since), longest, sum(1 for m in members if m.free),
+        return QueueSnapshot(queue, len(since), longest, sum(1 for m in members if m.free_at(now)),
                              sum(1 for m in members if m.logged_in), since, self.fresh)
 
     def members(self, queue: str) -> list[MemberState]:

@@ -9,7 +9,8 @@ Then the engine starts the same recording itself: the date as Asterisk's STRFTIM
 (one GET FULL VARIABLE, so the folder is the one the generated dialplan would use), then
 `MixMonitor` and `IVR_RECORDING`, so that muting and the call's record work as usual. The
 log says so once for the call, with what to add to the dialplan; if the recording cannot
-be started, the log says that the call is not recorded, and why.
+be started (a refusal, an error reply of Asterisk), the log says that the call is not
+recorded, and why; the call goes on all the same.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from ivr.channels.agi import AgiChannel
-from ivr.errors import CallerHangup
+from ivr.errors import CallerHangup, ChannelError
 
 log = logging.getLogger(__name__)
 
@@ -40,27 +41,30 @@ async def start_recording(channel: AgiChannel, recordings_dir: Path, call: str) 
     when it could not be started. A caller who hangs up meanwhile ends it quietly."""
     uniqueid = channel.env.uniqueid
     if not _UNIQUEID.fullmatch(uniqueid):
-        return _not_recorded(call, f"its uniqueid {uniqueid!r} is not Asterisk's <epoch>.<n>")
+        return not_recorded(call, f"its uniqueid {uniqueid!r} is not Asterisk's <epoch>.<n>")
     folder = str(recordings_dir)
     if any(ch in _FORBIDDEN or unicodedata.category(ch).startswith("C") for ch in folder):
-        return _not_recorded(call, f"the recordings folder {folder!r} holds characters MixMonitor would split at")
+        return not_recorded(call, f"the recordings folder {folder!r} holds characters MixMonitor would split at")
     try:
         reply = await channel.send("GET FULL VARIABLE", DATE)
         if reply.number != 1 or not _DATE.fullmatch(reply.data or ""):
-            return _not_recorded(call, f"Asterisk gave no date for the folder ({reply.line!r})")
+            return not_recorded(call, f"Asterisk gave no date for the folder ({reply.line!r})")
         path = f"{folder}/{reply.data}/{uniqueid}.wav"
         reply = await channel.send("EXEC", "MixMonitor", path)
         if reply.number != 0:
-            return _not_recorded(call, f"MixMonitor answered {reply.line!r} (is app_mixmonitor loaded?)")
+            return not_recorded(call, f"MixMonitor answered {reply.line!r} (is app_mixmonitor loaded?)")
         await channel.send("SET VARIABLE", "IVR_RECORDING", path)
     except CallerHangup:
         return None
+    except ChannelError as exc:  # a 520 reply, an unexpected line: no recording, the call goes on
+        return not_recorded(call, f"Asterisk answered with an error ({exc})")
     log.warning("call %s came without IVR_RECORDING: its dialplan started no recording, so the engine started "
                 "MixMonitor on %s itself; add %s", call, path, DIALPLAN_HINT)
     return path
 
 
-def _not_recorded(call: str, why: str) -> None:
+def not_recorded(call: str, why: str) -> None:
+    """The one warning of a call whose recording the dialplan did not start and the engine could not."""
     log.warning("call %s is NOT recorded: its dialplan started no recording (IVR_RECORDING is unset) and the engine "
                 "could not start one: %s; add %s", call, why, DIALPLAN_HINT)
     return None

@@ -97,12 +97,23 @@ class FastAgiServer:
         variables = {k: v for k, v in env.query.items() if k != "lang"}
         variables.update({f"arg{i}": value for i, value in enumerate(env.args, 1)})
         details = {"channel": env.channel, "uniqueid": env.uniqueid, "caller_name": env.caller_name, "source": "live"}
+        recording: Optional[str] = None
+        call = f"{env.uniqueid} on {env.channel!r}"
         try:
             # the dialplan names the call's recording; the record links to it
             recording = await channel.get_variable("IVR_RECORDING")
             if not recording and not channel.dead:  # a hand-written dialplan: record the call here
-                recording = await start_recording(channel, self.recordings_dir, f"{env.uniqueid} on {env.channel!r}")
+                recording = await start_recording(channel, self.recordings_dir, call)
         except CallerHangup:
+            recording = None
+        # the recording is no reason to drop a call: whatever goes wrong here, the engine runs
+        # it (and sends it to the fallback queue itself if the channel is really broken)
+        except ChannelError as exc:  # start_recording says its own; this is GET VARIABLE's error
+            log.warning("call %s: reading IVR_RECORDING failed (%s); the call goes on with no recording linked "
+                        "and none started by the engine", call, exc)
+            recording = None
+        except Exception:  # noqa: BLE001 - a bug here must not keep the call from its record
+            log.exception("call %s: reading or starting its recording failed; the call goes on unrecorded", call)
             recording = None
         if recording:
             details["recording"] = recording

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Protocol
 
 from ivr.asterisk.callback import OriginateOutcome
-from ivr.asterisk.queue_board import device_free
+from ivr.asterisk.queue_board import MemberState
 from ivr.clock import Clock, SystemClock
 from ivr.engine.channel import CallbackRequest
 from ivr.errors import AmiConnectionLost, AmiError, IvrError
@@ -97,14 +97,9 @@ class AmiQueueBoard:
 
 
 def member_free(member: Mapping[str, Any], now: dt.datetime) -> bool:
-    """A QueueMember that would take a call now, as the queue board counts one (its device not
-    in use or unknown, not paused, not on a call), and past its own wrap-up time if it has one."""
-    status = str(member.get("Status", ""))
-    if not status.isdigit() or not device_free(int(status)) or str(member.get("Paused", "0")) == "1" \
-            or str(member.get("InCall", "0")) == "1":
-        return False
-    wrapup, last = _number(member.get("Wrapuptime")), _number(member.get("LastCall"))
-    return not (wrapup and last and last + wrapup > now.timestamp())
+    """A QueueMember that would take a call now: the queue board's rule (`MemberState.free_at`)."""
+    state = MemberState.from_headers({"Interface": "?", **member})  # the interface does not matter here
+    return state is not None and state.free_at(now)
 
 
 def _number(value: Any) -> float:

@@ -129,6 +129,10 @@ class FlowReloader:
         now = self._stamps()
         return sorted(p for p in set(now) | set(self._stamp) if now.get(p) != self._stamp.get(p))
 
+    async def start(self) -> None:
+        """Makes the lookups' HTTP client before the first call, so no caller waits for it."""
+        await self.lookups.start()
+
     async def close(self) -> None:
         """Closes the lookups' connections; the server closes this with itself."""
         await self.lookups.close()

@@ -41,6 +41,7 @@ class Runtime:
         config = engine.config
         prompts_dir = prompts_build.prompts_dir(config)
         recordings_dir = config.recordings_dir
+        await self.reloader.start()  # the lookups' client, made before the first call and its time-out
         for part in self.extras:
             await part.start()
         self.server = FastAgiServer(self.reloader.current, prompts_dir=prompts_dir.resolve(),

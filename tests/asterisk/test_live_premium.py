@@ -53,6 +53,8 @@ pytestmark = pytest.mark.asterisk
 PREMIUM_PATH = ["welcome", "open_check", "vip_check", "premium_greeting", "premium_desk"]
 NORMAL_PATH = ["welcome", "open_check", "vip_check", "language"]
 TIMEOUT = 0.5  # the lookup's time-out in the test's config.yaml
+SLOW_CRM = 3.0  # how long the slow CRM sleeps before it answers
+SLACK = 1.0  # a loaded machine's delay on top of the time-out; TIMEOUT + SLACK stays well under SLOW_CRM
 NUMBERS = {
     # CSV
     "kept": "48600700001", "removed": "48600700002", "added": "48600700003", "later": "48600700005",
@@ -172,7 +174,7 @@ def csv_calls(testbed: "Testbed", tmp_path_factory) -> Iterator[dict[str, Any]]:
 def http_calls(testbed: "Testbed", tmp_path_factory) -> Iterator[dict[str, Any]]:
     _build_prompts(testbed)
     folder = tmp_path_factory.mktemp("premium-http")
-    crm = CrmServer("json", members={NUMBERS["member"], NUMBERS["back"]}, delay=3.0)
+    crm = CrmServer("json", members={NUMBERS["member"], NUMBERS["back"]}, delay=SLOW_CRM)
     premium_hold = round(_seconds(testbed, "welcome") + _seconds(testbed, "premium_welcome") + 3 - 2)
     normal_hold = round(_seconds(testbed, "welcome") + 3 - 2)
     results: dict[str, Any] = {"phases": {}}
@@ -243,7 +245,8 @@ def test_a_caller_in_the_csv_file_reaches_the_premium_desk(csv_calls):
 
 
 def test_the_rewritten_csv_file_counts_for_the_next_calls_without_a_restart(csv_calls):
-    assert csv_calls["reload_seconds"] < 3, csv_calls["reload_seconds"]  # the watch polls every second
+    # the watch polls every second: a few seconds on a loaded machine, not a restart's or a missed change's
+    assert csv_calls["reload_seconds"] < 8, csv_calls["reload_seconds"]
     _premium(csv_calls["after"][NUMBERS["added"]])  # a SIP caller, its number in the From header
     _normal(csv_calls["after"][NUMBERS["removed"]])
     log = csv_calls["log"]
@@ -274,7 +277,8 @@ def test_the_lookup_puts_a_member_on_the_premium_desk_and_a_stranger_on_the_norm
     _normal(stranger)
     assert _lookup(member)["result"] == "member" and _lookup(stranger)["result"] == "not_member"
     assert "error" not in _lookup(member) and "error" not in _lookup(stranger)
-    assert _lookup(member)["ms"] < 200 and _lookup(stranger)["ms"] < 200
+    # an answer, not a time-out: within the lookup's time-out (a loaded machine may be slow)
+    assert _lookup(member)["ms"] < TIMEOUT * 1000 and _lookup(stranger)["ms"] < TIMEOUT * 1000
     assert http_calls["phases"]["answers"] == []  # answers are not logged
 
 
@@ -291,10 +295,12 @@ def test_a_failing_lookup_sends_the_caller_down_the_normal_path_without_a_stall(
         lookup = _lookup(record)
         assert (lookup["result"], lookup["error"]) == ("failed", error)
         waited = _route(record)["t"] - _entered(record, "vip_check")
-        assert waited < TIMEOUT + 0.15, waited
-        assert abs(lookup["ms"] / 1000 - waited) < 0.1, (lookup, waited)
+        # the slow CRM sleeps SLOW_CRM seconds: the caller waits the time-out, with slack for a loaded
+        # machine, and never the CRM's sleep
+        assert waited < TIMEOUT + SLACK, waited
+        assert abs(lookup["ms"] / 1000 - waited) < SLACK, (lookup, waited)
         # from the call's start to the language menu: the 404 caller's way, and the time-out at most
-        assert _entered(record, "language") < baseline + TIMEOUT + 0.3, (_entered(record, "language"), baseline)
+        assert _entered(record, "language") < baseline + TIMEOUT + SLACK, (_entered(record, "language"), baseline)
         if error.startswith("no answer"):
             assert lookup["ms"] >= TIMEOUT * 1000 - 10
 

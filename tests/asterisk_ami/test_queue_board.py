@@ -7,6 +7,7 @@ marks it stale when the connection drops and fresh again after the reconnect."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import datetime as dt
 
 from fake_ami import FakeAmi
@@ -232,3 +233,56 @@ def test_a_dropped_connection_makes_the_board_stale_until_the_resync():
             await fake.close()
 
     asyncio.run(main())
+
+
+def test_a_bug_in_one_refresh_is_logged_and_the_refresher_goes_on(caplog):
+    """Not only AmiError: anything a refresh raises is logged, and the next refresh still comes
+    (else the board would stay stale for good and overflow would be off without a word)."""
+    async def main():
+        fake = FakeAmi()
+        await fake.start()
+        client = AmiClient("127.0.0.1", fake.port, "ivr", fake.secret, queue_refresh=0.05)
+        await client.start()
+        broken = [True]
+        apply_status = client.board.apply_status
+
+        def once_broken(*args, **kwargs):
+            if broken[0]:
+                broken[0] = False
+                raise RuntimeError("bug in the board")
+            return apply_status(*args, **kwargs)
+
+        client.board.apply_status = once_broken
+        try:
+            await _until(lambda: not broken[0])
+            after_bug = fake.count("QueueStatus")
+            await _until(lambda: fake.count("QueueStatus") >= after_bug + 2)
+        finally:
+            await client.close()
+            await fake.close()
+
+    with caplog.at_level(logging.ERROR, logger="ivr.asterisk.ami"):
+        asyncio.run(main())
+    [logged] = [r for r in caplog.records if "queue refresh broke" in r.getMessage()]
+    assert logged.exc_info is not None
+
+
+def test_a_member_in_its_wrap_up_time_is_not_free_on_the_board_nor_for_the_call_backs():
+    """One rule for both: the board's count and the call-back scheduler's `member_free`."""
+    from ivr.live.callbacks import member_free
+
+    clock = VirtualClock(T0)
+    wrapping = {**member("PJSIP/101"), "Wrapuptime": "10", "LastCall": str(int(T0.timestamp()) - 4)}
+    board = seeded(clock, wrapping, member("PJSIP/102"))
+    snap = board.snapshot("sales")
+    assert (snap.free_agents, snap.logged_in) == (1, 2)  # 101 is wrapping up: logged in, not free
+    assert not member_free(wrapping, clock.now()) and member_free(member("PJSIP/102"), clock.now())
+    clock.advance(7)  # past LastCall + Wrapuptime
+    assert board.snapshot("sales").free_agents == 2 and member_free(wrapping, clock.now())
+    # a member event that does not repeat the wrap-up keeps it
+    board.handle("QueueMemberPause", {**member_event("PJSIP/101", NOT_INUSE), "LastCall": str(int(clock.now().timestamp()))},
+                 clock.now())
+    assert board.snapshot("sales").free_agents == 1
+    garbage = {**member("PJSIP/103"), "Status": "x"}
+    assert not member_free(garbage, clock.now())
+    assert seeded(clock, garbage).snapshot("sales").free_agents == 0

@@ -148,3 +148,37 @@ def test_the_readme_example_is_a_valid_config(tmp_path):
     assert not config.departments["premium"].announce.speaks
     text = queues_conf(config)
     assert options(text, "support")["announce-round-seconds"] == "10"
+
+
+SILENT = """\
+fallback: operator
+departments:
+  sales:    {queue: sales, members: [PJSIP/101]}
+  operator: {queue: operator, members: [PJSIP/100]}
+"""
+SILENT_FLOW = FLOW.replace("    announce_position: true\n", "")
+NO_ANNOUNCE = "warning: no department announces position or wait: add announce: on"
+
+
+def test_asterisk_config_warns_once_when_no_department_announces(tmp_path, monkeypatch):
+    config = _installation(tmp_path, SILENT_FLOW)
+    config.write_text(SILENT, encoding="utf-8")
+    monkeypatch.setenv("IVR_AMI_SECRET", "s3cret")
+    result = CliRunner().invoke(cli, ["--config", str(config), "asterisk-config", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert result.output.count(NO_ANNOUNCE) == 1, result.output
+    result = CliRunner().invoke(cli, ["--config", str(config), "validate"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count(NO_ANNOUNCE) == 1, result.output
+
+
+@pytest.mark.parametrize("config_text, flow", [(SILENT.replace("[PJSIP/101]}", "[PJSIP/101], announce: on}"), SILENT_FLOW),
+                                               (SILENT.replace("[PJSIP/101]}", "[PJSIP/101], announce: off}"), SILENT_FLOW),
+                                               (SILENT, FLOW)])
+def test_no_warning_where_a_department_or_a_flow_says_what_to_announce(tmp_path, monkeypatch, config_text, flow):
+    config = _installation(tmp_path, flow)
+    config.write_text(config_text, encoding="utf-8")
+    monkeypatch.setenv("IVR_AMI_SECRET", "s3cret")
+    result = CliRunner().invoke(cli, ["--config", str(config), "asterisk-config", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert NO_ANNOUNCE not in result.output

@@ -76,3 +76,57 @@ def test_a_call_the_dialplan_records_costs_no_command_more(installation, tmp_pat
     assert lines(sent)[:2] == [UNSET, "ANSWER"]
     assert not [line for line in lines(sent) if "MixMonitor" in line or line.startswith("GET FULL")]
     assert _said(caplog, "1700000000.10") == []
+
+
+def _erring(reply_to: str, reply: list[str]) -> Caller:
+    """A bare call (no IVR_RECORDING) where Asterisk answers `reply_to` with `reply`."""
+    def rule(line: str):
+        if line.startswith(reply_to):
+            return reply
+        if line == UNSET:
+            return ["200 result=0"]
+        if line == DATE:
+            return ["200 result=1 (2026-11-24)"]
+        return None
+
+    return Caller(keys=["hangup"], special=[rule])
+
+
+def test_an_error_reply_while_starting_the_recording_is_not_recorded_and_the_call_goes_on(installation, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="ivr")
+    usage = ["520-Invalid command syntax.  Proper usage follows:", "Usage: EXEC <Application> <Options>", "520 End of proper usage."]
+    calls = [(_erring('EXEC "MixMonitor"', usage), environment("1700000000.11")),
+             (_erring(DATE, ["299 what is this"]), environment("1700000000.12"))]
+    events, sent = run_calls(installation, tmp_path, calls)
+    assert len(events) == 2  # both calls ran and have their record
+    for call in events.values():
+        assert "recording" not in call[0].data and call[-1].data["outcome"] == "abandoned", call[-1].data
+    for uniqueid in ("1700000000.11", "1700000000.12"):
+        [said] = _said(caplog, uniqueid)  # once
+        assert "is NOT recorded" in said and "Asterisk answered with an error" in said
+    assert "ANSWER" in lines(sent[0]) and "ANSWER" in lines(sent[1])
+
+
+def test_an_error_reply_to_the_question_for_the_recording_lets_the_call_run(installation, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="ivr")
+    events, [sent] = run_calls(installation, tmp_path, [(_erring(UNSET, ["520 Invalid command syntax."]),
+                                                         environment("1700000000.13"))])
+    [call] = events.values()
+    assert "recording" not in call[0].data and call[-1].data["outcome"] == "abandoned"
+    [said] = _said(caplog, "1700000000.13")
+    assert "reading IVR_RECORDING failed" in said and "ANSWER" in lines(sent)
+
+
+def test_a_bug_while_starting_the_recording_is_logged_and_the_call_runs(installation, tmp_path, caplog, monkeypatch):
+    import ivr.channels.fastagi as fastagi
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(fastagi, "start_recording", broken)
+    caplog.set_level(logging.INFO, logger="ivr")
+    events, [sent] = run_calls(installation, tmp_path, [(_bare(), environment("1700000000.14"))])
+    [call] = events.values()
+    assert call[-1].data["outcome"] == "abandoned" and "ANSWER" in lines(sent)
+    [logged] = [r for r in caplog.records if "reading or starting its recording failed" in r.getMessage()]
+    assert logged.exc_info is not None

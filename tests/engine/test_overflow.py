@@ -4,6 +4,8 @@ on_timeout transfer to the overflow group, or queued there by the node), the rea
 TRANSFER event, no bounce from a busy overflow group, no check on state the line cannot
 vouch for, and the reason of the max_wait overflow."""
 
+import logging
+
 import pytest
 
 from helpers import CONFIG_YAML, make_flow, of_type, write_config
@@ -194,3 +196,16 @@ def test_the_transfer_sentence_tells_the_reason():
     [plain] = ev.sentences({"type": "transfer", "department": "backup", "queue": "backup", "priority": 0,
                             "overflow": True})
     assert str(plain) == "Transfer to backup · queue backup, overflow"
+
+
+def test_a_stale_queue_state_is_logged_once_per_spell_and_once_when_fresh_again(run_flow, peak_config, caplog):
+    _run(run_flow, peak_config, VIA_NODE, {"sales": QueueLoad(waiting=0)})  # fresh: no spell before
+    caplog.clear()
+    stale, fresh = {"sales": QueueLoad(waiting=0, fresh=False)}, {"sales": QueueLoad(waiting=0)}
+    with caplog.at_level(logging.WARNING, logger="ivr.engine.nodes.transfer"):
+        for queues in (stale, stale, stale, fresh, fresh, stale, stale):
+            _run(run_flow, peak_config, VIA_NODE, queues)
+    said = [r.getMessage() for r in caplog.records if r.name == "ivr.engine.nodes.transfer"]
+    assert [m.split(" (")[0].split(";")[0] for m in said] == [
+        "the state of queue sales is not fresh", "the state of queue sales is fresh again",
+        "the state of queue sales is not fresh"], said

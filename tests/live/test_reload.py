@@ -116,15 +116,39 @@ def _premium(engine, caller: str) -> bool:
     return call.path[:4] == PREMIUM_PATH
 
 
-def _watch(reloader: FlowReloader, seconds: float, edit=None) -> None:
-    """Runs the watcher (every 50 ms) for `seconds`; `edit()` after the first tick."""
+def _watch(reloader: FlowReloader, edit=None, until=lambda: True, ticks_after: int = 0, deadline: float = 10.0) -> None:
+    """Runs the watcher (every 50 ms), `edit()` after its first tick, until `until()` holds and
+    then `ticks_after` more ticks have passed; AssertionError after `deadline` seconds. Polls
+    the condition rather than sleeping a fixed time: a loaded machine only takes longer."""
+    ticks = [0]
+    check = reloader.changed_files
+
+    def counted():
+        ticks[0] += 1
+        return check()
+
+    reloader.changed_files = counted  # type: ignore[method-assign]
+
     async def main():
         task = asyncio.create_task(reloader.watch(interval=0.05))
-        await asyncio.sleep(0.1)
-        if edit is not None:
-            edit()
-        await asyncio.sleep(seconds)
-        task.cancel()
+        try:
+            loop = asyncio.get_running_loop()
+            end = loop.time() + deadline
+            while ticks[0] < 1:
+                assert loop.time() < end, "the watch never ticked"
+                await asyncio.sleep(0.01)
+            if edit is not None:
+                edit()
+            while not until():
+                assert loop.time() < end, f"not so after {deadline:g} s of watching"
+                await asyncio.sleep(0.01)
+            target = ticks[0] + ticks_after
+            while ticks[0] < target:
+                assert loop.time() < end, f"not {ticks_after} more ticks after {deadline:g} s"
+                await asyncio.sleep(0.01)
+        finally:
+            task.cancel()
+            del reloader.changed_files
 
     asyncio.run(main())
 
@@ -135,8 +159,9 @@ def test_a_rewritten_csv_file_counts_for_new_calls_and_calls_in_progress_keep_th
     vip = installation / "data" / "vip.csv"
     assert _premium(first, "+48 601 200 300") and not _premium(first, "+48 600 100 200")
     with caplog.at_level(logging.INFO, logger="ivr.live.reload"):
-        _watch(reloader, 0.5, lambda: vip.write_text("number\n+48 600 100 200\n", encoding="utf-8"))
-    assert reloader.generation == 2  # once, though the watch ticked ten times after
+        _watch(reloader, lambda: vip.write_text("number\n+48 600 100 200\n", encoding="utf-8"),
+               until=lambda: reloader.generation >= 2, ticks_after=5)
+    assert reloader.generation == 2  # once, though the watch ticked five times after
     second = reloader.current()
     assert _premium(second, "+48 600 100 200") and not _premium(second, "+48 601 200 300")
     assert _premium(first, "+48 601 200 300")  # the engine a call in progress holds: its numbers
@@ -170,14 +195,14 @@ def test_a_broken_csv_file_keeps_the_numbers_and_is_logged_once(installation, ca
             vip.write_bytes(b"number\n+48 600 100 200,Caf\xe9\n")
 
     with caplog.at_level(logging.INFO, logger="ivr.live.reload"):
-        _watch(reloader, 0.6, breaks)
+        _watch(reloader, breaks, until=lambda: any(r.levelno == logging.ERROR for r in caplog.records), ticks_after=8)
     assert reloader.current() is first and _premium(first, "+48 601 200 300")
     refused = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     why = "No such file or directory" if breaking == "deleted" else "are not UTF-8 text (line 2: byte 0xe9)"
-    assert len(refused) == 2 and why in refused[0], refused  # the error and the sum, once in twelve ticks
+    assert len(refused) == 2 and why in refused[0], refused  # the error and the sum, once in nine ticks
     assert refused[1] == "reload refused: 1 error(s); the running flows stay, with their segments' numbers"
     # mended: taken at the next tick
-    _watch(reloader, 0.3, lambda: vip.write_text("+48 600 100 200\n", encoding="utf-8"))
+    _watch(reloader, lambda: vip.write_text("+48 600 100 200\n", encoding="utf-8"), until=lambda: reloader.generation >= 2)
     assert reloader.generation == 2 and _premium(reloader.current(), "+48 600 100 200")
 
 
@@ -188,7 +213,27 @@ def test_a_csv_file_the_config_no_longer_names_is_no_longer_watched(installation
     _edit(installation / "config.yaml", "numbers: data/vip.csv", "numbers: data/gold.csv")
     assert reloader.reload()
     assert reloader.changed_files() == []  # vip.csv left the watch without looking changed
-    _watch(reloader, 0.3, lambda: (installation / "data" / "vip.csv").write_text("+48 111 111 111\n", encoding="utf-8"))
+    _watch(reloader, lambda: (installation / "data" / "vip.csv").write_text("+48 111 111 111\n", encoding="utf-8"),
+           ticks_after=4)
     assert reloader.generation == 2
-    _watch(reloader, 0.3, lambda: (installation / "data" / "gold.csv").write_text("+48 111 111 111\n", encoding="utf-8"))
+    _watch(reloader, lambda: (installation / "data" / "gold.csv").write_text("+48 111 111 111\n", encoding="utf-8"),
+           until=lambda: reloader.generation >= 3)
     assert reloader.generation == 3 and _premium(reloader.current(), "+48 111 111 111")
+
+
+def test_the_runtime_start_makes_the_lookups_client_before_any_call(installation):
+    """The HTTP client (tens of ms: the CA file) is made when the runtime starts, not in the
+    first caller's time-out; starting again keeps it."""
+    reloader = FlowReloader([installation / "flows"], installation / "config.yaml")
+    reloader.load()
+
+    async def main():
+        await reloader.start()
+        client = reloader.lookups._client
+        await reloader.start()
+        again = reloader.lookups._client
+        await reloader.close()
+        return client, again, reloader.lookups._client
+
+    client, again, closed = asyncio.run(main())
+    assert client is not None and again is client and client.is_closed and closed is None

@@ -27,6 +27,9 @@ from ivr.errors import CallerHangup
 from ivr.flow.nodes.transfer import Transfer
 
 log = logging.getLogger(__name__)
+# queues whose state was stale at the last call that asked: the warning is once per stale
+# spell (and a line when fresh again), not once per call while the manager connection is down
+_stale_queues: set[str] = set()
 
 # a peak sends the caller down the on_timeout edge before any wait: the TRANSFER event of
 # the node it leads to tells why (coverage and the menu tree count the edge as taken)
@@ -83,9 +86,14 @@ def queue_load(call: Call, department: Department) -> Optional[QueueLoad]:
         log.exception("reading the state of queue %s failed; the caller queues as usual", department.queue)
         return None
     if load is not None and not load.fresh:
-        log.warning("the state of queue %s is not fresh (manager connection down?); overflow limits not applied",
-                    department.queue)
+        if department.queue not in _stale_queues:
+            _stale_queues.add(department.queue)
+            log.warning("the state of queue %s is not fresh (manager connection down?); overflow limits not applied "
+                        "until it is", department.queue)
         return None
+    if load is not None and department.queue in _stale_queues:
+        _stale_queues.discard(department.queue)
+        log.warning("the state of queue %s is fresh again; overflow limits apply", department.queue)
     return load
 
 
