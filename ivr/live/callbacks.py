@@ -31,13 +31,14 @@ from ivr.asterisk.callback import OriginateOutcome
 from ivr.asterisk.queue_board import device_free
 from ivr.clock import Clock, SystemClock
 from ivr.engine.channel import CallbackRequest
-from ivr.errors import AmiConnectionLost, AmiError, IvrError
+from ivr.errors import AmiConnectionLost, AmiError, ChannelError, IvrError
 from ivr.settings.hours import OPEN, Schedule
 from ivr.store.callbacks import INTERRUPTED, Booking, CallbackStore, Claim, Pending
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 2.0
+BOOK_TIMEOUT = 3.0  # seconds a caller waits at most for their call-back to be stored
 EXPIRE_AFTER = dt.timedelta(days=3)  # a long weekend and a holiday are waited out; a week is not
 STALE_MARGIN = 60.0  # seconds past the ring time after which a try still "ringing" is taken for lost
 
@@ -119,13 +120,15 @@ class CallbackScheduler:
 
     def __init__(self, store: CallbackStore, dialler: Dialler, board: QueueBoard,
                  schedules: Callable[[], Mapping[str, Schedule]], *, ring_timeout: float = 30.0,
-                 poll: float = POLL_SECONDS, expire_after: dt.timedelta = EXPIRE_AFTER, clock: Optional[Clock] = None):
+                 poll: float = POLL_SECONDS, expire_after: dt.timedelta = EXPIRE_AFTER, clock: Optional[Clock] = None,
+                 book_timeout: float = BOOK_TIMEOUT):
         self.store = store
         self.dialler = dialler
         self.board = board
         self.schedules = schedules
         self.ring_timeout = ring_timeout
         self.poll = poll
+        self.book_timeout = book_timeout
         self.expire_after = expire_after
         self.clock = clock or SystemClock()
         self.ringing: Counter[str] = Counter()  # queue -> call-backs of this engine ringing now
@@ -180,7 +183,17 @@ class CallbackScheduler:
             queue=request.department.queue, place_at=request.place_at or booked, booked_at=booked,
             due_by=request.due_by or booked + dt.timedelta(hours=1), schedule=request.schedule,
             max_attempts=request.attempts, retry_pause=request.retry_pause, priority=request.priority)
-        callback_id = await self._db(self.store.book, booking)
+        try:
+            # bounded: the caller is on the line, and a database that hangs must not hold them
+            callback_id = await asyncio.wait_for(self._db(self.store.book, booking), self.book_timeout)
+        except asyncio.TimeoutError:
+            log.error("call-back on call %s not booked: the database did not answer within %g s; the caller "
+                      "goes to the fallback queue", request.call_id, self.book_timeout)
+            raise ChannelError(f"the call-back was not booked within {self.book_timeout:g} s") from None
+        except IvrError as exc:
+            log.error("call-back on call %s not booked (%s); the caller goes to the fallback queue",
+                      request.call_id, exc)
+            raise ChannelError(f"the call-back was not booked: {exc}") from exc
         log.info("call-back %d booked on call %s for queue %s, due by %s", callback_id, request.call_id,
                  booking.queue, booking.due_by.isoformat(timespec="seconds"))
         return int(callback_id)

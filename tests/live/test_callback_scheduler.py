@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
+import time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,7 +15,7 @@ import sqlalchemy as sa
 
 from ivr.asterisk.callback import OriginateOutcome
 from ivr.engine.channel import CallbackRequest
-from ivr.errors import AmiConnectionLost
+from ivr.errors import AmiConnectionLost, ChannelError, StoreError
 from ivr.live.callbacks import CallbackScheduler, QueueSnapshot, member_free
 from ivr.settings.config import Department
 from ivr.settings.hours import HolidayCalendar, Schedule
@@ -323,3 +325,37 @@ def test_the_live_board_is_read_when_fresh_and_queue_status_when_not():
     Client.board.fresh = False  # the connection dropped: the board cannot vouch for itself
     assert run(board.snapshot("sales")) == QueueSnapshot(1, (T0 - dt.timedelta(seconds=30),))
     assert Client.asked == 1
+
+
+def test_a_booking_the_database_does_not_answer_is_a_channel_error_in_time(db, caplog):
+    release = threading.Event()
+
+    class Hanging(CallbackStore):
+        def book(self, booking):
+            release.wait(10)  # a database that hangs (a lock held elsewhere, a dead server)
+            return super().book(booking)
+
+    s = CallbackScheduler(Hanging(db, owner="host-1"), Dialler(), Board(), lambda: {"office": OFFICE},
+                          clock=Clock(), book_timeout=0.2)
+
+    async def main():
+        started = time.monotonic()
+        with pytest.raises(ChannelError, match="not booked within"):
+            await s.book(request())
+        return time.monotonic() - started
+
+    try:
+        assert run(main()) < 2
+    finally:
+        release.set()
+    assert [r.levelname for r in caplog.records if "not booked" in r.getMessage()] == ["ERROR"]
+
+
+def test_a_booking_the_database_refuses_is_a_channel_error(db):
+    class Refusing(CallbackStore):
+        def book(self, booking):
+            raise StoreError("call-backs in sqlite:///x: database is locked")
+
+    s = CallbackScheduler(Refusing(db, owner="host-1"), Dialler(), Board(), lambda: {"office": OFFICE}, clock=Clock())
+    with pytest.raises(ChannelError, match="database is locked"):
+        run(s.book(request()))

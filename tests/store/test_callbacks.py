@@ -98,13 +98,17 @@ def test_two_engines_claim_one_try_and_only_one_wins(db_url, db):
     engines = [create_db_engine(db_url) for _ in range(4)]
     start = threading.Barrier(len(engines))
     won: list = []
+    errors: list = []
 
     def claimer(engine) -> None:
-        store = CallbackStore(engine, owner=f"engine-{id(engine)}")
-        start.wait()
-        claim = store.claim(callback_id, "turn", at(6))
-        if claim is not None:
-            won.append(claim)
+        try:
+            store = CallbackStore(engine, owner=f"engine-{id(engine)}")
+            start.wait()
+            claim = store.claim(callback_id, "turn", at(6))
+            if claim is not None:
+                won.append(claim)
+        except BaseException as exc:  # noqa: BLE001 - a thread's exception is otherwise lost
+            errors.append(exc)
 
     threads = [threading.Thread(target=claimer, args=(e,)) for e in engines]
     for thread in threads:
@@ -113,6 +117,7 @@ def test_two_engines_claim_one_try_and_only_one_wins(db_url, db):
         thread.join(30)
     for engine in engines:
         engine.dispose()
+    assert errors == []
     assert len(won) == 1
     assert len(tries(db, callback_id)) == 1 and row(db, callback_id)["attempts"] == 1
 
