@@ -15,6 +15,9 @@ what it promises holds across restarts and several engines on one database:
   else -> pending again after `retry_pause`, or failed after the last try.
 - `recover` closes tries left ringing by an engine that stopped (a crash, a kill) as
   interrupted: counted as a try and retried after the pause, never redialled at once.
+  Which engine's try it was does not matter (several engines may run on one host): a try
+  is closed only once it cannot still ring, i.e. it began before `stale_before`, which the
+  scheduler sets to now - (ring time + a margin).
 - `expire` gives up on call-backs whose promise passed long ago (a closed weekend is
   waited out; a week is not); `cancel` is a person's decision, noted with their name.
 
@@ -25,7 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import re
+import secrets
 import socket
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
@@ -91,7 +96,9 @@ class Claim:
 
 
 def default_owner() -> str:
-    return socket.gethostname() or "ivr"
+    """This process, for the record of who dialled a try: host:pid:random (unique even for
+    two engines on one host, or a pid reused after a restart)."""
+    return f"{socket.gethostname() or 'ivr'}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class CallbackStore:
@@ -103,6 +110,9 @@ class CallbackStore:
 
     def _begin(self) -> Any:
         return _transaction(self.engine)
+
+    def _read(self) -> Any:
+        return _transaction(self.engine, write=False)
 
     # --- the call's side ---------------------------------------------------------------------
     def book(self, booking: Booking) -> int:
@@ -122,13 +132,14 @@ class CallbackStore:
             return int(conn.execute(sa.insert(Callback).values(**row).returning(Callback.id)).scalar_one())
 
     # --- the scheduler's side -----------------------------------------------------------------
-    def pending(self, now: dt.datetime) -> list[Pending]:
-        """Pending call-backs whose pause is over, oldest place in line first."""
+    def pending(self, now: dt.datetime, limit: int = 500) -> list[Pending]:
+        """Pending call-backs whose pause is over, oldest place in line first, at most `limit`
+        (read only: no write lock taken)."""
         query = (sa.select(Callback.id, Callback.number, Callback.department, Callback.queue, Callback.schedule,
                            Callback.place_at, Callback.due_by, Callback.attempts, Callback.max_attempts)
                  .where(Callback.status == PENDING, Callback.next_at <= now)
-                 .order_by(Callback.place_at, Callback.id))
-        with self._begin() as conn:
+                 .order_by(Callback.place_at, Callback.id).limit(limit))
+        with self._read() as conn:
             return [Pending(**row) for row in conn.execute(query).mappings()]
 
     def claim(self, callback_id: int, reason: str, now: dt.datetime) -> Optional[Claim]:
@@ -179,18 +190,11 @@ class CallbackStore:
                          .values(status=DONE, finished_at=now, updated_at=now))
         return str(conn.execute(sa.select(Callback.status).where(Callback.id == attempt.callback_id)).scalar_one())
 
-    def recover(self, now: dt.datetime, *, stale_before: Optional[dt.datetime] = None, mine: bool = True) -> int:
-        """Close as interrupted the tries this engine left ringing when it stopped (`mine`: at
-        its start only, never while it dials) and, with `stale_before`, any engine's tries
-        begun before then; how many."""
-        which = []
-        if mine:
-            which.append(CallbackAttempt.owner == self.owner)
-        if stale_before is not None:
-            which.append(CallbackAttempt.started_at < stale_before)
-        if not which:
-            return 0
-        where = sa.and_(CallbackAttempt.result.is_(None), sa.or_(*which))
+    def recover(self, now: dt.datetime, *, stale_before: dt.datetime) -> int:
+        """Close as interrupted the open tries of any engine begun before `stale_before` (they
+        cannot ring any more: their engine stopped, or lost the answer); how many. A try that
+        may still ring is never closed, whoever's it is."""
+        where = sa.and_(CallbackAttempt.result.is_(None), CallbackAttempt.started_at < stale_before)
         count = 0
         with self._begin() as conn:
             for attempt in conn.execute(sa.select(CallbackAttempt.id, CallbackAttempt.callback_id).where(where)).all():
@@ -247,11 +251,13 @@ def _hours(span: dt.timedelta) -> str:
 
 
 @contextlib.contextmanager
-def _transaction(engine: Engine) -> Iterator[Any]:
-    """A connection in a transaction that writes (BEGIN IMMEDIATE on SQLite); a database
-    error becomes a StoreError naming the database (without its password)."""
+def _transaction(engine: Engine, write: bool = True) -> Iterator[Any]:
+    """A connection in a transaction: one that writes takes the write lock at once (BEGIN
+    IMMEDIATE on SQLite), one that only reads takes none (DEFERRED); a database error
+    becomes a StoreError naming the database (without its password)."""
     try:
-        with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
+        with engine.connect().execution_options(sqlite_begin="IMMEDIATE" if write else "DEFERRED") as conn, \
+                conn.begin():
             yield conn
     except SQLAlchemyError as exc:
         raise StoreError(f"call-backs in {safe_url(engine.url)}: {exc}") from exc
