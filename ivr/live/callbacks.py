@@ -38,7 +38,7 @@ from ivr.asterisk.callback import OriginateOutcome
 from ivr.asterisk.queue_board import device_free
 from ivr.clock import Clock, SystemClock
 from ivr.engine.channel import CallbackRequest
-from ivr.errors import AmiConnectionLost, AmiError, ChannelError, IvrError
+from ivr.errors import AmiError, AmiRefused, ChannelError, IvrError
 from ivr.settings.hours import OPEN, Schedule
 from ivr.store.callbacks import INTERRUPTED, Booking, CallbackStore, Claim, Pending
 
@@ -244,7 +244,7 @@ class CallbackScheduler:
                 continue  # another engine took it
             started.append(claim)
             self.ringing[claim.queue] += 1
-            task = asyncio.create_task(self._dial(claim), name=f"callback-{claim.callback_id}")
+            task = asyncio.create_task(self._dial(claim, now), name=f"callback-{claim.callback_id}")
             self._dials.add(task)
             task.add_done_callback(self._dials.discard)
         return started
@@ -279,16 +279,15 @@ class CallbackScheduler:
             return None  # someone who was ahead still waits
         return "turn"
 
-    async def _dial(self, claim: Claim) -> None:
+    async def _dial(self, claim: Claim, started: dt.datetime) -> None:
         detail = ""
         try:
             outcome = await self.dialler.call_back(claim.number, claim.queue, priority=claim.priority,
                                                    action_id=f"ivr-callback-{claim.attempt_id}")
-        except AmiConnectionLost as exc:
+        except AmiRefused as exc:  # nothing rings: the same request would be refused again
+            outcome, detail = OriginateOutcome("failed", ""), str(exc)
+        except AmiError as exc:  # the connection dropped, no answer: the phone may ring all the same
             outcome, detail = OriginateOutcome(INTERRUPTED, ""), str(exc)
-        except AmiError as exc:
-            refused = "refused" in str(exc)
-            outcome, detail = OriginateOutcome("failed" if refused else INTERRUPTED, ""), str(exc)
         except asyncio.CancelledError:
             raise  # the engine stops: the next start closes the try as interrupted
         except Exception as exc:  # noqa: BLE001 - recorded as a failed try, never lost
@@ -297,9 +296,12 @@ class CallbackScheduler:
         finally:
             self.ringing[claim.queue] -= 1
         try:
+            # an interrupted try may still ring: its retry never comes before it cannot
+            not_before = started + dt.timedelta(seconds=self.ring_timeout + STALE_MARGIN) \
+                if outcome.result == INTERRUPTED else None
             status = await self._db(self.store.finish, claim.attempt_id, outcome.result, self.clock.now(),
                                     asterisk_reason=outcome.reason or None, uniqueid=outcome.uniqueid,
-                                    channel=outcome.channel, detail=detail)
+                                    channel=outcome.channel, detail=detail, retry_not_before=not_before)
         except IvrError as exc:
             log.error("call-back %d: try %d ended %s but cannot be stored (%s); closed at the next start",
                       claim.callback_id, claim.seq, outcome.result, exc)

@@ -161,8 +161,10 @@ class CallbackStore:
                      reason)
 
     def finish(self, attempt_id: int, result: str, now: dt.datetime, *, asterisk_reason: Optional[str] = None,
-               uniqueid: Optional[str] = None, channel: Optional[str] = None, detail: str = "") -> str:
-        """Record a try's result; the call-back's status after it."""
+               uniqueid: Optional[str] = None, channel: Optional[str] = None, detail: str = "",
+               retry_not_before: Optional[dt.datetime] = None) -> str:
+        """Record a try's result; the call-back's status after it. The next try comes after the
+        pause, and not before `retry_not_before` (a try that may still ring)."""
         with self._begin() as conn:
             closed = conn.execute(
                 sa.update(CallbackAttempt).where(CallbackAttempt.id == attempt_id, CallbackAttempt.result.is_(None))
@@ -171,7 +173,7 @@ class CallbackStore:
                 .returning(CallbackAttempt.callback_id, CallbackAttempt.seq)).first()
             if closed is None:
                 return self._late_result(conn, attempt_id, result, now, asterisk_reason, uniqueid, channel)
-            return _after_try(conn, closed.callback_id, result, now)
+            return _after_try(conn, closed.callback_id, result, now, retry_not_before)
 
     def _late_result(self, conn: Any, attempt_id: int, result: str, now: dt.datetime, asterisk_reason: Optional[str],
                      uniqueid: Optional[str], channel: Optional[str]) -> str:
@@ -228,8 +230,10 @@ def cancel(conn: Any, callback_id: int, by: str, now: dt.datetime) -> bool:
     ).rowcount == 1
 
 
-def _after_try(conn: Any, callback_id: int, result: str, now: dt.datetime) -> str:
-    """The call-back's status after a try that ended with `result`."""
+def _after_try(conn: Any, callback_id: int, result: str, now: dt.datetime,
+               not_before: Optional[dt.datetime] = None) -> str:
+    """The call-back's status after a try that ended with `result` (retried after the pause,
+    not before `not_before`)."""
     row = conn.execute(sa.select(Callback.status, Callback.attempts, Callback.max_attempts, Callback.retry_pause)
                        .where(Callback.id == callback_id)).first()
     if row is None or row.status != DIALLING:
@@ -240,7 +244,8 @@ def _after_try(conn: Any, callback_id: int, result: str, now: dt.datetime) -> st
         values = {"status": FAILED_STATUS, "finished_at": now,
                   "note": f"not answered in {row.attempts} tr{'y' if row.attempts == 1 else 'ies'}; the last: {result}"}
     else:
-        values = {"status": PENDING, "next_at": now + dt.timedelta(seconds=row.retry_pause)}
+        retry = now + dt.timedelta(seconds=row.retry_pause)
+        values = {"status": PENDING, "next_at": max(retry, not_before) if not_before is not None else retry}
     conn.execute(sa.update(Callback).where(Callback.id == callback_id).values(updated_at=now, **values))
     return str(values["status"])
 

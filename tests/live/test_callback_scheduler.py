@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from ivr.asterisk.callback import OriginateOutcome
 from ivr.engine.channel import CallbackRequest
-from ivr.errors import AmiConnectionLost, ChannelError, StoreError
+from ivr.errors import AmiConnectionLost, AmiError, AmiRefused, ChannelError, StoreError
 from ivr.live.callbacks import CallbackScheduler, QueueSnapshot, member_free
 from ivr.settings.config import Department
 from ivr.settings.hours import HolidayCalendar, Schedule
@@ -471,3 +471,35 @@ def test_recovery_and_expiry_run_every_half_minute_and_a_pass_only_reads(db):
         assert calls == ["recover", "expire"] * 2
 
     run(main())
+
+
+def test_a_refusal_is_told_by_its_type_not_its_words(db):
+    clock = Clock()
+    dialler = Dialler(AmiRefused("Extension does not exist."), AmiError("the answer was refused by a timer"))
+    s = scheduler(db, dialler, Board(free=2), clock)
+
+    async def main():
+        await s.book(request(number="+48221230001", attempts=1))
+        await s.book(request(number="+48221230002", attempts=2, pause=1))
+        await settle(s)
+
+    run(main())
+    _, tries = stored(db)
+    assert [t["result"] for t in tries] == ["failed", "interrupted"]
+
+
+def test_an_interrupted_try_is_retried_only_once_it_cannot_ring(db):
+    clock, dialler = Clock(), Dialler(AmiConnectionLost("the AMI connection dropped"))
+    s = scheduler(db, dialler, Board(free=1), clock)
+
+    async def main():
+        await s.book(request(pause=10))  # the pause is shorter than the ring time
+        await settle(s)
+        clock.move(seconds=59)
+        assert await settle(s) == []  # the phone may still ring: ring time 30 s + margin 30 s
+        clock.move(seconds=1)
+        assert len(await settle(s)) == 1
+
+    run(main())
+    _, tries = stored(db)
+    assert [t["result"] for t in tries] == ["interrupted", "answered"]
