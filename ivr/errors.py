@@ -94,6 +94,12 @@ class AmiLoginError(AmiError):
     """Asterisk refused the AMI user name or secret (the secret is never in the message)."""
 
 
+class AmiRefused(AmiError):
+    """Asterisk refused an action (an Originate answered with Error), or a value was refused
+    before it could reach it (a number that is no number, a line break in a header): nothing
+    was carried out, and the same request would be refused again."""
+
+
 class AmiConnectionLost(AmiError):
     """The AMI connection is down, or dropped while an action waited for its answer.
     The action is not sent again: it may or may not have been carried out."""

@@ -24,8 +24,11 @@ panoramisk, because its defaults do not suit a call centre:
 
 The secret is only ever written to the socket, never to a log or an exception message.
 
-Call-backs (`originate_callback`, and `call_back`, which waits for the OriginateResponse)
-follow the dialplan contract in `ivr.asterisk.callback`.
+Call-backs (`call_back`, the one way to originate: it waits for the OriginateResponse)
+follow the dialplan contract in `ivr.asterisk.callback`. A refusal (Asterisk's Error, or a
+number or queue refused before sending) is an `AmiRefused`; when the Originate's reply does
+not come in time, Asterisk may have taken it all the same, so its OriginateResponse is still
+awaited until the ring time and a margin are over: a late answer still finishes the try.
 """
 
 from __future__ import annotations
@@ -42,14 +45,14 @@ from typing import Any, Callable, Mapping, Optional, Union
 from panoramisk import Manager
 from panoramisk.message import Message
 
-from ivr.asterisk.ami_wire import AmiProtocol, check_queue, normalise_number
+from ivr.asterisk.ami_wire import AmiProtocol, check_queue
 from ivr.asterisk.callback import OriginateOutcome, attempt_result, originate_headers
 from ivr.asterisk.queue_board import EVENTS as BOARD_EVENTS
 from ivr.asterisk.queue_board import QueueBoard
 from ivr.asterisk.queue_tracker import EVENTS as QUEUE_EVENTS
 from ivr.asterisk.queue_tracker import QueueEventSink, QueueFacts, QueueTracker
 from ivr.clock import Clock, SystemClock
-from ivr.errors import AmiConnectionLost, AmiError, AmiLoginError
+from ivr.errors import AmiConnectionLost, AmiError, AmiLoginError, AmiRefused
 from ivr.settings.asterisk import AsteriskSettings, CallbackSettings
 
 log = logging.getLogger(__name__)
@@ -186,7 +189,6 @@ class AmiClient:
         self._watchdog: Optional[asyncio.Task] = None
         self._refresher: Optional[asyncio.Task] = None
         self._tasks: set[asyncio.Task] = set()
-        self._originates: dict[str, str] = {}  # ActionID -> number, until OriginateResponse
         self._call_backs: dict[str, asyncio.Future] = {}  # ActionID -> its OriginateResponse, for call_back()
 
     def __repr__(self) -> str:  # no secret
@@ -364,30 +366,6 @@ class AmiClient:
             reason = reply.get("Message") if isinstance(reply, Message) else "no answer"
             raise AmiError(f"MixMonitorMute on {channel!r} failed: {reason}")
 
-    async def originate_callback(self, number: str, department_queue: str, caller_id: Optional[str] = None) -> str:
-        """Call the customer back and put them through to the department's queue.
-
-        Returns the Originate's ActionID once Asterisk has queued the call (the customer's
-        phone rings after that; the outcome is logged when OriginateResponse arrives).
-        AmiError for a number or queue that is refused, or when Asterisk refuses;
-        AmiConnectionLost when the connection drops before Asterisk answered: the call
-        may or may not be placed, and it is never sent again.
-        """
-        headers = originate_headers(self.callback, number, department_queue, caller_id)
-        dialled, queue = normalise_number(number), department_queue
-        # as_list=False: the answer is the "successfully queued" response; panoramisk
-        # would otherwise wait for OriginateResponse, i.e. until the customer answers
-        reply = await self.send_action("Originate", headers, as_list=False)
-        if not isinstance(reply, Message) or not reply.success:
-            reason = reply.get("Message") if isinstance(reply, Message) else "no answer"
-            raise AmiError(f"Asterisk refused the call-back to {dialled} for queue {queue}: {reason}")
-        action_id = str(reply.get("ActionID", ""))
-        self._originates[action_id] = dialled
-        while len(self._originates) > 1000:  # answers lost with a connection never come
-            self._originates.pop(next(iter(self._originates)))
-        log.info("AMI: call-back to %s for queue %s queued (%s)", dialled, queue, action_id)
-        return action_id
-
     async def call_back(self, number: str, department_queue: str, *, priority: Optional[int] = None,
                         caller_id: Optional[str] = None, action_id: Optional[str] = None,
                         wait: Optional[float] = None) -> OriginateOutcome:
@@ -395,22 +373,32 @@ class AmiClient:
         the ringing: the OriginateResponse, read as answered / busy / no answer / failed.
 
         `priority` goes to the customer's QUEUE_PRIO. The answer is awaited at most `wait`
-        seconds (default: the ring timeout plus 30 s). AmiError when Asterisk refuses the
-        Originate or no response comes in time; AmiConnectionLost when the connection drops
-        before the answer (the phone may ring all the same: it is never dialled again here).
+        seconds (default: the ring timeout plus 30 s), also when the Originate's own reply
+        did not come in time (Asterisk may have taken it: a late answer still counts).
+        AmiRefused when Asterisk refuses the Originate (or the number or queue is refused);
+        AmiError when no response comes in time; AmiConnectionLost when the connection drops
+        before the reply (the phone may ring all the same: it is never dialled again here).
         """
         headers = originate_headers(self.callback, number, department_queue, caller_id, priority)
         action_id = action_id or f"ivr-callback-{self.rng.getrandbits(64):016x}"
         headers["ActionID"] = action_id
         response: asyncio.Future = asyncio.get_running_loop().create_future()
-        # registered before sending: the OriginateResponse may come in the same read as the reply
+        limit = wait if wait is not None else self.callback.timeout + 30.0
+        # registered before sending (the OriginateResponse may come in the same read as the
+        # reply), and kept until the ring time and the margin are over
         self._call_backs[action_id] = response
         try:
-            reply = await self.send_action("Originate", headers, as_list=False)
-            if not isinstance(reply, Message) or not reply.success:
+            try:
+                reply: Optional[Reply] = await self.send_action("Originate", headers, as_list=False)
+            except (AmiConnectionLost, AmiRefused):
+                raise  # refused before sending; or the answer would come to the lost session only
+            except AmiError as exc:
+                log.warning("AMI: call-back %s for queue %s: %s; its OriginateResponse is still awaited",
+                            action_id, department_queue, exc)
+                reply = None
+            if reply is not None and (not isinstance(reply, Message) or not reply.success):
                 reason = reply.get("Message") if isinstance(reply, Message) else "no answer"
-                raise AmiError(f"Asterisk refused the call-back for queue {department_queue}: {reason}")
-            limit = wait if wait is not None else self.callback.timeout + 30.0
+                raise AmiRefused(f"Asterisk refused the call-back for queue {department_queue}: {reason}")
             log.info("AMI: call-back for queue %s ringing (%s)", department_queue, action_id)
             try:
                 return await asyncio.wait_for(asyncio.shield(response), limit)
@@ -529,14 +517,5 @@ class AmiClient:
 
     def _originate_response(self, headers: Mapping[str, Any]) -> None:
         waiting = self._call_backs.get(str(headers.get("ActionID", "")))
-        if waiting is not None:
-            if not waiting.done():
-                waiting.set_result(attempt_result(headers))
-            return
-        number = self._originates.pop(str(headers.get("ActionID", "")), None)
-        if number is None:
-            return
-        if headers.get("Response") == "Success":
-            log.info("AMI: call-back to %s answered (channel %s)", number, headers.get("Channel"))
-        else:
-            log.warning("AMI: call-back to %s not answered (reason %s)", number, headers.get("Reason"))
+        if waiting is not None and not waiting.done():
+            waiting.set_result(attempt_result(headers))

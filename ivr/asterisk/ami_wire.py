@@ -24,7 +24,7 @@ from typing import Any, Mapping, Optional
 from panoramisk.actions import Action
 from panoramisk.ami_protocol import AMIProtocol
 
-from ivr.errors import AmiConnectionLost, AmiError
+from ivr.errors import AmiConnectionLost, AmiRefused
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _BREAKS = re.compile(r"[\r\n\x00]")
@@ -34,13 +34,13 @@ _QUEUE = re.compile(r"^[A-Za-z0-9_-]+$")  # as config.yaml's departments allow
 
 
 def header_value(name: str, value: Any) -> str:
-    """The text of one AMI header; AmiError for a name or value that could break the block.
+    """The text of one AMI header; AmiRefused for a name or value that could break the block.
 
     The message names the header, never its value: a value may be a secret, and an
     injection attempt has no business in the logs verbatim.
     """
     if not isinstance(name, str) or not _NAME.match(name):
-        raise AmiError(f"refused to send an AMI header named {name!r}: header names are letters, digits, '-' and '_'")
+        raise AmiRefused(f"refused to send an AMI header named {name!r}: header names are letters, digits, '-' and '_'")
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif value is None:
@@ -48,7 +48,7 @@ def header_value(name: str, value: Any) -> str:
     else:
         text = str(value)
     if _BREAKS.search(text):
-        raise AmiError(f"refused to send AMI header {name}: its value holds a line break or NUL (header injection)")
+        raise AmiRefused(f"refused to send AMI header {name}: its value holds a line break or NUL (header injection)")
     return text
 
 
@@ -71,16 +71,16 @@ def normalise_number(number: str) -> str:
     technology, the trunk or an AMI header.
     """
     if not isinstance(number, str):
-        raise AmiError("refused to dial: the number is no text")
+        raise AmiRefused("refused to dial: the number is no text")
     compact = _NUMBER_SPACING.sub("", number)
     if not _NUMBER.match(compact):
-        raise AmiError("refused to dial: a number is digits with an optional leading '+' (3 to 20 digits)")
+        raise AmiRefused("refused to dial: a number is digits with an optional leading '+' (3 to 20 digits)")
     return compact
 
 
 def check_queue(queue: str) -> str:
     if not isinstance(queue, str) or not _QUEUE.match(queue):
-        raise AmiError("refused: a queue name is letters, digits, '-' and '_'")
+        raise AmiRefused("refused: a queue name is letters, digits, '-' and '_'")
     return queue
 
 

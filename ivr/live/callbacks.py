@@ -11,11 +11,18 @@ and only while the call-back's schedule (config.yaml) is open. The queue is read
 a `QueueBoard`: the AMI client's live queue board, or QueueStatus for that queue when the
 board cannot vouch for itself (off the call path either way).
 
+At most max(1, free agents) call-backs of one queue ring at once (a due one waits for a
+ringing one to end), so call-backs that all come due at opening time are dialled a few at
+a time; a pass reads at most PENDING_LIMIT of them, oldest place first.
+
 Each try is claimed in the database before the Originate is sent (ivr.store.callbacks),
 so two engines, or one restarted, never dial it twice; its result comes from Asterisk's
-OriginateResponse. At start-up the tries this engine left ringing when it stopped are
-closed as interrupted (retried after the pause, never at once); tries of any engine that
-rang far longer than a phone rings are closed so too, now and then.
+OriginateResponse. A try left open (its engine was killed while the phone rang) is closed
+as interrupted, by whichever engine looks, only once it cannot still ring: begun more than
+the ring time + STALE_MARGIN ago; it is retried after the pause, never at once. Owner
+names play no part: two engines on one host never close each other's ringing tries. That
+recovery and the expiry run at start-up and every HOUSEKEEPING seconds, not every pass;
+a pass itself only reads, unless it claims a try.
 """
 
 from __future__ import annotations
@@ -31,15 +38,18 @@ from ivr.asterisk.callback import OriginateOutcome
 from ivr.asterisk.queue_board import MemberState
 from ivr.clock import Clock, SystemClock
 from ivr.engine.channel import CallbackRequest
-from ivr.errors import AmiConnectionLost, AmiError, IvrError
+from ivr.errors import AmiError, AmiRefused, ChannelError, IvrError
 from ivr.settings.hours import OPEN, Schedule
 from ivr.store.callbacks import INTERRUPTED, Booking, CallbackStore, Claim, Pending
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 2.0
+BOOK_TIMEOUT = 3.0  # seconds a caller waits at most for their call-back to be stored
 EXPIRE_AFTER = dt.timedelta(days=3)  # a long weekend and a holiday are waited out; a week is not
-STALE_MARGIN = 60.0  # seconds past the ring time after which a try still "ringing" is taken for lost
+STALE_MARGIN = 30.0  # seconds past the ring time after which a try still "ringing" is taken for lost
+HOUSEKEEPING = 30.0  # seconds between two recoveries/expiries (each a write transaction)
+PENDING_LIMIT = 200  # call-backs read per pass, oldest place first
 
 
 @dataclass(frozen=True)
@@ -114,18 +124,21 @@ class CallbackScheduler:
 
     def __init__(self, store: CallbackStore, dialler: Dialler, board: QueueBoard,
                  schedules: Callable[[], Mapping[str, Schedule]], *, ring_timeout: float = 30.0,
-                 poll: float = POLL_SECONDS, expire_after: dt.timedelta = EXPIRE_AFTER, clock: Optional[Clock] = None):
+                 poll: float = POLL_SECONDS, expire_after: dt.timedelta = EXPIRE_AFTER, clock: Optional[Clock] = None,
+                 book_timeout: float = BOOK_TIMEOUT):
         self.store = store
         self.dialler = dialler
         self.board = board
         self.schedules = schedules
         self.ring_timeout = ring_timeout
         self.poll = poll
+        self.book_timeout = book_timeout
         self.expire_after = expire_after
         self.clock = clock or SystemClock()
         self.ringing: Counter[str] = Counter()  # queue -> call-backs of this engine ringing now
         self._dials: set[asyncio.Task] = set()
         self._task: Optional[asyncio.Task] = None
+        self._housekept: Optional[dt.datetime] = None
         self._unknown_schedules: set[str] = set()
 
     async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -134,13 +147,9 @@ class CallbackScheduler:
     # --- the runtime's part ----------------------------------------------------------------
     async def start(self) -> None:
         try:
-            closed = await self._db(self.store.recover, self.clock.now())
+            await self._housekeep(self.clock.now())
         except IvrError as exc:
             log.error("call-backs: recovery failed (%s); tries left ringing are closed later", exc)
-        else:
-            if closed:
-                log.warning("call-backs: %d tr%s left ringing when the engine stopped: closed as interrupted, "
-                            "retried after the pause", closed, "y" if closed == 1 else "ies")
         self._task = asyncio.create_task(self._run(), name="callback-scheduler")
 
     async def close(self) -> None:
@@ -175,28 +184,54 @@ class CallbackScheduler:
             queue=request.department.queue, place_at=request.place_at or booked, booked_at=booked,
             due_by=request.due_by or booked + dt.timedelta(hours=1), schedule=request.schedule,
             max_attempts=request.attempts, retry_pause=request.retry_pause, priority=request.priority)
-        callback_id = await self._db(self.store.book, booking)
+        try:
+            # bounded: the caller is on the line, and a database that hangs must not hold them
+            callback_id = await asyncio.wait_for(self._db(self.store.book, booking), self.book_timeout)
+        except asyncio.TimeoutError:
+            log.error("call-back on call %s not booked: the database did not answer within %g s; the caller "
+                      "goes to the fallback queue", request.call_id, self.book_timeout)
+            raise ChannelError(f"the call-back was not booked within {self.book_timeout:g} s") from None
+        except IvrError as exc:
+            log.error("call-back on call %s not booked (%s); the caller goes to the fallback queue",
+                      request.call_id, exc)
+            raise ChannelError(f"the call-back was not booked: {exc}") from exc
         log.info("call-back %d booked on call %s for queue %s, due by %s", callback_id, request.call_id,
                  booking.queue, booking.due_by.isoformat(timespec="seconds"))
         return int(callback_id)
 
     # --- one pass ----------------------------------------------------------------------------
-    async def tick(self) -> list[Claim]:
-        """Look at the pending call-backs once; the tries started (their dials run on)."""
-        now = self.clock.now()
-        stale = now - dt.timedelta(seconds=self.ring_timeout + STALE_MARGIN)
-        await self._db(self.store.recover, now, stale_before=stale, mine=False)  # ours ring on: not ours to close
+    def stale_before(self, now: dt.datetime) -> dt.datetime:
+        """A try begun before this cannot still ring (its Originate's ring time, and a margin
+        for its answer, are over): an open one was lost with its engine."""
+        return now - dt.timedelta(seconds=self.ring_timeout + STALE_MARGIN)
+
+    async def _housekeep(self, now: dt.datetime) -> None:
+        """Close the tries that cannot ring any more, expire the promises long past."""
+        self._housekept = now
+        closed = await self._db(self.store.recover, now, stale_before=self.stale_before(now))
+        if closed:
+            log.warning("call-backs: %d tr%s left ringing when the engine stopped: closed as interrupted, "
+                        "retried after the pause", closed, "y" if closed == 1 else "ies")
         expired = await self._db(self.store.expire, now, self.expire_after)
         if expired:
             log.warning("call-backs: %d expired, not dialled within %s of their promised time", expired, self.expire_after)
+
+    async def tick(self) -> list[Claim]:
+        """Look at the pending call-backs once; the tries started (their dials run on)."""
+        now = self.clock.now()
+        if self._housekept is None or (now - self._housekept).total_seconds() >= HOUSEKEEPING:
+            await self._housekeep(now)
         if not self.dialler.connected:
             return []  # claimed tries would only fail: they wait for the AMI
         started: list[Claim] = []
         snapshots: dict[str, QueueSnapshot] = {}
-        for pending in await self._db(self.store.pending, now):
+        for pending in await self._db(self.store.pending, now, PENDING_LIMIT):
             if not self._open(pending, now):
                 continue
-            reason = "due" if now >= pending.due_by else await self._turn(pending, snapshots)
+            snapshot = await self._snapshot(pending.queue, snapshots)
+            if self.ringing[pending.queue] >= max(1, snapshot.free_agents):
+                continue  # enough of this queue's call-backs ring now: the next pass
+            reason = "due" if now >= pending.due_by else self._turn(pending, snapshot)
             if reason is None:
                 continue
             claim = await self._db(self.store.claim, pending.id, reason, now)
@@ -204,7 +239,7 @@ class CallbackScheduler:
                 continue  # another engine took it
             started.append(claim)
             self.ringing[claim.queue] += 1
-            task = asyncio.create_task(self._dial(claim), name=f"callback-{claim.callback_id}")
+            task = asyncio.create_task(self._dial(claim, now), name=f"callback-{claim.callback_id}")
             self._dials.add(task)
             task.add_done_callback(self._dials.discard)
         return started
@@ -221,31 +256,33 @@ class CallbackScheduler:
             return True
         return schedule.state(now) == OPEN
 
-    async def _turn(self, pending: Pending, snapshots: dict[str, QueueSnapshot]) -> Optional[str]:
-        """"turn" if the call-back's turn in its queue has come, else None."""
-        if pending.queue not in snapshots:
+    async def _snapshot(self, queue: str, snapshots: dict[str, QueueSnapshot]) -> QueueSnapshot:
+        """The queue now, read once per pass."""
+        if queue not in snapshots:
             try:
-                snapshots[pending.queue] = await self.board.snapshot(pending.queue)
+                snapshots[queue] = await self.board.snapshot(queue)
             except AmiError as exc:
-                log.warning("call-backs: cannot read queue %s (%s); waiting for the due time", pending.queue, exc)
-                snapshots[pending.queue] = QueueSnapshot(0)
-        snapshot = snapshots[pending.queue]
+                log.warning("call-backs: cannot read queue %s (%s); waiting for the due time", queue, exc)
+                snapshots[queue] = QueueSnapshot(0)
+        return snapshots[queue]
+
+    def _turn(self, pending: Pending, snapshot: QueueSnapshot) -> Optional[str]:
+        """"turn" if the call-back's turn in its queue has come, else None."""
         if snapshot.free_agents - self.ringing[pending.queue] <= 0:
             return None
         if any(joined < pending.place_at for joined in snapshot.waiting_since):
             return None  # someone who was ahead still waits
         return "turn"
 
-    async def _dial(self, claim: Claim) -> None:
+    async def _dial(self, claim: Claim, started: dt.datetime) -> None:
         detail = ""
         try:
             outcome = await self.dialler.call_back(claim.number, claim.queue, priority=claim.priority,
                                                    action_id=f"ivr-callback-{claim.attempt_id}")
-        except AmiConnectionLost as exc:
+        except AmiRefused as exc:  # nothing rings: the same request would be refused again
+            outcome, detail = OriginateOutcome("failed", ""), str(exc)
+        except AmiError as exc:  # the connection dropped, no answer: the phone may ring all the same
             outcome, detail = OriginateOutcome(INTERRUPTED, ""), str(exc)
-        except AmiError as exc:
-            refused = "refused" in str(exc)
-            outcome, detail = OriginateOutcome("failed" if refused else INTERRUPTED, ""), str(exc)
         except asyncio.CancelledError:
             raise  # the engine stops: the next start closes the try as interrupted
         except Exception as exc:  # noqa: BLE001 - recorded as a failed try, never lost
@@ -254,9 +291,12 @@ class CallbackScheduler:
         finally:
             self.ringing[claim.queue] -= 1
         try:
+            # an interrupted try may still ring: its retry never comes before it cannot
+            not_before = started + dt.timedelta(seconds=self.ring_timeout + STALE_MARGIN) \
+                if outcome.result == INTERRUPTED else None
             status = await self._db(self.store.finish, claim.attempt_id, outcome.result, self.clock.now(),
                                     asterisk_reason=outcome.reason or None, uniqueid=outcome.uniqueid,
-                                    channel=outcome.channel, detail=detail)
+                                    channel=outcome.channel, detail=detail, retry_not_before=not_before)
         except IvrError as exc:
             log.error("call-back %d: try %d ended %s but cannot be stored (%s); closed at the next start",
                       claim.callback_id, claim.seq, outcome.result, exc)

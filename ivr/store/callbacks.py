@@ -15,6 +15,9 @@ what it promises holds across restarts and several engines on one database:
   else -> pending again after `retry_pause`, or failed after the last try.
 - `recover` closes tries left ringing by an engine that stopped (a crash, a kill) as
   interrupted: counted as a try and retried after the pause, never redialled at once.
+  Which engine's try it was does not matter (several engines may run on one host): a try
+  is closed only once it cannot still ring, i.e. it began before `stale_before`, which the
+  scheduler sets to now - (ring time + a margin).
 - `expire` gives up on call-backs whose promise passed long ago (a closed weekend is
   waited out; a week is not); `cancel` is a person's decision, noted with their name.
 
@@ -25,7 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import re
+import secrets
 import socket
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
@@ -91,7 +96,9 @@ class Claim:
 
 
 def default_owner() -> str:
-    return socket.gethostname() or "ivr"
+    """This process, for the record of who dialled a try: host:pid:random (unique even for
+    two engines on one host, or a pid reused after a restart)."""
+    return f"{socket.gethostname() or 'ivr'}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class CallbackStore:
@@ -103,6 +110,9 @@ class CallbackStore:
 
     def _begin(self) -> Any:
         return _transaction(self.engine)
+
+    def _read(self) -> Any:
+        return _transaction(self.engine, write=False)
 
     # --- the call's side ---------------------------------------------------------------------
     def book(self, booking: Booking) -> int:
@@ -122,13 +132,14 @@ class CallbackStore:
             return int(conn.execute(sa.insert(Callback).values(**row).returning(Callback.id)).scalar_one())
 
     # --- the scheduler's side -----------------------------------------------------------------
-    def pending(self, now: dt.datetime) -> list[Pending]:
-        """Pending call-backs whose pause is over, oldest place in line first."""
+    def pending(self, now: dt.datetime, limit: int = 500) -> list[Pending]:
+        """Pending call-backs whose pause is over, oldest place in line first, at most `limit`
+        (read only: no write lock taken)."""
         query = (sa.select(Callback.id, Callback.number, Callback.department, Callback.queue, Callback.schedule,
                            Callback.place_at, Callback.due_by, Callback.attempts, Callback.max_attempts)
                  .where(Callback.status == PENDING, Callback.next_at <= now)
-                 .order_by(Callback.place_at, Callback.id))
-        with self._begin() as conn:
+                 .order_by(Callback.place_at, Callback.id).limit(limit))
+        with self._read() as conn:
             return [Pending(**row) for row in conn.execute(query).mappings()]
 
     def claim(self, callback_id: int, reason: str, now: dt.datetime) -> Optional[Claim]:
@@ -150,8 +161,10 @@ class CallbackStore:
                      reason)
 
     def finish(self, attempt_id: int, result: str, now: dt.datetime, *, asterisk_reason: Optional[str] = None,
-               uniqueid: Optional[str] = None, channel: Optional[str] = None, detail: str = "") -> str:
-        """Record a try's result; the call-back's status after it."""
+               uniqueid: Optional[str] = None, channel: Optional[str] = None, detail: str = "",
+               retry_not_before: Optional[dt.datetime] = None) -> str:
+        """Record a try's result; the call-back's status after it. The next try comes after the
+        pause, and not before `retry_not_before` (a try that may still ring)."""
         with self._begin() as conn:
             closed = conn.execute(
                 sa.update(CallbackAttempt).where(CallbackAttempt.id == attempt_id, CallbackAttempt.result.is_(None))
@@ -160,7 +173,7 @@ class CallbackStore:
                 .returning(CallbackAttempt.callback_id, CallbackAttempt.seq)).first()
             if closed is None:
                 return self._late_result(conn, attempt_id, result, now, asterisk_reason, uniqueid, channel)
-            return _after_try(conn, closed.callback_id, result, now)
+            return _after_try(conn, closed.callback_id, result, now, retry_not_before)
 
     def _late_result(self, conn: Any, attempt_id: int, result: str, now: dt.datetime, asterisk_reason: Optional[str],
                      uniqueid: Optional[str], channel: Optional[str]) -> str:
@@ -179,18 +192,11 @@ class CallbackStore:
                          .values(status=DONE, finished_at=now, updated_at=now))
         return str(conn.execute(sa.select(Callback.status).where(Callback.id == attempt.callback_id)).scalar_one())
 
-    def recover(self, now: dt.datetime, *, stale_before: Optional[dt.datetime] = None, mine: bool = True) -> int:
-        """Close as interrupted the tries this engine left ringing when it stopped (`mine`: at
-        its start only, never while it dials) and, with `stale_before`, any engine's tries
-        begun before then; how many."""
-        which = []
-        if mine:
-            which.append(CallbackAttempt.owner == self.owner)
-        if stale_before is not None:
-            which.append(CallbackAttempt.started_at < stale_before)
-        if not which:
-            return 0
-        where = sa.and_(CallbackAttempt.result.is_(None), sa.or_(*which))
+    def recover(self, now: dt.datetime, *, stale_before: dt.datetime) -> int:
+        """Close as interrupted the open tries of any engine begun before `stale_before` (they
+        cannot ring any more: their engine stopped, or lost the answer); how many. A try that
+        may still ring is never closed, whoever's it is."""
+        where = sa.and_(CallbackAttempt.result.is_(None), CallbackAttempt.started_at < stale_before)
         count = 0
         with self._begin() as conn:
             for attempt in conn.execute(sa.select(CallbackAttempt.id, CallbackAttempt.callback_id).where(where)).all():
@@ -224,8 +230,10 @@ def cancel(conn: Any, callback_id: int, by: str, now: dt.datetime) -> bool:
     ).rowcount == 1
 
 
-def _after_try(conn: Any, callback_id: int, result: str, now: dt.datetime) -> str:
-    """The call-back's status after a try that ended with `result`."""
+def _after_try(conn: Any, callback_id: int, result: str, now: dt.datetime,
+               not_before: Optional[dt.datetime] = None) -> str:
+    """The call-back's status after a try that ended with `result` (retried after the pause,
+    not before `not_before`)."""
     row = conn.execute(sa.select(Callback.status, Callback.attempts, Callback.max_attempts, Callback.retry_pause)
                        .where(Callback.id == callback_id)).first()
     if row is None or row.status != DIALLING:
@@ -236,7 +244,8 @@ def _after_try(conn: Any, callback_id: int, result: str, now: dt.datetime) -> st
         values = {"status": FAILED_STATUS, "finished_at": now,
                   "note": f"not answered in {row.attempts} tr{'y' if row.attempts == 1 else 'ies'}; the last: {result}"}
     else:
-        values = {"status": PENDING, "next_at": now + dt.timedelta(seconds=row.retry_pause)}
+        retry = now + dt.timedelta(seconds=row.retry_pause)
+        values = {"status": PENDING, "next_at": max(retry, not_before) if not_before is not None else retry}
     conn.execute(sa.update(Callback).where(Callback.id == callback_id).values(updated_at=now, **values))
     return str(values["status"])
 
@@ -247,11 +256,13 @@ def _hours(span: dt.timedelta) -> str:
 
 
 @contextlib.contextmanager
-def _transaction(engine: Engine) -> Iterator[Any]:
-    """A connection in a transaction that writes (BEGIN IMMEDIATE on SQLite); a database
-    error becomes a StoreError naming the database (without its password)."""
+def _transaction(engine: Engine, write: bool = True) -> Iterator[Any]:
+    """A connection in a transaction: one that writes takes the write lock at once (BEGIN
+    IMMEDIATE on SQLite), one that only reads takes none (DEFERRED); a database error
+    becomes a StoreError naming the database (without its password)."""
     try:
-        with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
+        with engine.connect().execution_options(sqlite_begin="IMMEDIATE" if write else "DEFERRED") as conn, \
+                conn.begin():
             yield conn
     except SQLAlchemyError as exc:
         raise StoreError(f"call-backs in {safe_url(engine.url)}: {exc}") from exc

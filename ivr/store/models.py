@@ -341,7 +341,7 @@ class CallbackAttempt(Base):
     callback_id: Mapped[int] = mapped_column(ForeignKey("callbacks.id", ondelete="CASCADE"))
     seq: Mapped[int]  # 1, 2, ... within the call-back
     reason: Mapped[str]  # why it was dialled then: "turn" (an agent free, nobody ahead) or "due" (the promise)
-    owner: Mapped[str]  # the engine that dialled it (host name)
+    owner: Mapped[str]  # the engine process that dialled it (host:pid:random), for the record
     started_at: Mapped[dt.datetime]
     ended_at: Mapped[Optional[dt.datetime]]
     result: Mapped[Optional[str]]  # one of ATTEMPT_RESULTS; null while it rings

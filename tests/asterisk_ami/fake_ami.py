@@ -65,6 +65,7 @@ class FakeAmi:
     silent: bool = False  # read and record, answer nothing (a frozen Asterisk)
     silent_connections: set = field(default_factory=set)  # the same, for these connections (1, 2, ...)
     hold: set = field(default_factory=set)  # action names (lower case) left unanswered
+    refuse_originate: Optional[str] = None  # the Message of an Error answer to Originate
     on_action: Optional[object] = None  # async callable(received, fake) run after each block is recorded
 
     def __post_init__(self):
@@ -189,6 +190,8 @@ class FakeAmi:
                 writer.write(block(("Event", "CoreShowChannel"), aid, *c.items()))
             writer.write(block(("Event", "CoreShowChannelsComplete"), aid, ("EventList", "Complete"),
                                ("ListItems", len(self.channels))))
+        elif action == "originate" and self.refuse_originate is not None:
+            writer.write(block(("Response", "Error"), aid, ("Message", self.refuse_originate)))
         elif action == "originate":
             writer.write(block(("Response", "Success"), aid, ("Message", "Originate successfully queued")))
         elif action == "mixmonitormute":

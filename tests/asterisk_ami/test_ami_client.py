@@ -15,7 +15,7 @@ from ivr.asterisk.ami import AmiClient, QueueState
 from ivr.asterisk.callback import OriginateOutcome, dial_string
 from ivr.settings.asterisk import AsteriskSettings, CallbackSettings
 from ivr.settings.config import load_config
-from ivr.errors import AmiConnectionLost, AmiError, AmiLoginError
+from ivr.errors import AmiConnectionLost, AmiError, AmiLoginError, AmiRefused
 
 SECRET = "s3cret-Pa55"
 
@@ -239,7 +239,7 @@ def test_an_originate_in_flight_when_the_connection_drops_fails_and_is_never_sen
         client = client_for(fake)
         await client.start()
         try:
-            pending = asyncio.create_task(client.originate_callback("600100200", "sales"))
+            pending = asyncio.create_task(client.call_back("600100200", "sales"))
             await until(lambda: fake.count("Originate") == 1)
             fake.drop()
             with pytest.raises(AmiConnectionLost) as info:
@@ -260,13 +260,16 @@ def test_an_originate_in_flight_when_the_connection_drops_fails_and_is_never_sen
 
 def test_an_action_with_no_answer_times_out_and_is_not_resent():
     async def main():
-        fake = FakeAmi(hold={"originate"})
+        fake = FakeAmi(hold={"originate", "mixmonitormute"})
         await fake.start()
         client = client_for(fake, action_timeout=0.2)
         await client.start()
         try:
-            with pytest.raises(AmiError, match="no answer to Originate within 0.2 s; it is not sent again"):
-                await client.originate_callback("600100200", "sales")
+            with pytest.raises(AmiError, match="no answer to MixMonitorMute within 0.2 s; it is not sent again"):
+                await client.mute("PJSIP/101-1", True)
+            # an Originate without its reply: its OriginateResponse is still awaited, then given up
+            with pytest.raises(AmiError, match="no OriginateResponse"):
+                await client.call_back("600100200", "sales", wait=0.5)
             await asyncio.sleep(0.2)
             assert fake.count("Originate") == 1 and client.connected
         finally:
@@ -321,16 +324,19 @@ def test_mixmonitormute_mutes_the_callers_side_only_with_exact_headers():
     assert on.raw.endswith("\r\n\r\n") and on.raw.count("\r\n\r\n") == 1
 
 
-def test_originate_callback_dials_the_configured_channel_into_the_queue():
+def test_call_back_dials_the_configured_channel_into_the_queue():
     async def main():
         fake = FakeAmi()
         await fake.start()
         client = client_for(fake, callback=CallbackSettings(caller_id='"Shop" <225550000>'))
         await client.start()
         try:
-            action_id = await client.originate_callback("+48 22 555-01-01", "sales")
+            action_id = "cb-6"
+            first = asyncio.create_task(client.call_back("+48 22 555-01-01", "sales", action_id=action_id))
+            await fake.wait_for(lambda: fake.count("Originate") == 1)
             fake.push("OriginateResponse", ActionID=action_id, Response="Success", Channel="Local/+48225550101@x",
                       Reason="4", Uniqueid="1700000000.50")
+            assert (await first).result == "answered"
             # the scheduler's way: wait for the OriginateResponse
             answer = asyncio.create_task(client.call_back("600 100 200", "support", priority=3, action_id="cb-7"))
             await fake.wait_for(lambda: fake.count("Originate") == 2)
@@ -363,7 +369,10 @@ def test_originate_without_a_context_runs_queue_as_the_application():
         client = client_for(fake, callback=settings)
         await client.start()
         try:
-            await client.originate_callback("600100200", "complaints")
+            ringing = asyncio.create_task(client.call_back("600100200", "complaints", action_id="cb-1"))
+            await fake.wait_for(lambda: fake.count("Originate") == 1)
+            fake.push("OriginateResponse", ActionID="cb-1", Response="Failure", Reason="3")
+            assert (await ringing).result == "no answer"
             return fake.actions("Originate")[0]
         finally:
             await client.close()
@@ -388,8 +397,8 @@ def test_header_injection_is_refused_and_nothing_is_sent(number, queue, caller_i
         client = client_for(fake)
         await client.start()
         try:
-            with pytest.raises(AmiError, match="refused"):
-                await client.originate_callback(number, queue, caller_id)
+            with pytest.raises(AmiRefused, match="refused"):
+                await client.call_back(number, queue, caller_id=caller_id)
             with pytest.raises(AmiError, match="line break"):
                 await client.send_action("Originate", {"Channel": "PJSIP/1@trunk\r\nAction: Command",
                                                        "Context": "ivr-callback"})

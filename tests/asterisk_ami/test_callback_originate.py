@@ -9,7 +9,7 @@ import pytest
 
 from fake_ami import FakeAmi
 from ivr.asterisk.callback import OriginateOutcome, attempt_result
-from ivr.errors import AmiConnectionLost, AmiError
+from ivr.errors import AmiConnectionLost, AmiError, AmiRefused
 from test_ami_client import client_for, run
 
 
@@ -84,3 +84,44 @@ def test_the_queue_status_of_one_queue():
     assert state.name == "sales" and state.params["Calls"] == "1"
     assert [m["Location"] for m in state.members] == ["PJSIP/101"]
     assert [e["Wait"] for e in state.entries] == ["42"]
+
+
+def test_an_originate_asterisk_refuses_is_an_ami_refused():
+    async def main():
+        fake = FakeAmi(refuse_originate="Extension does not exist.")
+        await fake.start()
+        client = client_for(fake)
+        await client.start()
+        try:
+            with pytest.raises(AmiRefused, match="Extension does not exist"):
+                await client.call_back("600100200", "sales", action_id="cb-1", wait=5)
+            with pytest.raises(AmiRefused, match="refused to dial"):
+                await client.call_back("600;Local/1", "sales")
+        finally:
+            await client.close()
+            await fake.close()
+
+    run(main())
+
+
+def test_an_answer_after_the_originates_reply_timed_out_still_finishes_the_try():
+    async def main():
+        fake = FakeAmi(hold={"originate"})  # Asterisk takes the Originate, its reply is lost
+        await fake.start()
+        client = client_for(fake, action_timeout=0.2)
+        await client.start()
+        try:
+            ringing = asyncio.create_task(client.call_back("600100200", "sales", action_id="cb-9", wait=5))
+            await fake.wait_for(lambda: fake.count("Originate") == 1)
+            await asyncio.sleep(0.5)  # past the reply's time-out: the phone rings on
+            assert not ringing.done()
+            fake.push("OriginateResponse", ActionID="cb-9", Response="Success", Channel="Local/600100200@x-01;1",
+                      Reason="4", Uniqueid="1700000000.60")
+            return await ringing, fake.count("Originate")
+        finally:
+            await client.close()
+            await fake.close()
+
+    outcome, sent = run(main())
+    assert outcome == OriginateOutcome("answered", "4", "1700000000.60", "Local/600100200@x-01;1")
+    assert sent == 1

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
+import time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,7 +15,7 @@ import sqlalchemy as sa
 
 from ivr.asterisk.callback import OriginateOutcome
 from ivr.engine.channel import CallbackRequest
-from ivr.errors import AmiConnectionLost
+from ivr.errors import AmiConnectionLost, AmiError, AmiRefused, ChannelError, StoreError
 from ivr.live.callbacks import CallbackScheduler, QueueSnapshot, member_free
 from ivr.settings.config import Department
 from ivr.settings.hours import HolidayCalendar, Schedule
@@ -222,9 +224,14 @@ def test_a_restart_while_the_phone_rings_closes_the_try_and_waits_the_pause(db):
 
     async def after():
         await second.start()
-        await second.close()  # only the start-up recovery
-        assert await settle(second) == []  # never redialled at once
-        clock.move(seconds=60)
+        await second.close()  # only the start-up recovery: the phone may still ring, the try is left open
+        assert stored(db)[1][0]["result"] is None
+        clock.move(seconds=30 + 30 + 1)  # the ring time and the margin are over: it rings no more
+        assert await settle(second) == []  # closed now, and never redialled at once
+        assert stored(db)[1][0]["result"] == "interrupted"
+        clock.move(seconds=59)
+        assert await settle(second) == []  # not before the pause
+        clock.move(seconds=1)
         assert len(await settle(second)) == 1
 
     run(after())
@@ -323,3 +330,176 @@ def test_the_live_board_is_read_when_fresh_and_queue_status_when_not():
     Client.board.fresh = False  # the connection dropped: the board cannot vouch for itself
     assert run(board.snapshot("sales")) == QueueSnapshot(1, (T0 - dt.timedelta(seconds=30),))
     assert Client.asked == 1
+
+
+def test_a_booking_the_database_does_not_answer_is_a_channel_error_in_time(db, caplog):
+    release = threading.Event()
+
+    class Hanging(CallbackStore):
+        def book(self, booking):
+            release.wait(10)  # a database that hangs (a lock held elsewhere, a dead server)
+            return super().book(booking)
+
+    s = CallbackScheduler(Hanging(db, owner="host-1"), Dialler(), Board(), lambda: {"office": OFFICE},
+                          clock=Clock(), book_timeout=0.2)
+
+    async def main():
+        started = time.monotonic()
+        with pytest.raises(ChannelError, match="not booked within"):
+            await s.book(request())
+        return time.monotonic() - started
+
+    try:
+        assert run(main()) < 2
+    finally:
+        release.set()
+    assert [r.levelname for r in caplog.records if "not booked" in r.getMessage()] == ["ERROR"]
+
+
+def test_a_booking_the_database_refuses_is_a_channel_error(db):
+    class Refusing(CallbackStore):
+        def book(self, booking):
+            raise StoreError("call-backs in sqlite:///x: database is locked")
+
+    s = CallbackScheduler(Refusing(db, owner="host-1"), Dialler(), Board(), lambda: {"office": OFFICE}, clock=Clock())
+    with pytest.raises(ChannelError, match="database is locked"):
+        run(s.book(request()))
+
+
+def test_a_second_engine_on_the_same_host_leaves_the_first_ones_ringing_try_alone(db):
+    clock = Clock()
+    ring = asyncio.Event()
+
+    class Rings(Dialler):
+        async def call_back(self, number, queue, **kwargs):
+            self.dialled.append(number)
+            await ring.wait()
+            return OriginateOutcome("answered", "4", "1700.9", "Local/x;1")
+
+    first_dialler, second_dialler = Rings(), Dialler()
+    # default owners: unique per process and store, so host names never decide
+    first = CallbackScheduler(CallbackStore(db), first_dialler, Board(free=1), lambda: {"office": OFFICE},
+                              ring_timeout=30, clock=clock)
+    second = CallbackScheduler(CallbackStore(db), second_dialler, Board(free=1), lambda: {"office": OFFICE},
+                               ring_timeout=30, clock=clock)
+
+    async def main():
+        await first.book(request())
+        await first.tick()
+        await asyncio.sleep(0)  # the phone rings
+        clock.move(seconds=5)
+        await second.start()  # a second `ivr serve` starts while it rings
+        await second.close()
+        assert stored(db)[1][0]["result"] is None
+        clock.move(seconds=20)
+        assert await settle(second) == []
+        ring.set()  # answered within the ring time: the first engine finishes its own try
+        await asyncio.gather(*list(first._dials))
+
+    run(main())
+    [row], [attempt] = stored(db)
+    assert (row["status"], attempt["result"]) == ("done", "answered")
+    assert len(first_dialler.dialled) == 1 and second_dialler.dialled == []
+
+
+def test_many_due_at_once_are_dialled_a_few_at_a_time(db):
+    clock = Clock()
+    ring = asyncio.Event()
+
+    class Rings(Dialler):
+        async def call_back(self, number, queue, **kwargs):
+            self.dialled.append(number)
+            await ring.wait()
+            return OriginateOutcome("no answer", "3")
+
+    dialler = Rings()
+    s = scheduler(db, dialler, Board(free=2), clock)
+
+    async def main():
+        for n in range(20):  # all promised for opening time
+            await s.book(request(number=f"+4822123{n:04d}", within=60))
+        clock.move(seconds=61)
+        first = await s.tick()
+        await asyncio.sleep(0)
+        again = await s.tick()  # two still ring: nothing more
+        ring.set()
+        await asyncio.gather(*list(s._dials))
+        return first, again
+
+    first, again = run(main())
+    assert len(first) == 2 and again == []
+    assert len(dialler.dialled) == 2
+
+
+def test_one_due_call_back_rings_at_a_time_without_a_free_agent(db):
+    clock, dialler = Clock(), Dialler()
+    s = scheduler(db, dialler, Board(free=0), clock)
+
+    async def main():
+        for n in range(3):
+            await s.book(request(number=f"+4822123{n:04d}", within=60))
+        clock.move(seconds=61)
+        return await s.tick()
+
+    assert len(run(main())) == 1
+
+
+def test_recovery_and_expiry_run_every_half_minute_and_a_pass_only_reads(db):
+    clock = Clock()
+    s = scheduler(db, Dialler(), Board(free=0), clock)
+    calls = []
+    for name in ("recover", "expire", "claim"):
+        real = getattr(s.store, name)
+        setattr(s.store, name, lambda *a, _n=name, _f=real, **k: (calls.append(_n), _f(*a, **k))[1])
+    statements = []
+    sa.event.listen(db, "before_cursor_execute", lambda conn, cursor, sql, *a: statements.append(sql))
+
+    async def main():
+        await s.book(request())  # pending, not its turn (no free agent), not due
+        await s.start()
+        await s.close()
+        for _ in range(10):  # 20 s of passes
+            clock.move(seconds=2)
+            statements.clear()
+            await s.tick()
+            # a pass without housekeeping only reads: no write lock, no write
+            assert statements and "BEGIN IMMEDIATE" not in statements
+            assert not any(sql.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE")) for sql in statements)
+        assert calls == ["recover", "expire"]
+        clock.move(seconds=10)
+        await s.tick()
+        assert calls == ["recover", "expire"] * 2
+
+    run(main())
+
+
+def test_a_refusal_is_told_by_its_type_not_its_words(db):
+    clock = Clock()
+    dialler = Dialler(AmiRefused("Extension does not exist."), AmiError("the answer was refused by a timer"))
+    s = scheduler(db, dialler, Board(free=2), clock)
+
+    async def main():
+        await s.book(request(number="+48221230001", attempts=1))
+        await s.book(request(number="+48221230002", attempts=2, pause=1))
+        await settle(s)
+
+    run(main())
+    _, tries = stored(db)
+    assert [t["result"] for t in tries] == ["failed", "interrupted"]
+
+
+def test_an_interrupted_try_is_retried_only_once_it_cannot_ring(db):
+    clock, dialler = Clock(), Dialler(AmiConnectionLost("the AMI connection dropped"))
+    s = scheduler(db, dialler, Board(free=1), clock)
+
+    async def main():
+        await s.book(request(pause=10))  # the pause is shorter than the ring time
+        await settle(s)
+        clock.move(seconds=59)
+        assert await settle(s) == []  # the phone may still ring: ring time 30 s + margin 30 s
+        clock.move(seconds=1)
+        assert len(await settle(s)) == 1
+
+    run(main())
+    _, tries = stored(db)
+    assert [t["result"] for t in tries] == ["interrupted", "answered"]
