@@ -1,4 +1,5 @@
-"""The tries of a node that asks the caller: menu, input and survey.
+"""The tries of a node that asks the caller: menu, input, survey and call-back offer, and
+the one way such a node takes a single key (`answer_key`).
 
 A try that brings no answer (a time-out) or a wrong one (a key with no option, a short
 entry, a score off the scale) uses one attempt. It is told by a TIMEOUT or INVALID event
@@ -52,3 +53,12 @@ class Attempts:
         self.call.emit(kind, **data, attempt=self.used, attempts=self.allowed)
         if prompt is not None and (self.left or self.prompt_after_last):
             await self.call.play(prompt)
+
+
+async def answer_key(call: Call, pressed: Optional[str], timeout: float) -> Optional[str]:
+    """The key the caller pressed during the prompt, or else the one pressed within `timeout`
+    after it, told by a KEY event; None when no key came."""
+    key = pressed or await call.read(1, timeout)
+    if key:
+        call.emit(ev.KEY, key=key)
+    return key or None

@@ -14,7 +14,7 @@ from typing import Optional
 from ivr import events as ev
 from ivr.engine.call import Call
 from ivr.engine.channel import CallbackRequest
-from ivr.engine.nodes.attempts import Attempts
+from ivr.engine.nodes.attempts import Attempts, answer_key
 from ivr.flow.nodes.callback import Callback
 
 DIGITS = "0123456789"
@@ -36,11 +36,7 @@ async def run(node: Callback, call: Call):
         # withheld or internal number, and no way to type one: nobody to call back
         call.emit(ev.CALLBACK, offered=False, reason="no caller number")
         return "declined", node.declined
-    key = await call.play(node.prompt, node.accept_key)
-    if not key:
-        key = await call.read(1, node.timeout)
-    if key:
-        call.emit(ev.KEY, key=key)
+    key = await answer_key(call, await call.play(node.prompt, node.accept_key), node.timeout)
     if key != node.accept_key:
         call.emit(ev.CALLBACK, offered=True, accepted=False)
         return "declined", node.declined
@@ -71,13 +67,11 @@ async def _number(node: Callback, call: Call, own: Optional[str]) -> tuple[Optio
         while True:
             if not tries.left:
                 return None, ""
-            key = await call.play(node.number_prompt, node.accept_key + node.other_key)
-            if not key:
-                key = await call.read(1, node.timeout)
+            key = await answer_key(call, await call.play(node.number_prompt, node.accept_key + node.other_key),
+                                   node.timeout)
             if not key:
                 await tries.timed_out()
                 continue
-            call.emit(ev.KEY, key=key)
             if key == node.accept_key:
                 return own, "caller"
             if key == node.other_key:

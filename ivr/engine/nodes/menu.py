@@ -2,7 +2,7 @@
 
 from ivr import events as ev
 from ivr.engine.call import Call
-from ivr.engine.nodes.attempts import Attempts
+from ivr.engine.nodes.attempts import Attempts, answer_key
 from ivr.flow.nodes.menu import Menu
 
 # A caller may ask for the menu again this often before repeats start to use attempts,
@@ -15,13 +15,10 @@ async def run(node: Menu, call: Call):
     tries = Attempts(call, node.attempts, timeout_prompt=node.timeout_prompt, invalid_prompt=node.invalid_prompt)
     repeats = 0
     while tries.left:
-        key = await _prompt(node, call, escape)
-        if not key:
-            key = await call.read(1, node.timeout)
+        key = await answer_key(call, await _prompt(node, call, escape), node.timeout)
         if not key:
             await tries.timed_out()
             continue
-        call.emit(ev.KEY, key=key)
         if key == node.repeat_key:
             repeats += 1
             call.emit(ev.REPEAT)
