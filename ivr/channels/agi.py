@@ -4,17 +4,25 @@ Nodes become AGI commands: prompts by STREAM FILE with the menu's keys as escape
 (barge-in), keys by WAIT FOR DIGIT, transfers by `Queue` with the `c` option (so the flow
 goes on to the survey when the agent hangs up), voicemail by RECORD FILE. A STREAM FILE
 answer of -1 means a hang-up or a missing file; one CHANNEL STATUS tells which.
+
+Each command is a round trip the caller hears as a gap, so the channel sends none that
+would change nothing: the call's first command (the FastAGI server's, which ends the
+environment block) also reads the channel's state, language and queue priority, so ANSWER
+is not sent to a call the dialplan answered, nor a language or priority the channel already
+has; and after a Queue one GET FULL VARIABLE reads all of its results.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from pathlib import Path
 from typing import Optional, Protocol
 
-from ivr.channels.agi_wire import AgiDeadChannel, AgiEnvironment, AgiHangupNotice, Reply, command, read_reply
+from ivr.channels.agi_wire import (AgiDeadChannel, AgiEnvironment, AgiHangupNotice, Reply, command, full_data,
+                                   read_reply, split_values, values_expression)
 from ivr.engine.channel import (
     CallbackRequest,
     QueueLoad,
@@ -32,6 +40,17 @@ log = logging.getLogger(__name__)
 INTER_DIGIT_SECONDS = 3.0  # after the first key of an input, the wait for the next
 # QUEUESTATUS values that mean no agent took the call: the flow's on_timeout handles them
 _NOT_ANSWERED = {"TIMEOUT", "FULL", "JOINEMPTY", "LEAVEEMPTY", "JOINUNAVAIL", "LEAVEUNAVAIL"}
+STATE, LANGUAGE, PRIORITY = "CHANNEL(state)", "CHANNEL(language)", "QUEUE_PRIO"
+# what the first command reads for the channel (see ivr.channels.fastagi)
+KNOWN_AT_START = (STATE, LANGUAGE, PRIORITY)
+# what Queue() leaves; MEMBERNAME last: it is the one free text (an agent's name from queues.conf)
+QUEUE_RESULTS = ("QUEUESTATUS", "QEHOLDTIME", "ABANDONED", "MEMBERINTERFACE", "MEMBERNAME")
+
+
+@functools.lru_cache(maxsize=4096)
+def _prompt_file(prompts_dir: Path, flow: str, name: str, language: str) -> str:
+    # the same few paths for every call: built once, not with pathlib on every prompt
+    return str(output_path(prompts_dir, flow, name, language).with_suffix(""))
 
 
 class ManagerServices(Protocol):
@@ -67,7 +86,9 @@ class AgiChannel:
         self.prompts_dir = prompts_dir
         self.recordings_dir = recordings_dir
         self.manager = manager  # None: no AMI; no call-backs, and the recorder is stopped instead of muted
-        self.sent: list[bytes] = []  # every command line, for logs and tests
+        self.sent: list[bytes] = [env.first_command] if env.first_command else []  # every command line
+        # channel values as last read or set: a command that would set one to what it is is not sent
+        self.known: dict[str, str] = {name: env.asked[name] for name in KNOWN_AT_START if name in env.asked}
         self.dead = False
         self._in_sync = True  # every reply read: the next line is the next command's reply
 
@@ -114,16 +135,34 @@ class AgiChannel:
         """A channel variable's value (None when unset)."""
         return await self._get(name)
 
+    async def read_values(self, names: tuple[str, ...], dead_ok: bool = False) -> dict[str, str]:
+        """Several variables (or functions) in one round trip; an unset one is ""."""
+        reply = await self.send("GET FULL VARIABLE", values_expression(names), dead_ok=dead_ok)
+        if reply.number != 1:
+            return dict.fromkeys(names, "")
+        return split_values(full_data(reply.line), names)
+
+    async def set_variable(self, name: str, value: object) -> None:
+        """Set a channel variable, unless the channel is known to have that value already."""
+        text = str(value)
+        if self.known.get(name) == text:
+            return
+        await self.send("SET VARIABLE", name, text)
+        self.known[name] = text
+
     # --- Channel ------------------------------------------------------------------------
     async def answer(self) -> None:
+        if self.known.get(STATE) == "Up":  # the dialplan answered (ANSWER would do nothing)
+            return
         await self.send("ANSWER")
+        self.known[STATE] = "Up"
 
     async def set_language(self, language: str) -> None:
-        await self.send("SET VARIABLE", "CHANNEL(language)", language)
+        await self.set_variable(LANGUAGE, language)
 
     def prompt_file(self, prompt: Prompt, language: str) -> str:
         """The built prompt as Asterisk opens it: the path without its extension."""
-        return str(output_path(self.prompts_dir, prompt.flow, prompt.name, language).with_suffix(""))
+        return _prompt_file(self.prompts_dir, prompt.flow, prompt.name, language)
 
     async def play(self, prompt: Prompt, language: str, escape: str = "") -> Optional[str]:
         reply = await self.send("STREAM FILE", self.prompt_file(prompt, language), escape)
@@ -156,20 +195,24 @@ class AgiChannel:
         return digits
 
     async def transfer(self, request: TransferRequest) -> TransferResult:
-        await self.send("SET VARIABLE", "QUEUE_PRIO", request.priority)
+        # unset is priority 0 to app_queue: a normal caller on a plain channel costs no command
+        self.known.setdefault(PRIORITY, "")
+        if not (request.priority == 0 and self.known[PRIORITY] in ("", "0")):
+            await self.set_variable(PRIORITY, request.priority)
         timeout = "" if request.max_wait is None else int(request.max_wait)
         started = time.monotonic()
         # options: c = go on in the flow when the agent hangs up
         reply = await self.send("EXEC", "Queue", f"{request.department.queue},c,,,{timeout}")
         elapsed = time.monotonic() - started
         # read even when the caller has hung up (the usual end of a call with an agent)
-        status = (await self._get("QUEUESTATUS", dead_ok=True) or "").upper()
+        results = await self.read_values(QUEUE_RESULTS, dead_ok=True)
+        status = results["QUEUESTATUS"].upper()
         if status in _NOT_ANSWERED:
             return TransferResult(TransferStatus.TIMED_OUT, elapsed, ended=status)
-        agent = await self._get("MEMBERNAME", dead_ok=True) or await self._get("MEMBERINTERFACE", dead_ok=True)
-        hold = await self._get("QEHOLDTIME", dead_ok=True)
-        wait = float(hold) if hold and hold.isdigit() else elapsed
-        if reply.number < 0 or self.dead or (await self._get("ABANDONED", dead_ok=True) or "").upper() == "TRUE":
+        agent = results["MEMBERNAME"] or results["MEMBERINTERFACE"] or None
+        hold = results["QEHOLDTIME"]
+        wait = float(hold) if hold.isdigit() else elapsed
+        if reply.number < 0 or self.dead or results["ABANDONED"].upper() == "TRUE":
             if not agent:
                 return TransferResult(TransferStatus.ABANDONED, elapsed)
             self.dead = True  # talked to an agent, then hung up: answered all the same
@@ -219,7 +262,7 @@ class AgiChannel:
         if muted:
             await self.send("EXEC", "StopMixMonitor", "")
         else:
-            target = await self._get("IVR_RECORDING")
+            target = self.known.get("IVR_RECORDING") or await self._get("IVR_RECORDING")
             if target:
                 await self.send("EXEC", "MixMonitor", f"{target},a")
 

@@ -2,12 +2,12 @@
 
 The dialplan `ivr asterisk-config` writes starts MixMonitor on
 `<recordings>/<YYYY-MM-DD>/<UNIQUEID>.wav` and keeps the path in `IVR_RECORDING` before it
-hands the call over; the FastAGI server reads that variable at the start of every call
-(the one command such a call costs here). A hand-written dialplan that only runs
+hands the call over; the FastAGI server reads that variable with the call's first command
+(which costs such a call nothing here). A hand-written dialplan that only runs
 `AGI(agi://...)` leaves it unset: the call would have no recording, and nobody would know.
 Then the engine starts the same recording itself: the date as Asterisk's STRFTIME gives it
-(one GET FULL VARIABLE, so the folder is the one the generated dialplan would use), then
-`MixMonitor` and `IVR_RECORDING`, so that muting and the call's record work as usual. The
+(read by that same first command, so the folder is the one the generated dialplan would
+use), then `MixMonitor` and `IVR_RECORDING`, so that muting and the call's record work as usual. The
 log says so once for the call, with what to add to the dialplan; if the recording cannot
 be started (a refusal, an error reply of Asterisk), the log says that the call is not
 recorded, and why; the call goes on all the same.
@@ -26,7 +26,7 @@ from ivr.errors import CallerHangup, ChannelError
 
 log = logging.getLogger(__name__)
 
-DATE = "${STRFTIME(${EPOCH},,%Y-%m-%d)}"  # as the generated dialplan names the day's folder
+DATE = "STRFTIME(${EPOCH},,%Y-%m-%d)"  # ${DATE}: as the generated dialplan names the day's folder
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _UNIQUEID = re.compile(r"[0-9]+\.[0-9]+")  # Asterisk's: <epoch>.<sequence>
 # a comma starts MixMonitor's options, `|` did in old releases; the rest would be read as
@@ -36,20 +36,20 @@ DIALPLAN_HINT = ("Set(IVR_RECORDING=<recordings>/${STRFTIME(${EPOCH},,%Y-%m-%d)}
                  "MixMonitor(${IVR_RECORDING}) before AGI(), as `ivr asterisk-config` writes them")
 
 
-async def start_recording(channel: AgiChannel, recordings_dir: Path, call: str) -> Optional[str]:
-    """Start the call's recording as the generated dialplan would; its path, or None (logged)
-    when it could not be started. A caller who hangs up meanwhile ends it quietly."""
+async def start_recording(channel: AgiChannel, recordings_dir: Path, call: str, date: str) -> Optional[str]:
+    """Start the call's recording as the generated dialplan would, in the folder of `date`
+    (`${DATE}` as Asterisk evaluated it); its path, or None (logged) when it could not be
+    started. A caller who hangs up meanwhile ends it quietly."""
     uniqueid = channel.env.uniqueid
     if not _UNIQUEID.fullmatch(uniqueid):
         return not_recorded(call, f"its uniqueid {uniqueid!r} is not Asterisk's <epoch>.<n>")
     folder = str(recordings_dir)
     if any(ch in _FORBIDDEN or unicodedata.category(ch).startswith("C") for ch in folder):
         return not_recorded(call, f"the recordings folder {folder!r} holds characters MixMonitor would split at")
+    if not _DATE.fullmatch(date):
+        return not_recorded(call, f"Asterisk gave no date for the folder ({date!r})")
+    path = f"{folder}/{date}/{uniqueid}.wav"
     try:
-        reply = await channel.send("GET FULL VARIABLE", DATE)
-        if reply.number != 1 or not _DATE.fullmatch(reply.data or ""):
-            return not_recorded(call, f"Asterisk gave no date for the folder ({reply.line!r})")
-        path = f"{folder}/{reply.data}/{uniqueid}.wav"
         reply = await channel.send("EXEC", "MixMonitor", path)
         if reply.number != 0:
             return not_recorded(call, f"MixMonitor answered {reply.line!r} (is app_mixmonitor loaded?)")

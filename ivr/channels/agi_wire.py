@@ -16,6 +16,11 @@ The environment block before the first command is `agi_name: value` lines and a 
 line, each value written as it is: a caller-ID name with line breaks (seen on Asterisk 22)
 spreads over several lines, even blank ones, so `read_environment` makes sure of its end.
 
+Every command is a round trip through Asterisk that the caller hears as a gap, so values
+are read together: GET FULL VARIABLE evaluates any expression (`${A}|${B}|...`, built by
+`values_expression`) and is allowed on a dead channel, so one command reads what several
+GET VARIABLEs would (`split_values`).
+
 Reply codes map to exceptions here and nowhere else.
 """
 
@@ -26,7 +31,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
 from urllib.parse import parse_qsl, unquote
 
 from ivr.errors import CallerHangup, ChannelError
@@ -40,6 +45,7 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CALLER_NAME = "agi_calleridname"
 AFTER_CALLER_NAME = "agi_callingpres"  # the line Asterisk always writes next (res_agi setup_env)
 MAX_ENVIRONMENT_LINES = 10_000
+SEPARATOR = "|"  # between the values of one GET FULL VARIABLE; the last value may hold it
 
 
 class AgiError(ChannelError):
@@ -89,15 +95,23 @@ def quote(value: object) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+_VERB = re.compile(r"[A-Z]+(?: [A-Z]+)*")
+_VERBS: set[str] = set()  # verbs checked already: a handful, sent thousands of times a second
+
+
 def command(verb: str, *args: object) -> bytes:
     """A command line: a fixed verb (ours, never input) and quoted arguments."""
-    if not re.fullmatch(r"[A-Z]+(?: [A-Z]+)*", verb):
-        raise ValueError(f"not an AGI verb: {verb!r}")
+    if verb not in _VERBS:
+        if not _VERB.fullmatch(verb):
+            raise ValueError(f"not an AGI verb: {verb!r}")
+        _VERBS.add(verb)
     return (" ".join([verb, *(quote(a) for a in args)]) + "\n").encode("utf-8")
 
 
 def parse_reply(line: str) -> Reply:
     """A one-line 200 reply; other codes raise their exception."""
+    if line.startswith("200 result=") and " " not in line and "(" not in line:  # the most common: "200 result=49"
+        return Reply(200, line[11:], None, {}, line)
     match = _REPLY.match(line)
     if not match:
         raise AgiError(f"unexpected line from Asterisk: {line!r}")
@@ -148,8 +162,31 @@ async def _read_line(reader: asyncio.StreamReader, timeout: Optional[float]) -> 
     return raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
+def values_expression(names: Sequence[str]) -> str:
+    """The GET FULL VARIABLE argument that reads every one of `names` (variables or
+    functions such as `CHANNEL(state)`) at once. Put a name whose value is free text last."""
+    return SEPARATOR.join("${" + name + "}" for name in names)
+
+
+def full_data(line: str) -> str:
+    """What a GET FULL VARIABLE reply holds: everything between its first `(` and last `)`
+    (a value may hold parentheses, which the one-line reply does not escape)."""
+    start, end = line.find("("), line.rfind(")")
+    return line[start + 1:end] if 0 <= start < end else ""
+
+
+def split_values(data: str, names: Sequence[str]) -> dict[str, str]:
+    """The values of `values_expression(names)` as Asterisk evaluated it; unset ones are ""."""
+    parts = data.split(SEPARATOR, len(names) - 1)
+    if len(parts) != len(names):
+        raise AgiError(f"expected {len(names)} values separated by {SEPARATOR!r}, got {data[:80]!r}")
+    return dict(zip(names, parts))
+
+
 def unescape(value: str) -> str:
     """Asterisk backslash-escapes some characters in environment values (quotes, say)."""
+    if "\\" not in value:
+        return value
     out = []
     chars = iter(value)
     for char in chars:
@@ -166,6 +203,8 @@ class AgiEnvironment:
     """The `agi_*` block Asterisk sends first, and what the engine needs of it."""
 
     values: dict[str, str] = field(default_factory=dict)
+    asked: dict[str, str] = field(default_factory=dict)  # what read_environment(ask=...) read, by name
+    first_command: Optional[bytes] = None  # the command that made sure of the block's end
 
     def get(self, key: str, default: str = "") -> str:
         return self.values.get(key, default)
@@ -209,7 +248,8 @@ class AgiEnvironment:
 
 
 async def read_environment(reader: asyncio.StreamReader, timeout: float = 10.0,
-                           writer: Optional[asyncio.StreamWriter] = None) -> AgiEnvironment:
+                           writer: Optional[asyncio.StreamWriter] = None,
+                           ask: Sequence[str] = ()) -> AgiEnvironment:
     """Read the environment block up to its blank line.
 
     Asterisk writes each value as it is, so a value with line breaks (a caller-ID name
@@ -218,33 +258,53 @@ async def read_environment(reader: asyncio.StreamReader, timeout: float = 10.0,
     FULL VARIABLE of a random token, which Asterisk answers with the token only after it
     has sent the whole block; every line before that answer still belongs to the block.
     So nothing in a caller's name can ever be read as the reply to a command.
+
+    The same command also reads the channel values named in `ask` (`token|${A}|${B}`), so
+    what the call needs to know at its start costs no round trip of its own; they are in
+    the environment's `asked`.
     """
-    lines: list[str] = []
-    while (line := await _env_line(reader, timeout)) != "":
-        lines.append(line)
-    if writer is not None:
-        token = secrets.token_hex(8)
-        writer.write(command("GET FULL VARIABLE", token))
-        await writer.drain()
-        echo = f"200 result=1 ({token})"
-        rest: list[str] = []
-        while (line := await _env_line(reader, timeout)) != echo:
-            if line.startswith("511 "):
-                raise AgiDeadChannel(line)
-            rest.append(line)
-            if len(rest) > MAX_ENVIRONMENT_LINES:
-                raise AgiError("no end of the AGI environment block in sight")
-        if rest:  # the first blank line was inside a value; the last one ended the block
-            lines += [""] + (rest[:-1] if rest[-1] == "" else rest)
-            log.warning("the AGI environment held a blank line inside a value (%d more lines)", len(rest))
-    return parse_environment(lines)
-
-
-async def _env_line(reader: asyncio.StreamReader, timeout: float) -> str:
     try:
-        return await _read_line(reader, timeout)
-    except asyncio.TimeoutError:
-        raise AgiError("Asterisk sent no (complete) AGI environment") from None
+        async with asyncio.timeout(timeout):  # one deadline for the whole block, not one per line
+            return await _read_block(reader, writer, ask)
+    except TimeoutError:
+        raise AgiError(f"Asterisk sent no complete AGI environment within {timeout:g} s") from None
+
+
+async def _read_block(reader: asyncio.StreamReader, writer: Optional[asyncio.StreamWriter],
+                      ask: Sequence[str]) -> AgiEnvironment:
+    try:  # the block up to its first blank line, in one read
+        raw = await reader.readuntil(b"\n\n")
+    except asyncio.IncompleteReadError:
+        raise AgiDeadChannel("the connection closed before the end of the AGI environment") from None
+    except asyncio.LimitOverrunError:
+        raise AgiError("the AGI environment is longer than the reader's limit") from None
+    except ConnectionError as exc:
+        raise AgiDeadChannel(f"the connection closed: {exc}") from None
+    lines = [line.rstrip("\r") for line in raw.decode("utf-8", errors="replace").split("\n")[:-2]]
+    if writer is None:
+        return parse_environment(lines)
+    token = secrets.token_hex(8)
+    names = list(ask)
+    first = command("GET FULL VARIABLE", SEPARATOR.join([token, values_expression(names)]) if names else token)
+    writer.write(first)
+    await writer.drain()
+    echo = f"200 result=1 ({token}"
+    rest: list[str] = []
+    while not ((line := await _read_line(reader, None)).startswith(echo)
+               and line[len(echo):len(echo) + 1] == (SEPARATOR if names else ")")):
+        if line.startswith("511 "):
+            raise AgiDeadChannel(line)
+        rest.append(line)
+        if len(rest) > MAX_ENVIRONMENT_LINES:
+            raise AgiError("no end of the AGI environment block in sight")
+    if rest:  # the first blank line was inside a value; the last one ended the block
+        lines += [""] + (rest[:-1] if rest[-1] == "" else rest)
+        log.warning("the AGI environment held a blank line inside a value (%d more lines)", len(rest))
+    env = parse_environment(lines)
+    env.first_command = first
+    if names:
+        env.asked = split_values(full_data(line)[len(token) + 1:], names)
+    return env
 
 
 def parse_environment(lines: list[str]) -> AgiEnvironment:

@@ -7,6 +7,11 @@ changes what new calls get, never a call in progress. A script path that names n
 flow is the engine's to handle too: it sends the caller to the fallback queue, and the
 call is recorded like any other. A call whose dialplan started no recording (no
 `IVR_RECORDING`) is recorded by the engine itself (`ivr.channels.agi_recording`).
+
+The server's first command, which makes sure the environment block has ended, also reads
+what the call needs before its flow starts (the recording's name, the channel's state,
+language and queue priority, and the day's folder in case the engine must start the
+recording): one round trip where there were three to five.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ import logging
 from pathlib import Path
 from typing import Callable, Optional
 
-from ivr.channels.agi import AgiChannel, ManagerServices
-from ivr.channels.agi_recording import start_recording
+from ivr.channels.agi import KNOWN_AT_START, AgiChannel, ManagerServices
+from ivr.channels.agi_recording import DATE, start_recording
 from ivr.channels.agi_wire import read_environment
 from ivr.engine import Engine
 from ivr.events import Event
@@ -26,6 +31,9 @@ from ivr.errors import CallerHangup, ChannelError
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[Event], None]
+RECORDING = "IVR_RECORDING"
+# read by the first command; the recording's path last: it is the one free text among them
+ASKED_AT_START = (*KNOWN_AT_START, DATE, RECORDING)
 
 
 class FastAgiServer:
@@ -84,7 +92,7 @@ class FastAgiServer:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            env = await read_environment(reader, writer=writer)
+            env = await read_environment(reader, writer=writer, ask=ASKED_AT_START)
         except (ChannelError, CallerHangup) as exc:
             log.warning("a connection without a usable AGI environment: %s", exc)
             return
@@ -97,26 +105,22 @@ class FastAgiServer:
         variables = {k: v for k, v in env.query.items() if k != "lang"}
         variables.update({f"arg{i}": value for i, value in enumerate(env.args, 1)})
         details = {"channel": env.channel, "uniqueid": env.uniqueid, "caller_name": env.caller_name, "source": "live"}
-        recording: Optional[str] = None
         call = f"{env.uniqueid} on {env.channel!r}"
-        try:
-            # the dialplan names the call's recording; the record links to it
-            recording = await channel.get_variable("IVR_RECORDING")
-            if not recording and not channel.dead:  # a hand-written dialplan: record the call here
-                recording = await start_recording(channel, self.recordings_dir, call)
-        except CallerHangup:
-            recording = None
-        # the recording is no reason to drop a call: whatever goes wrong here, the engine runs
-        # it (and sends it to the fallback queue itself if the channel is really broken)
-        except ChannelError as exc:  # start_recording says its own; this is GET VARIABLE's error
-            log.warning("call %s: reading IVR_RECORDING failed (%s); the call goes on with no recording linked "
-                        "and none started by the engine", call, exc)
-            recording = None
-        except Exception:  # noqa: BLE001 - a bug here must not keep the call from its record
-            log.exception("call %s: reading or starting its recording failed; the call goes on unrecorded", call)
-            recording = None
+        # the dialplan names the call's recording; the record links to it
+        recording: Optional[str] = env.asked.get(RECORDING) or None
+        if not recording:  # a hand-written dialplan: record the call here
+            try:
+                recording = await start_recording(channel, self.recordings_dir, call, env.asked.get(DATE, ""))
+            # the recording is no reason to drop a call: whatever goes wrong here, the engine runs
+            # it (and sends it to the fallback queue itself if the channel is really broken)
+            except CallerHangup:
+                recording = None
+            except Exception:  # noqa: BLE001 - a bug here must not keep the call from its record
+                log.exception("call %s: starting its recording failed; the call goes on unrecorded", call)
+                recording = None
         if recording:
             details["recording"] = recording
+            channel.known[RECORDING] = recording
         await engine.run(
             channel, flow,
             caller=env.caller,

@@ -24,6 +24,36 @@ class Caller:
     missing_files: tuple[str, ...] = ()  # STREAM FILE of these answers -1 while the channel lives
     special: list[Rule] = field(default_factory=list)  # tried first: odd replies for a test
     hangs_up_with_agent: bool = False  # the caller ends the call while talking to the agent
+    # the channel as the dialplan hands it over (the generated one answers, sets the language
+    # and starts the recording); None: unset
+    state: str = "Up"
+    language: str = "pl"
+    recording: Optional[str] = "/var/spool/ivr/recordings/2026-11-24/1700000000.1.wav"
+    date: str = "2026-11-24"
+    variables: dict[str, str] = field(default_factory=dict)  # set by SET VARIABLE
+
+    def value(self, name: str) -> Optional[str]:
+        """A variable or function as Asterisk would evaluate it on this channel; None if unset."""
+        if name in self.variables:
+            return self.variables[name]
+        answered = self.queue_status == "CONTINUE"
+        return {"CHANNEL(state)": self.state, "CHANNEL(language)": self.language,
+                "STRFTIME(${EPOCH},,%Y-%m-%d)": self.date, "IVR_RECORDING": self.recording,
+                "QUEUESTATUS": self.queue_status, "MEMBERNAME": self.agent if answered else None,
+                "MEMBERINTERFACE": "PJSIP/101" if answered else None, "QEHOLDTIME": str(self.hold)}.get(name)
+
+    def evaluate(self, expression: str) -> str:
+        """GET FULL VARIABLE: every ${...} replaced by its value ("" when unset)."""
+        out, i = [], 0
+        while (start := expression.find("${", i)) >= 0:
+            out.append(expression[i:start])
+            depth, j = 1, start + 2
+            while j < len(expression) and depth:
+                depth += {"{": 1, "}": -1}.get(expression[j], 0)
+                j += 1
+            out.append(self.value(expression[start + 2:j - 1]) or "")
+            i = j
+        return "".join(out) + expression[i:]
 
     def answer(self, line: str) -> list[str]:
         for rule in self.special:
@@ -31,12 +61,14 @@ class Caller:
             if reply is not None:
                 return reply
         verb = line.split('"', 1)[0].strip()
-        args = re.findall(r'"((?:[^"\\]|\\.)*)"', line)
-        if verb == "GET FULL VARIABLE":  # the server's check that the environment block ended
-            return [f"200 result=1 ({args[0]})"]
+        args = [re.sub(r"\\(.)", r"\1", a) for a in re.findall(r'"((?:[^"\\]|\\.)*)"', line)]
+        if verb == "GET FULL VARIABLE":  # the first one also makes sure the environment block ended
+            return [f"200 result=1 ({self.evaluate(args[0])})"]
         if verb == "ANSWER":
+            self.state = "Up"
             return ["200 result=0"]
         if verb == "SET VARIABLE":
+            self.variables[args[0]] = args[1]
             return ["200 result=1"]
         if verb == "CHANNEL STATUS":
             return ["200 result=6"]
@@ -54,9 +86,7 @@ class Caller:
         if verb == "EXEC" and args[:1] == ["Queue"]:
             return ["DELAY", "200 result=-1" if self.hangs_up_with_agent else "200 result=0"]
         if verb == "GET VARIABLE":
-            value = {"QUEUESTATUS": self.queue_status, "MEMBERNAME": self.agent if self.queue_status == "CONTINUE" else None,
-                     "QEHOLDTIME": str(self.hold), "ABANDONED": None,
-                     "IVR_RECORDING": "/var/spool/ivr/recordings/2026-11-24/1700000000.1.wav"}.get(args[0])
+            value = self.value(args[0])
             return [f"200 result=1 ({value})"] if value is not None else ["200 result=0"]
         if verb == "RECORD FILE":
             return ["200 result=0 (timeout) endpos=40000"]

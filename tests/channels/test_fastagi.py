@@ -143,16 +143,17 @@ def test_sales_call_commands_and_record(installation, tmp_path):
     # a short call (the fake queue answers at once): the survey is asked, and the caller gives 9
     events, [sent] = run_calls(installation, tmp_path, [(Caller(keys=["1", "1", "9", "#"]), environment())])
     cmds = lines(sent)
-    assert cmds[0] == 'GET VARIABLE "IVR_RECORDING"'  # the recording the dialplan started
-    assert cmds[1] == "ANSWER"
-    assert cmds[2] == 'SET VARIABLE "CHANNEL(language)" "pl"'
+    # the first command (left out here) read the recording the dialplan started, and that
+    # the channel is answered and in Polish: no command repeats what the dialplan did
     prompts = tmp_path / "prompts"
-    assert cmds[3] == f'STREAM FILE "{prompts}/pl/main/welcome" ""'
+    assert cmds[0] == f'STREAM FILE "{prompts}/pl/main/welcome" ""'
     assert f'STREAM FILE "{prompts}/pl/main/choose_language" "12"' in cmds
     assert f'STREAM FILE "{prompts}/en/main/choose_language" "12"' in cmds  # the language menu in both voices
     assert 'WAIT FOR DIGIT "4000"' in cmds
-    assert 'SET VARIABLE "QUEUE_PRIO" "0"' in cmds
+    assert not [c for c in cmds if "QUEUE_PRIO" in c]  # priority 0 on a channel without one: nothing to set
     assert 'EXEC "Queue" "sales,c,,,180"' in cmds
+    # one round trip for everything Queue() left
+    assert 'GET FULL VARIABLE "${QUEUESTATUS}|${QEHOLDTIME}|${ABANDONED}|${MEMBERINTERFACE}|${MEMBERNAME}"' in cmds
     assert cmds[-1] == "HANGUP"
     [call] = events.values()
     assert [e.seq for e in call] == list(range(len(call)))
@@ -273,7 +274,7 @@ def test_a_caller_who_hangs_up_on_the_agent_was_answered_by_them(installation, t
     result = next(e for e in call if e.type == "transfer_result")
     assert (result.data["status"], result.data["agent"], result.data["wait"]) == ("answered", "Agent 101", 12.0)
     assert call[-1].data["outcome"] == "answered" and call[-2].type == "caller_hangup"
-    assert lines(sent)[-3:] == ['GET VARIABLE "QUEUESTATUS"', 'GET VARIABLE "MEMBERNAME"', 'GET VARIABLE "QEHOLDTIME"']
+    assert lines(sent)[-1] == 'GET FULL VARIABLE "${QUEUESTATUS}|${QEHOLDTIME}|${ABANDONED}|${MEMBERINTERFACE}|${MEMBERNAME}"'
 
 
 def test_query_and_args_become_variables_and_language(installation, tmp_path):
@@ -281,7 +282,7 @@ def test_query_and_args_become_variables_and_language(installation, tmp_path):
     events, [sent] = run_calls(installation, tmp_path, [(Caller(keys=["1"]), env)])
     [call] = events.values()
     assert call[0].data["language"] == "en"
-    assert b'"CHANNEL(language)" "en"' in sent[2]
+    assert sent[0] == b'SET VARIABLE "CHANNEL(language)" "en"\n'  # the channel came in Polish
     assert all(b"HANGUP" not in line or line == b"HANGUP\n" for line in sent)
 
 
@@ -303,8 +304,7 @@ def test_queue_timeout_goes_to_the_flow_overflow(installation, tmp_path):
 def test_unknown_flow_goes_to_the_fallback_queue_with_its_events(installation, tmp_path):
     events, [sent] = run_calls(installation, tmp_path, [(Caller(), environment(script="nosuchflow"))])
     cmds = lines(sent)
-    assert cmds[:3] == ['GET VARIABLE "IVR_RECORDING"', "ANSWER", 'SET VARIABLE "QUEUE_PRIO" "0"']
-    assert 'EXEC "Queue" "operator,c,,,"' in cmds
+    assert cmds[0] == 'EXEC "Queue" "operator,c,,,"'  # answered and recorded by the dialplan
     assert cmds[-1] == "HANGUP"  # as every call the engine ends: the dialplan's fail-safe does not queue it again
     [call] = events.values()
     assert [e.type for e in call] == ["call_started", "error", "transfer", "transfer_result", "outcome"]
