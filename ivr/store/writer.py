@@ -35,14 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, Mapping, Optional, Union
 
-from sqlalchemy import Engine, bindparam, func, insert, or_, select, update
+from sqlalchemy import JSON, Engine, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ivr import events as ev
 from ivr.events import Event, jsonable
 from ivr.settings.config import Config
-from ivr.store.db import UrlLike, create_db_engine, database_url, dialect_insert, safe_url
+from ivr.store.db import UrlLike, create_db_engine, database_url, dialect_insert, json_dumps, safe_url
 from ivr.store.models import Call, CallEvent, CallNode, QueueEvent, Recording, to_utc
 from ivr.store.summary import CallSummary, clean_text
 
@@ -137,6 +137,8 @@ class CallWriter:
         self.engine: Engine = create_db_engine(url, root=root) if not isinstance(url, Engine) else url
         self.source = source
         self.recordings_dir = Path(recordings_dir).resolve() if recordings_dir is not None else None
+        self._recordings_prefix = f"{self.recordings_dir.as_posix().rstrip('/')}/" if self.recordings_dir else ""
+        self._statements: dict[str, _Statements] = {}  # by dialect: built once, not per batch
         self.max_queue = max_queue
         self.max_batch = max_batch
         self.max_pending = max(max_pending, max_batch)
@@ -414,7 +416,10 @@ class CallWriter:
         if event.type == ev.CALL_STARTED:
             batch.started.append({"u": summary.row["uniqueid"] or call_id, "cid": call_id})
             if data.get("recording"):  # the live line names the call's recording
-                batch.named_recordings.update(self._link_row(call_id, data["recording"], summary.row["started_at"]))
+                links = self._link_row(call_id, data["recording"], summary.row["started_at"])
+                for link in links.values():  # its call is in this batch: no need to look it up
+                    link["uniqueid"] = summary.row["uniqueid"] or call_id
+                batch.named_recordings.update(links)
         if summary.ended:
             del self._calls[call_id]
             self._ended[call_id] = None
@@ -430,6 +435,9 @@ class CallWriter:
         return {relative: {"key": clean_text(call), "path": relative, "at": to_utc(at)}}
 
     def _relative(self, path: Union[str, PurePath]) -> str:
+        text = str(path)
+        if self._recordings_prefix and text.startswith(self._recordings_prefix) and "/." not in text and "//" not in text:
+            return clean_text(text[len(self._recordings_prefix):]) or ""  # the usual case, with no file system call
         p = Path(path)
         if self.recordings_dir is not None and p.is_absolute():
             try:
@@ -441,29 +449,27 @@ class CallWriter:
     # --- one transaction ---------------------------------------------------------------------
     def _write(self, batch: _Batch) -> None:
         with self.engine.begin() as conn:
-            upsert = dialect_insert(conn.dialect.name)
-            calls, nodes, events = Call.__table__, CallNode.__table__, CallEvent.__table__
-            recordings = Recording.__table__
+            name = conn.dialect.name
+            stmts = self._statements.get(name) or self._statements.setdefault(name, _Statements.build(name))
             if batch.calls:
-                stmt = upsert(calls)
-                stmt = stmt.on_conflict_do_update(index_elements=["id"],
-                                                  set_={c: stmt.excluded[c] for c in _CALL_COLUMNS})
-                conn.execute(stmt, list(batch.calls.values()))
+                conn.execute(stmts.upsert_calls, list(batch.calls.values()))
             known = [row for key, row in batch.known_calls.items() if key not in batch.calls]
             if known:
-                conn.execute(upsert(calls).on_conflict_do_nothing(index_elements=["id"]), known)
+                conn.execute(stmts.add_calls, known)
             if batch.nodes:
-                conn.execute(upsert(nodes).on_conflict_do_nothing(), batch.nodes)
+                stmts.add_nodes.run(conn, batch.nodes)
             if batch.events:
-                conn.execute(upsert(events).on_conflict_do_nothing(), batch.events)
+                stmts.add_events.run(conn, batch.events)
             if batch.queue_events:
-                conn.execute(insert(QueueEvent.__table__), batch.queue_events)
+                conn.execute(stmts.add_queue_events, batch.queue_events)
             if batch.started:  # recordings that came before their call
-                conn.execute(update(recordings)
-                             .where(recordings.c.call_id.is_(None), recordings.c.uniqueid == bindparam("u"))
-                             .values(call_id=bindparam("cid")), batch.started)
-            for link in [*batch.named_recordings.values(), *batch.recordings.values()]:
-                self._link(conn, upsert, link)
+                conn.execute(stmts.adopt_recordings, batch.started)
+            named = [{"call_id": link["key"], "uniqueid": link["uniqueid"], "path": link["path"],
+                      "created_at": link["at"]} for link in batch.named_recordings.values()]
+            if named:  # their calls are in this transaction: one statement for all
+                conn.execute(stmts.link_recordings, named)
+            for link in batch.recordings.values():
+                self._link(conn, stmts.upsert, link)
 
     @staticmethod
     def _link(conn: Any, upsert: Any, link: dict[str, Any]) -> None:
@@ -474,9 +480,78 @@ class CallWriter:
         stmt = upsert(recordings).values(call_id=found.id if found else None,
                                          uniqueid=(found.uniqueid or key) if found else key,
                                          path=link["path"], created_at=link["at"])
-        stmt = stmt.on_conflict_do_update(index_elements=["path"], set_={
-            "call_id": func.coalesce(stmt.excluded.call_id, recordings.c.call_id),
-            "uniqueid": func.coalesce(stmt.excluded.uniqueid, recordings.c.uniqueid),
-        })
+        stmt = stmt.on_conflict_do_update(index_elements=["path"], set_=_keep_known(stmt, recordings))
         conn.execute(stmt)
 
+
+def _keep_known(stmt: Any, recordings: Any) -> dict[str, Any]:
+    """On a path already linked: take the new call and uniqueid, but never replace one by nothing."""
+    return {"call_id": func.coalesce(stmt.excluded.call_id, recordings.c.call_id),
+            "uniqueid": func.coalesce(stmt.excluded.uniqueid, recordings.c.uniqueid)}
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """An INSERT of many rows of plain values. On SQLite it goes to the driver as compiled
+    once, its JSON columns serialized here: SQLAlchemy's per-row parameter processing cost
+    more than SQLite's own work on the rows of a call's events (docs/performance.md)."""
+
+    stmt: Any
+    sql: Optional[str] = None  # the driver's SQL with positional parameters (SQLite only)
+    columns: tuple[str, ...] = ()
+    json_columns: frozenset[str] = frozenset()
+
+    @classmethod
+    def build(cls, stmt: Any, dialect: str) -> "_Rows":
+        if dialect != "sqlite":
+            return cls(stmt)
+        from sqlalchemy.dialects import sqlite
+
+        table = stmt.table
+        columns = tuple(c.name for c in table.columns)
+        compiled = stmt.compile(dialect=sqlite.dialect(), column_keys=list(columns))
+        json_columns = frozenset(c.name for c in table.columns if isinstance(c.type, JSON))
+        return cls(stmt, compiled.string, tuple(compiled.positiontup or ()), json_columns)
+
+    def run(self, conn: Any, rows: list[dict[str, Any]]) -> None:
+        if self.sql is None:
+            conn.execute(self.stmt, rows)
+            return
+        dump = json_dumps
+        params = [tuple(dump(row[c]) if c in self.json_columns else row[c] for c in self.columns) for row in rows]
+        conn.exec_driver_sql(self.sql, params)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The writer's statements for one dialect. Building an upsert of the calls row (its
+    `excluded` columns) cost more than running it, once per batch."""
+
+    upsert: Any
+    upsert_calls: Any
+    add_calls: Any
+    add_nodes: Any
+    add_events: Any
+    add_queue_events: Any
+    adopt_recordings: Any
+    link_recordings: Any
+
+    @classmethod
+    def build(cls, dialect: str) -> "_Statements":
+        upsert = dialect_insert(dialect)
+        calls, recordings = Call.__table__, Recording.__table__
+        stmt = upsert(calls)
+        upsert_calls = stmt.on_conflict_do_update(index_elements=["id"], set_={c: stmt.excluded[c] for c in _CALL_COLUMNS})
+        link = upsert(recordings)
+        return cls(
+            upsert=upsert,
+            upsert_calls=upsert_calls,
+            add_calls=upsert(calls).on_conflict_do_nothing(index_elements=["id"]),
+            add_nodes=_Rows.build(upsert(CallNode.__table__).on_conflict_do_nothing(), dialect),
+            add_events=_Rows.build(upsert(CallEvent.__table__).on_conflict_do_nothing(), dialect),
+            add_queue_events=insert(QueueEvent.__table__),
+            adopt_recordings=(update(recordings)
+                              .where(recordings.c.call_id.is_(None), recordings.c.uniqueid == bindparam("u"))
+                              .values(call_id=bindparam("cid"))),
+            link_recordings=link.on_conflict_do_update(index_elements=["path"], set_=_keep_known(link, recordings)),
+        )
