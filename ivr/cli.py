@@ -346,7 +346,9 @@ def serve(ctx: click.Context, paths: tuple[Path, ...], host: Optional[str], port
     targets = list(paths) or _default_flows(ctx)
     runtime = build_runtime(targets, _config_path(ctx, targets[0] if targets[0].is_dir() else targets[0].parent),
                             host=host, port=port)
-    asyncio.run(runtime.run_forever())
+    from ivr.live.serve import serve_forever
+
+    serve_forever(runtime)
 
 
 # --- asterisk-config, testbed, call ---------------------------------------------------------
