@@ -38,18 +38,20 @@ import re
 import socket
 import time
 from collections import OrderedDict
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 from urllib.parse import quote, urlsplit, urlunsplit
-
-import httpx
 
 from ivr.engine.lookups import FAILED, MEMBER, NO_NUMBER, NOT_MEMBER, LookupAnswer
 from ivr.errors import MissingSecret
 from ivr.settings.config import expand_env
 from ivr.settings.segments import NUMBER_PLACEHOLDER, Lookup, Segment
 
+if TYPE_CHECKING:
+    import httpx
+
 log = logging.getLogger(__name__)
-# httpx logs each request's URL at INFO, with the secrets read from the environment in it:
+# httpx (imported when a lookup is first made: a server whose segments have none does not
+# carry it) logs each request's URL at INFO, with the secrets read from the environment in it:
 # its loggers (and httpcore's) say warnings only
 for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -137,6 +139,8 @@ class HttpLookups:
         kept = self._cache.get(key)
         if kept is not None and kept[0] > started:
             return LookupAnswer(segment.name, MEMBER if kept[1] else NOT_MEMBER, 0, cached=True)
+        import httpx
+
         member: Optional[bool] = None
         await self.start()  # made once, before the time-out runs (the runtime made it at start)
         try:
@@ -247,6 +251,8 @@ class HttpLookups:
 
 
 def _new_client() -> httpx.AsyncClient:
+    import httpx
+
     return httpx.AsyncClient(trust_env=False, follow_redirects=False,
                              headers={"User-Agent": "ivr-engine segment lookup"})
 

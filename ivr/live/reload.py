@@ -130,8 +130,10 @@ class FlowReloader:
         return sorted(p for p in set(now) | set(self._stamp) if now.get(p) != self._stamp.get(p))
 
     async def start(self) -> None:
-        """Makes the lookups' HTTP client before the first call, so no caller waits for it."""
-        await self.lookups.start()
+        """Makes the lookups' HTTP client before the first call, so no caller waits for it;
+        none when no segment has a lookup (a reload that adds one has the first lookup make it)."""
+        if any(s.lookup is not None for s in self.current().config.segments.values()):
+            await self.lookups.start()
 
     async def close(self) -> None:
         """Closes the lookups' connections; the server closes this with itself."""

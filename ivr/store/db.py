@@ -17,10 +17,12 @@ in `ivr/store/migrations` (no alembic.ini). A new migration, after a change of m
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Optional, Union
 
 from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -154,12 +156,14 @@ def init_db(url: Union[UrlLike, Engine], *, root: Optional[Path] = None) -> Engi
 
     Raises StoreError when the database cannot be reached or migrated.
     """
-    from alembic import command
-
     engine = url if isinstance(url, Engine) else create_db_engine(url, root=root)
     if engine.url.get_backend_name() == "sqlite" and not _sqlite_in_memory(engine.url) \
             and not engine.url.database.startswith("file:"):
         Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+    if _at_newest(engine):  # the usual start: Alembic (some 11 MB to a long-running server) stays unloaded
+        return engine
+    from alembic import command
+
     cfg = migration_config()
     try:
         with engine.begin() as connection:
@@ -168,6 +172,29 @@ def init_db(url: Union[UrlLike, Engine], *, root: Optional[Path] = None) -> Engi
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot migrate the database {safe_url(engine.url)}: {exc}") from exc
     return engine
+
+
+def newest_shipped() -> str:
+    """The newest migration shipped, read from the migration files' `revision` and
+    `down_revision` lines (the one no other names as its predecessor) without Alembic."""
+    revision = re.compile(r'^(down_revision|revision)\s*(?::[^=]*)?=\s*["\']?([\w]+|None)["\']?', re.M)
+    revisions, predecessors = set(), set()
+    for path in (Path(__file__).parent / "migrations" / "versions").glob("*.py"):
+        found = dict((m.group(1), m.group(2)) for m in revision.finditer(path.read_text(encoding="utf-8")))
+        revisions.add(found["revision"])
+        predecessors.add(found.get("down_revision"))
+    heads = revisions - predecessors
+    assert len(heads) == 1, f"the shipped migrations have {len(heads)} heads"
+    return heads.pop()
+
+
+def _at_newest(engine: Engine) -> bool:
+    try:
+        with engine.connect() as connection:
+            found = connection.execute(sql_text("SELECT version_num FROM alembic_version")).scalars().all()
+    except SQLAlchemyError:  # a new database (or one Alembic must look at): migrate
+        return False
+    return found == [newest_shipped()]
 
 
 def current_revision(engine: Engine) -> Optional[str]:

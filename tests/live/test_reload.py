@@ -224,6 +224,8 @@ def test_a_csv_file_the_config_no_longer_names_is_no_longer_watched(installation
 def test_the_runtime_start_makes_the_lookups_client_before_any_call(installation):
     """The HTTP client (tens of ms: the CA file) is made when the runtime starts, not in the
     first caller's time-out; starting again keeps it."""
+    _edit(installation / "config.yaml", "  vip: {numbers: data/vip.csv}",
+          "  vip: {numbers: data/vip.csv}\n  crm: {lookup: {url: 'http://127.0.0.1:9/{number}', timeout: 300ms}}")
     reloader = FlowReloader([installation / "flows"], installation / "config.yaml")
     reloader.load()
 
@@ -237,3 +239,17 @@ def test_the_runtime_start_makes_the_lookups_client_before_any_call(installation
 
     client, again, closed = asyncio.run(main())
     assert client is not None and again is client and client.is_closed and closed is None
+
+
+def test_without_lookup_segments_the_runtime_carries_no_http_client(installation):
+    # an idle HTTP client holds the CA certificates: megabytes a server without lookups does not need
+    reloader = FlowReloader([installation / "flows"], installation / "config.yaml")
+    reloader.load()
+
+    async def main():
+        await reloader.start()
+        made = reloader.lookups._client
+        await reloader.close()
+        return made
+
+    assert asyncio.run(main()) is None

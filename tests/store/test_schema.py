@@ -105,3 +105,25 @@ def test_an_unreachable_server_is_a_store_error():
     with pytest.raises(StoreError, match="cannot migrate"):
         init_db(create_db_engine(f"postgresql+psycopg://ivr@127.0.0.1:{closed_port()}/ivr",
                                  connect_args={"connect_timeout": 2}))
+
+
+def test_the_newest_migration_is_read_without_alembic_as_alembic_reads_it():
+    from ivr.store.db import newest_shipped
+
+    assert newest_shipped() == head_revision()
+
+
+def test_a_database_at_the_newest_schema_opens_without_loading_alembic(tmp_path):
+    # a long-running server should not carry Alembic (some 11 MB) for a check that finds nothing to do
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'ivr.db'}"
+    init_db(url).dispose()
+    code = ("import sys; from ivr.store.db import init_db; init_db(sys.argv[1]).dispose(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))")
+    out = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    fresh = f"sqlite:///{tmp_path / 'new.db'}"  # a new database is migrated as before
+    out = subprocess.run([sys.executable, "-c", code, fresh], capture_output=True, text=True, check=True).stdout
+    assert "alembic" in out and current_revision(create_db_engine(fresh)) == head_revision()
