@@ -52,6 +52,10 @@ _EVENT, _QUEUE_EVENT, _RECORDING, _FLUSH, _STOP = range(5)
 _CALL_COLUMNS = [c.name for c in Call.__table__.columns if c.name not in ("id", "reviewed")]
 _ATTEMPTS_ON_BAD_DATA = 3
 _ENDED_REMEMBERED = 10_000  # calls whose outcome came: a late event must not reset their row
+# A call's row is written when it starts and when it ends; in between at most this often.
+# Each write of the row touches all of its indexes, and the events of a live call come
+# seconds apart: writing the row with each one cost more than the events themselves.
+ROW_REFRESH = 5.0
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,8 @@ class CallWriter:
         self._last_error: Optional[str] = None
         # the writer thread's state
         self._calls: dict[str, CallSummary] = {}
+        self._refresh_at: dict[str, float] = {}  # call -> when its row may be written again
+        self._stale: dict[str, None] = {}  # calls whose row changed since it was written, oldest first
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._pending: list[_Batch] = []
         self._unwritten = 0  # items left unwritten when the thread stopped
@@ -256,7 +262,11 @@ class CallWriter:
                     time.sleep(max(0.0, wake - now))
                     self._write_pending()
                     continue
-                timeout = None if not self._pending else max(0.0, self._retry_at - time.monotonic())
+                now = time.monotonic()
+                timeout = None if not self._pending else max(0.0, self._retry_at - now)
+                if self._stale:  # wake for the oldest row that is due to be written
+                    due = max(0.0, self._refresh_at.get(next(iter(self._stale)), now) - now)
+                    timeout = due if timeout is None else min(timeout, due)
                 items = self._take(timeout)
                 stop = next((item for item in items if item[0] == _STOP), None)
                 if stop is not None:
@@ -373,7 +383,8 @@ class CallWriter:
 
     # --- from queue items to rows ------------------------------------------------------------
     def _prepare(self, items: list[tuple[Any, ...]]) -> Optional[_Batch]:
-        if not items:
+        now = time.monotonic()
+        if not items and not (self._stale and self._refresh_at.get(next(iter(self._stale)), now) <= now):
             return None
         batch = _Batch()
         touched: dict[str, CallSummary] = {}
@@ -390,10 +401,31 @@ class CallWriter:
                 batch.recordings.update(self._link_row(call, path, at))
             elif kind == _FLUSH:
                 batch.markers.append(item[1])
+        everything = any(item[0] in (_FLUSH, _STOP) for item in items)  # flush() and close() write every row
         for call_id, summary in touched.items():
-            batch.calls[call_id] = dict(summary.row)
             batch.nodes += summary.take_new_nodes()
+            if summary.ended or everything or self._refresh_at.get(call_id, 0.0) <= now:
+                self._row_into(batch, call_id, summary, now)
+            else:
+                self._stale.setdefault(call_id, None)
+        while self._stale:
+            call_id = next(iter(self._stale))
+            if not everything and self._refresh_at.get(call_id, 0.0) > now:
+                break
+            summary = self._calls.get(call_id)
+            if summary is None:  # ended meanwhile: its last row went with its outcome
+                del self._stale[call_id]
+            else:
+                self._row_into(batch, call_id, summary, now)
         return batch
+
+    def _row_into(self, batch: _Batch, call_id: str, summary: CallSummary, now: float) -> None:
+        batch.calls[call_id] = dict(summary.row)
+        self._stale.pop(call_id, None)
+        if summary.ended:
+            self._refresh_at.pop(call_id, None)
+        else:
+            self._refresh_at[call_id] = now + ROW_REFRESH
 
     def _take_event(self, event: Event, batch: _Batch, touched: dict[str, CallSummary]) -> None:
         call_id = clean_text(event.call_id) or ""

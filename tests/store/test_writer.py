@@ -237,3 +237,47 @@ def test_a_call_to_a_flow_with_a_hostile_name_is_stored_and_logs_one_line(db, li
     assert row.flow == "x\nINFO ivr.live: all good\ufffd" and row.outcome == ev.Outcome.FAILED
     assert {e.flow for e in events} == {row.flow} and "\x00" not in events[1].data["message"]
     assert load(db, "beside")[0].outcome == ev.Outcome.ANSWERED
+
+
+def _row(db, call_id):
+    with session_factory(db)() as session:
+        return session.get(Call, call_id)
+
+
+def _until(check, seconds=5.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    return check()
+
+
+def test_a_calls_row_is_written_at_start_and_end_and_in_between_at_most_every_refresh(db, monkeypatch):
+    import ivr.store.writer as writer_module
+
+    monkeypatch.setattr(writer_module, "ROW_REFRESH", 0.6)
+    writer = CallWriter(db)
+    at = dt.datetime(2026, 11, 24, 9, 0, tzinfo=UTC).isoformat()
+
+    def event(seq, kind, node, **data):
+        writer.submit(ev.Event("r-1", seq, float(seq), kind, "main", node, data))
+
+    event(0, ev.CALL_STARTED, None, caller="48221234567", language="pl", version="v1", at=at)
+    event(1, ev.NODE_ENTERED, "menu", node_type="menu", via="start")
+    assert _until(lambda: (row := _row(db, "r-1")) is not None and row.last_node == "menu")  # written at once
+    event(2, ev.NODE_ENTERED, "sales", node_type="transfer", via="1")
+    assert _until(lambda: len(load(db, "r-1")[1]) == 3)  # the event is stored at once ...
+    assert _row(db, "r-1").last_node == "menu"  # ... the row waits for its refresh
+    assert _until(lambda: _row(db, "r-1").last_node == "sales", 3.0)  # which comes with no other event
+    event(3, ev.NODE_ENTERED, "goodbye", node_type="play", via="next")
+    writer.flush()  # flush() writes every row as it is now
+    assert _row(db, "r-1").last_node == "goodbye"
+    event(4, ev.NODE_ENTERED, "hangup", node_type="hangup", via="next")
+    event(5, ev.OUTCOME, "hangup", outcome=ev.Outcome.SELF_SERVICE, duration=5.0)
+    assert _until(lambda: _row(db, "r-1").outcome == ev.Outcome.SELF_SERVICE, 0.5)  # the end is written at once
+    assert _row(db, "r-1").last_node == "hangup"
+    assert writer.close()
