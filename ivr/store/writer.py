@@ -132,7 +132,7 @@ class CallWriter:
         max_queue: int = 100_000,
         max_batch: int = 1_000,
         max_pending: int = 100_000,
-        linger: float = 0.01,
+        linger: float = 0.05,
         retry_min: float = 0.5,
         retry_max: float = 30.0,
         start: bool = True,
@@ -149,6 +149,7 @@ class CallWriter:
         self.linger = linger
         self.retry_min, self.retry_max = retry_min, retry_max
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._wake = threading.Event()  # ends the writer's gathering wait at once (flush, close)
         self._closed = False
         # counters: each written by one thread only
         self._submitted = 0  # caller threads (a lost increment under a race only skews the figure)
@@ -215,6 +216,7 @@ class CallWriter:
             return not self._pending and not self._unwritten and not self._thread.is_alive()
         marker = threading.Event()
         self._queue.put((_FLUSH, marker))
+        self._wake.set()
         return marker.wait(timeout)
 
     def close(self, timeout: Optional[float] = 10.0) -> bool:
@@ -227,6 +229,7 @@ class CallWriter:
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout - min(0.25, timeout / 4))
         if self._thread.is_alive():
             self._queue.put((_STOP, deadline))
+            self._wake.set()
             self._thread.join(timeout)
         done = not self._thread.is_alive()
         if not done:
@@ -306,7 +309,11 @@ class CallWriter:
             return []
         items = [first]
         if self.linger and first[0] not in (_FLUSH, _STOP) and self._queue.qsize() == 0:
-            time.sleep(self.linger)  # let a burst of events gather into one transaction
+            # the writer was idle: gather what comes for `linger` into one transaction, and
+            # leave the interpreter to the calls meanwhile (a burst of calls is served first,
+            # its records follow); flush() and close() cut the wait short
+            self._wake.wait(self.linger)
+            self._wake.clear()
         try:
             while len(items) < self.max_batch and items[-1][0] != _STOP:
                 items.append(self._queue.get_nowait())
