@@ -70,6 +70,10 @@ class ManagerServices(Protocol):
 
 
 class AgiChannel:
+    # every command line sent, kept for tests and debugging (a subclass sets it): some 1 KB
+    # a call that a server with thousands of calls up does not carry
+    keep_sent: bool = False
+
     def __init__(
         self,
         reader: asyncio.StreamReader,
@@ -86,7 +90,7 @@ class AgiChannel:
         self.prompts_dir = prompts_dir
         self.recordings_dir = recordings_dir
         self.manager = manager  # None: no AMI; no call-backs, and the recorder is stopped instead of muted
-        self.sent: list[bytes] = [env.first_command] if env.first_command else []  # every command line
+        self.sent: list[bytes] = [env.first_command] if env.first_command and self.keep_sent else []
         # channel values as last read or set: a command that would set one to what it is is not sent
         self.known: dict[str, str] = {name: env.asked[name] for name in KNOWN_AT_START if name in env.asked}
         self.dead = False
@@ -100,7 +104,8 @@ class AgiChannel:
         if self.dead and not (dead_ok and self._in_sync):
             raise AgiDeadChannel("the caller hung up")
         line = command(verb, *args)
-        self.sent.append(line)
+        if self.keep_sent:
+            self.sent.append(line)
         try:
             self.writer.write(line)
             await self.writer.drain()

@@ -93,6 +93,7 @@ class CapturingChannel(AgiChannel):
     """AgiChannel that keeps itself by uniqueid, so a test can read every line it sent."""
 
     made: dict[str, "CapturingChannel"] = {}
+    keep_sent = True
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
