@@ -334,14 +334,16 @@ def prompts_check(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--host", help="Address of the FastAGI server (default: config.yaml asterisk.agi.host).")
 @click.option("--port", type=int, help="Port of the FastAGI server (default: config.yaml asterisk.agi.port).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True,
+              help="debug also logs every call as it starts (its channel, caller and flow).")
 @click.pass_context
-def serve(ctx: click.Context, paths: tuple[Path, ...], host: Optional[str], port: Optional[int]) -> None:
+def serve(ctx: click.Context, paths: tuple[Path, ...], host: Optional[str], port: Optional[int], log_level: str) -> None:
     """Run the live runtime: FastAGI for Asterisk, hot reload on SIGHUP or file change."""
     import logging
 
     from ivr.live.serve import build_runtime
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=getattr(logging, log_level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     targets = list(paths) or _default_flows(ctx)
     runtime = build_runtime(targets, _config_path(ctx, targets[0] if targets[0].is_dir() else targets[0].parent),

@@ -398,3 +398,13 @@ def test_the_simulated_call_of_the_readme_prints_what_the_readme_shows():
                       if (printed[i].startswith(line[:-3]) if cut else printed[i] == line)), None)
         assert found is not None, f"README line not printed (in order): {line!r}"
         at = found + 1
+
+
+def test_serve_takes_a_log_level_and_refuses_another():
+    from click.testing import CliRunner
+
+    from ivr.cli import cli
+
+    result = CliRunner().invoke(cli, ["serve", "--log-level", "loud"])
+    assert result.exit_code == 2 and "'loud' is not one of 'debug', 'info', 'warning', 'error'" in result.output
+    assert "--log-level [debug|info|warning|error]" in CliRunner().invoke(cli, ["serve", "--help"]).output

@@ -27,6 +27,7 @@ Reply codes map to exceptions here and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import secrets
@@ -44,6 +45,7 @@ _FIELD = re.compile(r"(\w+)=(\S*)")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CALLER_NAME = "agi_calleridname"
 AFTER_CALLER_NAME = "agi_callingpres"  # the line Asterisk always writes next (res_agi setup_env)
+_NAME_LINE, _AFTER_NAME_LINE = f"{CALLER_NAME}: ", f"{AFTER_CALLER_NAME}: "
 MAX_ENVIRONMENT_LINES = 10_000
 SEPARATOR = "|"  # between the values of one GET FULL VARIABLE; the last value may hold it
 
@@ -91,7 +93,10 @@ def quote(value: object) -> str:
     A command ends at a line break, so CR, LF and NUL cannot be sent at all: they are
     dropped (they never belong in a file name, a queue name or a key list).
     """
-    text = str(value).replace("\r", "").replace("\n", "").replace("\0", "")
+    text = value if isinstance(value, str) else str(value)
+    if text.isprintable() and '"' not in text and "\\" not in text:  # a path, a name, digits: as they are
+        return '"' + text + '"'
+    text = text.replace("\r", "").replace("\n", "").replace("\0", "")
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -162,7 +167,8 @@ async def _read_line(reader: asyncio.StreamReader, timeout: Optional[float]) -> 
     return raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
-def values_expression(names: Sequence[str]) -> str:
+@functools.lru_cache(maxsize=64)
+def values_expression(names: tuple[str, ...]) -> str:
     """The GET FULL VARIABLE argument that reads every one of `names` (variables or
     functions such as `CHANNEL(state)`) at once. Put a name whose value is free text last."""
     return SEPARATOR.join("${" + name + "}" for name in names)
@@ -247,7 +253,7 @@ class AgiEnvironment:
         return self.get("agi_channel")
 
 
-async def read_environment(reader: asyncio.StreamReader, timeout: float = 10.0,
+async def read_environment(reader: asyncio.StreamReader, timeout: Optional[float] = 10.0,
                            writer: Optional[asyncio.StreamWriter] = None,
                            ask: Sequence[str] = ()) -> AgiEnvironment:
     """Read the environment block up to its blank line.
@@ -259,10 +265,13 @@ async def read_environment(reader: asyncio.StreamReader, timeout: float = 10.0,
     has sent the whole block; every line before that answer still belongs to the block.
     So nothing in a caller's name can ever be read as the reply to a command.
 
+    `timeout` is one deadline for the whole block; None leaves it to the caller.
     The same command also reads the channel values named in `ask` (`token|${A}|${B}`), so
     what the call needs to know at its start costs no round trip of its own; they are in
     the environment's `asked`.
     """
+    if timeout is None:  # the caller keeps the deadline (the FastAGI server: one sweep for all connections)
+        return await _read_block(reader, writer, ask)
     try:
         async with asyncio.timeout(timeout):  # one deadline for the whole block, not one per line
             return await _read_block(reader, writer, ask)
@@ -284,7 +293,7 @@ async def _read_block(reader: asyncio.StreamReader, writer: Optional[asyncio.Str
     if writer is None:
         return parse_environment(lines)
     token = secrets.token_hex(8)
-    names = list(ask)
+    names = tuple(ask)
     first = command("GET FULL VARIABLE", SEPARATOR.join([token, values_expression(names)]) if names else token)
     writer.write(first)
     await writer.drain()
@@ -335,8 +344,8 @@ def parse_environment(lines: list[str]) -> AgiEnvironment:
     or `agi_channel: ...` are part of the name and set nothing.
     """
     env = AgiEnvironment()
-    name_at = next((i for i, line in enumerate(lines) if line.startswith(f"{CALLER_NAME}: ")), None)
-    after = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(f"{AFTER_CALLER_NAME}: ")), None)
+    name_at = next((i for i, line in enumerate(lines) if line.startswith(_NAME_LINE)), None)
+    after = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(_AFTER_NAME_LINE)), None)
     if name_at is not None and after is not None and after > name_at:
         env.values[CALLER_NAME] = unescape("\n".join(lines[name_at:after])[len(CALLER_NAME) + 2:])
         lines = lines[:name_at] + lines[after:]

@@ -31,6 +31,7 @@ from ivr.errors import CallerHangup, ChannelError
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[Event], None]
+ENVIRONMENT_TIMEOUT = 10.0  # seconds a new connection has for its whole environment block
 RECORDING = "IVR_RECORDING"
 # read by the first command; the recording's path last: it is the one free text among them
 ASKED_AT_START = (*KNOWN_AT_START, DATE, RECORDING)
@@ -57,6 +58,11 @@ class FastAgiServer:
         self.manager = manager
         self.server: Optional[asyncio.AbstractServer] = None
         self.active: set[asyncio.Task] = set()
+        # connections whose environment block is not complete yet, by deadline (oldest first):
+        # one sweep a second ends the late ones, instead of a timer for every call
+        self._opening: dict[asyncio.StreamWriter, float] = {}
+        self._late: set[asyncio.StreamWriter] = set()
+        self._sweeper: Optional[asyncio.Task] = None
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._serve, self.host, self.port, backlog=1024, limit=1 << 16)
@@ -64,9 +70,25 @@ class FastAgiServer:
         if sockets:
             self.port = sockets[0].getsockname()[1]
         log.info("FastAGI listening on %s:%s", self.host, self.port)
+        self._sweeper = asyncio.create_task(self._sweep(), name="fastagi-environment-deadlines")
+
+    async def _sweep(self, every: float = 0.5) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(every)
+            now = loop.time()
+            while self._opening:
+                writer, deadline = next(iter(self._opening.items()))
+                if deadline > now:
+                    break
+                del self._opening[writer]
+                self._late.add(writer)
+                writer.transport.abort()  # its read ends at once; handle() says why
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop taking calls; give calls in progress `grace` seconds, then end them."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
@@ -91,17 +113,25 @@ class FastAgiServer:
                 pass
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._opening[writer] = asyncio.get_running_loop().time() + ENVIRONMENT_TIMEOUT
         try:
-            env = await read_environment(reader, writer=writer, ask=ASKED_AT_START)
+            env = await read_environment(reader, None, writer=writer, ask=ASKED_AT_START)
         except (ChannelError, CallerHangup) as exc:
+            if writer in self._late:
+                exc = ChannelError(f"Asterisk sent no complete AGI environment within {ENVIRONMENT_TIMEOUT:g} s")
             log.warning("a connection without a usable AGI environment: %s", exc)
             return
+        finally:
+            self._opening.pop(writer, None)
+            self._late.discard(writer)
         engine = self.engine()
         channel = AgiChannel(reader, writer, env, prompts_dir=self.prompts_dir, recordings_dir=self.recordings_dir,
                              manager=self.manager)
         flow = env.script or "main"
-        # repr(): a caller-ID name is untrusted; quotes and line breaks stay visible, one log line
-        log.info("call %s on %s from %r %r to flow %r", env.uniqueid, env.channel, env.caller, env.caller_name, flow)
+        # repr(): a caller-ID name is untrusted; quotes and line breaks stay visible, one log line.
+        # DEBUG (`ivr serve --log-level debug`): at thousands of calls a second a line each cost
+        # a tenth of the server's time; the call's record holds all of it
+        log.debug("call %s on %s from %r %r to flow %r", env.uniqueid, env.channel, env.caller, env.caller_name, flow)
         variables = {k: v for k, v in env.query.items() if k != "lang"}
         variables.update({f"arg{i}": value for i, value in enumerate(env.args, 1)})
         details = {"channel": env.channel, "uniqueid": env.uniqueid, "caller_name": env.caller_name, "source": "live"}

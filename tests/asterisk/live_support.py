@@ -215,7 +215,7 @@ def serving(testbed: Testbed, config_path: Path, *, flows: Optional[Path] = None
     logs = LogRecords()
     ivr_log = logging.getLogger("ivr")
     saved_level = ivr_log.level
-    ivr_log.setLevel(logging.INFO)
+    ivr_log.setLevel(logging.DEBUG)  # the line each call starts with is DEBUG
     ivr_log.addHandler(logs)
     saved_channel = fastagi.AgiChannel
     fastagi.AgiChannel = CapturingChannel

@@ -451,3 +451,36 @@ def test_at_a_peak_the_line_queues_the_caller_in_the_overflow_group_the_manager_
 def test_without_a_manager_the_line_knows_no_queue_state(installation, tmp_path):
     _events, [sent] = run_calls(installation, tmp_path, [(Caller(keys=["1", "1"]), environment())])
     assert [c for c in lines(sent) if c.startswith('EXEC "Queue"')] == ['EXEC "Queue" "sales,c,,,180"']
+
+
+def test_a_connection_that_never_ends_its_environment_is_closed_at_the_deadline(installation, tmp_path, monkeypatch, caplog):
+    import logging
+
+    import ivr.channels.fastagi as fastagi
+
+    monkeypatch.setattr(fastagi, "ENVIRONMENT_TIMEOUT", 0.4)
+    caplog.set_level(logging.WARNING, logger="ivr")
+    flows, config = installation
+    engine = Engine(flows, config)
+
+    async def main():
+        server = FastAgiServer(lambda: engine, prompts_dir=tmp_path / "prompts", recordings_dir=tmp_path / "rec", port=0)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"agi_network: yes\nagi_channel: PJSIP/slow\n")  # and then nothing
+            await writer.drain()
+            started = time.monotonic()
+            closed = await asyncio.wait_for(reader.read(), 5)  # the server closes the line
+            waited = time.monotonic() - started
+            writer.close()
+            sent = await place_call(server.port, Caller(keys=["hangup"]), environment("1700000000.40"))  # others go on
+            return closed, waited, sent, len(server._opening)
+        finally:
+            await server.close()
+
+    closed, waited, sent, opening = asyncio.run(main())
+    assert closed == b"" and 0.3 < waited < 2.0 and opening == 0
+    assert sent and sent[0].startswith(b'GET FULL VARIABLE "')
+    [said] = [r.getMessage() for r in caplog.records if "without a usable AGI environment" in r.getMessage()]
+    assert "no complete AGI environment within 0.4 s" in said
