@@ -45,6 +45,7 @@ _FIELD = re.compile(r"(\w+)=(\S*)")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CALLER_NAME = "agi_calleridname"
 AFTER_CALLER_NAME = "agi_callingpres"  # the line Asterisk always writes next (res_agi setup_env)
+_USED = frozenset({"agi_network_script", "agi_callerid", "agi_calleridname", "agi_uniqueid", "agi_channel"})
 _NAME_LINE, _AFTER_NAME_LINE = f"{CALLER_NAME}: ", f"{AFTER_CALLER_NAME}: "
 MAX_ENVIRONMENT_LINES = 10_000
 SEPARATOR = "|"  # between the values of one GET FULL VARIABLE; the last value may hold it
@@ -214,6 +215,11 @@ class AgiEnvironment:
 
     def get(self, key: str, default: str = "") -> str:
         return self.values.get(key, default)
+
+    def keep_only_used(self) -> None:
+        """Forget the values the engine never reads (agi_request, agi_context, ...): a call
+        keeps its environment to its end, and thousands are up at once."""
+        self.values = {k: v for k, v in self.values.items() if k in _USED or k.startswith("agi_arg_")}
 
     @property
     def script(self) -> str:

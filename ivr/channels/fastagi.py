@@ -124,6 +124,7 @@ class FastAgiServer:
         finally:
             self._opening.pop(writer, None)
             self._late.discard(writer)
+        env.keep_only_used()
         engine = self.engine()
         channel = AgiChannel(reader, writer, env, prompts_dir=self.prompts_dir, recordings_dir=self.recordings_dir,
                              manager=self.manager)

@@ -112,3 +112,15 @@ def test_several_values_in_one_reply():
     assert split_values(full_data("200 result=1 (||)"), names) == dict.fromkeys(names, "")
     with pytest.raises(AgiError, match="expected 3 values"):
         split_values("CONTINUE", names)
+
+
+def test_a_call_keeps_only_the_environment_values_the_engine_reads():
+    from ivr.channels.agi_wire import parse_environment
+
+    env = parse_environment(["agi_network_script: main?lang=en", "agi_channel: PJSIP/a-1", "agi_uniqueid: 1.2",
+                             "agi_callerid: 48221234567", "agi_calleridname: Jan", "agi_callingpres: 0",
+                             "agi_context: ivr", "agi_request: agi://127.0.0.1/main", "agi_arg_1: vip"])
+    env.keep_only_used()
+    assert (env.script, env.query, env.channel, env.uniqueid, env.caller, env.caller_name, env.args) == (
+        "main", {"lang": "en"}, "PJSIP/a-1", "1.2", "48221234567", "Jan", ["vip"])
+    assert "agi_context" not in env.values and "agi_request" not in env.values
