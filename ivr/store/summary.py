@@ -27,6 +27,8 @@ def clean_text(value: Any) -> Optional[str]:
     if value is None:
         return None
     text = value if isinstance(value, str) else str(value)
+    if text.isascii() and "\x00" not in text:  # the usual case: nothing to look for, nothing to copy
+        return text
     if "\x00" in text:
         text = text.replace("\x00", "\ufffd")
     try:

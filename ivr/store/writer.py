@@ -450,7 +450,8 @@ class CallWriter:
                     batch.known_calls.setdefault(call_id, self._skeleton(event, call_id).row)
                 return
             summary = self._calls[call_id] = self._skeleton(event, call_id)
-        summary.apply({**shown, "call": call_id})
+        shown["call"] = call_id  # the row's own copy of the event: the summary reads it as stored
+        summary.apply(shown)
         touched[call_id] = summary
         if event.type == ev.CALL_STARTED:
             batch.started.append({"u": summary.row["uniqueid"] or call_id, "cid": call_id})
