@@ -29,8 +29,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import re
-import secrets
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 from urllib.parse import parse_qsl, unquote
@@ -298,7 +298,7 @@ async def _read_block(reader: asyncio.StreamReader, writer: Optional[asyncio.Str
     lines = [line.rstrip("\r") for line in raw.decode("utf-8", errors="replace").split("\n")[:-2]]
     if writer is None:
         return parse_environment(lines)
-    token = secrets.token_hex(8)
+    token = _token()
     names = tuple(ask)
     first = command("GET FULL VARIABLE", SEPARATOR.join([token, values_expression(names)]) if names else token)
     writer.write(first)
@@ -320,6 +320,19 @@ async def _read_block(reader: asyncio.StreamReader, writer: Optional[asyncio.Str
     if names:
         env.asked = split_values(full_data(line)[len(token) + 1:], names)
     return env
+
+
+_RANDOM = bytearray()
+
+
+def _token() -> str:
+    """16 hex digits no caller can guess, taken from the OS's randomness a few KB at a time
+    (one system call a call cost as much as the rest of reading its environment)."""
+    if len(_RANDOM) < 8:
+        _RANDOM.extend(os.urandom(4096))
+    token = _RANDOM[-8:].hex()
+    del _RANDOM[-8:]
+    return token
 
 
 _SHARED: dict[str, str] = {}
