@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 _REPLY = re.compile(r"^(?P<code>\d{3})(?P<sep>[ -])(?P<rest>.*)$")
 _RESULT = re.compile(r"^result=(?P<result>-?\d+|\S*)\s*(?:\((?P<data>.*?)\))?\s*(?P<tail>.*)$")
 _FIELD = re.compile(r"(\w+)=(\S*)")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CALLER_NAME = "agi_calleridname"
 AFTER_CALLER_NAME = "agi_callingpres"  # the line Asterisk always writes next (res_agi setup_env)
 _USED = frozenset({"agi_network_script", "agi_callerid", "agi_calleridname", "agi_uniqueid", "agi_channel"})
@@ -363,15 +362,19 @@ def parse_environment(lines: list[str]) -> AgiEnvironment:
     or `agi_channel: ...` are part of the name and set nothing.
     """
     env = AgiEnvironment()
-    name_at = next((i for i, line in enumerate(lines) if line.startswith(_NAME_LINE)), None)
-    after = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(_AFTER_NAME_LINE)), None)
+    name_at = after = None  # the first caller-name line, the last agi_callingpres line
+    for i, line in enumerate(lines):
+        if line.startswith("agi_calling") and line.startswith(_AFTER_NAME_LINE):
+            after = i
+        elif name_at is None and line.startswith(_NAME_LINE):
+            name_at = i
     if name_at is not None and after is not None and after > name_at:
         env.values[CALLER_NAME] = unescape("\n".join(lines[name_at:after])[len(CALLER_NAME) + 2:])
         lines = lines[:name_at] + lines[after:]
     last: Optional[str] = None
     for line in lines:
         name, sep, value = line.partition(": ")
-        if sep and name.startswith("agi_") and _NAME.match(name) and name not in env.values:
+        if sep and name.startswith("agi_") and name.isascii() and name.isidentifier() and name not in env.values:
             env.values[_shared(name)] = _shared(unescape(value))
             last = name
         elif last is not None:
