@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -152,6 +153,10 @@ async def measure(mode: str, name: str, args: argparse.Namespace, commands: list
         row["notes"].append(f"{name} {mode}: failed calls {row['failures']}")
     if row.get("unknown_commands"):
         row["notes"].append(f"{name} {mode}: unknown commands {row['unknown_commands']}")
+    if row["ok"]:
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        row["notes"].append(f"{name} {mode}: the server's folder and log are kept in {folder}")
     return row
 
 
@@ -259,12 +264,15 @@ async def bench(args: argparse.Namespace) -> dict:
     at_once = max(args.calls or 5000, args.concurrency, int(args.rate * 12)) if "spike" in modes else args.concurrency
     notes = [n for n in [raise_file_limit(at_once + 1000)] if n]
     commands, commands_file = await record_commands()
-    print(f"recorded from ivr serve: {len(commands)} commands a call ({commands_file})", flush=True)
+    print(f"recorded from ivr serve: {len(commands)} commands a call", flush=True)
     rows = []
-    for mode in modes:
-        for name in servers:
-            print(f"running {mode} against {name} ...", flush=True)
-            rows.append(await measure(mode, name, args, commands, commands_file))
+    try:
+        for mode in modes:
+            for name in servers:
+                print(f"running {mode} against {name} ...", flush=True)
+                rows.append(await measure(mode, name, args, commands, commands_file))
+    finally:
+        shutil.rmtree(commands_file.parent, ignore_errors=True)
     targets = compare(rows)
     notes += [n for r in rows for n in r["notes"]]
     notes.append(f"the generator is one asyncio process sharing the machine's {os.cpu_count()} cores with the server; "

@@ -148,6 +148,7 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 def _spawn(name: str, argv: list[str], folder: Path, port: int, **extra) -> Server:
+    folder.mkdir(parents=True, exist_ok=True)
     log = folder / f"{name}.log"
     with open(log, "wb") as out:
         # a new session: a Ctrl-C at the generator's terminal reaches the generator only,
