@@ -107,7 +107,7 @@ async def measure(mode: str, name: str, args: argparse.Namespace, commands: list
     plan = plan_for(mode, args)
     folder = workspace()
     behaviour = behaviour_for(mode, args, str(folder / "recordings"))
-    row: dict[str, Any] = {"mode": mode, "server": name, "notes": []}
+    row: dict[str, Any] = {"mode": mode, "server": name, "notes": [], "load_before": round(os.getloadavg()[0], 1)}
     server: Optional[Server] = None
     try:
         if name == "pyst2":
@@ -275,6 +275,8 @@ async def bench(args: argparse.Namespace) -> dict:
         shutil.rmtree(commands_file.parent, ignore_errors=True)
     targets = compare(rows)
     notes += [n for r in rows for n in r["notes"]]
+    notes.append("load average of the machine (1 min) before each run: "
+                 + ", ".join(f"{r['mode']} {r['server']} {r['load_before']}" for r in rows))
     notes.append(f"the generator is one asyncio process sharing the machine's {os.cpu_count()} cores with the server; "
                  f"latency = from the generator's reply to the server's next command; peak MB of pyst2 = the summed "
                  f"resident memory of its live per-call processes")
