@@ -216,3 +216,29 @@ def test_a_tiny_run_of_every_server_prints_the_table_last_and_writes_json(tmp_pa
     assert printed[-5].split()[:3] == ["mode", "server", "calls"]
     assert [line.split()[1] for line in printed[-4:]] == ["ivr", "floor", "panoramisk", "pyst2"]
     assert all(line.split()[-1] == "ok" for line in printed[-4:])
+
+
+def test_steady_leaves_the_warm_up_out_and_spike_places_every_call_at_once(tmp_path):
+    commands = ['GET FULL VARIABLE "t|${CHANNEL(state)}"', "ANSWER", 'STREAM FILE "welcome" ""',
+                'WAIT FOR DIGIT "5000"', 'EXEC "Queue" "support,c,,,"', 'GET VARIABLE "QUEUESTATUS"', "HANGUP"]
+    listing = tmp_path / "commands.txt"
+    listing.write_text("\n".join(commands) + "\n")
+    behaviour = Behaviour(prompt_seconds=0.2, queue_seconds=0.1, jitter=0.1)
+
+    async def main():
+        floor = await start_floor(listing, tmp_path / "floor")
+        try:
+            steady = await run(Target(port=floor.port), Plan("steady", rate=40, duration=1.0, warmup=0.5), behaviour)
+            spike = await run(Target(port=floor.port), Plan("spike", calls=60), behaviour)
+        finally:
+            floor.stop()
+        return steady, spike
+
+    steady, spike = asyncio.run(main())
+    assert steady.tally.placed == 40 and steady.tally.completed == 40 and steady.tally.failed == 0
+    assert len(steady.tally.latencies) == 20 * len(commands)  # calls placed after 0.5 s only
+    # the prompt and queue are held back, and not part of the latency (else 2 in 7 would take >= 0.09 s)
+    assert steady.wall >= 0.975 + 0.18 + 0.09
+    assert sum(1 for t in steady.tally.latencies if t >= 0.09) < 0.05 * len(steady.tally.latencies)
+    assert spike.tally.completed == 60 and spike.tally.failed == 0 and len(spike.tally.latencies) == 60 * len(commands)
+    assert spike.wall < 1.5  # all at once: about one call's length, not sixty
