@@ -122,7 +122,7 @@ async def measure(mode: str, name: str, args: argparse.Namespace, commands: list
             target = Target(port=server.port)
         cpu_before = server.cpu_seconds() if server else None
         generator_before = _own_cpu()
-        measured = await run(target, plan, behaviour)
+        measured = await run(target, plan, behaviour, expected_commands=len(commands))
         row.update(_figures(measured))
         row["generator_cpu_s"] = round(_own_cpu() - generator_before, 2)
         row["plan"] = {k: v for k, v in vars(plan).items() if v}

@@ -145,6 +145,7 @@ class Tally:
     unknown_commands: dict[str, int] = field(default_factory=dict)  # command line -> times
     commands: int = 0
     closed_without_hangup: int = 0
+    expected_commands: Optional[int] = None  # the recorded call's length: a call that ends shorter or longer fails
     first_connect: Optional[float] = None
     last_close: Optional[float] = None
 
@@ -342,6 +343,9 @@ class AsteriskCall(asyncio.Protocol, asyncio.SubprocessProtocol):
         reason = self.error or reason
         if reason is None and not self.hung_up and self.commands == 0:
             reason = "the server closed the line without a command"
+        expected = self.tally.expected_commands
+        if reason is None and expected is not None and self.commands != expected:
+            reason = f"the call ended after {self.commands} commands, not the {expected} of the recorded call"
         tally = self.tally
         tally.last_close = perf_counter()
         tally.commands += self.commands

@@ -61,10 +61,12 @@ class Measured:
         return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))] * 1000
 
 
-async def run(target: Target, plan: Plan, behaviour: Behaviour, record: Optional[list[str]] = None) -> Measured:
-    """Places the plan's calls and waits for every one to end."""
+async def run(target: Target, plan: Plan, behaviour: Behaviour, record: Optional[list[str]] = None,
+              expected_commands: Optional[int] = None) -> Measured:
+    """Places the plan's calls and waits for every one to end. `expected_commands`: every
+    call must send that many commands (the call recorded from `ivr serve`), else it fails."""
     loop = asyncio.get_running_loop()
-    tally = Tally()
+    tally = Tally(expected_commands=expected_commands)
     epoch = int(time.time())
     run_id = next(_run_ids)
     active: set[AsteriskCall] = set()

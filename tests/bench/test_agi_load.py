@@ -242,3 +242,15 @@ def test_steady_leaves_the_warm_up_out_and_spike_places_every_call_at_once(tmp_p
     assert sum(1 for t in steady.tally.latencies if t >= 0.09) < 0.05 * len(steady.tally.latencies)
     assert spike.tally.completed == 60 and spike.tally.failed == 0 and len(spike.tally.latencies) == 60 * len(commands)
     assert spike.wall < 1.5  # all at once: about one call's length, not sixty
+
+
+def test_a_call_shorter_than_the_recorded_one_fails():
+    async def main():
+        server = await _odd_server([b"ANSWER\n", b"HANGUP\n"])
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await run(Target(port=port), Plan("burst", calls=2, concurrency=2), Behaviour(), expected_commands=3)
+
+    measured = asyncio.run(main())
+    assert measured.tally.failed == 2
+    assert list(measured.tally.failures) == ["the call ended after 2 commands, not the 3 of the recorded call"]
