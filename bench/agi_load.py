@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -109,12 +110,15 @@ async def measure(mode: str, name: str, args: argparse.Namespace, commands: list
     behaviour = behaviour_for(mode, args, str(folder / "recordings"))
     row: dict[str, Any] = {"mode": mode, "server": name, "notes": [], "load_before": round(os.getloadavg()[0], 1)}
     server: Optional[Server] = None
+    stack = contextlib.ExitStack()
     try:
         if name == "pyst2":
             plan, note = pyst2_plan(plan, commands, behaviour)
             if note:
                 row["notes"].append(note)
-            target = Target(argv=pyst2_argv(commands_file))
+            folder.mkdir(parents=True, exist_ok=True)
+            errors = stack.enter_context(open(folder / "pyst2.log", "wb"))  # what the scripts say when they fail
+            target = Target(argv=pyst2_argv(commands_file), stderr=errors)
         else:
             start = {"ivr": lambda: start_ivr(folder), "floor": lambda: start_floor(commands_file, folder),
                      "panoramisk": lambda: start_panoramisk(commands_file, folder)}[name]
@@ -146,6 +150,7 @@ async def measure(mode: str, name: str, args: argparse.Namespace, commands: list
         row.update({"error": str(exc), "failed": None})
         row["notes"].append(f"{name} {mode}: {str(exc).splitlines()[0]}")
     finally:
+        stack.close()
         if server is not None:
             server.stop()
     row["ok"] = "error" not in row and row.get("failed") == 0 and row.get("stored", row.get("placed")) == row.get("placed")

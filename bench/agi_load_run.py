@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Optional
+from typing import Any, Optional
 
 from agi_load_asterisk import AsteriskCall, Behaviour, Tally
 from agi_load_servers import resident_mb
@@ -29,6 +29,7 @@ class Target:
     host: str = "127.0.0.1"
     port: int = 0
     argv: Optional[list[str]] = None  # a process per call (stdin/stdout), as Asterisk runs AGI
+    stderr: Any = asyncio.subprocess.DEVNULL  # where those processes write their errors (a file, say)
     script: str = "bench"
 
     @property
@@ -135,7 +136,7 @@ async def _connect(call: AsteriskCall, target: Target) -> None:
     try:
         if target.argv is not None:
             await loop.subprocess_exec(lambda: call, *target.argv, stdin=asyncio.subprocess.PIPE,
-                                       stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+                                       stdout=asyncio.subprocess.PIPE, stderr=target.stderr)
         else:
             await loop.create_connection(lambda: call, target.host, target.port)
     except OSError as exc:
