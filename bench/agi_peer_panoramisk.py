@@ -6,7 +6,11 @@ its `Request.send_command` API. Its own process, like `ivr serve` and the floor.
 
 It prints `ready <port>` on stdout once it listens. panoramisk reads the environment block
 in 100-byte pieces and parses each reply with its own regular expressions; it never reads
-past a reply line, so it stays in step with the replies the generator sends.
+past a reply line, so it stays in step with the replies the generator sends (which are all
+single-line `200` replies: its off-by-one after a `HANGUP` line or a multi-line 520 never
+comes up). A connection closed before the blank line would spin its reader for ever
+(`read()` answers b"" in a loop), so nothing probes its port: the generator waits for
+`ready` on its output instead.
 """
 
 from __future__ import annotations
