@@ -205,11 +205,11 @@ def compare(rows: list[dict]) -> list[str]:
             lines.append(f"target burst: ivr serve {ivr['calls_per_s']:,.0f} calls/s = {ratio:.2f}x the floor's "
                          f"(>= 0.8x): {_verdict(ratio >= 0.8)}")
         if mode == "steady":
-            lines.append(f"target steady: ivr serve p99 {ivr['p99_ms']:.2f} ms (< 5 ms): {_verdict(ivr['p99_ms'] < 5)}")
+            lines.append(f"target steady: ivr serve p99 {_ms(ivr['p99_ms'])} ms (< 5 ms): {_verdict(ivr['p99_ms'] < 5)}")
         if mode == "spike" and floor:
             ratio = ivr["p99_vs_floor"]
             rss = ivr.get("peak_rss_mb") or 0
-            lines.append(f"target spike: ivr serve p99 {ivr['p99_ms']:.0f} ms = {ratio:.2f}x the floor's (<= 2x), "
+            lines.append(f"target spike: ivr serve p99 {_ms(ivr['p99_ms'])} ms = {ratio:.2f}x the floor's (<= 2x), "
                          f"{rss:.0f} MB resident (< 150 MB): {_verdict(ratio <= 2 and rss < 150)}")
     return lines
 
