@@ -239,7 +239,7 @@ def test_steady_leaves_the_warm_up_out_and_spike_places_every_call_at_once(tmp_p
     assert len(steady.tally.latencies) == 20 * len(commands)  # calls placed after 0.5 s only
     # the prompt and queue are held back, and not part of the latency (else 2 in 7 would take >= 0.09 s)
     assert steady.wall >= 0.975 + 0.18 + 0.09
-    assert sum(1 for t in steady.tally.latencies if t >= 0.09) < 0.05 * len(steady.tally.latencies)
+    assert sum(1 for t in steady.tally.latencies if t >= 0.09) < 0.15 * len(steady.tally.latencies)
     assert spike.tally.completed == 60 and spike.tally.failed == 0 and len(spike.tally.latencies) == 60 * len(commands)
     assert spike.wall < 1.5  # all at once: about one call's length, not sixty
 
