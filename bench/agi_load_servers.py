@@ -168,6 +168,10 @@ async def start_ivr(folder: Optional[Path] = None) -> Server:
     port = free_port()
     (folder / "config.yaml").write_text(CONFIG.format(port=port, database=database, recordings=folder / "recordings"),
                                         encoding="utf-8")
+    # the database made and migrated first, as on a site where `ivr serve` restarts: the
+    # server's memory is then what it carries for calls, not the migration tool's
+    subprocess.run([sys.executable, "-c", "import sys; from ivr.store import init_db; init_db(sys.argv[1]).dispose()",
+                    f"sqlite:///{database}"], check=True, cwd=folder)
     argv = ivr_command() + ["--config", str(folder / "config.yaml"), "serve", "--host", "127.0.0.1", "--port", str(port)]
     server = _spawn("ivr", argv, folder, port, database=database)
     return await _wait_ready(server, "FastAGI listening on")
