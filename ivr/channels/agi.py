@@ -70,6 +70,8 @@ class ManagerServices(Protocol):
 
 
 class AgiChannel:
+    __slots__ = ("reader", "writer", "env", "prompts_dir", "recordings_dir", "manager", "sent", "known", "dead",
+                 "_in_sync", "__dict__")  # __dict__: subclasses (a test's capturing channel) may add their own
     # every command line sent, kept for tests and debugging (a subclass sets it): some 1 KB
     # a call that a server with thousands of calls up does not carry
     keep_sent: bool = False

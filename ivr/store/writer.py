@@ -427,7 +427,7 @@ class CallWriter:
         return batch
 
     def _row_into(self, batch: _Batch, call_id: str, summary: CallSummary, now: float) -> None:
-        batch.calls[call_id] = dict(summary.row)
+        batch.calls[call_id] = summary.row.to_dict()
         self._stale.pop(call_id, None)
         if summary.ended:
             self._refresh_at.pop(call_id, None)
@@ -447,7 +447,7 @@ class CallWriter:
         if summary is None:
             if call_id in self._ended:  # a late event: the row is written already
                 if call_id not in batch.calls:
-                    batch.known_calls.setdefault(call_id, self._skeleton(event, call_id).row)
+                    batch.known_calls.setdefault(call_id, self._skeleton(event, call_id).row.to_dict())
                 return
             summary = self._calls[call_id] = self._skeleton(event, call_id)
         shown["call"] = call_id  # the row's own copy of the event: the summary reads it as stored
