@@ -6,9 +6,9 @@ substitution, an unknown command counted as a failure, and tiny real runs agains
 from __future__ import annotations
 
 import asyncio
-import re
 from importlib import metadata
 import json
+import re
 import shutil
 import sqlite3
 import sys
