@@ -37,6 +37,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -53,8 +54,8 @@ if str(REPO) not in sys.path:  # run as a script from the repository root
 from ivr.asterisk.dialplan import with_members  # noqa: E402
 from ivr.settings.config import load_config  # noqa: E402
 from ivr.store.db import create_db_engine  # noqa: E402
-from ivr.store.models import Call, Recording  # noqa: E402
-from ivr.testbed.files import RTP_PORTS, Tuning  # noqa: E402
+from ivr.store.models import Call, CallEvent, Recording  # noqa: E402
+from ivr.testbed.files import QUIET_AMI_EVENTS, Tuning  # noqa: E402
 from ivr.testbed.server import Testbed  # noqa: E402
 from ivr.testbed.sipp import shifted_pcap, shipped_pcap, sip_messages  # noqa: E402
 
@@ -80,6 +81,7 @@ class Run:
     duration: float
     transport: str
     agents: int
+    tuning: str = "as the live tests run it"  # the test bed's Asterisk settings (describe())
     placed: int = 0  # SIPp: calls created
     sipp_ok: int = 0
     sipp_failed: int = 0
@@ -101,6 +103,9 @@ class Run:
     queue_wait_p95: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)  # component -> CPU seconds over the run
     machine_busy: float = 0.0  # share of the machine's CPU time busy over the run (every process)
+    others: float = 0.0  # CPU seconds of every other process of the machine over the run
+    peak: str = ""  # the busiest 5 s of the run, per component
+    serve_log: Counter = field(default_factory=Counter)  # ivr serve's warnings and errors, numbers masked
     warnings: Counter = field(default_factory=Counter)  # Asterisk's warnings/errors, digits masked
     taskprocessors: list[tuple[str, int]] = field(default_factory=list)  # deepest queues (max depth)
     failures: list[str] = field(default_factory=list)  # calls that did not go through, why
@@ -126,9 +131,12 @@ class Run:
         tps = ", ".join(f"{name} {depth}" for name, depth in self.taskprocessors) or "n/a"
         cpu = "  ".join(f"{name} {self.cpu.get(name, 0):.1f} s ({self.per_call(name):.1f} ms/call)"
                         for name in ("asterisk", "sipp", "ivr serve"))
+        others = f"other processes {self.others:.1f} s; machine busy {100 * self.machine_busy:.0f}% of {os.cpu_count()} CPUs"
+        serve_log = "\n".join(f"    {v:6d} x {k}" for k, v in self.serve_log.most_common(5)) or "    none"
         lines = [
             f"rate {self.rate:g}/s for {self.duration:g} s, SIPp -t {self.transport}, {self.agents} agents: "
             f"{'CLEAN' if self.clean else 'FAILED'} ({self.failed} failed of {self.placed})",
+            f"  Asterisk  tuning: {self.tuning}",
             f"  SIPp      placed {self.placed} in {self.seconds:.0f} s (with the last calls' end), ok {self.sipp_ok}, failed {self.sipp_failed} ({reasons}), "
             f"retransmissions {self.retransmissions}, most calls up {self.max_up}, INVITE->200 {self.setup_ms:.0f} ms, "
             f"call length {self.call_seconds:.1f} s",
@@ -137,11 +145,11 @@ class Run:
             f"{self.recorded_answered} of the answered; {self.linked} linked in the database",
             f"  time      in the IVR before the queue p50 {self.ivr_p50:.2f} s, p95 {self.ivr_p95:.2f} s; "
             f"queue wait p95 {self.queue_wait_p95:.2f} s",
-            f"  CPU       {cpu}; machine busy {100 * self.machine_busy:.0f}% of 2 x wall time"
-            if os.cpu_count() == 2 else
-            f"  CPU       {cpu}; machine busy {100 * self.machine_busy:.0f}% of {os.cpu_count()} x wall time",
+            f"  CPU       {cpu}",
+            f"            {others}; busiest 5 s: {self.peak or 'n/a'}",
             f"  Asterisk  deepest taskprocessor queues (max depth): {tps}",
             f"  Asterisk  warnings and errors of the run:\n{warnings}",
+            f"  ivr serve warnings and errors of the run:\n{serve_log}",
         ]
         if self.failures:
             lines.append("  failures  " + "\n            ".join(self.failures[:8]))
@@ -352,6 +360,44 @@ def cpu_seconds(pid: Optional[int]) -> float:
     return (int(fields[11]) + int(fields[12])) / CPU_TICK
 
 
+class Sampler:
+    """CPU of the components and of the machine, once a second, in a thread: for the
+    busiest 5 s of a run (a figure over the whole run hides a stall)."""
+
+    def __init__(self, pids: dict[str, Callable[[], Optional[int]]]):
+        self.pids = pids
+        self.samples: list[tuple[float, dict[str, float], int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
+
+    def __enter__(self) -> "Sampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            busy, total = machine_ticks()
+            self.samples.append((time.monotonic(), {name: cpu_seconds(pid()) for name, pid in self.pids.items()},
+                                 busy, total))
+            self._stop.wait(1.0)
+
+    def busiest(self, window: int = 5) -> str:
+        """The `window` seconds in which the machine was busiest: each component's share of a CPU."""
+        best, text = -1.0, ""
+        for a, b in zip(self.samples, self.samples[window:]):
+            seconds = b[0] - a[0]
+            machine = (b[2] - a[2]) / max(b[3] - a[3], 1)
+            if machine > best:
+                parts = [f"{name} {100 * max(b[1][name] - a[1][name], 0) / seconds:.0f}%" for name in self.pids
+                         if a[1][name] and b[1][name]]
+                best, text = machine, f"machine {100 * machine:.0f}% busy; " + ", ".join(parts) + " of one CPU"
+        return text
+
+
 def machine_ticks() -> tuple[int, int]:
     """(busy, total) CPU ticks of the whole machine so far."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -377,6 +423,15 @@ def read_warnings(testbed: Testbed, offset: int, run: Run) -> None:
             if match:
                 where = match.group(2).split(":")[0]
                 run.warnings[f"{match.group(1)} {where} {_mask(match.group(3))[:110]}"] += 1
+
+
+def read_serve_log(path: Path, run: Run) -> None:
+    """WARNING and ERROR lines of `ivr serve`'s log, counted by kind."""
+    if path.is_file():
+        for line in path.read_text(errors="replace").splitlines():
+            match = re.search(r" (WARNING|ERROR|CRITICAL) (\S+): (.*)", line)
+            if match:
+                run.serve_log[f"{match.group(1)} {match.group(2)} {_mask(match.group(3))[:110]}"] += 1
 
 
 def read_taskprocessors(testbed: Testbed, run: Run, top: int = 5) -> None:
@@ -450,13 +505,38 @@ def read_store(config_path: Path, recordings: Path, run: Run, expected: int, set
             if r["id"] in answered_ids:
                 run.recorded_answered += 1
     run.linked = sum(r["id"] in linked for r in rows)
-    for r in rows:
-        if r["outcome"] != "answered" and len(run.failures) < 20:
-            run.failures.append(f"call {r['caller']} ({r['uniqueid']}): outcome {r['outcome']}")
+    unanswered = [r for r in rows if r["outcome"] != "answered"]
+    if unanswered:
+        run.failures.insert(0, _unanswered(rows, unanswered, menu_starts(config_path, [r["id"] for r in unanswered])))
     ivr = sorted((r["duration"] or 0) - (r["queue_wait"] or 0) - (r["talk"] or 0) for r in answered)
     waits = sorted(r["queue_wait"] or 0 for r in answered)
     run.ivr_p50, run.ivr_p95, run.queue_wait_p95 = _pct(ivr, 0.5), _pct(ivr, 0.95), _pct(waits, 0.95)
     return files
+
+
+def menu_starts(config_path: Path, call_ids: Sequence[str]) -> dict[str, float]:
+    """Seconds after the answer at which each of these calls entered the menu."""
+    db = create_db_engine(load_config(config_path).raw["database"])
+    try:
+        with db.connect() as conn:
+            query = sa.select(CallEvent.call_id, CallEvent.t).where(
+                CallEvent.call_id.in_(list(call_ids)[:5000]), CallEvent.type == "node_entered", CallEvent.node == "menu")
+            return {call_id: t for call_id, t in conn.execute(query)}
+    finally:
+        db.dispose()
+
+
+def _unanswered(rows: list[dict], unanswered: list[dict], menu: dict[str, float]) -> str:
+    """The calls stored without an agent: how many, how they ended, when in the run, and
+    when their menu began against the key's moment."""
+    first = min(r["started_at"] for r in rows)
+    at = sorted((r["started_at"] - first).total_seconds() for r in unanswered)
+    outcomes = Counter(r["outcome"] or "no outcome" for r in unanswered)
+    starts = sorted(menu.values())
+    late = sum(t > KEY_AT for t in starts)
+    return (f"{len(unanswered)} calls without an agent ({', '.join(f'{k} {v}' for k, v in outcomes.items())}), "
+            f"started {at[0]:.0f}-{at[-1]:.0f} s into the run; their menu began p50 {_pct(starts, 0.5):.2f} s, "
+            f"max {max(starts, default=0):.2f} s after the answer ({late} after the key at {KEY_AT:g} s)")
 
 
 def _recording(recordings: Path, uniqueid: Optional[str], started: object) -> Optional[Path]:
@@ -486,7 +566,7 @@ def run_rate(testbed: Testbed, rate: float, duration: float, *, agents: Optional
     count what went through (see the module docstring). The test bed must be running."""
     agents = agents or agents_for(rate)
     total = max(1, round(rate * duration))
-    run = Run(rate=rate, duration=duration, transport=transport, agents=agents)
+    run = Run(rate=rate, duration=duration, transport=transport, agents=agents, tuning=describe(testbed.tuning))
     folder = Path(tempfile.mkdtemp(prefix="ivr-rate-"))
     files: list[Path] = []
     try:
@@ -505,17 +585,24 @@ def run_rate(testbed: Testbed, rate: float, duration: float, *, agents: Optional
             log(f"rate {rate:g}/s: {total} calls over {duration:g} s, {agents} agents, SIPp -t {transport}")
             command = sipp_command(folder, rate=rate, total=total, limit=limit, transport=transport,
                                    seconds=duration + call_seconds + 60, port=testbed.sip_port)
-            sipp = subprocess.Popen(command, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=open(folder / "sipp.err", "wb"))
-            _, status, usage = os.wait4(sipp.pid, 0)
-            sipp.returncode = os.waitstatus_to_exitcode(status)
-            run.cpu["sipp"] = usage.ru_utime + usage.ru_stime
-            left = wait_idle(testbed, 60)
-            files = read_store(config_path, testbed.recordings_dir, run, total, settle=60)
-            run.cpu["asterisk"] = cpu_seconds(asterisk_pid) - before["asterisk"]
-            run.cpu["ivr serve"] = cpu_seconds(server.pid) - before["ivr serve"]
-            busy1, total1 = machine_ticks()
+            with open(folder / "sipp.err", "wb") as sipp_err:
+                sipp = subprocess.Popen(command, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=sipp_err)
+            sampler = Sampler({"asterisk": lambda: asterisk_pid, "ivr serve": lambda: server.pid,
+                               "sipp": lambda: sipp.pid if sipp.returncode is None else None})
+            with sampler:
+                _, status, usage = os.wait4(sipp.pid, 0)
+                sipp.returncode = os.waitstatus_to_exitcode(status)
+                run.cpu["sipp"] = usage.ru_utime + usage.ru_stime
+                left = wait_idle(testbed, 60)
+                files = read_store(config_path, testbed.recordings_dir, run, total, settle=60)
+                run.cpu["asterisk"] = cpu_seconds(asterisk_pid) - before["asterisk"]
+                run.cpu["ivr serve"] = cpu_seconds(server.pid) - before["ivr serve"]
+                busy1, total1 = machine_ticks()
             run.machine_busy = (busy1 - busy0) / max(total1 - total0, 1)
+            run.others = max((busy1 - busy0) / CPU_TICK - sum(run.cpu.values()), 0.0)
+            run.peak = sampler.busiest()
+            read_serve_log(folder / "serve.log", run)
             read_warnings(testbed, offset, run)
             read_taskprocessors(testbed, run)
             if left:
@@ -556,18 +643,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--agents", type=int, help=f"brief agents in the queue (default: enough for the rate; at most {MAX_AGENTS})")
     parser.add_argument("--transport", choices=("u1", "un"), default="u1",
                         help="SIPp's UDP sockets: u1 one for every call (default), un one per call")
-    parser.add_argument("--high-rate", action="store_true",
-                        help="the test bed's high-rate settings (Tuning.high_rate(): quieter logs, wider RTP ports, ...)")
+    tuning = parser.add_argument_group("the test bed's Asterisk (ivr.testbed.files.Tuning; default: as the live tests run it)")
+    tuning.add_argument("--high-rate", action="store_true",
+                        help="all of Tuning.high_rate(): the four below but the threadpool")
+    tuning.add_argument("--quiet-log", action="store_true", help="verbose 0, no verbose lines in messages.log")
+    tuning.add_argument("--rtp-ports", metavar="LOW-HIGH", help="rtp.conf's port range (2 ports a call)")
+    tuning.add_argument("--no-cdr", action="store_true", help="cdr.conf enable = no")
+    tuning.add_argument("--quiet-ami", action="store_true",
+                        help="manager.conf disabledevents = the events no client reads (Newexten, VarSet, ...)")
+    tuning.add_argument("--pjsip-threads", type=int, metavar="N", help="pjsip.conf [system] threadpool_max_size")
     parser.add_argument("--keep", action="store_true", help="keep each run's folder (SIPp's files, serve.log, the database)")
     args = parser.parse_args(argv)
     if args.agents is not None and not 1 <= args.agents <= MAX_AGENTS:
         parser.error(f"--agents must be 1..{MAX_AGENTS}")
-    tuning = Tuning.high_rate() if args.high_rate else Tuning()
+    tuning = tuning_of(args, parser)
     bed = Testbed(REPO / "config.yaml", log=print, tuning=tuning)
     with bed:
         if not bed.started_here:
             bed.reconfigure(bed.config)  # the tuning of this run, on an Asterisk already running
-        print(f"test bed: Asterisk pid {bed.pid()}, RTP ports {'-'.join(map(str, tuning.rtp_ports))}, "
+        print(f"test bed: Asterisk pid {bed.pid()}, tuning: {describe(tuning)}; "
               f"recordings in {bed.recordings_dir} ({_filesystem(bed.recordings_dir)})")
         options = {"agents": args.agents, "transport": args.transport, "keep": args.keep}
         if args.search:
@@ -583,6 +677,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         clean = [run.rate for run in runs if run.clean]
         print(f"highest clean rate: {max(clean):g} new calls/s" if clean else "no rate was clean")
     return 0
+
+
+def tuning_of(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Tuning:
+    tuning = Tuning.high_rate() if args.high_rate else Tuning()
+    if args.quiet_log:
+        tuning = replace(tuning, verbose=0, log_verbose=False)
+    if args.rtp_ports:
+        match = re.fullmatch(r"(\d+)-(\d+)", args.rtp_ports)
+        if not match or not 1024 <= int(match.group(1)) < int(match.group(2)) <= 65535:
+            parser.error("--rtp-ports must be LOW-HIGH, 1024 <= LOW < HIGH <= 65535")
+        tuning = replace(tuning, rtp_ports=(int(match.group(1)), int(match.group(2))))
+    if args.no_cdr:
+        tuning = replace(tuning, cdr=False)
+    if args.quiet_ami:
+        tuning = replace(tuning, ami_disabled_events=QUIET_AMI_EVENTS)
+    if args.pjsip_threads is not None:
+        tuning = replace(tuning, threadpool_max=args.pjsip_threads)
+    return tuning
+
+
+def describe(tuning: Tuning) -> str:
+    """The tuning in a line, what differs from the live tests' test bed."""
+    default = Tuning()
+    changed = []
+    for name in tuning.__dataclass_fields__:
+        value = getattr(tuning, name)
+        if value != getattr(default, name):
+            changed.append(f"disabledevents {len(value)} events" if name == "ami_disabled_events" else f"{name} {value!r}")
+    return ", ".join(changed) or "as the live tests run it"
 
 
 def _filesystem(path: Path) -> str:

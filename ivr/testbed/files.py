@@ -168,11 +168,33 @@ class Tuning:
     log_verbose: bool = True  # the verbose lines go to messages.log as well
     threadpool_max: Optional[int] = None  # pjsip.conf [system] threadpool_max_size (None: Asterisk's 50)
     overload_trigger: Optional[str] = None  # pjsip.conf [system] taskprocessor_overload_trigger
+    cdr: bool = True  # Asterisk's own call detail records (cdr_csv); the engine stores the calls itself
+    ami_disabled_events: tuple[str, ...] = ()  # manager.conf disabledevents: made for no AMI client
 
     @classmethod
     def high_rate(cls) -> "Tuning":
-        """Hundreds of calls up at once: no per-step logging, RTP ports for 5,000 calls."""
-        return cls(rtp_ports=(20000, 29999), verbose=0, log_verbose=False)
+        """Hundreds of calls up at once: no per-step logging, RTP ports for 5,000 calls, no
+        CDRs, and no AMI events that no client of the test bed reads (every dialplan step
+        and variable set would be one)."""
+        return cls(rtp_ports=(20000, 29999), verbose=0, log_verbose=False, cdr=False,
+                   ami_disabled_events=QUIET_AMI_EVENTS)
+
+
+# AMI events the engine never reads (it reads Queue*/Agent*, OriginateResponse and the
+# CoreShowChannels list), each sent for every dialplan step, variable or channel state
+QUIET_AMI_EVENTS = ("Newexten", "VarSet", "Newstate", "NewConnectedLine", "NewCallerid", "NewAccountCode",
+                    "DeviceStateChange", "RTCPSent", "RTCPReceived")
+
+
+def tuned_manager_conf(text: str, tuning: Tuning) -> str:
+    """The generated manager.conf with the tuning's globally disabled events."""
+    if not tuning.ami_disabled_events:
+        return text
+    line = "disabledevents = " + ",".join(tuning.ami_disabled_events)
+    head, general, rest = text.partition("[general]\n")
+    if not general:
+        raise ValueError("manager.conf has no [general] section")
+    return f"{head}{general}{line}\n{rest}"
 
 
 def modules_conf() -> str:
@@ -203,4 +225,5 @@ def base_files(tuning: Tuning = Tuning()) -> dict[str, str]:
         "rtp.conf": rtp_conf(tuning.rtp_ports),
         "pjsip.conf": pjsip_conf(tuning),
         "extensions_site.conf": SITE_EXTENSIONS,
+        **({} if tuning.cdr else {"cdr.conf": "[general]\nenable = no\n"}),
     }

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional
 
 from ivr.asterisk.dialplan import generate, recordings_dir, with_members
-from ivr.testbed.files import AGENT, SIP_PORT, STOCK, Tuning, base_files
+from ivr.testbed.files import AGENT, SIP_PORT, STOCK, Tuning, base_files, tuned_manager_conf
 from ivr.settings.asterisk import AmiSettings
 from ivr.settings.config import Config, find_config, load_config
 from ivr.errors import AsteriskError
@@ -320,6 +320,7 @@ class Testbed:
         """/etc/asterisk of the root: base files + `ivr asterisk-config`'s three files."""
         files = dict(base_files(self.tuning))
         files.update(generate(config or self.config, self.environ()))
+        files["manager.conf"] = tuned_manager_conf(files["manager.conf"], self.tuning)
         etc = self.root / "etc" / "asterisk"
         etc.mkdir(parents=True, exist_ok=True)
         (self.root / "var/lib/asterisk/keys").mkdir(parents=True, exist_ok=True)
