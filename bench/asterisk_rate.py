@@ -645,9 +645,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="SIPp's UDP sockets: u1 one for every call (default), un one per call")
     tuning = parser.add_argument_group("the test bed's Asterisk (ivr.testbed.files.Tuning; default: as the live tests run it)")
     tuning.add_argument("--high-rate", action="store_true",
-                        help="all of Tuning.high_rate(): the four below but the threadpool")
+                        help="all of Tuning.high_rate(): the options below but the threadpool")
     tuning.add_argument("--quiet-log", action="store_true", help="verbose 0, no verbose lines in messages.log")
     tuning.add_argument("--rtp-ports", metavar="LOW-HIGH", help="rtp.conf's port range (2 ports a call)")
+    tuning.add_argument("--strict-rtp", choices=("yes", "seqno", "no"),
+                        help="rtp.conf strictrtp (the live tests': yes)")
     tuning.add_argument("--no-cdr", action="store_true", help="cdr.conf enable = no")
     tuning.add_argument("--quiet-ami", action="store_true",
                         help="manager.conf disabledevents = the events no client reads (Newexten, VarSet, ...)")
@@ -688,6 +690,8 @@ def tuning_of(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Tuni
         if not match or not 1024 <= int(match.group(1)) < int(match.group(2)) <= 65535:
             parser.error("--rtp-ports must be LOW-HIGH, 1024 <= LOW < HIGH <= 65535")
         tuning = replace(tuning, rtp_ports=(int(match.group(1)), int(match.group(2))))
+    if args.strict_rtp:
+        tuning = replace(tuning, strict_rtp=args.strict_rtp)
     if args.no_cdr:
         tuning = replace(tuning, cdr=False)
     if args.quiet_ami:
