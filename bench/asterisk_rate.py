@@ -507,36 +507,49 @@ def read_store(config_path: Path, recordings: Path, run: Run, expected: int, set
     run.linked = sum(r["id"] in linked for r in rows)
     unanswered = [r for r in rows if r["outcome"] != "answered"]
     if unanswered:
-        run.failures.insert(0, _unanswered(rows, unanswered, menu_starts(config_path, [r["id"] for r in unanswered])))
+        run.failures.insert(0, _unanswered(rows, unanswered, menu_moments(config_path, [r["id"] for r in unanswered])))
     ivr = sorted((r["duration"] or 0) - (r["queue_wait"] or 0) - (r["talk"] or 0) for r in answered)
     waits = sorted(r["queue_wait"] or 0 for r in answered)
     run.ivr_p50, run.ivr_p95, run.queue_wait_p95 = _pct(ivr, 0.5), _pct(ivr, 0.95), _pct(waits, 0.95)
     return files
 
 
-def menu_starts(config_path: Path, call_ids: Sequence[str]) -> dict[str, float]:
-    """Seconds after the answer at which each of these calls entered the menu."""
+MENU_TIMEOUT = 6.0  # bench.yaml: the menu's wait for a key
+
+
+def menu_moments(config_path: Path, call_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+    """For each of these calls, seconds after the answer at which it entered the menu
+    (`entered`) and at which the menu's wait for a key ran out (`timeout`)."""
     db = create_db_engine(load_config(config_path).raw["database"])
+    found: dict[str, dict[str, float]] = {}
     try:
         with db.connect() as conn:
-            query = sa.select(CallEvent.call_id, CallEvent.t).where(
-                CallEvent.call_id.in_(list(call_ids)[:5000]), CallEvent.type == "node_entered", CallEvent.node == "menu")
-            return {call_id: t for call_id, t in conn.execute(query)}
+            query = sa.select(CallEvent.call_id, CallEvent.type, CallEvent.t).where(
+                CallEvent.call_id.in_(list(call_ids)[:5000]), CallEvent.node == "menu",
+                CallEvent.type.in_(("node_entered", "timeout")))
+            for call_id, kind, t in conn.execute(query):
+                found.setdefault(call_id, {})["entered" if kind == "node_entered" else "timeout"] = t
     finally:
         db.dispose()
+    return found
 
 
-def _unanswered(rows: list[dict], unanswered: list[dict], menu: dict[str, float]) -> str:
+def _unanswered(rows: list[dict], unanswered: list[dict], menu: dict[str, dict[str, float]]) -> str:
     """The calls stored without an agent: how many, how they ended, when in the run, and
-    when their menu began against the key's moment."""
+    when their menu began and its wait for a key, against the key's moment (a key pressed
+    before the wait, in the prompt or between two AGI commands, is another matter than a
+    key that never reached the channel)."""
     first = min(r["started_at"] for r in rows)
     at = sorted((r["started_at"] - first).total_seconds() for r in unanswered)
     outcomes = Counter(r["outcome"] or "no outcome" for r in unanswered)
-    starts = sorted(menu.values())
-    late = sum(t > KEY_AT for t in starts)
+    entered = sorted(m["entered"] for m in menu.values() if "entered" in m)
+    waits = sorted(m["timeout"] - MENU_TIMEOUT for m in menu.values() if "timeout" in m)
+    in_wait = sum(w < KEY_AT for w in waits)
     return (f"{len(unanswered)} calls without an agent ({', '.join(f'{k} {v}' for k, v in outcomes.items())}), "
-            f"started {at[0]:.0f}-{at[-1]:.0f} s into the run; their menu began p50 {_pct(starts, 0.5):.2f} s, "
-            f"max {max(starts, default=0):.2f} s after the answer ({late} after the key at {KEY_AT:g} s)")
+            f"started {at[0]:.0f}-{at[-1]:.0f} s into the run; their menu began p50 {_pct(entered, 0.5):.2f} s "
+            f"(max {max(entered, default=0):.2f} s), its wait for a key p50 {_pct(waits, 0.5):.2f} s "
+            f"(max {max(waits, default=0):.2f} s) after the answer: {in_wait} of {len(waits)} were waiting "
+            f"when the key was pressed ({KEY_AT:g} s)")
 
 
 def _recording(recordings: Path, uniqueid: Optional[str], started: object) -> Optional[Path]:
