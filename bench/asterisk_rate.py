@@ -15,10 +15,12 @@ warnings and errors of the run (taskprocessor queue sizes, PJSIP), the deepest
 taskprocessor queues, and the CPU seconds of Asterisk, SIPp and `ivr serve` (from
 /proc/<pid>/stat, and SIPp's rusage) per call.
 
-    python bench/asterisk_rate.py --rate 30 --duration 600     # one run
-    python bench/asterisk_rate.py --search                     # 15, 20, 25, ... /s, 60 s each
+    python bench/asterisk_rate.py --rate 25 --duration 600 --high-rate   # one run
+    python bench/asterisk_rate.py --search                               # 15, 20, 25, ... /s, 60 s each
 
-It uses the test bed (ivr.testbed.server) and starts it when it is not running; the
+The test bed's Asterisk runs as the live tests have it unless `--high-rate` (or one of
+its parts, to change one thing at a time) asks for the settings of
+`ivr.testbed.files.Tuning.high_rate()`. It uses the test bed (ivr.testbed.server) and starts it when it is not running; the
 test bed's ports are fixed, so nothing else may use it meanwhile. Exit status 0 unless
 the script itself broke (a failed call is a figure, not an error).
 """
@@ -31,6 +33,7 @@ import csv
 import math
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -130,7 +133,8 @@ class Run:
         warnings = "\n".join(f"    {v:6d} x {k}" for k, v in self.warnings.most_common(8)) or "    none"
         tps = ", ".join(f"{name} {depth}" for name, depth in self.taskprocessors) or "n/a"
         cpu = "  ".join(f"{name} {self.cpu.get(name, 0):.1f} s ({self.per_call(name):.1f} ms/call)"
-                        for name in ("asterisk", "sipp", "ivr serve"))
+                        for name in ("asterisk", "ivr serve", "sipp"))
+        cpu += f"  this script {self.cpu.get('this script', 0):.1f} s"
         others = f"other processes {self.others:.1f} s; machine busy {100 * self.machine_busy:.0f}% of {os.cpu_count()} CPUs"
         serve_log = "\n".join(f"    {v:6d} x {k}" for k, v in self.serve_log.most_common(5)) or "    none"
         lines = [
@@ -398,6 +402,12 @@ class Sampler:
         return text
 
 
+def _own_cpu() -> float:
+    """CPU seconds of this script and of the children it waited for (asterisk -rx, SIPp)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def machine_ticks() -> tuple[int, int]:
     """(busy, total) CPU ticks of the whole machine so far."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -594,6 +604,7 @@ def run_rate(testbed: Testbed, rate: float, duration: float, *, agents: Optional
             offset = messages_log(testbed).stat().st_size if messages_log(testbed).is_file() else 0
             asterisk_pid = testbed.pid()
             before = {"asterisk": cpu_seconds(asterisk_pid), "ivr serve": cpu_seconds(server.pid)}
+            own0 = _own_cpu()
             busy0, total0 = machine_ticks()
             log(f"rate {rate:g}/s: {total} calls over {duration:g} s, {agents} agents, SIPp -t {transport}")
             command = sipp_command(folder, rate=rate, total=total, limit=limit, transport=transport,
@@ -612,6 +623,7 @@ def run_rate(testbed: Testbed, rate: float, duration: float, *, agents: Optional
                 run.cpu["asterisk"] = cpu_seconds(asterisk_pid) - before["asterisk"]
                 run.cpu["ivr serve"] = cpu_seconds(server.pid) - before["ivr serve"]
                 busy1, total1 = machine_ticks()
+                run.cpu["this script"] = _own_cpu() - own0 - run.cpu["sipp"]
             run.machine_busy = (busy1 - busy0) / max(total1 - total0, 1)
             run.others = max((busy1 - busy0) / CPU_TICK - sum(run.cpu.values()), 0.0)
             run.peak = sampler.busiest()
