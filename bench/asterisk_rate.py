@@ -60,7 +60,7 @@ from ivr.store.db import create_db_engine  # noqa: E402
 from ivr.store.models import Call, CallEvent, Recording  # noqa: E402
 from ivr.testbed.files import QUIET_AMI_EVENTS, Tuning  # noqa: E402
 from ivr.testbed.server import Testbed  # noqa: E402
-from ivr.testbed.sipp import shifted_pcap, shipped_pcap, sip_messages  # noqa: E402
+from ivr.testbed.sipp import message_pcap, shifted_pcap, shipped_pcap, sip_messages  # noqa: E402
 
 FLOWS = REPO / "bench" / "flows"
 IVR = Path(sys.executable).with_name("ivr")
@@ -84,6 +84,7 @@ class Run:
     duration: float
     transport: str
     agents: int
+    caller_audio: bool = False  # callers send RTP audio before their key
     tuning: str = "as the live tests run it"  # the test bed's Asterisk settings (describe())
     placed: int = 0  # SIPp: calls created
     sipp_ok: int = 0
@@ -138,7 +139,8 @@ class Run:
         others = f"other processes {self.others:.1f} s; machine busy {100 * self.machine_busy:.0f}% of {os.cpu_count()} CPUs"
         serve_log = "\n".join(f"    {v:6d} x {k}" for k, v in self.serve_log.most_common(5)) or "    none"
         lines = [
-            f"rate {self.rate:g}/s for {self.duration:g} s, SIPp -t {self.transport}, {self.agents} agents: "
+            f"rate {self.rate:g}/s for {self.duration:g} s, SIPp -t {self.transport}"
+            f"{', callers send audio' if self.caller_audio else ''}, {self.agents} agents: "
             f"{'CLEAN' if self.clean else 'FAILED'} ({self.failed} failed of {self.placed})",
             f"  Asterisk  tuning: {self.tuning}",
             f"  SIPp      placed {self.placed} in {self.seconds:.0f} s (with the last calls' end), ok {self.sipp_ok}, failed {self.sipp_failed} ({reasons}), "
@@ -248,12 +250,14 @@ def serve(testbed: Testbed, config_path: Path, log_path: Path) -> Iterator[subpr
 
 
 # --- SIPp ------------------------------------------------------------------------------------------
-def scenario(key_pcap: Path, key_at: float = KEY_AT, hold: float = HOLD) -> str:
+def scenario(key_pcap: Path, key_at: float = KEY_AT, hold: float = HOLD, voice_pcap: Optional[Path] = None) -> str:
     """INVITE (PCMU + telephone-event), ACK, key 2 `key_at` seconds after the answer, then
     the far end's BYE within `hold` seconds; without it the call fails (and SIPp hangs up).
     A BYE before the key ends the call too: the stored call then shows it never reached
-    the queue."""
+    the queue. With `voice_pcap` the caller sends that audio from the answer to the key,
+    as a phone sends RTP all along."""
     message = sip_messages(caller_name="bench", caller_id=CALLER + "[call_number]")
+    voice = [f'  <nop><action><exec play_pcap_audio="{voice_pcap}"/></action></nop>'] if voice_pcap else []
     return "\n".join([
         '<?xml version="1.0" encoding="UTF-8" ?>', '<scenario name="ivr bench call">',
         f'  <send retrans="500">{message["invite"]}</send>',
@@ -262,6 +266,7 @@ def scenario(key_pcap: Path, key_at: float = KEY_AT, hold: float = HOLD) -> str:
         '  <recv response="183" optional="true"/>',
         '  <recv response="200" rtd="true"/>',
         f'  <send>{message["ack"]}</send>',
+        *voice,
         f'  <recv request="BYE" timeout="{round(key_at * 1000)}" ontimeout="key" next="bye"/>',
         '  <label id="key"/>',
         f'  <nop><action><exec play_pcap_audio="{key_pcap}"/></action></nop>',
@@ -584,20 +589,27 @@ def _pct(values: Sequence[float], q: float) -> float:
 
 # --- a run ---------------------------------------------------------------------------------------------
 def run_rate(testbed: Testbed, rate: float, duration: float, *, agents: Optional[int] = None, transport: str = "u1",
-             keep: bool = False, log: Log = print) -> Run:
+             caller_audio: bool = False, keep: bool = False, log: Log = print) -> Run:
     """Place `rate` new calls a second for `duration` seconds through the bench flow and
-    count what went through (see the module docstring). The test bed must be running."""
+    count what went through (see the module docstring). The test bed must be running.
+    `caller_audio`: each caller sends RTP audio from the answer to its key, as a phone
+    does (a SIPp caller is otherwise silent but for the key)."""
     agents = agents or agents_for(rate)
     total = max(1, round(rate * duration))
-    run = Run(rate=rate, duration=duration, transport=transport, agents=agents, tuning=describe(testbed.tuning))
+    run = Run(rate=rate, duration=duration, transport=transport, agents=agents, caller_audio=caller_audio,
+              tuning=describe(testbed.tuning))
     folder = Path(tempfile.mkdtemp(prefix="ivr-rate-"))
     files: list[Path] = []
     try:
         config_path = installation(folder, testbed, agents)
         build_prompts(config_path)
-        key_pcap = folder / "key2.pcap"
-        shifted_pcap(shipped_pcap(KEY), key_pcap, 1000, 160000)
-        (folder / "bench.xml").write_text(scenario(key_pcap), encoding="utf-8")
+        key_pcap, voice_pcap = folder / "key2.pcap", None
+        seq, ts = 1000, 160000
+        if caller_audio:  # tone bursts up to just before the key, then the key in the same stream
+            voice_pcap = folder / "voice.pcap"
+            seq, ts = message_pcap(shipped_pcap("0"), voice_pcap, seq, ts, seconds=KEY_AT - 0.2)
+        shifted_pcap(shipped_pcap(KEY), key_pcap, seq, ts)
+        (folder / "bench.xml").write_text(scenario(key_pcap, voice_pcap=voice_pcap), encoding="utf-8")
         call_seconds = KEY_AT + HOLD
         limit = max(50, math.ceil(rate * (call_seconds + 10)))
         with serve(testbed, config_path, folder / "serve.log") as server:
@@ -679,6 +691,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     tuning.add_argument("--quiet-ami", action="store_true",
                         help="manager.conf disabledevents = the events no client reads (Newexten, VarSet, ...)")
     tuning.add_argument("--pjsip-threads", type=int, metavar="N", help="pjsip.conf [system] threadpool_max_size")
+    parser.add_argument("--caller-audio", action="store_true",
+                        help="each caller sends RTP audio (tone bursts) from the answer to its key, as a phone does")
     parser.add_argument("--keep", action="store_true", help="keep each run's folder (SIPp's files, serve.log, the database)")
     args = parser.parse_args(argv)
     if args.agents is not None and not 1 <= args.agents <= MAX_AGENTS:
@@ -690,7 +704,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             bed.reconfigure(bed.config)  # the tuning of this run, on an Asterisk already running
         print(f"test bed: Asterisk pid {bed.pid()}, tuning: {describe(tuning)}; "
               f"recordings in {bed.recordings_dir} ({_filesystem(bed.recordings_dir)})")
-        options = {"agents": args.agents, "transport": args.transport, "keep": args.keep}
+        options = {"agents": args.agents, "transport": args.transport, "keep": args.keep,
+                   "caller_audio": args.caller_audio}
         if args.search:
             rates = [float(r) for r in args.rates.split(",") if r.strip()]
             runs = search(bed, rates, args.duration, **options)
