@@ -99,3 +99,12 @@ def test_a_numbered_caller_is_sipps_call_number_keyword_and_nothing_else():
     for bad in ("48[call_id]", "[call_number]48", "48\n[call_number]", "abc"):
         with pytest.raises(UsageError):
             sip_messages(caller_name="b", caller_id=bad)
+
+
+def test_a_caller_with_audio_sends_it_from_the_answer_then_the_key(bench, tmp_path):
+    root = ET.fromstring(bench.scenario(tmp_path / "key2.pcap", voice_pcap=tmp_path / "voice.pcap").encode())
+    steps = list(root)
+    plays = [s.find("action/exec").attrib["play_pcap_audio"] for s in steps if s.tag == "nop"]
+    assert plays == [str(tmp_path / "voice.pcap"), str(tmp_path / "key2.pcap")]
+    [ack] = [s for s in steps if s.tag == "send" and s.text.lstrip().startswith("ACK")]
+    assert steps[steps.index(ack) + 1].tag == "nop"  # the audio starts with the call
