@@ -20,9 +20,10 @@ taskprocessor queues, and the CPU seconds of Asterisk, SIPp and `ivr serve` (fro
 
 The test bed's Asterisk runs as the live tests have it unless `--high-rate` (or one of
 its parts, to change one thing at a time) asks for the settings of
-`ivr.testbed.files.Tuning.high_rate()`. It uses the test bed (ivr.testbed.server) and starts it when it is not running; the
-test bed's ports are fixed, so nothing else may use it meanwhile. Exit status 0 unless
-the script itself broke (a failed call is a figure, not an error).
+`ivr.testbed.files.Tuning.high_rate()`. It uses the test bed (ivr.testbed.server) and
+starts it when it is not running; the test bed's ports are fixed, so nothing else may use
+it meanwhile. Exit status 0 unless the script itself broke (a failed call is a figure,
+not an error).
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ class Run:
             f"{', callers send audio' if self.caller_audio else ''}, {self.agents} agents: "
             f"{'CLEAN' if self.clean else 'FAILED'} ({self.failed} failed of {self.placed})",
             f"  Asterisk  tuning: {self.tuning}",
-            f"  SIPp      placed {self.placed} in {self.seconds:.0f} s (with the last calls' end), ok {self.sipp_ok}, failed {self.sipp_failed} ({reasons}), "
+            f"  SIPp      placed {self.placed} in {self.seconds:.0f} s (with the last calls' end), "
+            f"ok {self.sipp_ok}, failed {self.sipp_failed} ({reasons}), "
             f"retransmissions {self.retransmissions}, most calls up {self.max_up}, INVITE->200 {self.setup_ms:.0f} ms, "
             f"call length {self.call_seconds:.1f} s",
             f"  stored    {self.stored} calls ({outcomes}); answered, one per SIPp call: {self.answered_unique}",
@@ -677,10 +679,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--search", action="store_true",
                         help="step the rate up (--rates) with runs of --duration until one fails")
     parser.add_argument("--rates", default=",".join(str(r) for r in SEARCH_RATES), help="rates for --search")
-    parser.add_argument("--agents", type=int, help=f"brief agents in the queue (default: enough for the rate; at most {MAX_AGENTS})")
+    parser.add_argument("--agents", type=int,
+                        help=f"brief agents in the queue (default: enough for the rate; at most {MAX_AGENTS})")
     parser.add_argument("--transport", choices=("u1", "un"), default="u1",
                         help="SIPp's UDP sockets: u1 one for every call (default), un one per call")
-    tuning = parser.add_argument_group("the test bed's Asterisk (ivr.testbed.files.Tuning; default: as the live tests run it)")
+    tuning = parser.add_argument_group(
+        "the test bed's Asterisk (ivr.testbed.files.Tuning; default: as the live tests run it)")
     tuning.add_argument("--high-rate", action="store_true",
                         help="all of Tuning.high_rate(): the options below but the threadpool")
     tuning.add_argument("--quiet-log", action="store_true", help="verbose 0, no verbose lines in messages.log")

@@ -32,6 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from ivr.errors import AsteriskError
+
 SIP_PORT = 5070
 RTP_PORTS = (20000, 20999)
 AGENT = "Local/200@agents/n"
@@ -180,8 +182,8 @@ class Tuning:
     @classmethod
     def high_rate(cls) -> "Tuning":
         """Hundreds of calls up at once: no per-step logging, RTP ports for 5,000 calls, RTP
-        sources learnt from the sequence alone, no CDRs, and no AMI events that no client of the test bed reads (every dialplan step
-        and variable set would be one)."""
+        sources learnt from the sequence alone, no CDRs, and none of the AMI events that no
+        client of the test bed reads (every dialplan step and variable set would be one)."""
         return cls(rtp_ports=(20000, 29999), verbose=0, log_verbose=False, strict_rtp="seqno", cdr=False,
                    ami_disabled_events=QUIET_AMI_EVENTS)
 
@@ -199,7 +201,7 @@ def tuned_manager_conf(text: str, tuning: Tuning) -> str:
     line = "disabledevents = " + ",".join(tuning.ami_disabled_events)
     head, general, rest = text.partition("[general]\n")
     if not general:
-        raise ValueError("manager.conf has no [general] section")
+        raise AsteriskError("the generated manager.conf has no [general] section to disable events in")
     return f"{head}{general}{line}\n{rest}"
 
 
@@ -214,7 +216,8 @@ def rtp_conf(ports: tuple[int, int] = RTP_PORTS, strict: str = "yes") -> str:
 
 def pjsip_conf(tuning: Tuning) -> str:
     system = ""
-    settings = [("threadpool_max_size", tuning.threadpool_max), ("taskprocessor_overload_trigger", tuning.overload_trigger)]
+    settings = [("threadpool_max_size", tuning.threadpool_max),
+                ("taskprocessor_overload_trigger", tuning.overload_trigger)]
     if any(value is not None for _, value in settings):
         system = "[system]\ntype = system\n" + "".join(
             f"{name} = {value}\n" for name, value in settings if value is not None) + "\n"

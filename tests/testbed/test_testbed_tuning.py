@@ -3,7 +3,10 @@ the default is what the live tests read; the high-rate settings change only what
 
 from __future__ import annotations
 
-from ivr.testbed.files import RTP_PORTS, Tuning, base_files
+import pytest
+
+from ivr.errors import AsteriskError
+from ivr.testbed.files import RTP_PORTS, Tuning, base_files, tuned_manager_conf
 
 
 def test_the_default_logs_every_dialplan_step_for_the_live_tests():
@@ -35,3 +38,13 @@ def test_brief_agents_answer_and_hang_up_after_a_short_sound():
     site = base_files()["extensions_site.conf"]
     assert "exten => _3XXX,1,Answer()\n same => n,Playback(tt-weasels)\n same => n,Hangup()\n" in site
     assert "exten => _2XX,1,Answer()\n same => n,Playback(tt-monkeys)\n" in site  # the live tests' agents
+
+
+def test_disabled_ami_events_go_into_the_generated_general_section():
+    generated = "; header\n[general]\nenabled = yes\n\n[ivr]\nsecret = x\n"
+    tuned = tuned_manager_conf(generated, Tuning.high_rate())
+    assert tuned.startswith("; header\n[general]\ndisabledevents = Newexten,VarSet,")
+    assert tuned.endswith("enabled = yes\n\n[ivr]\nsecret = x\n")
+    assert tuned_manager_conf(generated, Tuning()) == generated
+    with pytest.raises(AsteriskError):
+        tuned_manager_conf("[ivr]\nsecret = x\n", Tuning.high_rate())
