@@ -9,6 +9,8 @@ with the test-only contexts:
 - [agents]   `Local/200@agents/n`, every queue's member in the test bed: answers and
              plays tt-monkeys, so recordings hold real audio. Any 2XX does the same, for
              tests that need several agents at once (`Local/201@agents/n`, ...).
+             Any 3XXX is a brief agent: answers, plays tt-weasels (3 s), hangs up
+             (bench/asterisk_rate.py: hundreds of agents, each call short).
 - [caller]   the pressing half of an AMI Originate of `Local/100@ivr` (see
              `ivr.testbed.ami_session.originate_keys`): waits 2 s, sends ${KEYS}; with
              ${MESSAGE} set, waits ${MESSAGE_AFTER} seconds and plays that sound into the
@@ -26,6 +28,11 @@ Everything binds to 127.0.0.1.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from ivr.errors import AsteriskError
 
 SIP_PORT = 5070
 RTP_PORTS = (20000, 20999)
@@ -62,7 +69,7 @@ astlogdir => /var/log/asterisk
 astsbindir => /usr/sbin
 
 [options]
-verbose = 3
+verbose = {verbose}
 nocolor = yes
 ; silence frames while a channel waits (Wait, WAIT FOR DIGIT, SendDTMF), as a phone's RTP
 ; would give: MixMonitor writes only the frames it sees, so without them the waits of a
@@ -73,7 +80,7 @@ transmit_silence = yes
 LOGGER_CONF = """\
 [general]
 [logfiles]
-messages.log => notice,warning,error,verbose
+messages.log => {levels}
 """
 
 MUSICONHOLD_CONF = """\
@@ -83,7 +90,7 @@ directory = moh
 """
 
 PJSIP_CONF = f"""\
-[transport-udp]
+{{system}}[transport-udp]
 type = transport
 protocol = udp
 bind = 127.0.0.1:{SIP_PORT}
@@ -112,6 +119,9 @@ SITE_EXTENSIONS = """\
 [agents]
 exten => _2XX,1,Answer()
  same => n,Playback(tt-monkeys)
+ same => n,Hangup()
+exten => _3XXX,1,Answer()
+ same => n,Playback(tt-weasels)
  same => n,Hangup()
 
 [caller]
@@ -147,22 +157,83 @@ exten => _+X.,1,Goto(${EXTEN:1},1)
 """
 
 
+@dataclass(frozen=True)
+class Tuning:
+    """The test bed's Asterisk settings that bound the rate of calls it takes.
+
+    The default is what the live tests need: every dialplan step logged (verbose 3 into
+    messages.log: `test_live_announcements.py` reads what each channel played there), 500
+    calls' worth of RTP ports. `high_rate()` is for benchmarks of many calls a second."""
+
+    rtp_ports: tuple[int, int] = RTP_PORTS  # 2 ports (RTP + RTCP) per SIP call
+    verbose: int = 3  # asterisk.conf; 3 logs every dialplan application a channel runs
+    log_verbose: bool = True  # the verbose lines go to messages.log as well
+    threadpool_max: Optional[int] = None  # pjsip.conf [system] threadpool_max_size (None: Asterisk's 50)
+    overload_trigger: Optional[str] = None  # pjsip.conf [system] taskprocessor_overload_trigger
+    # rtp.conf strictrtp: "yes" learns a caller's RTP source from packets that come in
+    # sequence AND in time; "seqno" from the sequence alone. A SIPp caller sends no RTP but
+    # its keys, so those few packets are the learning; when a busy machine delays SIPp and
+    # they leave in a burst, "yes" drops them and the key is lost. A phone sends RTP from
+    # the answer on, long before its first key, so this is the rig's matter, not the IVR's.
+    strict_rtp: str = "yes"
+    cdr: bool = True  # Asterisk's own call detail records (cdr_csv); the engine stores the calls itself
+    ami_disabled_events: tuple[str, ...] = ()  # manager.conf disabledevents: made for no AMI client
+
+    @classmethod
+    def high_rate(cls) -> "Tuning":
+        """Hundreds of calls up at once: no per-step logging, RTP ports for 5,000 calls, RTP
+        sources learnt from the sequence alone, no CDRs, and none of the AMI events that no
+        client of the test bed reads (every dialplan step and variable set would be one)."""
+        return cls(rtp_ports=(20000, 29999), verbose=0, log_verbose=False, strict_rtp="seqno", cdr=False,
+                   ami_disabled_events=QUIET_AMI_EVENTS)
+
+
+# AMI events the engine never reads (it reads Queue*/Agent*, OriginateResponse and the
+# CoreShowChannels list), each sent for every dialplan step, variable or channel state
+QUIET_AMI_EVENTS = ("Newexten", "VarSet", "Newstate", "NewConnectedLine", "NewCallerid", "NewAccountCode",
+                    "DeviceStateChange", "RTCPSent", "RTCPReceived")
+
+
+def tuned_manager_conf(text: str, tuning: Tuning) -> str:
+    """The generated manager.conf with the tuning's globally disabled events."""
+    if not tuning.ami_disabled_events:
+        return text
+    line = "disabledevents = " + ",".join(tuning.ami_disabled_events)
+    head, general, rest = text.partition("[general]\n")
+    if not general:
+        raise AsteriskError("the generated manager.conf has no [general] section to disable events in")
+    return f"{head}{general}{line}\n{rest}"
+
+
 def modules_conf() -> str:
     return "[modules]\nautoload = yes\n" + "".join(f"noload => {m}\n" for m in NOLOAD)
 
 
-def rtp_conf() -> str:
-    return f"[general]\nrtpstart = {RTP_PORTS[0]}\nrtpend = {RTP_PORTS[1]}\n"
+def rtp_conf(ports: tuple[int, int] = RTP_PORTS, strict: str = "yes") -> str:
+    text = f"[general]\nrtpstart = {ports[0]}\nrtpend = {ports[1]}\n"
+    return text if strict == "yes" else text + f"strictrtp = {strict}\n"
 
 
-def base_files() -> dict[str, str]:
+def pjsip_conf(tuning: Tuning) -> str:
+    system = ""
+    settings = [("threadpool_max_size", tuning.threadpool_max),
+                ("taskprocessor_overload_trigger", tuning.overload_trigger)]
+    if any(value is not None for _, value in settings):
+        system = "[system]\ntype = system\n" + "".join(
+            f"{name} = {value}\n" for name, value in settings if value is not None) + "\n"
+    return PJSIP_CONF.format(system=system)
+
+
+def base_files(tuning: Tuning = Tuning()) -> dict[str, str]:
     """File name (in /etc/asterisk) -> text, for everything but the generated IVR files."""
+    levels = "notice,warning,error" + (",verbose" if tuning.log_verbose else "")
     return {
-        "asterisk.conf": ASTERISK_CONF,
+        "asterisk.conf": ASTERISK_CONF.format(verbose=tuning.verbose),
         "modules.conf": modules_conf(),
-        "logger.conf": LOGGER_CONF,
+        "logger.conf": LOGGER_CONF.format(levels=levels),
         "musiconhold.conf": MUSICONHOLD_CONF,
-        "rtp.conf": rtp_conf(),
-        "pjsip.conf": PJSIP_CONF,
+        "rtp.conf": rtp_conf(tuning.rtp_ports, tuning.strict_rtp),
+        "pjsip.conf": pjsip_conf(tuning),
         "extensions_site.conf": SITE_EXTENSIONS,
+        **({} if tuning.cdr else {"cdr.conf": "[general]\nenable = no\n"}),
     }

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional
 
 from ivr.asterisk.dialplan import generate, recordings_dir, with_members
-from ivr.testbed.files import AGENT, SIP_PORT, STOCK, base_files
+from ivr.testbed.files import AGENT, SIP_PORT, STOCK, Tuning, base_files, tuned_manager_conf
 from ivr.settings.asterisk import AmiSettings
 from ivr.settings.config import Config, find_config, load_config
 from ivr.errors import AsteriskError
@@ -162,13 +162,14 @@ class Testbed:
 
     def __init__(self, config_path: Optional[Path] = None, *, root: Path = ROOT, state: Path = STATE,
                  environ: Optional[Mapping[str, str]] = None, log: Log = _quiet,
-                 ready_timeout: float = READY_TIMEOUT):
+                 ready_timeout: float = READY_TIMEOUT, tuning: Tuning = Tuning()):
         path = config_path or find_config(REPO)
         if path is None:
             raise AsteriskError("no config.yaml found for the test bed")
         self.config_path = Path(path).resolve()
         self.root, self.state, self.log = root, state, log
         self.ready_timeout = ready_timeout
+        self.tuning = tuning  # Asterisk's settings that bound the call rate (ivr.testbed.files)
         self._environ = dict(os.environ if environ is None else environ)
         self.config: Config = testbed_config(load_config(self.config_path))
         self.sip_port = SIP_PORT
@@ -317,8 +318,9 @@ class Testbed:
     # --- configuration -------------------------------------------------------------------------
     def write_configs(self, config: Optional[Config] = None) -> None:
         """/etc/asterisk of the root: base files + `ivr asterisk-config`'s three files."""
-        files = dict(base_files())
+        files = dict(base_files(self.tuning))
         files.update(generate(config or self.config, self.environ()))
+        files["manager.conf"] = tuned_manager_conf(files["manager.conf"], self.tuning)
         etc = self.root / "etc" / "asterisk"
         etc.mkdir(parents=True, exist_ok=True)
         (self.root / "var/lib/asterisk/keys").mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,7 @@ _PACKET_SAMPLES = 160  # 20 ms of 8 kHz audio per RTP packet
 _WAIT = re.compile(r"^(\d+(?:\.\d+)?)s$")
 _KEYS = re.compile(r"^[0-9*#]+$")
 _CALLER_ID = re.compile(r"^\+?[0-9]{1,20}$")
+_NUMBERED_CALLER = re.compile(r"^\+?[0-9]{1,20}(\[call_number\])?$")
 _EXTEN = re.compile(r"^[0-9A-Za-z*#+_-]{1,40}$")
 
 
@@ -282,24 +283,35 @@ Content-Length: 0
 """
 
 
+def sip_messages(*, caller_name: str, caller_id: str) -> dict[str, str]:
+    """The SIP messages of a call's scenario as CDATA blocks: `invite` (PCMU and
+    telephone-event), `ack`, `bye` (ours) and `ok` (the answer to the far end's BYE).
+    `caller_id` is digits, optionally followed by SIPp's `[call_number]` keyword, which
+    gives each call of one SIPp run a number of its own."""
+    if not _NUMBERED_CALLER.match(caller_id):
+        raise UsageError(f"a caller ID must be digits with an optional leading +, not {caller_id!r}")
+    fields = {"name": sip_display_name(caller_name), "cid": caller_id, "pt": DTMF_PAYLOAD}
+
+    def cdata(text: str) -> str:
+        return "<![CDATA[\n" + text.format(**fields) + "\n    ]]>"
+
+    return {"invite": cdata(_INVITE), "ack": cdata(_ACK), "bye": cdata(_BYE), "ok": cdata(_OK)}
+
+
 def scenario_xml(steps: list[tuple[float, Optional[Path]]], *, caller_name: str, caller_id: str,
                  hold: float) -> str:
     """The SIPp scenario: INVITE, ACK, per step a wait (ended early by the far end's BYE)
     and a capture to play, then up to `hold` seconds for the far end's BYE, else our BYE."""
     if not _CALLER_ID.match(caller_id):
         raise UsageError(f"--caller-id must be digits with an optional leading +, not {caller_id!r}")
-    fields = {"name": sip_display_name(caller_name), "cid": caller_id, "pt": DTMF_PAYLOAD}
-
-    def cdata(text: str) -> str:
-        return "<![CDATA[\n" + text.format(**fields) + "\n    ]]>"
-
+    message = sip_messages(caller_name=caller_name, caller_id=caller_id)
     out = ['<?xml version="1.0" encoding="UTF-8" ?>', '<scenario name="ivr call">',
-           f'  <send retrans="500">{cdata(_INVITE)}</send>',
+           f'  <send retrans="500">{message["invite"]}</send>',
            '  <recv response="100" optional="true"/>',
            '  <recv response="180" optional="true"/>',
            '  <recv response="183" optional="true"/>',
            '  <recv response="200" rtd="true"/>',
-           f'  <send>{cdata(_ACK)}</send>']
+           f'  <send>{message["ack"]}</send>']
     for i, (wait, pcap) in enumerate(steps):
         out.append(f'  <recv request="BYE" timeout="{round(wait * 1000)}" ontimeout="step{i}" next="remote_bye"/>')
         out.append(f'  <label id="step{i}"/>')
@@ -307,10 +319,10 @@ def scenario_xml(steps: list[tuple[float, Optional[Path]]], *, caller_name: str,
             out.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
     out += [f'  <recv request="BYE" timeout="{round(hold * 1000)}" ontimeout="hang_up" next="remote_bye"/>',
             '  <label id="hang_up"/>',
-            f'  <send retrans="500">{cdata(_BYE)}</send>',
+            f'  <send retrans="500">{message["bye"]}</send>',
             '  <recv response="200" crlf="true" next="done"/>',
             '  <label id="remote_bye"/>',
-            f'  <send>{cdata(_OK)}</send>',
+            f'  <send>{message["ok"]}</send>',
             '  <label id="done"/>',
             '  <pause milliseconds="100"/>',
             '</scenario>', '']
