@@ -343,7 +343,11 @@ def serve(ctx: click.Context, paths: tuple[Path, ...], host: Optional[str], port
 
     from ivr.live.serve import build_runtime
 
-    logging.basicConfig(level=getattr(logging, log_level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = getattr(logging, log_level.upper())
+    # the level is the engine's (`ivr` loggers): libraries stay at INFO, whose debug output
+    # (every AMI event, with callers' names and numbers) is no operator's business
+    logging.getLogger("ivr").setLevel(level)
+    logging.basicConfig(level=max(level, logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     targets = list(paths) or _default_flows(ctx)
     runtime = build_runtime(targets, _config_path(ctx, targets[0] if targets[0].is_dir() else targets[0].parent),

@@ -139,10 +139,9 @@ class HttpLookups:
         kept = self._cache.get(key)
         if kept is not None and kept[0] > started:
             return LookupAnswer(segment.name, MEMBER if kept[1] else NOT_MEMBER, 0, cached=True)
-        import httpx
-
         member: Optional[bool] = None
         await self.start()  # made once, before the time-out runs (the runtime made it at start)
+        import httpx  # loaded by start(), in its thread: the event loop never waits for the import
         try:
             async with asyncio.timeout(lookup.timeout):
                 member, error = await self._request(lookup, number)

@@ -95,7 +95,7 @@ class AgiChannel:
         self.sent: list[bytes] = [env.first_command] if env.first_command and self.keep_sent else []
         # channel values as last read or set: a command that would set one to what it is is not sent
         self.known: dict[str, str] = {name: env.asked[name] for name in KNOWN_AT_START if name in env.asked}
-        self.dead = False
+        self.dead = env.hung_up  # a caller gone before the first answer: nothing is sent
         self._in_sync = True  # every reply read: the next line is the next command's reply
 
     # --- the wire -----------------------------------------------------------------------

@@ -211,6 +211,7 @@ class AgiEnvironment:
     values: dict[str, str] = field(default_factory=dict)
     asked: dict[str, str] = field(default_factory=dict)  # what read_environment(ask=...) read, by name
     first_command: Optional[bytes] = None  # the command that made sure of the block's end
+    hung_up: bool = False  # the caller was gone before the answer to that command
 
     def get(self, key: str, default: str = "") -> str:
         return self.values.get(key, default)
@@ -299,7 +300,10 @@ async def _read_block(reader: asyncio.StreamReader, writer: Optional[asyncio.Str
         return parse_environment(lines)
     token = _token()
     names = tuple(ask)
-    first = command("GET FULL VARIABLE", SEPARATOR.join([token, values_expression(names)]) if names else token)
+    # each value follows "|<token>", which no value can hold (a language or priority may come
+    # from a SIP header through the dialplan, and hold a "|" of its own)
+    marker = SEPARATOR + token
+    first = command("GET FULL VARIABLE", token + "".join(marker + "${" + name + "}" for name in names))
     writer.write(first)
     await writer.drain()
     echo = f"200 result=1 ({token}"
@@ -311,13 +315,23 @@ async def _read_block(reader: asyncio.StreamReader, writer: Optional[asyncio.Str
         rest.append(line)
         if len(rest) > MAX_ENVIRONMENT_LINES:
             raise AgiError("no end of the AGI environment block in sight")
+    # the caller hung up before the answer: Asterisk's HANGUP line comes after the whole block
+    # (after its last blank line), never inside a value
+    hung_up = bool(rest) and rest[-1] == "HANGUP" and (len(rest) == 1 or rest[-2] == "")
+    if hung_up:
+        rest.pop()
     if rest:  # the first blank line was inside a value; the last one ended the block
         lines += [""] + (rest[:-1] if rest[-1] == "" else rest)
         log.warning("the AGI environment held a blank line inside a value (%d more lines)", len(rest))
     env = parse_environment(lines)
     env.first_command = first
+    env.hung_up = hung_up
     if names:
-        env.asked = split_values(full_data(line)[len(token) + 1:], names)
+        values = full_data(line)[len(token):].split(marker)[1:]
+        if len(values) == len(names):
+            env.asked = dict(zip(names, values))
+        else:  # a value with a line break cut the reply: nothing is known, the call goes on
+            log.warning("the answer to the call's first command is cut (%d of %d values)", len(values), len(names))
     return env
 
 

@@ -83,7 +83,10 @@ class FastAgiServer:
                     break
                 del self._opening[writer]
                 self._late.add(writer)
-                writer.transport.abort()  # its read ends at once; handle() says why
+                try:
+                    writer.transport.abort()  # its read ends at once; handle() says why
+                except Exception:  # noqa: BLE001 - the sweep must go on for the other connections
+                    log.exception("closing a connection whose AGI environment is late failed")
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop taking calls; give calls in progress `grace` seconds, then end them."""

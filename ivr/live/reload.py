@@ -16,6 +16,7 @@ failure spell they log once carry on across reloads.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from pathlib import Path
@@ -77,8 +78,12 @@ class FlowReloader:
             log.error("reload refused: %d error(s); the running flows stay, with their segments' numbers", len(report.errors))
             return False
         engine = Engine(report.flow_set(), report.config, sampler=self.sampler, lookups=self.lookups)
-        self._engine = engine
+        replaced, self._engine = self._engine, engine
         self.generation += 1
+        if replaced is not None:
+            # `ivr serve` froze what it loaded at start out of the collector's reach
+            # (ivr.live.serve): give it back, so the flows replaced now can be freed
+            gc.unfreeze()
         versions = ", ".join(f"{f.id}@{f.version}" for f in engine.flows.flows.values())
         log.info("flows loaded (generation %d): %s", self.generation, versions)
         for segment in engine.config.segments.values():

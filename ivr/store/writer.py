@@ -368,6 +368,7 @@ class CallWriter:
             self._pending.pop(0)
             self._dropped += batch.items
             self._outage_dropped += batch.items
+            self._forget_written(batch)
             if self._pending:
                 self._pending[0].markers = batch.markers + self._pending[0].markers
             else:
@@ -425,6 +426,13 @@ class CallWriter:
             else:
                 self._row_into(batch, call_id, summary, now)
         return batch
+
+    def _forget_written(self, batch: _Batch) -> None:
+        """A batch given up: the rows it carried never reached the database, so the next event
+        of each of its calls writes the row again (its events need the row to be there)."""
+        for call_id in {*batch.calls, *(row["call_id"] for row in batch.events)}:
+            if call_id in self._refresh_at:
+                self._refresh_at[call_id] = 0.0
 
     def _row_into(self, batch: _Batch, call_id: str, summary: CallSummary, now: float) -> None:
         batch.calls[call_id] = summary.row.to_dict()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -43,7 +44,7 @@ departments:
 """
 
 
-def _call(tmp_path: Path, caller: Caller) -> list[str]:
+def _call(tmp_path: Path, caller: Caller, events: Optional[list] = None) -> list[str]:
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "line.yaml").write_text(LINE)
     (tmp_path / "config.yaml").write_text(CONFIG)
@@ -51,7 +52,8 @@ def _call(tmp_path: Path, caller: Caller) -> list[str]:
     engine = Engine(flows, config)
 
     async def main():
-        server = FastAgiServer(lambda: engine, prompts_dir=tmp_path / "prompts", recordings_dir=tmp_path / "rec", port=0)
+        server = FastAgiServer(lambda: engine, prompts_dir=tmp_path / "prompts", recordings_dir=tmp_path / "rec", port=0,
+                               on_event=events.append if events is not None else None)
         await server.start()
         try:
             return await place_call(server.port, caller, environment("1700000000.5", script="line"))
@@ -67,8 +69,10 @@ def test_the_key_2_call_takes_seven_round_trips(tmp_path):
     first, *rest = sent
     # the end of the environment block, the channel's state, language, queue priority, the
     # day's folder and the recording's name: one command
-    assert first.startswith('GET FULL VARIABLE "') and first.endswith(
-        '|${CHANNEL(state)}|${CHANNEL(language)}|${QUEUE_PRIO}|${STRFTIME(${EPOCH},,%Y-%m-%d)}|${IVR_RECORDING}"')
+    token = first[len('GET FULL VARIABLE "'):][:16]
+    marker = "|" + token  # before each value: no value can hold it
+    assert first == ('GET FULL VARIABLE "' + token + "".join(marker + "${" + name + "}" for name in (
+        "CHANNEL(state)", "CHANNEL(language)", "QUEUE_PRIO", "STRFTIME(${EPOCH},,%Y-%m-%d)", "IVR_RECORDING")) + '"')
     prompts = tmp_path / "prompts" / "en" / "line"
     assert rest == [
         f'STREAM FILE "{prompts}/welcome" ""',
@@ -124,3 +128,35 @@ def test_a_call_keeps_only_the_environment_values_the_engine_reads():
     assert (env.script, env.query, env.channel, env.uniqueid, env.caller, env.caller_name, env.args) == (
         "main", {"lang": "en"}, "PJSIP/a-1", "1.2", "48221234567", "Jan", ["vip"])
     assert "agi_context" not in env.values and "agi_request" not in env.values
+
+
+def test_a_value_holding_the_separator_shifts_no_other_value(tmp_path):
+    # a language set from a SIP header, say: the recording is still the one the dialplan named
+    caller = Caller(keys=["2"], language="en|x", recording="/rec/2026-11-24/1700000000.5.wav")
+    events: list = []
+    sent = _call(tmp_path, caller, events)
+    assert sent[1] == 'SET VARIABLE "CHANNEL(language)" "en"'  # "en|x" is not the flow's language
+    assert events[0].data["recording"] == "/rec/2026-11-24/1700000000.5.wav"
+    assert not [line for line in sent if "MixMonitor" in line]  # the dialplan's recording was found
+
+
+def test_a_caller_gone_before_the_first_answer_gets_no_more_commands(installation, tmp_path):
+    def rule(line):
+        if line.startswith('GET FULL VARIABLE "') and "CHANNEL(state)" in line:
+            return ["HANGUP", Caller().answer(line)[0]]  # Asterisk's notice, then the answer
+        return None
+
+    events, [sent] = run_calls(installation, tmp_path, [(Caller(special=[rule]), environment("1700000000.7"))])
+    [call] = events.values()
+    assert sent == []  # nothing after the first command
+    assert call[0].data["caller_name"] == "Jan Kowalski" and call[-1].data["outcome"] == "abandoned"
+
+
+def test_a_hangup_line_inside_a_caller_name_is_part_of_the_name(installation, tmp_path):
+    name = "A\n\nHANGUP\nB"
+    env = environment("1700000000.8", agi_calleridname=name)
+    tail = {key: env.pop(key) for key in ("agi_context", "agi_extension", "agi_priority")}
+    env = {**env, "agi_callingpres": "0", **tail}
+    events, [sent] = run_calls(installation, tmp_path, [(Caller(keys=["1", "1"]), env)])
+    [call] = events.values()
+    assert call[0].data["caller_name"] == name and call[-1].data["outcome"] == "answered"

@@ -253,3 +253,18 @@ def test_without_lookup_segments_the_runtime_carries_no_http_client(installation
         return made
 
     assert asyncio.run(main()) is None
+
+
+def test_a_reload_gives_what_was_frozen_at_start_back_to_the_collector(installation):
+    import gc
+
+    reloader = FlowReloader([installation / "flows"], installation / "config.yaml")
+    reloader.load()
+    gc.freeze()  # as `ivr serve` does once it has loaded
+    try:
+        assert gc.get_freeze_count() > 0
+        _edit(installation / "flows" / "main.yaml", "Customer line of Example Ltd.", "The customer line.")
+        assert reloader.reload()
+        assert gc.get_freeze_count() == 0  # the replaced flows can be freed
+    finally:
+        gc.unfreeze()
