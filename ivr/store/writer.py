@@ -132,7 +132,7 @@ class CallWriter:
         max_queue: int = 100_000,
         max_batch: int = 1_000,
         max_pending: int = 100_000,
-        linger: float = 0.05,
+        linger: float = 0.01,
         retry_min: float = 0.5,
         retry_max: float = 30.0,
         start: bool = True,
