@@ -60,7 +60,7 @@ from ivr.settings.config import load_config  # noqa: E402
 from ivr.store.db import create_db_engine  # noqa: E402
 from ivr.store.models import Call, CallEvent, Recording  # noqa: E402
 from ivr.testbed.files import QUIET_AMI_EVENTS, Tuning  # noqa: E402
-from ivr.testbed.server import Testbed  # noqa: E402
+from ivr.testbed.server import Testbed, free_tcp_port  # noqa: E402
 from ivr.testbed.sipp import message_pcap, shifted_pcap, shipped_pcap, sip_messages  # noqa: E402
 
 FLOWS = REPO / "bench" / "flows"
@@ -173,7 +173,7 @@ def installation(folder: Path, testbed: Testbed, agents: int) -> Path:
     raw["database"] = f"sqlite:///{folder / 'ivr.db'}"
     raw["recordings"] = {**raw.get("recordings", {}), "dir": str(testbed.recordings_dir)}
     raw["prompts"] = {**raw["prompts"], "dir": str(testbed.prompts_dir), "voices": {"en": "en-gb"}}
-    raw["asterisk"]["agi"] = {**raw["asterisk"]["agi"], "port": _free_tcp_port(testbed.config.asterisk.agi.port)}
+    raw["asterisk"]["agi"] = {**raw["asterisk"]["agi"], "port": free_tcp_port(testbed.config.asterisk.agi.port)}
     raw["lines"] = {"default": "bench"}
     raw["fallback"] = DEPARTMENT
     raw["departments"] = {DEPARTMENT: {"queue": DEPARTMENT, "members": list(agent_pool(agents)), "strategy": "rrmemory"}}
@@ -191,18 +191,6 @@ def agents_for(rate: float) -> int:
     """Enough brief agents that a caller never waits for one: each is busy for its words
     and the queue's wrap-up time, plus a margin for ringing and scheduling."""
     return min(MAX_AGENTS, math.ceil(rate * (AGENT_TALK + WRAPUP + 3)) + 20)
-
-
-def _free_tcp_port(preferred: int) -> int:
-    for port in (preferred, 0):
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return probe.getsockname()[1]
-    raise RuntimeError("no free TCP port on 127.0.0.1 for the FastAGI server")
 
 
 def _free_udp_port(even: bool = False) -> int:

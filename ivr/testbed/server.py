@@ -464,3 +464,17 @@ def _tail(path: Path, lines: int) -> str:
         return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def free_tcp_port(preferred: int) -> int:
+    """`preferred` when nothing listens on it on 127.0.0.1, else a free port: where a test or
+    a benchmark runs its own FastAGI server beside the test bed."""
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise RuntimeError("no free TCP port on 127.0.0.1")

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -39,7 +38,7 @@ import yaml
 from ivr.testbed.ami_session import AmiSession, originate_keys
 from ivr.asterisk.dialplan import with_announcements, with_members
 from ivr.testbed.sipp import CallResult, parse_keys, place_call
-from ivr.testbed.server import REPO, Testbed
+from ivr.testbed.server import REPO, Testbed, free_tcp_port
 from ivr.channels import fastagi
 from ivr.channels.agi import AgiChannel
 from ivr.flow.announcements import announcing_departments
@@ -59,18 +58,6 @@ Members = Callable[[Department], Iterable[str]]
 FIRST_KEY_WAIT = 2.0  # the test bed's [caller] context waits 2 s before its first key, as `ivr call --wait 2`
 
 
-def _free_tcp_port(preferred: int) -> int:
-    for port in (preferred, 0):
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return probe.getsockname()[1]
-    raise RuntimeError("no free TCP port on 127.0.0.1")
-
-
 def live_installation(folder: Path, testbed: Testbed) -> Path:
     """config.yaml of the test's installation in `folder` (see the module docstring)."""
     raw = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
@@ -80,7 +67,7 @@ def live_installation(folder: Path, testbed: Testbed) -> Path:
     raw["database"] = f"sqlite:///{folder / 'ivr.db'}"
     raw["recordings"] = {**raw.get("recordings", {}), "dir": str(testbed.recordings_dir)}
     raw["prompts"] = {**raw["prompts"], "dir": str(testbed.prompts_dir)}
-    raw["asterisk"]["agi"] = {**raw["asterisk"]["agi"], "port": _free_tcp_port(testbed.config.asterisk.agi.port)}
+    raw["asterisk"]["agi"] = {**raw["asterisk"]["agi"], "port": free_tcp_port(testbed.config.asterisk.agi.port)}
     for segment in raw.get("segments", {}).values():
         if isinstance(segment, dict) and "numbers" in segment:
             segment["numbers"] = str(REPO / segment["numbers"])
@@ -260,7 +247,8 @@ def serve_process(testbed: Testbed, config_path: Path, log_path: Path) -> Iterat
     testbed.reconfigure(asterisk_side(config_path, _all_agents))
     env = {**os.environ, "IVR_CONFIG": str(config_path), "IVR_AMI_SECRET": testbed.ami_secret}
     with open(log_path, "wb") as log_file:
-        process = subprocess.Popen([str(IVR), "serve"], cwd=REPO, env=env,
+        # debug: the line each call starts with tells the tests which engine served it
+        process = subprocess.Popen([str(IVR), "serve", "--log-level", "debug"], cwd=REPO, env=env,
                                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30

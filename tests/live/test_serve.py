@@ -172,3 +172,36 @@ def test_the_ami_part_lends_the_line_the_queue_board_as_queue_loads():
     assert part.queue_load("nosuch") is None  # Asterisk has no such queue: nothing to compare
     Client.board.connection_lost()
     assert part.queue_load("sales").fresh is False
+
+
+def test_ivr_serve_log_level_debug_logs_each_call_and_keeps_libraries_quiet(tmp_path):
+    # `ivr serve --log-level debug`, as the README names it: the line each call starts with,
+    # and nothing of the libraries' own debug output (AMI events carry callers' numbers)
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    root = _installation(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "IVR_AMI_SECRET"}  # no AMI: nothing to connect to
+    ivr = Path(sys.executable).with_name("ivr")
+    process = subprocess.Popen([str(ivr), "serve", "--log-level", "debug", "--port", str(port)], cwd=root, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        lines: list[str] = []
+        while time.monotonic() < deadline and not any("FastAGI listening" in line for line in lines):
+            lines.append(process.stdout.readline())
+        assert any("FastAGI listening" in line for line in lines), "".join(lines)
+        asyncio.run(place_call(port, Caller(keys=["hangup"]), environment("1700000000.77")))
+        time.sleep(0.5)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=30)
+    said = "".join(lines) + out
+    assert "DEBUG ivr.channels.fastagi: call 1700000000.77 on PJSIP/caller-1700000000.77 from '48221234567'" in said
+    assert not [line for line in said.splitlines() if " DEBUG " in line and " ivr." not in line]
