@@ -37,9 +37,10 @@ async def serve_call(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         writer.close()
 
 
-async def main(path: Path, host: str, port: int) -> None:
-    commands = load_commands(path)
-    server = await asyncio.start_server(lambda r, w: serve_call(r, w, commands), host, port, backlog=4096)
+async def serve_until_stopped(handler, host: str, port: int) -> None:
+    """Listen with `handler` (asyncio streams), say `ready <port>` on stdout, and serve until
+    SIGTERM or SIGINT. The peers (agi_peer_panoramisk.py) serve the same way."""
+    server = await asyncio.start_server(handler, host, port, backlog=4096)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -47,6 +48,11 @@ async def main(path: Path, host: str, port: int) -> None:
     print(f"ready {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await stop.wait()
+
+
+async def main(path: Path, host: str, port: int) -> None:
+    commands = load_commands(path)
+    await serve_until_stopped(lambda r, w: serve_call(r, w, commands), host, port)
 
 
 if __name__ == "__main__":

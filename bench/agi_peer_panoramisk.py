@@ -18,18 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 from pathlib import Path
 
 from panoramisk.fast_agi import Application, Request
 
-
-def load_commands(path: Path) -> list[str]:
-    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+from agi_floor import load_commands, serve_until_stopped  # the same file, served the same way
 
 
 async def main(path: Path, host: str, port: int, script: str) -> None:
-    commands = load_commands(path)
+    commands = [line.decode().rstrip("\n") for line in load_commands(path)]
 
     async def call(request: Request) -> None:
         for line in commands:
@@ -40,14 +37,7 @@ async def main(path: Path, host: str, port: int, script: str) -> None:
 
     app = Application()
     app.add_route(script, call)
-    server = await asyncio.start_server(app.handler, host, port, backlog=4096)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"ready {server.sockets[0].getsockname()[1]}", flush=True)
-    async with server:
-        await stop.wait()
+    await serve_until_stopped(app.handler, host, port)
 
 
 if __name__ == "__main__":

@@ -138,10 +138,6 @@ class AgiChannel:
         reply = await self.send("GET VARIABLE", name, dead_ok=dead_ok)
         return reply.data if reply.number == 1 else None
 
-    async def get_variable(self, name: str) -> Optional[str]:
-        """A channel variable's value (None when unset)."""
-        return await self._get(name)
-
     async def read_values(self, names: tuple[str, ...], dead_ok: bool = False) -> dict[str, str]:
         """Several variables (or functions) in one round trip; an unset one is ""."""
         reply = await self.send("GET FULL VARIABLE", values_expression(names), dead_ok=dead_ok)
