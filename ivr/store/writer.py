@@ -38,7 +38,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 from sqlalchemy import JSON, Engine, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
@@ -64,6 +64,10 @@ _ENDED_REMEMBERED = 10_000  # calls whose outcome came: a late event must not re
 ROW_REFRESH = 5.0
 SPOOL_FOLDER = "spool"  # in the installation's folder
 SPOOL_BATCHES_PER_TURN = 20  # written back between two takes of new items: catching up never stalls them
+
+
+class _NotReady(Exception):
+    """The database could not be made ready (migrated) for the records: they wait, never dropped."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,7 @@ class CallWriter:
         retry_max: float = 30.0,
         spool_dir: Optional[Path] = None,
         max_spool_bytes: Optional[int] = None,
+        prepare: Optional[Callable[[Engine], Any]] = None,
         start: bool = True,
     ):
         self._own_engine = not isinstance(url, Engine)
@@ -199,6 +204,8 @@ class CallWriter:
         if spool_dir is not None:
             self._spool = Spool(spool_dir) if max_spool_bytes is None else Spool(spool_dir, max_spool_bytes)
         self._spool_markers: list[threading.Event] = []  # flushes waiting for spooled batches
+        # run once before the first write (the migration, when the database was away at start)
+        self._prepare_db = prepare
         self._adopted = 0
         self._spool_attempts = 0  # failed writes of the spool's oldest batch
         self._warned_spool_full = False
@@ -489,7 +496,7 @@ class CallWriter:
         self._failures += 1
         self._healthy = False
         self._last_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-        transient = isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)) or (
+        transient = isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, _NotReady)) or (
             isinstance(exc, DBAPIError) and exc.connection_invalidated)
         if spooled:
             self._spool_attempts += 1
@@ -651,6 +658,12 @@ class CallWriter:
 
     # --- one transaction ---------------------------------------------------------------------
     def _write(self, batch: _Batch) -> None:
+        if self._prepare_db is not None:
+            try:
+                self._prepare_db(self.engine)
+            except Exception as exc:  # noqa: BLE001 - whatever it is, the records wait for it
+                raise _NotReady(f"{type(exc).__name__}: {exc}") from exc
+            self._prepare_db = None
         with self.engine.begin() as conn:
             name = conn.dialect.name
             stmts = self._statements.get(name) or self._statements.setdefault(name, _Statements.build(name))
