@@ -14,11 +14,9 @@ import fcntl
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from sqlalchemy import func, select
 from ivr.store import Call, CallEvent, CallWriter
 from ivr.store.db import create_db_engine, init_db
 from ivr.store.spool import Spool, decode, encode
+from ivr.testbed.relay import Relay
 from test_outage import MAX_SUBMIT, counts, recorded_calls, timed_submits
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,75 +104,6 @@ def test_encoding_is_plain_ascii_json(tmp_path):
 
 
 # --- the writer with a spool --------------------------------------------------------------
-class Relay:
-    """A TCP relay to a real server: up (forwarding) or down (refusing, every connection cut)."""
-
-    def __init__(self, target_port: int):
-        self.target = ("127.0.0.1", target_port)
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
-        self.listener: socket.socket | None = None
-        self.open: list[socket.socket] = []
-        self.lock = threading.Lock()
-
-    def up(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self.listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def down(self) -> None:
-        if self.listener is not None:
-            try:  # wakes the accepting thread: a close alone leaves it accepting
-                self.listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self.listener.close()
-            self.listener = None
-        with self.lock:
-            for sock in self.open:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                sock.close()
-            self.open = []
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.target)
-            with self.lock:
-                self.open += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        for sock in (source, sink):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
-def call_order(engine) -> list[str]:
-    with engine.connect() as connection:
-        return list(connection.execute(select(Call.id).order_by(Call.started_at, Call.id)).scalars())
-
-
 def test_postgresql_unreachable_then_back_loses_nothing(postgres, tmp_path, line, caplog):
     url = postgres.create_database()
     engine = init_db(url)
