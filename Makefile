@@ -12,4 +12,4 @@ test:
 
 # the fast loop while editing: leaves out the slow tiers (real Asterisk, browser)
 quick:
-	.venv/bin/python -m pytest -q -m "not asterisk and not browser"
+	.venv/bin/python -m pytest -q -m "not asterisk and not browser and not soak"

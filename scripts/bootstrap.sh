@@ -17,7 +17,7 @@ for pair in "${wanted[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 # the store tests start throwaway PostgreSQL clusters (initdb and postgres live in
-# /usr/lib/postgresql/<version>/bin, off PATH; see tests/store/pgserver.py)
+# /usr/lib/postgresql/<version>/bin, off PATH; see ivr/testbed/postgres.py)
 if [ "$mode" = test ] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   missing+=(postgresql)
 fi

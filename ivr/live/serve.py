@@ -191,10 +191,33 @@ def serve_forever(runtime: Runtime) -> None:
 
 
 def open_writer(config: Any) -> Any:
-    """The call-records writer of the installation, its database migrated to the newest schema."""
-    from ivr.store import CallWriter, database_url, init_db
+    """The call-records writer of the installation, its database migrated to the newest schema.
 
-    init_db(database_url(config)).dispose()  # the writer opens its own engine
+    A database that cannot be reached at start does not keep calls from being served: the
+    writer keeps their records in its spool and migrates the database when it can reach it.
+    A database that is reached but cannot be migrated stops the start, as any broken
+    installation does.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ivr.store import CallWriter, database_url, init_db
+    from ivr.store.db import create_db_engine, safe_url
+
+    url = database_url(config)
+    if url.get_backend_name() == "sqlite" and url.database and not url.database.startswith(("file:", ":memory:")):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)  # a new installation's: made, not "away"
+    probe = create_db_engine(url)
+    try:
+        with probe.connect():
+            pass
+    except SQLAlchemyError as exc:
+        reason = str(exc.orig if getattr(exc, "orig", None) is not None else exc).strip().splitlines()[0]
+        log.error("the database %s cannot be reached (%s): calls are served, and their records are kept in "
+                  "the spool until it can be", safe_url(url), reason)
+        return CallWriter.from_config(config, prepare=init_db)
+    finally:
+        probe.dispose()
+    init_db(url).dispose()  # the writer opens its own engine
     return CallWriter.from_config(config)
 
 

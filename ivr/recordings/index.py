@@ -11,6 +11,10 @@ WAV header does not fit its size (MixMonitor writes the sizes when it closes the
 A file nothing has written to for `finished_after` seconds is finished, whatever its
 call row says; if its header is still wrong, that is an error. A file that cannot be
 read is reported with the reason, and the run goes on.
+
+A recording that holds much less than its call is not indexed either: its recorder stopped
+early (MixMonitor on a full disk closes a shorter, well-formed file), and QA must not take
+it for the whole call. It is reported, with the seconds it holds and the call's.
 """
 
 from __future__ import annotations
@@ -34,10 +38,16 @@ from ivr.recordings.store import batches, open_database, upsert_for
 from ivr.recordings.waveform import MAX_BUCKETS
 from ivr.recordings.wavheader import NotWav, read_layout
 from ivr.store.db import safe_url
-from ivr.store.models import Call, Recording, to_utc
+from ivr.store.models import Call, CallEvent, Recording, to_utc
 
 DEFAULT_SETTLE_SECONDS = 10.0
 DEFAULT_FINISHED_AFTER = 3600.0
+# A recording may be this much shorter than its call and still be whole: the recorder starts
+# a moment after the call (a hand-written dialplan's, with the engine's first command) and the
+# call's end is taken when the engine lets go. More is a recorder that stopped early.
+SHORT_SLACK_SECONDS = 5.0
+SHORT_SLACK_SHARE = 0.10
+RECORDING_EVENT = "recording"  # the event a pause of the recording leaves (ivr.events, below this package)
 
 Progress = Callable[[int, int], None]  # (files done, files in all)
 
@@ -88,11 +98,20 @@ class _Row:
     deleted_at: Optional[dt.datetime]
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Call:
     id: str
     uniqueid: Optional[str]
     outcome: Optional[str]
+    duration: Optional[float] = None  # seconds, once the call has ended
+    unrecorded: float = 0.0  # seconds the recorder was paused for sensitive keys (it may leave a gap)
+
+    def shortest_whole(self) -> Optional[float]:
+        """The fewest seconds a whole recording of this call holds; None when not known."""
+        if self.duration is None:
+            return None
+        expected = self.duration - self.unrecorded
+        return expected - max(SHORT_SLACK_SECONDS, SHORT_SLACK_SHARE * expected)
 
 
 def index_recordings(config: Config, *, progress: Optional[Progress] = None, now: Optional[dt.datetime] = None,
@@ -160,12 +179,27 @@ class _Indexer:
             keys = {f.key for f in batch} | {r.call_id for r in rows.values() if r.call_id} \
                 | {r.uniqueid for r in rows.values() if r.uniqueid}
             calls: dict[str, _Call] = {}
-            for c in conn.execute(select(Call.id, Call.uniqueid, Call.outcome)
+            for c in conn.execute(select(Call.id, Call.uniqueid, Call.outcome, Call.duration)
                                   .where(or_(Call.id.in_(keys), Call.uniqueid.in_(keys)))):
-                call = _Call(c.id, c.uniqueid, c.outcome)
+                call = _Call(c.id, c.uniqueid, c.outcome, c.duration)
                 if c.uniqueid:
                     calls.setdefault("u:" + c.uniqueid, call)
                 calls["i:" + c.id] = call
+            by_id = {call.id: call for call in calls.values()}
+            paused: dict[str, float] = {}
+            for call_id, at, data in conn.execute(select(CallEvent.call_id, CallEvent.t, CallEvent.data)
+                                                  .where(CallEvent.call_id.in_(list(by_id)),
+                                                         CallEvent.type == RECORDING_EVENT)
+                                                  .order_by(CallEvent.call_id, CallEvent.seq)):
+                state = data.get("state") if isinstance(data, dict) else None
+                if state == "paused":
+                    paused[call_id] = at
+                elif state == "resumed" and call_id in paused:
+                    by_id[call_id].unrecorded += max(0.0, at - paused.pop(call_id))
+            for call_id, since in paused.items():  # never resumed: unrecorded to the end
+                call = by_id[call_id]
+                if call.duration is not None:
+                    call.unrecorded += max(0.0, call.duration - since)
         return rows, calls
 
     @staticmethod
@@ -216,7 +250,10 @@ class _Indexer:
                 return
             facts = read_facts(path, self.max_buckets)
         except NotWav as exc:
-            self._error(f, call, f"not a WAV file: {exc}")
+            if f.size == 0:
+                self._error(f, call, "an empty file: its recorder wrote nothing (was the disk full?)")
+            else:
+                self._error(f, call, f"not a WAV file: {exc}")
             return
         except (wave.Error, EOFError, struct.error) as exc:
             self._error(f, call, f"not a readable WAV file: {exc or type(exc).__name__}")
@@ -229,6 +266,11 @@ class _Indexer:
             return
         if facts.size != f.size:
             self._pending(f, call, "it changed while being read")
+            return
+        shortest = call.shortest_whole() if call is not None else None
+        if shortest is not None and facts.duration < shortest:
+            self._error(f, call, f"cut short: it holds {facts.duration:.1f} s of a {call.duration:.1f} s call "
+                                 "(its recorder stopped early: was the disk full?); not indexed")
             return
         report.bytes_read += facts.size
         report.indexed.append(f.path)

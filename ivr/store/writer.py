@@ -9,12 +9,17 @@ outcome), and the link to the call's recording that its call_started event names
 layer's queue events and recording links take the same queue, so every write to the
 database keeps one order and one thread.
 
-When the database fails (down, locked, unreachable), the writer logs it once, keeps the
-batches in a bounded buffer and retries with a growing pause; when it comes back, it logs
-that and how much was lost. Past the bounds (`max_queue` items waiting to be taken,
-`max_pending` items waiting to be written) the oldest events are dropped and counted
-(`stats.dropped`), but the calls rows they touched are kept and written later. A batch the
-database refuses for its content (not for being away) is tried three times, then dropped.
+When the database fails (down, locked, unreachable), the writer logs it once and retries
+with a growing pause; when it comes back, it logs that and how much was lost. With a spool
+folder (`spool_dir`; `ivr serve` has one, `spool/` in the installation) what it could not
+write goes to a file there at once (`ivr.store.spool`), so an outage of any length loses
+nothing, nor does stopping or killing the process during one: the batches are written
+back in their order when the database is back, by this writer or by the next to start.
+Without a spool, or with the spool full, the batches wait in a bounded buffer: past the
+bounds (`max_queue` items waiting to be taken, `max_pending` items waiting to be written)
+the oldest events are dropped and counted (`stats.dropped`), but the calls rows they
+touched are kept and written later. A batch the database refuses for its content (not for
+being away) is tried three times, then dropped.
 
     writer = CallWriter(database_url(config))       # after init_db(...) at start-up
     await engine.run(channel, flow, on_event=writer.submit, ...)
@@ -33,7 +38,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 from sqlalchemy import JSON, Engine, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
@@ -44,6 +49,7 @@ from ivr.events import Event, jsonable
 from ivr.settings.config import Config
 from ivr.store.db import UrlLike, create_db_engine, database_url, dialect_insert, json_dumps, safe_url
 from ivr.store.models import Call, CallEvent, CallNode, QueueEvent, Recording, to_utc
+from ivr.store.spool import Spool
 from ivr.store.summary import CallSummary, clean_text
 
 log = logging.getLogger(__name__)
@@ -56,6 +62,12 @@ _ENDED_REMEMBERED = 10_000  # calls whose outcome came: a late event must not re
 # Each write of the row touches all of its indexes, and the events of a live call come
 # seconds apart: writing the row with each one cost more than the events themselves.
 ROW_REFRESH = 5.0
+SPOOL_FOLDER = "spool"  # in the installation's folder
+SPOOL_BATCHES_PER_TURN = 20  # written back between two takes of new items: catching up never stalls them
+
+
+class _NotReady(Exception):
+    """The database could not be made ready (migrated) for the records: they wait, never dropped."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,8 @@ class WriterStats:
     failures: int  # failed write attempts
     last_error: Optional[str]
     healthy: bool  # the last write attempt succeeded (or none was needed)
+    spooled: int = 0  # call records kept in the spool on disk, waiting to be written
+    adopted: int = 0  # call records of stopped writers' spools written by this one
 
 
 @dataclass
@@ -100,6 +114,17 @@ class _Batch:
         self.recordings.update(later.recordings)
         self.named_recordings.update(later.named_recordings)
         self.markers += later.markers
+
+    _SPOOLED = ("calls", "known_calls", "started", "events", "nodes", "queue_events", "recordings",
+                "named_recordings")
+
+    def to_record(self) -> dict[str, Any]:
+        """What the spool keeps of the batch: its rows (its flush markers stay in memory)."""
+        return {name: getattr(self, name) for name in self._SPOOLED}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> "_Batch":
+        return cls(**{name: record.get(name) or type(getattr(cls(), name))() for name in cls._SPOOLED})
 
     def carry_rows_into(self, later: "_Batch") -> int:
         """Drop this batch but for its call rows and links, which go into `later`; return items lost."""
@@ -135,6 +160,9 @@ class CallWriter:
         linger: float = 0.01,
         retry_min: float = 0.5,
         retry_max: float = 30.0,
+        spool_dir: Optional[Path] = None,
+        max_spool_bytes: Optional[int] = None,
+        prepare: Optional[Callable[[Engine], Any]] = None,
         start: bool = True,
     ):
         self._own_engine = not isinstance(url, Engine)
@@ -171,14 +199,26 @@ class CallWriter:
         self._outage_started: Optional[float] = None
         self._outage_dropped = 0
         self._warned_full = False
+        # the batches the database did not take, on disk (None: kept in memory only)
+        self._spool: Optional[Spool] = None
+        if spool_dir is not None:
+            self._spool = Spool(spool_dir) if max_spool_bytes is None else Spool(spool_dir, max_spool_bytes)
+        self._spool_markers: list[threading.Event] = []  # flushes waiting for spooled batches
+        # run once before the first write (the migration, when the database was away at start)
+        self._prepare_db = prepare
+        self._adopted = 0
+        self._spool_attempts = 0  # failed writes of the spool's oldest batch
+        self._warned_spool_full = False
         self._thread = threading.Thread(target=self._run, name="ivr-call-writer", daemon=True)
         if start:
             self._thread.start()
 
     @classmethod
     def from_config(cls, config: Config, **kwargs: Any) -> "CallWriter":
-        """The writer of an installation: config.yaml's database and recordings folder."""
+        """The writer of an installation: config.yaml's database and recordings folder, and
+        `spool/` in the installation for what the database cannot take while it is away."""
         kwargs.setdefault("recordings_dir", config.recordings_dir)
+        kwargs.setdefault("spool_dir", config.root / SPOOL_FOLDER)
         return cls(database_url(config), **kwargs)
 
     # --- the call path: never blocks, never raises ------------------------------------------
@@ -213,7 +253,7 @@ class CallWriter:
         if self._closed or not self._thread.is_alive():  # closing: close() writes what is left
             if self._thread.is_alive():
                 self._thread.join(timeout)
-            return not self._pending and not self._unwritten and not self._thread.is_alive()
+            return not self._pending and not self._unwritten and not self._thread.is_alive() and not self._spooled()
         marker = threading.Event()
         self._queue.put((_FLUSH, marker))
         self._wake.set()
@@ -232,6 +272,8 @@ class CallWriter:
             self._wake.set()
             self._thread.join(timeout)
         done = not self._thread.is_alive()
+        if done and self._spooled():
+            return False  # kept on disk, not written (yet)
         if not done:
             log.error("call writer still waiting for the database after %.1f s; %d call records not written",
                       timeout or 0.0, sum(b.items for b in self._pending) + self._queue.qsize())
@@ -249,24 +291,31 @@ class CallWriter:
     def stats(self) -> WriterStats:
         pending = sum(b.items for b in list(self._pending))
         return WriterStats(self._submitted, self._written, self._dropped + self._dropped_full, self._queue.qsize(),
-                           pending, self._failures, self._last_error, self._healthy)
+                           pending, self._failures, self._last_error, self._healthy, self._spooled(), self._adopted)
+
+    def _spooled(self) -> int:
+        return self._spool.items if self._spool is not None else 0
 
     # --- the writer thread -------------------------------------------------------------------
     def _run(self) -> None:
         deadline: Optional[float] = None
         stopping = False
+        self._adopt()
         while True:
             try:
                 if stopping:  # only the pending batches are left (submits are refused now)
                     now = time.monotonic()
-                    if not self._pending or (deadline is not None and now >= deadline):
+                    if not self._unwritten_left() or (deadline is not None and now >= deadline):
+                        break
+                    if self._spool is not None and not self._healthy:  # kept on disk: no need to wait
+                        self._spill_pending()
                         break
                     wake = self._retry_at if deadline is None else min(self._retry_at, deadline)
                     time.sleep(max(0.0, wake - now))
                     self._write_pending()
                     continue
                 now = time.monotonic()
-                timeout = None if not self._pending else max(0.0, self._retry_at - now)
+                timeout = None if not self._unwritten_left() else max(0.0, self._retry_at - now)
                 if self._stale:  # wake for the oldest row that is due to be written
                     due = max(0.0, self._refresh_at.get(next(iter(self._stale)), now) - now)
                     timeout = due if timeout is None else min(timeout, due)
@@ -278,11 +327,20 @@ class CallWriter:
                 batch = self._prepare(items)
                 if batch is not None:
                     self._add_pending(batch)
-                if self._pending and time.monotonic() >= self._retry_at:
+                if self._unwritten_left() and time.monotonic() >= self._retry_at:
                     self._write_pending()
             except Exception:  # noqa: BLE001 - the writer must outlive any bug of its own
                 log.exception("call writer: unexpected error")
                 time.sleep(self.retry_min)
+        if self._spool is not None:
+            self._spill_pending()  # nothing is lost: the next writer to start writes them
+            if self._spool.waiting:
+                log.warning("call writer stopped with %d call records in its spool %s; the next writer "
+                            "to start writes them when the database is back", self._spool.items, self._spool.path)
+            self._spool.close()
+            for marker in self._spool_markers:
+                marker.set()
+            self._spool_markers = []
         left = self._unwritten = sum(b.items for b in self._pending)
         if left:
             self._dropped += left
@@ -321,18 +379,102 @@ class CallWriter:
             pass
         return items
 
+    def _unwritten_left(self) -> bool:
+        return bool(self._pending) or (self._spool is not None and self._spool.waiting)
+
+    def _adopt(self) -> None:
+        """Take the spools of writers that stopped before their database came back."""
+        if self._spool is None:
+            return
+        try:
+            found = self._spool.adopt()
+        except OSError as exc:
+            log.error("call writer: the spool folder %s cannot be read (%s)", self._spool.folder, exc)
+            return
+        if found:
+            log.warning("call writer: %d call records left in the spool by writers that stopped; "
+                        "writing them first", self._spool.items)
+
+    def _spill(self, batch: _Batch) -> bool:
+        """Move a batch to the spool on disk; False if it must stay in memory."""
+        if self._spool is None:
+            return False
+        try:
+            kept = self._spool.put(batch.to_record(), batch.items)
+        except (OSError, TypeError, ValueError) as exc:
+            if not self._warned_spool_full:
+                self._warned_spool_full = True
+                log.error("call writer: the spool %s cannot take call records (%s); they wait in memory",
+                          self._spool.path, exc)
+            return False
+        if not kept:
+            if not self._warned_spool_full:
+                self._warned_spool_full = True
+                log.error("call writer: the spool %s is full (%d bytes); call records wait in memory",
+                          self._spool.path, self._spool.max_bytes)
+            return False
+        self._spool_markers += batch.markers
+        return True
+
+    def _spill_pending(self) -> None:
+        # oldest first: everything in the spool is older than anything still in memory
+        while self._pending and self._spill(self._pending[0]):
+            self._pending.pop(0)
+
     def _add_pending(self, batch: _Batch) -> None:
+        if self._outage_started is not None and self._spool is not None:
+            self._spill_pending()
+            if not self._pending and self._spill(batch):
+                return
         last = self._pending[-1] if self._pending else None
         if last is not None and last.items + batch.items <= self.max_batch:
             last.merge(batch)
         else:
             self._pending.append(batch)
         while len(self._pending) > 1 and sum(b.items for b in self._pending) > self.max_pending:
+            if self._spill(self._pending[0]):
+                self._pending.pop(0)
+                continue
             lost = self._pending.pop(0).carry_rows_into(self._pending[0])
             self._dropped += lost
             self._outage_dropped += lost
 
+    def _write_spooled(self) -> bool:
+        """Write back up to a few batches of the spool; True when it is empty."""
+        spool = self._spool
+        if spool is None:
+            return True
+        for _ in range(SPOOL_BATCHES_PER_TURN):
+            record = spool.peek() if spool.waiting else None
+            if record is None:
+                break
+            adopted = spool.head_is_adopted()
+            batch = _Batch.from_record(record)
+            try:
+                self._write(batch)
+            except Exception as exc:  # noqa: BLE001 - a failing database must not stop the writer
+                if not self._failed(batch, exc, spooled=True):
+                    return False
+                spool.done()  # refused for its content: given up
+                continue
+            items = spool.done()
+            self._spool_attempts = 0
+            if adopted:
+                self._adopted += items
+            else:
+                self._written += items
+            self._recovered()
+        if spool.waiting:
+            self._retry_at = 0.0  # the next turn goes on at once, after taking what came meanwhile
+            return False
+        for marker in self._spool_markers:
+            marker.set()
+        self._spool_markers = []
+        return True
+
     def _write_pending(self) -> None:
+        if not self._write_spooled():  # older than anything in memory: first
+            return
         while self._pending:
             batch = self._pending[0]
             wrote = bool(batch.items or batch.calls or batch.known_calls or batch.nodes)
@@ -349,20 +491,37 @@ class CallWriter:
             for marker in batch.markers:
                 marker.set()
 
-    def _failed(self, batch: _Batch, exc: Exception) -> None:
+    def _failed(self, batch: _Batch, exc: Exception, spooled: bool = False) -> bool:
+        """Count a failed write and plan the next; True when the batch is given up."""
         self._failures += 1
         self._healthy = False
         self._last_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-        transient = isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)) or (
+        transient = isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, _NotReady)) or (
             isinstance(exc, DBAPIError) and exc.connection_invalidated)
-        batch.attempts += 1
+        if spooled:
+            self._spool_attempts += 1
+            attempts = self._spool_attempts
+        else:
+            batch.attempts += 1
+            attempts = batch.attempts
         if self._outage_started is None:
             self._outage_started = time.monotonic()
-            log.error("call records cannot be written to %s (%s); keeping up to %d and retrying",
-                      safe_url(self.engine.url), self._last_error, self.max_pending)
+            if self._spool is not None:
+                log.error("call records cannot be written to %s (%s); keeping them in the spool %s and retrying",
+                          safe_url(self.engine.url), self._last_error, self._spool.path)
+            else:
+                log.error("call records cannot be written to %s (%s); keeping up to %d and retrying",
+                          safe_url(self.engine.url), self._last_error, self.max_pending)
         else:
             log.debug("call writer: write failed again: %s", self._last_error)
-        if not transient and batch.attempts >= _ATTEMPTS_ON_BAD_DATA:
+        given_up = not transient and attempts >= _ATTEMPTS_ON_BAD_DATA
+        if given_up and spooled:
+            log.error("call writer: the database refuses a spooled batch of %d call records (%s); dropping it",
+                      batch.items, self._last_error, exc_info=exc)
+            self._spool_attempts = 0
+            self._dropped += batch.items
+            self._outage_dropped += batch.items
+        elif given_up:
             log.error("call writer: the database refuses a batch of %d call records (%s); dropping it",
                       batch.items, self._last_error, exc_info=exc)
             self._pending.pop(0)
@@ -374,8 +533,11 @@ class CallWriter:
             else:
                 for marker in batch.markers:
                     marker.set()
+        elif transient and not spooled:
+            self._spill_pending()  # away, not refusing: on disk at once, in case this process stops
         self._retry_at = time.monotonic() + self._delay
         self._delay = min(self._delay * 2, self.retry_max)
+        return given_up
 
     def _recovered(self) -> None:
         self._healthy = True
@@ -496,6 +658,12 @@ class CallWriter:
 
     # --- one transaction ---------------------------------------------------------------------
     def _write(self, batch: _Batch) -> None:
+        if self._prepare_db is not None:
+            try:
+                self._prepare_db(self.engine)
+            except Exception as exc:  # noqa: BLE001 - whatever it is, the records wait for it
+                raise _NotReady(f"{type(exc).__name__}: {exc}") from exc
+            self._prepare_db = None
         with self.engine.begin() as conn:
             name = conn.dialect.name
             stmts = self._statements.get(name) or self._statements.setdefault(name, _Statements.build(name))

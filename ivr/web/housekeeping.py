@@ -17,13 +17,24 @@ from ivr.settings.config import Config
 log = logging.getLogger("ivr.web.housekeeping")
 
 
+_WARNED: dict[str, str] = {}  # recordings whose problem the log has named already, with it
+_WARNED_MAX = 10_000
+
+
 def index_once(config: Config) -> None:
-    """Index new recordings; a line in the log when something was indexed or went wrong."""
+    """Index new recordings; a line in the log when something was indexed or went wrong, and a
+    warning naming each file that cannot be indexed (once per file and reason, not every run)."""
     from ivr.recordings.index import index_recordings
 
     report = index_recordings(config)
     if report.indexed or report.errors:
         log.info("recordings index: %s", report.summary())
+    for problem in report.errors:
+        if _WARNED.get(problem.path) != problem.reason:
+            if len(_WARNED) >= _WARNED_MAX:
+                _WARNED.clear()
+            _WARNED[problem.path] = problem.reason
+            log.warning("recordings index: %s: %s", problem.path, problem.reason)
 
 
 LISTED = 10  # paths named in the log line of a purge before "and N more"

@@ -217,7 +217,7 @@ def test_corrupt_files_are_reported_and_the_rest_indexed(config, engine):
     reasons = {p.path: p.reason for p in report.errors}
     assert set(reasons) == {"d/noise.wav", "d/empty.wav", "d/float.wav"}
     assert reasons["d/noise.wav"] == "not a WAV file: no RIFF/WAVE header"
-    assert reasons["d/empty.wav"] == "not a WAV file: empty file"
+    assert reasons["d/empty.wav"] == "an empty file: its recorder wrote nothing (was the disk full?)"
     assert reasons["d/float.wav"].startswith("not a readable WAV file: unknown format: 3")
     assert set(recordings(engine)) == {"d/fine.wav"}
 
@@ -273,3 +273,39 @@ def test_a_name_that_is_not_utf8_is_reported(config, engine):
     report = run(config, engine)
     assert report.indexed == ["d/fine.wav"]
     assert [str(p) for p in report.errors] == ["d/bad\ufffd.wav: its name is not UTF-8 text; rename it"]
+
+
+def _ended(engine, call_id: str, duration: float, pauses: tuple[tuple[float, float], ...] = ()) -> None:
+    """The call ended after `duration` s; its recording paused for sensitive keys over `pauses`."""
+    from ivr.store.models import CallEvent
+
+    with Session(engine) as session:
+        session.execute(update(Call).where(Call.id == call_id).values(duration=duration))
+        seq = 0
+        for start, end in pauses:
+            for at, state in ((start, "paused"), (end, "resumed")):
+                session.add(CallEvent(call_id=call_id, seq=seq, t=at, type="recording", flow="main", node="account",
+                                      data={"state": state}))
+                seq += 1
+        session.commit()
+
+
+def test_a_recording_cut_short_is_reported_not_indexed(config, engine):
+    """MixMonitor on a disk that filled up closes a well-formed WAV that holds only the start
+    of the call: QA must not take it for the whole call."""
+    add_call(engine, "u.1", uniqueid="u.1")
+    _ended(engine, "u.1", 48.0)
+    write_wav(config.recordings_dir / "d" / "u.1.wav", 7.0)
+    add_call(engine, "u.2", uniqueid="u.2")  # whole: a second or two short of the call is normal
+    _ended(engine, "u.2", 12.0)
+    write_wav(config.recordings_dir / "d" / "u.2.wav", 10.5)
+    add_call(engine, "u.3", uniqueid="u.3")  # the recorder stopped for 30 s of card digits (no AMI)
+    _ended(engine, "u.3", 40.0, pauses=((5.0, 35.0),))
+    write_wav(config.recordings_dir / "d" / "u.3.wav", 9.5)
+    report = run(config, engine)
+    assert sorted(report.indexed) == ["d/u.2.wav", "d/u.3.wav"]
+    [problem] = report.errors
+    assert problem.path == "d/u.1.wav"
+    assert problem.reason == ("cut short: it holds 7.0 s of a 48.0 s call (its recorder stopped early: "
+                              "was the disk full?); not indexed")
+    assert recordings(engine).get("d/u.1.wav") is None or recordings(engine)["d/u.1.wav"].indexed_at is None

@@ -1,6 +1,6 @@
 """Fixtures of the store tests: every test that takes `db_url` runs on SQLite and on PostgreSQL.
 
-PostgreSQL is a real server: one throwaway cluster for the session (see pgserver.py for
+PostgreSQL is a real server: one throwaway cluster for the session (see ivr/testbed/postgres.py for
 how it is started, also as root), a new database for each test. If it cannot start, the
 PostgreSQL tests fail with the reason; they are never skipped.
 """
@@ -15,7 +15,7 @@ import pytest
 
 from ivr.flow.project import load_flows
 from ivr.store.db import init_db
-from pgserver import PostgresServer, PostgresUnavailable, start_postgres
+from ivr.testbed.postgres import PostgresServer, PostgresUnavailable, start_postgres
 
 REPO = Path(__file__).resolve().parents[2]
 

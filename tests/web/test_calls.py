@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import html
-import importlib.util
 import re
 import shutil
-import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qsl, urlencode
@@ -422,9 +420,8 @@ def test_every_filter_is_answered_from_an_index(ctx, query, hints, index):
 # --- PostgreSQL ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def postgres():
-    spec = importlib.util.spec_from_file_location("pgserver", REPO / "tests" / "store" / "pgserver.py")
-    pgserver = sys.modules["pgserver"] = importlib.util.module_from_spec(spec)  # as the store tests know it
-    spec.loader.exec_module(pgserver)
+    from ivr.testbed import postgres as pgserver
+
     try:
         server = pgserver.start_postgres()
     except pgserver.PostgresUnavailable as exc:

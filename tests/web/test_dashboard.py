@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import importlib.util
 import re
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Iterator
@@ -81,11 +79,9 @@ def scope_of(ctx, first="2026-11-23", last="2026-11-24", **kw) -> Scope:
 
 # --- PostgreSQL: the store tests' throwaway server ------------------------------------------------
 def _pgserver():
-    spec = importlib.util.spec_from_file_location("dashboard_pgserver", REPO / "tests" / "store" / "pgserver.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    from ivr.testbed import postgres
+
+    return postgres
 
 
 @pytest.fixture(scope="module")

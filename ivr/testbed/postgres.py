@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL server for tests: its own cluster in a temp folder, on a free port.
+"""A throwaway PostgreSQL server for tests and the soak benchmark: its own cluster in a temp folder, on a free port.
 
 Debian's `postgresql` package (installed by `scripts/bootstrap.sh test`) ships initdb and
 postgres in /usr/lib/postgresql/<version>/bin; the newest version there is used (or the
