@@ -88,17 +88,27 @@ class FastAgiServer:
                 except Exception:  # noqa: BLE001 - the sweep must go on for the other connections
                     log.exception("closing a connection whose AGI environment is late failed")
 
-    async def close(self, grace: float = 5.0) -> None:
-        """Stop taking calls; give calls in progress `grace` seconds, then end them."""
+    async def close(self, grace: float = 5.0, reason: str = "the engine stopped") -> tuple[int, int]:
+        """Stop taking calls; give calls in progress `grace` seconds, then end them: each call's
+        task is cancelled with `reason`, which the engine records as the call's interruption
+        (ivr.engine.engine), and its line closes without a HANGUP, so Asterisk's dialplan
+        takes a caller still on it to the fail-safe queue. Returns (calls in progress when
+        asked, calls ended here)."""
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self.server is not None:
-            self.server.close()
+            self.server.close()  # no new connection from here on; wait_closed() waits for calls too
+        running = set(self.active)
+        if running:
+            await asyncio.wait(running, timeout=grace)
+        late = [task for task in running if not task.done()] + [t for t in self.active if t not in running]
+        for task in late:
+            task.cancel(reason)
+        if late:  # each records its interruption and closes its line
+            await asyncio.wait(late, timeout=5.0)
+        if self.server is not None:
             await self.server.wait_closed()
-        if self.active:
-            await asyncio.wait(self.active, timeout=grace)
-        for task in list(self.active):
-            task.cancel()
+        return len(running), len(late)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

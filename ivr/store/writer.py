@@ -136,7 +136,9 @@ class CallWriter:
         retry_min: float = 0.5,
         retry_max: float = 30.0,
         start: bool = True,
+        owner: Optional[str] = None,
     ):
+        self.owner = owner  # the engine the calls run on (calls.engine_id): whose open calls they are
         self._own_engine = not isinstance(url, Engine)
         self.engine: Engine = create_db_engine(url, root=root) if not isinstance(url, Engine) else url
         self.source = source
@@ -476,7 +478,9 @@ class CallWriter:
 
     def _skeleton(self, event: Event, call_id: str) -> CallSummary:
         started = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=max(0.0, event.t))
-        return CallSummary(call_id, clean_text(event.flow) or "", started, self.source)
+        summary = CallSummary(call_id, clean_text(event.flow) or "", started, self.source)
+        summary.row["engine_id"] = self.owner
+        return summary
 
     def _link_row(self, call: str, path: Union[str, PurePath], at: dt.datetime) -> dict[str, dict[str, Any]]:
         relative = self._relative(path)
