@@ -63,6 +63,7 @@ class FastAgiServer:
         self._opening: dict[asyncio.StreamWriter, float] = {}
         self._late: set[asyncio.StreamWriter] = set()
         self._sweeper: Optional[asyncio.Task] = None
+        self._ending = False  # close() is ending the calls still in progress
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._serve, self.host, self.port, backlog=1024, limit=1 << 16)
@@ -102,6 +103,7 @@ class FastAgiServer:
         if running:
             await asyncio.wait(running, timeout=grace)
         late = [task for task in running if not task.done()] + [t for t in self.active if t not in running]
+        self._ending = True
         for task in late:
             task.cancel(reason)
         if late:  # each records its interruption and closes its line
@@ -116,6 +118,11 @@ class FastAgiServer:
             self.active.add(task)
         try:
             await self.handle(reader, writer)
+        except asyncio.CancelledError:
+            if not self._ending:
+                raise
+            # ended by close(): the engine has recorded the call as interrupted. The task ends as
+            # a finished one: the stream server logs a traceback for a cancelled one (Python 3.11)
         finally:
             if task is not None:
                 self.active.discard(task)

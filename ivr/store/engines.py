@@ -156,15 +156,15 @@ def _close_open_calls(conn: Any, whose: Any, now: dt.datetime, reason: str, engi
                   .where(CallEvent.call_id.in_(some)).group_by(CallEvent.call_id).subquery())
         query = (sa.select(CallEvent.call_id, CallEvent.seq, CallEvent.t, CallEvent.flow, CallEvent.node)
                  .join(newest, sa.and_(CallEvent.call_id == newest.c.call_id, CallEvent.seq == newest.c.seq)))
-        for row in conn.execute(query):
-            last[row.call_id] = row
+        for row in conn.execute(query).mappings():  # mappings: a Row's `.t` is its tuple, not the column
+            last[row["call_id"]] = row
     events, rows = [], []
     for call in calls:
         event = last.get(call.id)
-        seq = event.seq + 1 if event is not None else 0
-        t = float(event.t) if event is not None else 0.0
-        flow = (event.flow if event is not None else None) or call.last_flow or call.flow
-        node = (event.node if event is not None else None) or call.last_node
+        seq = event["seq"] + 1 if event is not None else 0
+        t = float(event["t"]) if event is not None else 0.0
+        flow = (event["flow"] if event is not None else None) or call.last_flow or call.flow
+        node = (event["node"] if event is not None else None) or call.last_node
         told = {"reason": reason, **({"engine": engine_id} if engine_id else {})}
         events.append({"call_id": call.id, "seq": seq, "t": t, "type": ev.INTERRUPTED, "flow": flow, "node": node,
                        "data": told})
