@@ -102,7 +102,8 @@ class FastAgiServer:
         running = set(self.active)
         if running:
             await asyncio.wait(running, timeout=grace)
-        late = [task for task in running if not task.done()] + [t for t in self.active if t not in running]
+        newer = [task for task in self.active if task not in running]  # accepted as the listener closed
+        late = [task for task in running if not task.done()] + newer
         self._ending = True
         for task in late:
             task.cancel(reason)
@@ -110,7 +111,7 @@ class FastAgiServer:
             await asyncio.wait(late, timeout=5.0)
         if self.server is not None:
             await self.server.wait_closed()
-        return len(running), len(late)
+        return len(running) + len(newer), len(late)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
