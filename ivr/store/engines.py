@@ -28,6 +28,7 @@ import datetime as dt
 import os
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import sqlalchemy as sa
@@ -52,16 +53,18 @@ def this_machine() -> str:
     """The host name, boot and pid namespace of this process: two engines with the same one
     see each other's pids, so a pid that is gone means that engine is gone."""
     parts = [socket.gethostname() or "ivr"]
-    for path in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
-        with contextlib.suppress(OSError):
-            parts.append(open(path).read().strip() if path.endswith("boot_id") else os.readlink(path))
+    with contextlib.suppress(OSError):
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+    with contextlib.suppress(OSError):
+        parts.append(os.readlink("/proc/self/ns/pid"))
     return "|".join(parts)
 
 
 def process_gone(pid: int) -> bool:
-    """Whether no process has this pid (on this machine)."""
+    """Whether no process has this pid (on this machine). Our own pid is alive: another engine
+    in this process (tests run several), whose heartbeat says the rest."""
     if pid == os.getpid():
-        return True  # an earlier engine with our pid: it is not us, so it is gone
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
