@@ -336,8 +336,12 @@ def prompts_check(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 @click.option("--port", type=int, help="Port of the FastAGI server (default: config.yaml asterisk.agi.port).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True,
               help="debug also logs every call as it starts (its channel, caller and flow).")
+@click.option("--grace", type=click.FloatRange(0, 600), metavar="SECONDS",
+              help="At SIGTERM/SIGINT, the time calls in progress have to finish before they are ended as "
+                   "interrupted (default: config.yaml asterisk.agi.shutdown_grace, 10 s).")
 @click.pass_context
-def serve(ctx: click.Context, paths: tuple[Path, ...], host: Optional[str], port: Optional[int], log_level: str) -> None:
+def serve(ctx: click.Context, paths: tuple[Path, ...], host: Optional[str], port: Optional[int], log_level: str,
+          grace: Optional[float]) -> None:
     """Run the live runtime: FastAGI for Asterisk, hot reload on SIGHUP or file change."""
     import logging
 
@@ -351,7 +355,7 @@ def serve(ctx: click.Context, paths: tuple[Path, ...], host: Optional[str], port
     logging.getLogger("alembic").setLevel(logging.WARNING)
     targets = list(paths) or _default_flows(ctx)
     runtime = build_runtime(targets, _config_path(ctx, targets[0] if targets[0].is_dir() else targets[0].parent),
-                            host=host, port=port)
+                            host=host, port=port, grace=grace)
     from ivr.live.serve import serve_forever
 
     serve_forever(runtime)

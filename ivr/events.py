@@ -29,6 +29,9 @@ class Outcome(StrEnum):
     ABANDONED = "abandoned"  # the caller hung up first
     UNANSWERED = "unanswered"  # the queue timed out and the flow had nowhere to go
     FAILED = "failed"  # the engine failed; the caller went to the fallback queue
+    # the engine stopped before the call ended (SIGTERM past the grace period, or a crash
+    # repaired at the next start); a caller still on the line went to the fail-safe queue
+    INTERRUPTED = "interrupted"
 
 
 class TransferStatus(StrEnum):
@@ -316,6 +319,13 @@ RECORDING = _declare("recording", _recording, required=("state",))
 CALLER_HANGUP = _declare("caller_hangup", lambda d: Sentence("Caller hung up"))
 ERROR = _declare("error", lambda d: Sentence(f"Engine error: {d.get('error')}", str(d.get("message") or "")[:200]),
                  required=("error", "message"))
+# the engine stopped with the call in progress: the event's node is where the call was;
+# `reason` says how (a stop past the grace period, or a crash found at the next start)
+INTERRUPTED = _declare(
+    "interrupted",
+    lambda d: Sentence("Call interrupted: the engine stopped",
+                       "; ".join(p for p in (f"at {_node(d)}" if _node(d) else "", str(d.get("reason") or "")) if p)),
+    required=("reason",), optional=("engine",))
 OUTCOME = _declare("outcome", _outcome, required=("outcome", "department", "survey", "duration"))
 
 

@@ -42,8 +42,9 @@ def test_every_event_of_the_example_line_is_declared_with_exactly_its_payload(jo
             assert set(declared.required) <= set(event.data), event  # every key it must carry
             assert set(event.data) <= declared.payload, event  # and none undeclared
     emitted = {event.type for call in journeys for event in call.events}
-    # an engine failure is the one event the journeys cannot show (tests/engine/test_robustness.py does)
-    assert set(ev.TYPES) - emitted == {ev.ERROR}
+    # an engine failure and an engine stopping mid-call are the events the journeys cannot show
+    # (tests/engine/test_robustness.py and tests/engine/test_interrupted.py do)
+    assert set(ev.TYPES) - emitted == {ev.ERROR, ev.INTERRUPTED}
 
 
 def test_every_event_of_the_example_line_reads_as_a_sentence(journeys):
@@ -90,7 +91,7 @@ def test_the_dict_form_is_json_ready_and_masks_secrets_wherever_they_are():
 def test_an_outcome_is_never_a_transfer_status(line):
     # the stored texts are what they were: the database and its filters depend on them
     assert [o.value for o in ev.Outcome] == ["answered", "voicemail", "callback", "self_service", "abandoned",
-                                             "unanswered", "failed"]
+                                             "unanswered", "failed", "interrupted"]
     assert [s.value for s in ev.TransferStatus] == ["answered", "timeout", "abandoned"]
     assert not any(isinstance(o, ev.TransferStatus) for o in ev.Outcome)
     assert not any(isinstance(s, ev.Outcome) for s in ev.TransferStatus)

@@ -63,6 +63,7 @@ class FastAgiServer:
         self._opening: dict[asyncio.StreamWriter, float] = {}
         self._late: set[asyncio.StreamWriter] = set()
         self._sweeper: Optional[asyncio.Task] = None
+        self._ending = False  # close() is ending the calls still in progress
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._serve, self.host, self.port, backlog=1024, limit=1 << 16)
@@ -88,17 +89,29 @@ class FastAgiServer:
                 except Exception:  # noqa: BLE001 - the sweep must go on for the other connections
                     log.exception("closing a connection whose AGI environment is late failed")
 
-    async def close(self, grace: float = 5.0) -> None:
-        """Stop taking calls; give calls in progress `grace` seconds, then end them."""
+    async def close(self, grace: float = 5.0, reason: str = "the engine stopped") -> tuple[int, int]:
+        """Stop taking calls; give calls in progress `grace` seconds, then end them: each call's
+        task is cancelled with `reason`, which the engine records as the call's interruption
+        (ivr.engine.engine), and its line closes without a HANGUP, so Asterisk's dialplan
+        takes a caller still on it to the fail-safe queue. Returns (calls in progress when
+        asked, calls ended here)."""
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self.server is not None:
-            self.server.close()
+            self.server.close()  # no new connection from here on; wait_closed() waits for calls too
+        running = set(self.active)
+        if running:
+            await asyncio.wait(running, timeout=grace)
+        newer = [task for task in self.active if task not in running]  # accepted as the listener closed
+        late = [task for task in running if not task.done()] + newer
+        self._ending = True
+        for task in late:
+            task.cancel(reason)
+        if late:  # each records its interruption and closes its line
+            await asyncio.wait(late, timeout=5.0)
+        if self.server is not None:
             await self.server.wait_closed()
-        if self.active:
-            await asyncio.wait(self.active, timeout=grace)
-        for task in list(self.active):
-            task.cancel()
+        return len(running) + len(newer), len(late)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -106,6 +119,11 @@ class FastAgiServer:
             self.active.add(task)
         try:
             await self.handle(reader, writer)
+        except asyncio.CancelledError:
+            if not self._ending:
+                raise
+            # ended by close(): the engine has recorded the call as interrupted. The task ends as
+            # a finished one: the stream server logs a traceback for a cancelled one (Python 3.11)
         finally:
             if task is not None:
                 self.active.discard(task)

@@ -2,11 +2,14 @@
 
 Whatever goes wrong inside (a bug, a channel error, a runaway loop, a call that asks for
 a flow that is not loaded) ends with the caller in the fallback queue, never in silence;
-a caller who hangs up is recorded as abandoned at the node where it happened.
+a caller who hangs up is recorded as abandoned at the node where it happened. A call whose
+task is cancelled (the runtime stopping) is recorded as interrupted where it was, and sends
+no command more: the line closes and the dialplan's fail-safe takes over.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Callable, Optional
 
@@ -63,30 +66,47 @@ class Engine:
         call.emit(ev.CALL_STARTED, caller=caller, language=call.language, version=found.version if found else None,
                   at=call.started_at.isoformat(), **(details or {}))
         hung_up = False
+        ended = False  # the flow (or the fallback) is over: only the hang-up is left
         try:
-            await channel.answer()
-            if found is None:
-                # repr(): the name comes from the caller's side (the AGI script path, URL-decoded)
-                raise FlowNotLoaded(f"the call asks for flow {flow!r}, which is not loaded")
-            await channel.set_language(call.language)
-            await self._walk(call)
-        except CallerHangup:
-            hung_up = True
-            call.emit(ev.CALLER_HANGUP)
-            if call.outcome is None:
-                call.outcome = ev.Outcome.ABANDONED
-        except Exception as exc:  # noqa: BLE001 - any failure must still reach a person
-            hung_up = await self._fall_back(call, exc)
-        if not hung_up:
             try:
-                await channel.hangup()
+                await channel.answer()
+                if found is None:
+                    # repr(): the name comes from the caller's side (the AGI script path, URL-decoded)
+                    raise FlowNotLoaded(f"the call asks for flow {flow!r}, which is not loaded")
+                await channel.set_language(call.language)
+                await self._walk(call)
             except CallerHangup:
-                pass
-            except Exception:  # noqa: BLE001 - the call is over either way
-                log.exception("hangup failed on call %s", call.id)
+                hung_up = True
+                call.emit(ev.CALLER_HANGUP)
+                if call.outcome is None:
+                    call.outcome = ev.Outcome.ABANDONED
+            except Exception as exc:  # noqa: BLE001 - any failure must still reach a person
+                hung_up = await self._fall_back(call, exc)
+            ended = True
+            if not hung_up:
+                try:
+                    await channel.hangup()
+                except CallerHangup:
+                    pass
+                except Exception:  # noqa: BLE001 - the call is over either way
+                    log.exception("hangup failed on call %s", call.id)
+        except asyncio.CancelledError as stop:
+            # the runtime ends the call (`ivr serve` stopping past its grace period). No command
+            # more: the line closes, and Asterisk's dialplan takes a caller still on it to the
+            # fail-safe queue. The record says where the call was.
+            if not ended:
+                reason = str(stop.args[0]) if stop.args and stop.args[0] else "the engine stopped"
+                call.emit(ev.INTERRUPTED, reason=reason)
+                call.outcome = ev.Outcome.INTERRUPTED
+            self._end(call)
+            raise
+        self._end(call)
+        return call
+
+    @staticmethod
+    def _end(call: Call) -> None:
         call.emit(ev.OUTCOME, outcome=call.outcome, department=call.department, survey=call.survey_score,
                   duration=round(call.elapsed(), 3))
-        return call
 
     async def _walk(self, call: Call) -> None:
         step: Optional[tuple[str, str]] = ("start", call.flow.start)

@@ -27,6 +27,8 @@ from ivr.live.reload import FlowReloader
 
 log = logging.getLogger(__name__)
 
+DEFAULT_GRACE = 10.0  # seconds; a prompt and a menu's answer fit, a queue's wait does not
+
 
 @dataclass
 class Runtime:
@@ -38,6 +40,10 @@ class Runtime:
     manager: Optional[ManagerServices] = None  # the AMI part, when config.yaml has asterisk.ami
     extras: list[Any] = field(default_factory=list)  # parts with async start()/close()
     server: Optional[FastAgiServer] = None
+    # seconds calls in progress have to finish at a stop (SIGTERM, SIGINT); the rest are
+    # ended as interrupted (config.yaml asterisk.agi.shutdown_grace, `ivr serve --grace`)
+    grace: float = DEFAULT_GRACE
+    stop_reason: str = "the engine stopped"
 
     async def start(self) -> None:
         engine = self.reloader.current()
@@ -53,21 +59,37 @@ class Runtime:
         await self.server.start()
 
     async def close(self) -> None:
+        """Stop: no new call; calls in progress get the grace period, the rest are ended as
+        interrupted; every part closes (the writer writes what is left). One line says how
+        it went."""
+        in_progress = ended = 0
         if self.server is not None:
-            await self.server.close()
+            in_progress, ended = await self.server.close(
+                self.grace, f"{self.stop_reason} with the call in progress after a {self.grace:g} s grace period")
         for part in reversed(self.extras):
             try:
                 await part.close()
             except Exception:  # noqa: BLE001 - close the rest all the same
                 log.exception("closing %s failed", type(part).__name__)
         await self.reloader.close()  # the segment lookups' connections
+        if self.server is not None:
+            log.info("stopped: %d call%s in progress, %d finished within %g s, %d ended as interrupted", in_progress,
+                     "" if in_progress == 1 else "s", in_progress - ended, self.grace, ended)
 
     async def run_forever(self) -> None:
-        """Serve until SIGTERM/SIGINT; SIGHUP reloads the flows."""
+        """Serve until SIGTERM/SIGINT (then stop as `close` says); SIGHUP reloads the flows."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
+
+        def stopping(sig: signal.Signals) -> None:
+            if stop.is_set():
+                return  # a second signal changes nothing: the grace period runs once
+            self.stop_reason = f"ivr serve stopped ({sig.name})"
+            log.info("%s: no new calls; calls in progress have %g s to finish", sig.name, self.grace)
+            stop.set()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stopping, sig)
         loop.add_signal_handler(signal.SIGHUP, self.reloader.reload)
         await self.start()
         watcher = asyncio.create_task(self.reloader.watch(self.watch_interval))
@@ -190,8 +212,9 @@ def serve_forever(runtime: Runtime) -> None:
     asyncio.run(main())
 
 
-def open_writer(config: Any) -> Any:
-    """The call-records writer of the installation, its database migrated to the newest schema.
+def open_writer(config: Any, owner: Optional[str] = None) -> Any:
+    """The call-records writer of the installation, its database migrated to the newest schema;
+    `owner` names the engine its calls run on.
 
     A database that cannot be reached at start does not keep calls from being served: the
     writer keeps their records in its spool and migrates the database when it can reach it.
@@ -214,24 +237,34 @@ def open_writer(config: Any) -> Any:
         reason = str(exc.orig if getattr(exc, "orig", None) is not None else exc).strip().splitlines()[0]
         log.error("the database %s cannot be reached (%s): calls are served, and their records are kept in "
                   "the spool until it can be", safe_url(url), reason)
-        return CallWriter.from_config(config, prepare=init_db)
+        return CallWriter.from_config(config, prepare=init_db, owner=owner)
     finally:
         probe.dispose()
     init_db(url).dispose()  # the writer opens its own engine
-    return CallWriter.from_config(config)
+    return CallWriter.from_config(config, owner=owner)
 
 
 def build_runtime(flow_paths: list[Path], config_path: Optional[Path], *, host: Optional[str] = None,
-                  port: Optional[int] = None, ami: bool = True, store: bool = True) -> Runtime:
+                  port: Optional[int] = None, ami: bool = True, store: bool = True,
+                  grace: Optional[float] = None) -> Runtime:
     """The runtime of an installation, from config.yaml (asterisk.agi, asterisk.ami)."""
+    from ivr.store.callbacks import default_owner
+
     reloader = FlowReloader(flow_paths, config_path)
     engine = reloader.load()
     asterisk = engine.config.asterisk
     runtime = Runtime(reloader, host=host if host is not None else asterisk.agi.host,
-                      port=port if port is not None else asterisk.agi.port)
-    writer = open_writer(engine.config) if store else None
+                      port=port if port is not None else asterisk.agi.port,
+                      grace=grace if grace is not None else asterisk.agi.shutdown_grace)
+    owner = default_owner()  # this engine: in its calls' rows, its heartbeat and its call-back tries
+    writer = open_writer(engine.config, owner) if store else None
     if writer is not None:
         runtime.extras.append(WriterPart(writer))
+        from ivr.live.presence import EnginePresence
+        from ivr.store.engines import EngineRegistry
+
+        # closed before the writer: it waits for the last calls to be written, then leaves
+        runtime.extras.append(EnginePresence(EngineRegistry(writer.engine, owner), writer))
         runtime.on_event = writer.submit  # it links a call's recording from its call_started event
         from ivr.engine.sampling import SurveySampler
         from ivr.store import DatabaseSurveyCounter
@@ -248,7 +281,7 @@ def build_runtime(flow_paths: list[Path], config_path: Optional[Path], *, host: 
         except ConfigError as exc:  # the secret is not in the environment
             log.error("AMI disabled: %s", exc)
         else:
-            scheduler = callback_scheduler(writer, client, reloader) if writer is not None else None
+            scheduler = callback_scheduler(writer, client, reloader, owner) if writer is not None else None
             part = AmiPart(client, callbacks=scheduler)
             runtime.extras.append(part)
             if scheduler is not None:
@@ -257,11 +290,11 @@ def build_runtime(flow_paths: list[Path], config_path: Optional[Path], *, host: 
     return runtime
 
 
-def callback_scheduler(writer: Any, client: Any, reloader: FlowReloader) -> Any:
+def callback_scheduler(writer: Any, client: Any, reloader: FlowReloader, owner: Optional[str] = None) -> Any:
     """The call-back scheduler on the writer's database and the AMI client; the schedules
     of the config.yaml loaded now (a reload brings new hours to pending call-backs too)."""
     from ivr.live.callbacks import CallbackScheduler, LiveQueueBoard
     from ivr.store.callbacks import CallbackStore
 
-    return CallbackScheduler(CallbackStore(writer.engine), client, LiveQueueBoard(client),
+    return CallbackScheduler(CallbackStore(writer.engine, owner), client, LiveQueueBoard(client),
                              lambda: reloader.current().config.schedules, ring_timeout=client.callback.timeout)

@@ -3,6 +3,7 @@
 ```yaml
 asterisk:
   agi: {host: 127.0.0.1, port: 4573}          # the FastAGI server `ivr serve` listens on
+                                              # (shutdown_grace: 10s, calls' time to finish at a stop)
   ami: {host: 127.0.0.1, port: 5038, username: ivr, secret: "${IVR_AMI_SECRET}"}
   callback:                                   # how a call-back is dialled (ivr.asterisk.callback)
     channel: "PJSIP/{number}@trunk"           # {number}: the customer's number; default Local/{number}@testbed-callee
@@ -32,7 +33,7 @@ from ivr.yamldoc.diagnostics import Findings
 from ivr.yamldoc.loader import describe
 
 FIELDS = ("agi", "ami", "callback", "language")
-AGI_FIELDS = ("host", "port")
+AGI_FIELDS = ("host", "port", "shutdown_grace")
 AMI_FIELDS = ("host", "port", "username", "secret", "permit")
 CALLBACK_FIELDS = ("channel", "context", "caller_id", "timeout")
 
@@ -47,6 +48,7 @@ _PERMIT = re.compile(r"[0-9a-fA-F.:]+(?:/[0-9a-fA-F.:]+)?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 DEFAULT_SECRET = "${IVR_AMI_SECRET}"
 LOCAL_ONLY = ("127.0.0.1/255.255.255.255",)
+MAX_GRACE = 600.0  # seconds: asterisk.agi.shutdown_grace
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,9 @@ class AgiSettings:
 
     host: str = "127.0.0.1"
     port: int = 4573
+    # seconds calls in progress have to finish when `ivr serve` is stopped; the rest are
+    # ended as interrupted and handed back to the dialplan's fail-safe queue
+    shutdown_grace: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,18 @@ def parse_asterisk_settings(value: Any, findings: Findings) -> AsteriskSettings:
 
 def _agi(value: Any, findings: Findings) -> AgiSettings:
     data = section_fields(value, ("asterisk", "agi"), AGI_FIELDS, "{host: 127.0.0.1, port: 4573}", findings)
-    return AgiSettings(**_address(data, ("asterisk", "agi"), "AGI", findings)) if data is not None else AgiSettings()
+    if data is None:
+        return AgiSettings()
+    settings = _address(data, ("asterisk", "agi"), "AGI", findings)
+    if "shutdown_grace" in data:
+        path = ("asterisk", "agi", "shutdown_grace")
+        seconds = duration_seconds(data["shutdown_grace"], path, "AGI shutdown_grace", "10s", findings)
+        if seconds is not None and seconds > MAX_GRACE:
+            findings.error(path, f"AGI shutdown_grace must be at most {MAX_GRACE:g}s (10m): a service manager kills a "
+                           f"process that takes longer to stop, and its calls are then closed only at the next start")
+        elif seconds is not None:
+            settings["shutdown_grace"] = seconds
+    return AgiSettings(**settings)
 
 
 def _ami(value: Any, findings: Findings) -> Optional[AmiSettings]:

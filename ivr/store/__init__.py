@@ -3,7 +3,8 @@
 Live calls (and simulated ones, for demos) are written by `CallWriter`, the engine's
 `on_event` sink, off the call path on a thread of its own. `DatabaseSurveyCounter` is the
 live line's survey sampling counter, shared by every engine on the database.
-`ivr.store.callbacks` keeps the call-backs callers booked and every try at dialling them. `init_db(url)` migrates a
+`ivr.store.callbacks` keeps the call-backs callers booked and every try at dialling them;
+`ivr.store.engines` the engines' heartbeats and the repair of calls a dead engine left open. `init_db(url)` migrates a
 database to the newest schema; `database_url(config)` reads config.yaml's `database:`.
 """
 

@@ -93,6 +93,9 @@ class Call(Base):
     last_node: Mapped[Optional[str]]
     keys: Mapped[str] = mapped_column(default="")  # keys and inputs, space-separated; sensitive ones masked
     reviewed: Mapped[bool] = mapped_column(default=False)  # set by QA
+    # the `ivr serve` process that ran the call (host:pid:random, an EngineBeat's id): while the
+    # call is open, only that engine may end it, unless its heartbeat has stopped
+    engine_id: Mapped[Optional[str]]
 
     events: Mapped[list["CallEvent"]] = relationship(back_populates="call", order_by="CallEvent.seq",
                                                      cascade="all, delete-orphan", passive_deletes=True)
@@ -356,3 +359,17 @@ class CallbackAttempt(Base):
         Index("ix_callback_attempts_callback_id_seq", "callback_id", "seq", unique=True),
         Index("ix_callback_attempts_result", "result"),
     )
+
+
+class EngineBeat(Base):
+    """A running `ivr serve` process and its heartbeat: the engine updates `seen_at` every few
+    seconds. The open calls of an engine whose heartbeat stopped are closed as interrupted by
+    whichever engine finds it (ivr.store.engines); a live engine's calls are never touched."""
+
+    __tablename__ = "engines"
+
+    id: Mapped[str] = mapped_column(primary_key=True)  # host:pid:random, as in calls.engine_id
+    host: Mapped[str]  # the machine: host name and pid namespace, to check the pid of a crashed engine
+    pid: Mapped[int]
+    started_at: Mapped[dt.datetime]
+    seen_at: Mapped[dt.datetime]  # the last heartbeat

@@ -203,6 +203,11 @@ class Spool:
         self.records = self.items = 0  # nothing left, whatever the count said (a skipped record)
         return None
 
+    @property
+    def adopted_waiting(self) -> bool:
+        """Batches of stopped writers are still to be written back."""
+        return bool(self._orphans)
+
     def head_is_adopted(self) -> bool:
         """The batch `peek` gave came from another writer's file."""
         return bool(self._orphans)

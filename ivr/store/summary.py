@@ -56,7 +56,7 @@ def parse_at(value: Any) -> Optional[dt.datetime]:
 
 COLUMNS = ("id", "uniqueid", "channel", "source", "flow", "flow_version", "caller", "caller_name", "caller_digits",
            "language", "started_at", "ended_at", "duration", "outcome", "department", "queue_wait", "agent", "talk",
-           "abandoned", "survey_score", "last_flow", "last_node", "keys")
+           "abandoned", "survey_score", "last_flow", "last_node", "keys", "engine_id")
 _SLOT = {name: f"c_{name}" for name in COLUMNS}
 
 

@@ -164,7 +164,9 @@ class CallWriter:
         max_spool_bytes: Optional[int] = None,
         prepare: Optional[Callable[[Engine], Any]] = None,
         start: bool = True,
+        owner: Optional[str] = None,
     ):
+        self.owner = owner  # the engine the calls run on (calls.engine_id): whose open calls they are
         self._own_engine = not isinstance(url, Engine)
         self.engine: Engine = create_db_engine(url, root=root) if not isinstance(url, Engine) else url
         self.source = source
@@ -207,6 +209,7 @@ class CallWriter:
         # run once before the first write (the migration, when the database was away at start)
         self._prepare_db = prepare
         self._adopted = 0
+        self._adopting = self._spool is not None  # until the thread has looked for stopped writers' spools
         self._spool_attempts = 0  # failed writes of the spool's oldest batch
         self._warned_spool_full = False
         self._thread = threading.Thread(target=self._run, name="ivr-call-writer", daemon=True)
@@ -382,6 +385,12 @@ class CallWriter:
     def _unwritten_left(self) -> bool:
         return bool(self._pending) or (self._spool is not None and self._spool.waiting)
 
+    @property
+    def replaying(self) -> bool:
+        """Records of writers that stopped (their spools) are still to be written: until then the
+        calls they hold look open in the database, though their ends may be in those records."""
+        return self._adopting or (self._spool is not None and self._spool.adopted_waiting)
+
     def _adopt(self) -> None:
         """Take the spools of writers that stopped before their database came back."""
         if self._spool is None:
@@ -391,6 +400,8 @@ class CallWriter:
         except OSError as exc:
             log.error("call writer: the spool folder %s cannot be read (%s)", self._spool.folder, exc)
             return
+        finally:
+            self._adopting = False
         if found:
             log.warning("call writer: %d call records left in the spool by writers that stopped; "
                         "writing them first", self._spool.items)
@@ -638,7 +649,9 @@ class CallWriter:
 
     def _skeleton(self, event: Event, call_id: str) -> CallSummary:
         started = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=max(0.0, event.t))
-        return CallSummary(call_id, clean_text(event.flow) or "", started, self.source)
+        summary = CallSummary(call_id, clean_text(event.flow) or "", started, self.source)
+        summary.row["engine_id"] = self.owner
+        return summary
 
     def _link_row(self, call: str, path: Union[str, PurePath], at: dt.datetime) -> dict[str, dict[str, Any]]:
         relative = self._relative(path)

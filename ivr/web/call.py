@@ -19,6 +19,7 @@ from typing import Any, Optional
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from ivr import events as ev
 from ivr.store import callbacks as callback_store
 from ivr.store.models import Call, CallEvent, Hold, Recording
 from ivr.web import audio, audit, reviews, timeline, waveform
@@ -62,6 +63,8 @@ def _page(call: Call, form: Optional[ScorecardForm] = None, release_error: str =
     flows = context().flows()
     events = list(db().scalars(select(CallEvent).where(CallEvent.call_id == call.id).order_by(CallEvent.seq)))
     entries = timeline.build(events, flows, call.language)
+    # where the engine stopped with the call in progress (ivr serve stopped, or crashed)
+    interrupted = next((e for e in reversed(events) if e.type == ev.INTERRUPTED), None)
     player, recordings = _recordings(call)
     tags = reviews.tags_of(call.id)
     all_reviews = reviews.reviews_of(call.id)
@@ -75,7 +78,7 @@ def _page(call: Call, form: Optional[ScorecardForm] = None, release_error: str =
         form=form or ScorecardForm.of_review(mine, qa, tags), hold_reasons=reviews.HOLD_REASONS,
         may_release=hold is not None and user is not None and reviews.may_release(hold, user),
         release_error=release_error, flow_note=_flow_note(call, flows), percent=reviews.percent,
-        offset=timeline.offset, **_callbacks(call))
+        offset=timeline.offset, interrupted=interrupted, **_callbacks(call))
     return page, status
 
 

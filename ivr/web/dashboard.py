@@ -44,7 +44,8 @@ YEARS = (1900, 2200)  # dates near year 1 or 9999 overflow when a day or a time 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 OUTCOME_LABELS = {Outcome.ANSWERED: "answered", Outcome.ABANDONED: "abandoned", Outcome.VOICEMAIL: "voicemail",
                   Outcome.CALLBACK: "callback", Outcome.SELF_SERVICE: "self-service",
-                  Outcome.UNANSWERED: "unanswered", Outcome.FAILED: "failed", IN_PROGRESS: "in progress"}
+                  Outcome.UNANSWERED: "unanswered", Outcome.FAILED: "failed", Outcome.INTERRUPTED: "interrupted",
+                  IN_PROGRESS: "in progress"}
 
 
 @dataclass

@@ -44,6 +44,7 @@ _KINDS = {
     ev.HOURS: "route", ev.ROUTE: "route", ev.TRANSFER: "transfer", ev.TRANSFER_RESULT: "queue",
     ev.CALLBACK: "callback", ev.VOICEMAIL: "voicemail", ev.SURVEY: "survey", ev.GOTO: "node",
     ev.RECORDING: "recording", ev.CALLER_HANGUP: "hangup", ev.ERROR: "error", ev.OUTCOME: "outcome",
+    ev.INTERRUPTED: "interrupted",
 }
 
 
