@@ -62,6 +62,10 @@ def part(frames: list[str]) -> Optional[str]:
         return "writer: rows from events (Python)"
     if "logging/" in stack:
         return "loop: logging"
+    if "panoramisk/" in stack or "ivr/asterisk/" in stack:
+        return "loop: AMI (events, queue board, actions)"
+    if "ivr/live/callbacks.py" in stack or "ivr/live/reload.py" in stack:
+        return "loop: call-back scheduler, flow reloader"
     if "ivr/store/" in leaf:
         return "loop: handing events to the writer"
     if any(name in leaf for name in ("asyncio/", "uvloop", "socket.py", "selectors.py", "runners.py")):

@@ -54,6 +54,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from the repository root
     sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other bench scripts (agi_profile's parts)
 
 from ivr.asterisk.dialplan import with_members  # noqa: E402
 from ivr.settings.config import load_config  # noqa: E402
@@ -111,6 +112,8 @@ class Run:
     others: float = 0.0  # CPU seconds of every other process of the machine over the run
     peak: str = ""  # the busiest 5 s of the run, per component
     serve_log: Counter = field(default_factory=Counter)  # ivr serve's warnings and errors, numbers masked
+    profile: list[tuple[str, float]] = field(default_factory=list)  # --profile: (part, share of the samples)
+    profile_samples: int = 0
     warnings: Counter = field(default_factory=Counter)  # Asterisk's warnings/errors, digits masked
     taskprocessors: list[tuple[str, int]] = field(default_factory=list)  # deepest queues (max depth)
     failures: list[str] = field(default_factory=list)  # calls that did not go through, why
@@ -159,6 +162,11 @@ class Run:
             f"  Asterisk  warnings and errors of the run:\n{warnings}",
             f"  ivr serve warnings and errors of the run:\n{serve_log}",
         ]
+        if self.profile:
+            lines.append(f"  ivr serve where its CPU went (py-spy, {self.profile_samples:,} samples of work; "
+                         "ms of CPU a call):")
+            per_call = self.per_call("ivr serve")
+            lines += [f"    {name:<50} {share:>5.0%} {share * per_call:>7.2f}" for name, share in self.profile]
         if self.failures:
             lines.append("  failures  " + "\n            ".join(self.failures[:8]))
         return "\n".join(lines)
@@ -577,13 +585,36 @@ def _pct(values: Sequence[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else 0.0
 
 
+# --- the profile of ivr serve ------------------------------------------------------------------
+def start_profile(pid: int, output: Path) -> subprocess.Popen:
+    """py-spy sampling `ivr serve` (100 a second) until `read_profile` stops it."""
+    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--rate", "100",
+                            "--format", "raw", "--output", str(output)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # it attaches
+    if spy.poll() is not None:
+        raise RuntimeError(f"py-spy could not sample ivr serve: {spy.stderr.read().decode(errors='replace')}")
+    return spy
+
+
+def read_profile(spy: subprocess.Popen, output: Path, run: "Run") -> None:
+    from agi_profile import group
+
+    spy.send_signal(signal.SIGINT)
+    spy.wait(60)
+    parts, total = group(output.read_text(encoding="utf-8", errors="replace"))
+    run.profile_samples = total
+    run.profile = [(name, count / total) for name, count in parts.most_common()] if total else []
+
+
 # --- a run ---------------------------------------------------------------------------------------------
 def run_rate(testbed: Testbed, rate: float, duration: float, *, agents: Optional[int] = None, transport: str = "u1",
-             caller_audio: bool = False, keep: bool = False, log: Log = print) -> Run:
+             caller_audio: bool = False, keep: bool = False, profile: bool = False, log: Log = print) -> Run:
     """Place `rate` new calls a second for `duration` seconds through the bench flow and
     count what went through (see the module docstring). The test bed must be running.
     `caller_audio`: each caller sends RTP audio from the answer to its key, as a phone
-    does (a SIPp caller is otherwise silent but for the key)."""
+    does (a SIPp caller is otherwise silent but for the key). `profile`: py-spy samples
+    `ivr serve` over the run and its CPU is split into its parts (the AMI's among them)."""
     agents = agents or agents_for(rate)
     total = max(1, round(rate * duration))
     run = Run(rate=rate, duration=duration, transport=transport, agents=agents, caller_audio=caller_audio,
@@ -616,6 +647,7 @@ def run_rate(testbed: Testbed, rate: float, duration: float, *, agents: Optional
                                         stderr=sipp_err)
             sampler = Sampler({"asterisk": lambda: asterisk_pid, "ivr serve": lambda: server.pid,
                                "sipp": lambda: sipp.pid if sipp.returncode is None else None})
+            spy = start_profile(server.pid, folder / "profile.txt") if profile else None
             with sampler:
                 _, status, usage = os.wait4(sipp.pid, 0)
                 sipp.returncode = os.waitstatus_to_exitcode(status)
@@ -624,6 +656,8 @@ def run_rate(testbed: Testbed, rate: float, duration: float, *, agents: Optional
                 files = read_store(config_path, testbed.recordings_dir, run, total, settle=60)
                 run.cpu["asterisk"] = cpu_seconds(asterisk_pid) - before["asterisk"]
                 run.cpu["ivr serve"] = cpu_seconds(server.pid) - before["ivr serve"]
+                if spy is not None:
+                    read_profile(spy, folder / "profile.txt", run)
                 busy1, total1 = machine_ticks()
                 run.cpu["this script"] = _own_cpu() - own0 - run.cpu["sipp"]
             run.machine_busy = (busy1 - busy0) / max(total1 - total0, 1)
@@ -686,6 +720,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--caller-audio", action="store_true",
                         help="each caller sends RTP audio (tone bursts) from the answer to its key, as a phone does")
     parser.add_argument("--keep", action="store_true", help="keep each run's folder (SIPp's files, serve.log, the database)")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample ivr serve with py-spy and split its CPU a call into its parts (AMI, engine, ...)")
     args = parser.parse_args(argv)
     if args.agents is not None and not 1 <= args.agents <= MAX_AGENTS:
         parser.error(f"--agents must be 1..{MAX_AGENTS}")
@@ -697,7 +733,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"test bed: Asterisk pid {bed.pid()}, tuning: {describe(tuning)}; "
               f"recordings in {bed.recordings_dir} ({_filesystem(bed.recordings_dir)})")
         options = {"agents": args.agents, "transport": args.transport, "keep": args.keep,
-                   "caller_audio": args.caller_audio}
+                   "caller_audio": args.caller_audio, "profile": args.profile}
         if args.search:
             rates = [float(r) for r in args.rates.split(",") if r.strip()]
             runs = search(bed, rates, args.duration, **options)
