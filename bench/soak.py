@@ -438,8 +438,10 @@ class Soak:
         for log in self.logs:
             text = log.read_text(errors="replace")
             report.tracebacks += text.count("Traceback (most recent call last)")
+            # the writer's own words when it gives records up ("0 records dropped" is the good news)
             report.dropped_lines += [line for line in text.splitlines()
-                                     if re.search(r"dropp|not written", line) and not re.search(r"\b0 records dropped", line)]
+                                     if re.search(r"dropping call records|call records? .*(dropp|not written)", line)
+                                     and not re.search(r"\b0 records dropped", line)]
 
     def _in_restart(self, call: Call) -> bool:
         end = call.ended_at or time.monotonic()

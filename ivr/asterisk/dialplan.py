@@ -162,8 +162,11 @@ def _failsafe(chain: list[Department], url: str) -> list[str]:
     out = [
         f"; The engine at {url} is unreachable or dropped the call: callers go to the fallback",
         f"; department's queue ({_comment(first.name)}), then its overflow; nobody hears silence.",
+        "; A caller an agent has served already (Queue's c option: QUEUESTATUS=CONTINUE) is not",
+        "; queued again when the engine stops after it: the call ends there.",
         f"[{FAILSAFE_CONTEXT}]",
-        f"exten => s,1,Log(WARNING,IVR engine at {url} did not finish the call (AGISTATUS=${{AGISTATUS}}): ${{CHANNEL}} goes to queue {first.queue})",
+        'exten => s,1,GotoIf($["${QUEUESTATUS}" = "CONTINUE"]?served)',
+        f" same => n,Log(WARNING,IVR engine at {url} did not finish the call (AGISTATUS=${{AGISTATUS}}): ${{CHANNEL}} goes to queue {first.queue})",
     ]
     for i, department in enumerate(chain):
         last = i == len(chain) - 1  # the last queue keeps the caller until an agent answers
@@ -172,6 +175,9 @@ def _failsafe(chain: list[Department], url: str) -> list[str]:
         out.append(f" same => n,NoOp(queue {department.queue} ended: ${{QUEUESTATUS}})")
     out += [
         " same => n,Playback(all-circuits-busy-now&please-try-call-later&goodbye)",
+        " same => n,Hangup()",
+        f" same => n(served),Log(NOTICE,IVR engine at {url} did not finish the call of ${{CHANNEL}} after an agent "
+        "answered it: the call ends)",
         " same => n,Hangup()",
         "",
     ]

@@ -108,9 +108,20 @@ def test_failsafe_goes_to_the_fallback_queue_then_its_overflow(config):
     failsafe = section(extensions_conf(config), "ivr-failsafe")
     queues = [line for line in failsafe if "Queue(" in line]
     assert queues == [" same => n,Queue(operator,,,,300)", " same => n,Queue(backup)"]
-    assert failsafe[0].startswith("exten => s,1,Log(WARNING,IVR engine at agi://127.0.0.1:4599/main did not finish the call")
-    assert "Playback(all-circuits-busy-now&please-try-call-later&goodbye)" in failsafe[-2]
-    assert failsafe[-1] == " same => n,Hangup()"
+    assert failsafe[0] == 'exten => s,1,GotoIf($["${QUEUESTATUS}" = "CONTINUE"]?served)'
+    assert failsafe[1].startswith(" same => n,Log(WARNING,IVR engine at agi://127.0.0.1:4599/main did not finish the call")
+    assert "Playback(all-circuits-busy-now&please-try-call-later&goodbye)" in failsafe[-4]
+    assert failsafe[-3] == " same => n,Hangup()"
+
+
+def test_a_caller_an_agent_served_is_not_queued_again_when_the_engine_stops(config):
+    """Queue's c option leaves QUEUESTATUS=CONTINUE when the agent hangs up and the flow goes
+    on: an engine stopped then (its call interrupted) does not send that caller to a queue again."""
+    failsafe = section(extensions_conf(config), "ivr-failsafe")
+    served = failsafe.index(next(line for line in failsafe if "n(served)" in line))
+    assert failsafe[served].startswith(" same => n(served),Log(NOTICE,")
+    assert failsafe[served + 1:] == [" same => n,Hangup()"]
+    assert not any("Queue(" in line for line in failsafe[served:])
 
 
 def test_without_a_fallback_the_first_department_is_used(tmp_path):

@@ -28,13 +28,12 @@ import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests" / "store"))
 
 from agi_load_asterisk import AsteriskCall, Behaviour, Tally  # noqa: E402
 from agi_load_servers import CONFIG, FLOW_FILE, SCRIPT, free_port, ivr_command  # noqa: E402
 from ivr.store.db import create_db_engine, init_db  # noqa: E402
 from ivr.store.models import Call, CallEvent, EngineBeat  # noqa: E402
-from pgserver import PostgresUnavailable, start_postgres  # noqa: E402
+from ivr.testbed.postgres import PostgresUnavailable, start_postgres  # noqa: E402
 
 CALLS = 500
 GRACE = 5  # seconds; half the calls are let out of the queue 1 s after the SIGTERM
