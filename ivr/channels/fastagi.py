@@ -12,6 +12,11 @@ The server's first command, which makes sure the environment block has ended, al
 what the call needs before its flow starts (the recording's name, the channel's state,
 language and queue priority, and the day's folder in case the engine must start the
 recording): one round trip where there were three to five.
+
+Each connection is an `AgiConnection` (asyncio's Protocol interface), which reads and bounds
+Asterisk's bytes; the server keeps the one deadline of every connection whose environment
+is not complete yet (one sweep for all of them, not a timer each), caps how many may be
+opening at once, and logs the connections it closes in one rate-limited line.
 """
 
 from __future__ import annotations
@@ -22,16 +27,23 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ivr.channels.agi import KNOWN_AT_START, AgiChannel, ManagerServices
+from ivr.channels.agi_connection import AgiConnection
 from ivr.channels.agi_recording import DATE, start_recording
-from ivr.channels.agi_wire import read_environment
+from ivr.channels.agi_refusals import RefusalLog
+from ivr.channels.agi_wire import AgiEnvironment
 from ivr.engine import Engine
 from ivr.events import Event
-from ivr.errors import CallerHangup, ChannelError
+from ivr.errors import CallerHangup
 
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[Event], None]
 ENVIRONMENT_TIMEOUT = 10.0  # seconds a new connection has for its whole environment block
+# connections whose environment is not complete, at most: Asterisk writes the block as soon
+# as it connects and answers the first command at once, so a call is in this state for a
+# millisecond or so; 4,096 lets a spike of thousands of calls in one second through, while
+# a flood of idle connections can hold no more than 4,096 x 128 kB (the block's limit)
+MAX_OPENING = 4096
 RECORDING = "IVR_RECORDING"
 # read by the first command; the recording's path last: it is the one free text among them
 ASKED_AT_START = (*KNOWN_AT_START, DATE, RECORDING)
@@ -60,12 +72,14 @@ class FastAgiServer:
         self.active: set[asyncio.Task] = set()
         # connections whose environment block is not complete yet, by deadline (oldest first):
         # one sweep a second ends the late ones, instead of a timer for every call
-        self._opening: dict[asyncio.StreamWriter, float] = {}
-        self._late: set[asyncio.StreamWriter] = set()
+        self._opening: dict[AgiConnection, float] = {}
         self._sweeper: Optional[asyncio.Task] = None
+        self.refusals = RefusalLog(log)
 
     async def start(self) -> None:
-        self.server = await asyncio.start_server(self._serve, self.host, self.port, backlog=1024, limit=1 << 16)
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(lambda: AgiConnection(self, ASKED_AT_START), self.host, self.port,
+                                               backlog=1024)
         sockets = self.server.sockets or []
         if sockets:
             self.port = sockets[0].getsockname()[1]
@@ -78,15 +92,14 @@ class FastAgiServer:
             await asyncio.sleep(every)
             now = loop.time()
             while self._opening:
-                writer, deadline = next(iter(self._opening.items()))
+                connection, deadline = next(iter(self._opening.items()))
                 if deadline > now:
                     break
-                del self._opening[writer]
-                self._late.add(writer)
                 try:
-                    writer.transport.abort()  # its read ends at once; handle() says why
+                    connection.refuse(f"sent no complete AGI environment within {ENVIRONMENT_TIMEOUT:g} s")
                 except Exception:  # noqa: BLE001 - the sweep must go on for the other connections
                     log.exception("closing a connection whose AGI environment is late failed")
+                self._opening.pop(connection, None)
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop taking calls; give calls in progress `grace` seconds, then end them."""
@@ -95,41 +108,43 @@ class FastAgiServer:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        for connection in list(self._opening):
+            connection.close()
+        self._opening.clear()
         if self.active:
             await asyncio.wait(self.active, timeout=grace)
         for task in list(self.active):
             task.cancel()
+        self.refusals.stop()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self.active.add(task)
-        try:
-            await self.handle(reader, writer)
-        finally:
-            if task is not None:
-                self.active.discard(task)
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._opening[writer] = asyncio.get_running_loop().time() + ENVIRONMENT_TIMEOUT
-        try:
-            env = await read_environment(reader, None, writer=writer, ask=ASKED_AT_START)
-        except (ChannelError, CallerHangup) as exc:
-            if writer in self._late:
-                exc = ChannelError(f"Asterisk sent no complete AGI environment within {ENVIRONMENT_TIMEOUT:g} s")
-            log.warning("a connection without a usable AGI environment: %s", exc)
+    # --- what a connection tells the server (ivr.channels.agi_connection.ConnectionOwner) ---
+    def connection_opened(self, connection: AgiConnection) -> None:
+        if len(self._opening) >= MAX_OPENING:
+            connection.refuse(f"came while {MAX_OPENING:,} connections were opening (the limit)")
             return
+        self._opening[connection] = asyncio.get_running_loop().time() + ENVIRONMENT_TIMEOUT
+
+    def connection_refused(self, connection: AgiConnection, reason: str) -> None:
+        self._opening.pop(connection, None)
+        self.refusals.count(reason)
+
+    def environment_ready(self, connection: AgiConnection, env: AgiEnvironment) -> None:
+        self._opening.pop(connection, None)
+        task = asyncio.get_running_loop().create_task(self._serve(connection, env))
+        self.active.add(task)
+        task.add_done_callback(self.active.discard)
+
+    async def _serve(self, connection: AgiConnection, env: AgiEnvironment) -> None:
+        try:
+            await self.handle(connection, env)
         finally:
-            self._opening.pop(writer, None)
-            self._late.discard(writer)
+            connection.close()
+
+    async def handle(self, connection: AgiConnection, env: AgiEnvironment) -> None:
+        """Run the call whose environment the connection read."""
         env.keep_only_used()
         engine = self.engine()
-        channel = AgiChannel(reader, writer, env, prompts_dir=self.prompts_dir, recordings_dir=self.recordings_dir,
+        channel = AgiChannel(connection, env, prompts_dir=self.prompts_dir, recordings_dir=self.recordings_dir,
                              manager=self.manager)
         flow = env.script or "main"
         # repr(): a caller-ID name is untrusted; quotes and line breaks stay visible, one log line.
