@@ -76,6 +76,7 @@ class AgiConnection(asyncio.Protocol):
         self.owner = owner
         self.ask = tuple(ask)
         self.transport: Optional[asyncio.Transport] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
         self.opening = True  # until the environment is complete
         self.closed = False
         self._partial = bytearray()  # the start of a line whose end has not come
@@ -98,6 +99,7 @@ class AgiConnection(asyncio.Protocol):
     # --- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._loop = asyncio.get_running_loop()
         self.owner.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
@@ -156,7 +158,7 @@ class AgiConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self._writable is None or self._writable.done():
-            self._writable = asyncio.get_running_loop().create_future()
+            self._writable = self._loop.create_future()
 
     def resume_writing(self) -> None:
         if self._writable is not None and not self._writable.done():
@@ -173,7 +175,11 @@ class AgiConnection(asyncio.Protocol):
             if self._failure is not None:
                 self._raise()
         self.transport.write(line)  # type: ignore[union-attr]
-        return await self.reply()
+        if self._unasked:
+            return self._unasked.popleft()
+        # the reply() of below, written out: this is the path of every command
+        waiter = self._waiter = self._loop.create_future()
+        return await waiter
 
     async def reply(self) -> Unit:
         """The next reply, which may already be in (the one after a HANGUP line)."""
@@ -181,7 +187,7 @@ class AgiConnection(asyncio.Protocol):
             return self._unasked.popleft()
         if self._failure is not None:
             self._raise()
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        waiter = self._waiter = self._loop.create_future()
         return await waiter
 
     @property
@@ -296,7 +302,7 @@ class AgiConnection(asyncio.Protocol):
         if line.startswith("520-"):
             self._usage = [line]
             self._usage_size = len(line) + 1
-            self._usage_timer = asyncio.get_running_loop().call_later(USAGE_SECONDS, self._usage_late)
+            self._usage_timer = self._loop.call_later(USAGE_SECONDS, self._usage_late)
             return
         self._deliver(line)
 
