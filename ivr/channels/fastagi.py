@@ -137,6 +137,8 @@ class FastAgiServer:
     async def _serve(self, connection: AgiConnection, env: AgiEnvironment) -> None:
         try:
             await self.handle(connection, env)
+        except Exception:  # noqa: BLE001 - a bug: said here, as nobody awaits a call's task
+            log.exception("call %s on %r failed outside its flow", env.uniqueid, env.channel)
         finally:
             connection.close()
 
