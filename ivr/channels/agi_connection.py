@@ -62,6 +62,9 @@ class ConnectionOwner(Protocol):
     def connection_opened(self, connection: "AgiConnection") -> None:
         """A new connection: it may be refused at once (`connection.refuse`)."""
 
+    def block_received(self, connection: "AgiConnection") -> None:
+        """The block's blank line came: the first command is sent, its answer awaited."""
+
     def environment_ready(self, connection: "AgiConnection", env: AgiEnvironment) -> None:
         """The environment block and the first command's answer are in: the call can start."""
 
@@ -78,6 +81,7 @@ class AgiConnection(asyncio.Protocol):
         self.transport: Optional[asyncio.Transport] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self.opening = True  # until the environment is complete
+        self.in_block = True  # until the block's first blank line
         self.closed = False
         self._partial = bytearray()  # the start of a line whose end has not come
         self._block = bytearray()  # the environment block up to its blank line
@@ -243,6 +247,8 @@ class AgiConnection(asyncio.Protocol):
         text = block[:end].decode("utf-8", "replace")
         after = bytes(block[end + 2:])
         self._block = None  # type: ignore[assignment]
+        self.in_block = False
+        self.owner.block_received(self)
         self._size = end + 2
         self._lines = [line[:-1] if line[-1:] == "\r" else line for line in text.split("\n")]
         self._count = len(self._lines) + 1

@@ -39,10 +39,12 @@ log = logging.getLogger(__name__)
 
 EventSink = Callable[[Event], None]
 ENVIRONMENT_TIMEOUT = 10.0  # seconds a new connection has for its whole environment block
-# connections whose environment is not complete, at most: Asterisk writes the block as soon
-# as it connects and answers the first command at once, so a call is in this state for a
-# millisecond or so; 4,096 lets a spike of thousands of calls in one second through, while
-# a flood of idle connections can hold no more than 4,096 x 128 kB (the block's limit)
+# connections that have not sent their block's blank line, at most: Asterisk writes the block
+# as soon as it connects, so a call is in this state for well under a millisecond, and a
+# spike of 5,000 calls at once (bench/agi_load.py --mode spike) has at most some hundreds in
+# it; a flood of idle connections is turned away past it, and can hold no more than
+# 4,096 x 128 kB (the block's limit). (Connections past the blank line wait for the answer to
+# our own first command: bounded by the same deadline and bytes, not by this count.)
 MAX_OPENING = 4096
 RECORDING = "IVR_RECORDING"
 # read by the first command; the recording's path last: it is the one free text among them
@@ -74,6 +76,7 @@ class FastAgiServer:
         # one sweep a second ends the late ones, instead of a timer for every call
         self._opening: dict[AgiConnection, float] = {}
         self._sweeper: Optional[asyncio.Task] = None
+        self._in_block = 0  # connections that have not sent their block's blank line
         self.refusals = RefusalLog(log)
 
     async def start(self) -> None:
@@ -111,6 +114,7 @@ class FastAgiServer:
         for connection in list(self._opening):
             connection.close()
         self._opening.clear()
+        self._in_block = 0
         if self.active:
             await asyncio.wait(self.active, timeout=grace)
         for task in list(self.active):
@@ -119,13 +123,21 @@ class FastAgiServer:
 
     # --- what a connection tells the server (ivr.channels.agi_connection.ConnectionOwner) ---
     def connection_opened(self, connection: AgiConnection) -> None:
-        if len(self._opening) >= MAX_OPENING:
-            connection.refuse(f"came while {MAX_OPENING:,} connections were opening (the limit)")
+        if self._in_block >= MAX_OPENING:
+            connection.in_block = False  # not counted
+            connection.refuse(f"came while {MAX_OPENING:,} connections had sent no complete block (the limit)")
             return
+        self._in_block += 1
         self._opening[connection] = asyncio.get_running_loop().time() + ENVIRONMENT_TIMEOUT
+
+    def block_received(self, connection: AgiConnection) -> None:
+        self._in_block -= 1
 
     def connection_refused(self, connection: AgiConnection, reason: str) -> None:
         self._opening.pop(connection, None)
+        if connection.in_block:
+            connection.in_block = False
+            self._in_block -= 1
         self.refusals.count(reason)
 
     def environment_ready(self, connection: AgiConnection, env: AgiEnvironment) -> None:

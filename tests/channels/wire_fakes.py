@@ -44,6 +44,9 @@ class Owner:
     def connection_opened(self, connection: AgiConnection) -> None:
         self.opened.append(connection)
 
+    def block_received(self, connection: AgiConnection) -> None:
+        pass
+
     def environment_ready(self, connection: AgiConnection, env: AgiEnvironment) -> None:
         self.ready.append(env)
 
