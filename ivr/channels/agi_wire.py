@@ -73,7 +73,7 @@ class AgiHangupNotice(AgiDeadChannel):
     just sent (on a dead channel: 511, or the result of GET VARIABLE and the like) after it."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen one costs a call of object.__setattr__ a field, on every reply
 class Reply:
     code: int
     result: str  # as sent: "-1", "0", "49", or text for GET VARIABLE
@@ -117,8 +117,9 @@ def command(verb: str, *args: object) -> bytes:
 
 def parse_reply(line: str) -> Reply:
     """A one-line 200 reply; other codes raise their exception."""
-    if line.startswith("200 result=") and " " not in line and "(" not in line:  # the most common: "200 result=49"
-        return Reply(200, line[11:], None, {}, line)
+    if line.startswith("200 result=") and "(" not in line:  # the most common: "200 result=49", "... endpos=N"
+        result, _, tail = line[11:].partition(" ")
+        return Reply(200, result, None, dict(_FIELD.findall(tail)) if tail else {}, line)
     match = _REPLY.match(line)
     if not match:
         raise AgiError(f"unexpected line from Asterisk: {line!r}")
