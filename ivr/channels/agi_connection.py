@@ -65,6 +65,10 @@ class ConnectionOwner(Protocol):
     def block_received(self, connection: "AgiConnection") -> None:
         """The block's blank line came: the first command is sent, its answer awaited."""
 
+    def hold(self, connection: "AgiConnection", size: int) -> bool:
+        """May the connection keep `size` bytes more of its unfinished block? (A budget for
+        all opening connections together.)"""
+
     def environment_ready(self, connection: "AgiConnection", env: AgiEnvironment) -> None:
         """The environment block and the first command's answer are in: the call can start."""
 
@@ -82,6 +86,7 @@ class AgiConnection(asyncio.Protocol):
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self.opening = True  # until the environment is complete
         self.in_block = True  # until the block's first blank line
+        self.held = 0  # bytes of the unfinished block, counted against the owner's budget
         self.closed = False
         self._partial = bytearray()  # the start of a line whose end has not come
         self._block = bytearray()  # the environment block up to its blank line
@@ -231,6 +236,10 @@ class AgiConnection(asyncio.Protocol):
     def _read_block(self, data: bytes) -> bytes:
         """Take the block up to its first blank line; what follows it, to read as lines."""
         block = self._block
+        if not self.owner.hold(self, len(data)):
+            self.refuse("came while the connections without a complete block held all the memory they may")
+            return b""
+        self.held += len(data)
         start = max(len(block) - 1, 0)
         block += data
         end = block.find(b"\n\n", start)

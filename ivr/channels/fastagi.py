@@ -39,13 +39,16 @@ log = logging.getLogger(__name__)
 
 EventSink = Callable[[Event], None]
 ENVIRONMENT_TIMEOUT = 10.0  # seconds a new connection has for its whole environment block
-# connections that have not sent their block's blank line, at most: Asterisk writes the block
-# as soon as it connects, so a call is in this state for well under a millisecond, and a
-# spike of 5,000 calls at once (bench/agi_load.py --mode spike) has at most some hundreds in
-# it; a flood of idle connections is turned away past it, and can hold no more than
-# 4,096 x 128 kB (the block's limit). (Connections past the blank line wait for the answer to
-# our own first command: bounded by the same deadline and bytes, not by this count.)
-MAX_OPENING = 4096
+# connections that have not sent their block's blank line, at most, and the bytes they may
+# hold together. Asterisk writes the block as soon as it connects, so a real call is in this
+# state for well under a millisecond; but a spike of 5,000 calls at once can have all of them
+# connected before any block is read (bench/agi_load.py --mode spike does just that), so the
+# count is twice that. An idle connection costs some 4 kB; what a flood can make the process
+# hold beyond that is the byte budget: 64 MB, sixty times what 10,000 real blocks (about 1 kB
+# each) need at once. (Connections past the blank line wait for the answer to our own first
+# command: bounded by the same deadline and by the block's own limit.)
+MAX_OPENING = 10_000
+MAX_OPENING_BYTES = 64 * 1024 * 1024
 RECORDING = "IVR_RECORDING"
 # read by the first command; the recording's path last: it is the one free text among them
 ASKED_AT_START = (*KNOWN_AT_START, DATE, RECORDING)
@@ -77,6 +80,7 @@ class FastAgiServer:
         self._opening: dict[AgiConnection, float] = {}
         self._sweeper: Optional[asyncio.Task] = None
         self._in_block = 0  # connections that have not sent their block's blank line
+        self._block_bytes = 0  # what they hold
         self.refusals = RefusalLog(log)
 
     async def start(self) -> None:
@@ -114,7 +118,7 @@ class FastAgiServer:
         for connection in list(self._opening):
             connection.close()
         self._opening.clear()
-        self._in_block = 0
+        self._in_block = self._block_bytes = 0
         if self.active:
             await asyncio.wait(self.active, timeout=grace)
         for task in list(self.active):
@@ -132,12 +136,20 @@ class FastAgiServer:
 
     def block_received(self, connection: AgiConnection) -> None:
         self._in_block -= 1
+        self._block_bytes -= connection.held
+
+    def hold(self, connection: AgiConnection, size: int) -> bool:
+        if self._block_bytes + size > MAX_OPENING_BYTES:
+            return False
+        self._block_bytes += size
+        return True
 
     def connection_refused(self, connection: AgiConnection, reason: str) -> None:
         self._opening.pop(connection, None)
         if connection.in_block:
             connection.in_block = False
             self._in_block -= 1
+            self._block_bytes -= connection.held
         self.refusals.count(reason)
 
     def environment_ready(self, connection: AgiConnection, env: AgiEnvironment) -> None:

@@ -463,3 +463,29 @@ def test_connections_waiting_for_the_first_answer_do_not_count_against_the_cap(l
 
     call, total = serve(line_engine, tmp_path, body)
     assert len(call) == 7 and not [r for r in total if "limit" in r]
+
+
+def test_unfinished_blocks_share_one_byte_budget(line_engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(fastagi, "MAX_OPENING_BYTES", 200_000)
+    part = b"agi_network: yes\nagi_x: " + b"y" * 60_000 + b"\n"  # never the blank line
+
+    async def body(server):
+        held = []
+        for _ in range(4):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(part)
+            await writer.drain()
+            held.append((reader, writer))
+            await asyncio.sleep(0.05)
+        fourth = await asyncio.wait_for(held[-1][0].read(), 5)  # over the budget: closed at once
+        call = await place_call(server.port, Caller(keys=["2"], language="en"), environment(script="line"))
+        used = server._block_bytes
+        for _, writer in held:
+            writer.close()
+        await asyncio.sleep(0.1)
+        return fourth, call, used, server._block_bytes, dict(server.refusals.total)
+
+    fourth, call, used, after, total = serve(line_engine, tmp_path, body)
+    assert fourth == b"" and len(call) == 7  # a real block still fits beside them
+    assert used == 3 * len(part) and after == 0
+    assert total["came while the connections without a complete block held all the memory they may"] == 1

@@ -47,6 +47,9 @@ class Owner:
     def block_received(self, connection: AgiConnection) -> None:
         pass
 
+    def hold(self, connection: AgiConnection, size: int) -> bool:
+        return True
+
     def environment_ready(self, connection: AgiConnection, env: AgiEnvironment) -> None:
         self.ready.append(env)
 
