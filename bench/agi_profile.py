@@ -70,7 +70,8 @@ def part(frames: list[str]) -> Optional[str]:
         return "loop: handing events to the writer"
     if any(name in leaf for name in ("asyncio/", "uvloop", "socket.py", "selectors.py", "runners.py")):
         return "loop: event loop and sockets"
-    if any(name in leaf for name in ("agi_wire.py", "channels/agi.py", "fastagi.py", "agi_recording.py")):
+    if any(name in leaf for name in ("agi_wire.py", "channels/agi.py", "fastagi.py", "agi_recording.py",
+                                     "agi_connection.py", "agi_refusals.py")):
         return "loop: AGI protocol (environment, quoting, replies)"
     if any(name in leaf for name in ("ivr/engine/", "ivr/events.py", "ivr/clock.py", "<string>")):
         return "loop: engine (flow walk, events)"

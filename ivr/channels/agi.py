@@ -14,15 +14,15 @@ has; and after a Queue one GET FULL VARIABLE reads all of its results.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
 from pathlib import Path
 from typing import Optional, Protocol
 
+from ivr.channels.agi_connection import AgiConnection
 from ivr.channels.agi_wire import (AgiDeadChannel, AgiEnvironment, AgiHangupNotice, Reply, command, full_data,
-                                   read_reply, split_values, values_expression)
+                                   reply_of, split_values, values_expression)
 from ivr.engine.channel import (
     CallbackRequest,
     QueueLoad,
@@ -70,7 +70,7 @@ class ManagerServices(Protocol):
 
 
 class AgiChannel:
-    __slots__ = ("reader", "writer", "env", "prompts_dir", "recordings_dir", "manager", "sent", "known", "dead",
+    __slots__ = ("connection", "env", "prompts_dir", "recordings_dir", "manager", "sent", "known", "dead",
                  "_in_sync", "__dict__")  # __dict__: subclasses (a test's capturing channel) may add their own
     # every command line sent, kept for tests and debugging (a subclass sets it): some 1 KB
     # a call that a server with thousands of calls up does not carry
@@ -78,16 +78,14 @@ class AgiChannel:
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        connection: AgiConnection,
         env: AgiEnvironment,
         *,
         prompts_dir: Path,
         recordings_dir: Path,
         manager: Optional[ManagerServices] = None,
     ):
-        self.reader = reader
-        self.writer = writer
+        self.connection = connection  # Asterisk's end: it reads and bounds the replies
         self.env = env
         self.prompts_dir = prompts_dir
         self.recordings_dir = recordings_dir
@@ -109,22 +107,17 @@ class AgiChannel:
         if self.keep_sent:
             self.sent.append(line)
         try:
-            self.writer.write(line)
-            await self.writer.drain()
             try:
-                return await read_reply(self.reader)
+                return reply_of(await self.connection.exchange(line))
             except AgiHangupNotice:
                 self.dead = True
                 if not dead_ok:
                     raise
-                return await read_reply(self.reader)
+                return reply_of(await self.connection.reply())
         except AgiDeadChannel:
             self.dead = True
             self._in_sync = False  # a reply may still be on its way: nothing more is sent
             raise
-        except (ConnectionError, OSError) as exc:
-            self.dead = True
-            raise AgiDeadChannel(f"the connection failed: {exc}") from None
 
     async def _alive(self) -> bool:
         """After a -1: is the caller still there? (CHANNEL STATUS 6 means up.)"""
@@ -270,6 +263,8 @@ class AgiChannel:
                 await self.send("EXEC", "MixMonitor", f"{target},a")
 
     async def hangup(self) -> None:
+        if self.connection.broken:  # closed already: Asterisk's AGI() has returned
+            return
         try:
             await self.send("HANGUP")
         except CallerHangup:

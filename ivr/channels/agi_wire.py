@@ -14,7 +14,11 @@ controls (a caller-ID name, digits) can never end a command or start another. Re
 
 The environment block before the first command is `agi_name: value` lines and a blank
 line, each value written as it is: a caller-ID name with line breaks (seen on Asterisk 22)
-spreads over several lines, even blank ones, so `read_environment` makes sure of its end.
+spreads over several lines, even blank ones, so the call's first command (`first_command`)
+makes sure of its end and `finish_environment` puts the block together.
+
+This module only parses and quotes; the bytes are read by `ivr.channels.agi_connection`,
+which bounds them.
 
 Every command is a round trip through Asterisk that the caller hears as a gap, so values
 are read together: GET FULL VARIABLE evaluates any expression (`${A}|${B}|...`, built by
@@ -26,7 +30,6 @@ Reply codes map to exceptions here and nowhere else.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import os
@@ -46,7 +49,6 @@ CALLER_NAME = "agi_calleridname"
 AFTER_CALLER_NAME = "agi_callingpres"  # the line Asterisk always writes next (res_agi setup_env)
 _USED = frozenset({"agi_network_script", "agi_callerid", "agi_calleridname", "agi_uniqueid", "agi_channel"})
 _NAME_LINE, _AFTER_NAME_LINE = f"{CALLER_NAME}: ", f"{AFTER_CALLER_NAME}: "
-MAX_ENVIRONMENT_LINES = 10_000
 SEPARATOR = "|"  # between the values of one GET FULL VARIABLE; the last value may hold it
 
 
@@ -71,7 +73,7 @@ class AgiHangupNotice(AgiDeadChannel):
     just sent (on a dead channel: 511, or the result of GET VARIABLE and the like) after it."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen one costs a call of object.__setattr__ a field, on every reply
 class Reply:
     code: int
     result: str  # as sent: "-1", "0", "49", or text for GET VARIABLE
@@ -115,8 +117,9 @@ def command(verb: str, *args: object) -> bytes:
 
 def parse_reply(line: str) -> Reply:
     """A one-line 200 reply; other codes raise their exception."""
-    if line.startswith("200 result=") and " " not in line and "(" not in line:  # the most common: "200 result=49"
-        return Reply(200, line[11:], None, {}, line)
+    if line.startswith("200 result=") and "(" not in line:  # the most common: "200 result=49", "... endpos=N"
+        result, _, tail = line[11:].partition(" ")
+        return Reply(200, result, None, dict(_FIELD.findall(tail)) if tail else {}, line)
     match = _REPLY.match(line)
     if not match:
         raise AgiError(f"unexpected line from Asterisk: {line!r}")
@@ -136,35 +139,19 @@ def parse_reply(line: str) -> Reply:
     return Reply(code, result.group("result"), result.group("data"), dict(_FIELD.findall(result.group("tail") or "")), line)
 
 
-async def read_reply(reader: asyncio.StreamReader, timeout: Optional[float] = None) -> Reply:
-    """The reply to the command just sent.
+def reply_of(unit: "str | list[str]") -> Reply:
+    """The reply to the command just sent, from what the connection read for it: one line,
+    the `HANGUP` notice, or the lines of a 520 usage block (a list).
 
-    No time-out by default: a Queue can hold the line for as long as the caller waits.
-    A HANGUP line means the caller is gone; we stop at once instead of waiting for the
-    reply behind it, so the reading never falls out of step with the commands.
+    A HANGUP line means the caller is gone; the command's own reply still follows it, and
+    the connection hands that over as the next unit, so the reading never falls out of step.
     """
-    line = await _read_line(reader, timeout)
-    if line == "HANGUP":
-        raise AgiHangupNotice("the caller hung up")
-    if line.startswith("520-"):
-        usage = [line[4:]]
-        while True:
-            more = await _read_line(reader, timeout)
-            if more.startswith("520 "):
-                break
-            usage.append(more)
-        raise AgiUsageError("520 " + " / ".join(u.strip() for u in usage if u.strip()))
-    return parse_reply(line)
-
-
-async def _read_line(reader: asyncio.StreamReader, timeout: Optional[float]) -> str:
-    try:
-        raw = await (asyncio.wait_for(reader.readline(), timeout) if timeout else reader.readline())
-    except (ConnectionError, asyncio.IncompleteReadError) as exc:
-        raise AgiDeadChannel(f"the connection closed: {exc}") from None
-    if not raw:
-        raise AgiDeadChannel("Asterisk closed the connection")
-    return raw.decode("utf-8", errors="replace").rstrip("\r\n")
+    if unit.__class__ is str:
+        if unit == "HANGUP":
+            raise AgiHangupNotice("the caller hung up")
+        return parse_reply(unit)
+    usage = [unit[0][4:], *unit[1:-1]]
+    raise AgiUsageError("520 " + " / ".join(u.strip() for u in usage if u.strip()))
 
 
 @functools.lru_cache(maxsize=64)
@@ -259,62 +246,35 @@ class AgiEnvironment:
         return self.get("agi_channel")
 
 
-async def read_environment(reader: asyncio.StreamReader, timeout: Optional[float] = 10.0,
-                           writer: Optional[asyncio.StreamWriter] = None,
-                           ask: Sequence[str] = ()) -> AgiEnvironment:
-    """Read the environment block up to its blank line.
+def first_command(ask: Sequence[str]) -> tuple[bytes, str]:
+    """The call's first command and the start of its answer (the echo), which ends the
+    environment block for certain.
 
-    Asterisk writes each value as it is, so a value with line breaks (a caller-ID name
-    can hold any) spreads over several lines, and a blank line inside it looks like the
-    end of the block. With `writer` the end is made certain: one command goes out, GET
-    FULL VARIABLE of a random token, which Asterisk answers with the token only after it
-    has sent the whole block; every line before that answer still belongs to the block.
-    So nothing in a caller's name can ever be read as the reply to a command.
-
-    `timeout` is one deadline for the whole block; None leaves it to the caller.
+    Asterisk writes each value as it is, so a value with line breaks (a caller-ID name can
+    hold any) spreads over several lines, and a blank line inside it looks like the end of
+    the block. The command is GET FULL VARIABLE of a random token, which Asterisk answers
+    only after it has sent the whole block; every line before that answer still belongs to
+    the block. So nothing in a caller's name can ever be read as the reply to a command.
     The same command also reads the channel values named in `ask` (`token|${A}|${B}`), so
-    what the call needs to know at its start costs no round trip of its own; they are in
-    the environment's `asked`.
+    what the call needs to know at its start costs no round trip of its own.
     """
-    if timeout is None:  # the caller keeps the deadline (the FastAGI server: one sweep for all connections)
-        return await _read_block(reader, writer, ask)
-    try:
-        async with asyncio.timeout(timeout):  # one deadline for the whole block, not one per line
-            return await _read_block(reader, writer, ask)
-    except TimeoutError:
-        raise AgiError(f"Asterisk sent no complete AGI environment within {timeout:g} s") from None
-
-
-async def _read_block(reader: asyncio.StreamReader, writer: Optional[asyncio.StreamWriter],
-                      ask: Sequence[str]) -> AgiEnvironment:
-    try:  # the block up to its first blank line, in one read
-        raw = await reader.readuntil(b"\n\n")
-    except asyncio.IncompleteReadError:
-        raise AgiDeadChannel("the connection closed before the end of the AGI environment") from None
-    except asyncio.LimitOverrunError:
-        raise AgiError("the AGI environment is longer than the reader's limit") from None
-    except ConnectionError as exc:
-        raise AgiDeadChannel(f"the connection closed: {exc}") from None
-    lines = [line.rstrip("\r") for line in raw.decode("utf-8", errors="replace").split("\n")[:-2]]
-    if writer is None:
-        return parse_environment(lines)
     token = _token()
-    names = tuple(ask)
     # each value follows "|<token>", which no value can hold (a language or priority may come
     # from a SIP header through the dialplan, and hold a "|" of its own)
     marker = SEPARATOR + token
-    first = command("GET FULL VARIABLE", token + "".join(marker + "${" + name + "}" for name in names))
-    writer.write(first)
-    await writer.drain()
-    echo = f"200 result=1 ({token}"
-    rest: list[str] = []
-    while not ((line := await _read_line(reader, None)).startswith(echo)
-               and line[len(echo):len(echo) + 1] == (SEPARATOR if names else ")")):
-        if line.startswith("511 "):
-            raise AgiDeadChannel(line)
-        rest.append(line)
-        if len(rest) > MAX_ENVIRONMENT_LINES:
-            raise AgiError("no end of the AGI environment block in sight")
+    line = command("GET FULL VARIABLE", token + "".join(marker + "${" + name + "}" for name in ask))
+    return line, f"200 result=1 ({token}"
+
+
+def is_echo(line: str, echo: str, asked: bool) -> bool:
+    """Is `line` Asterisk's answer to the first command (and not a line of the block)?"""
+    return line.startswith(echo) and line[len(echo):len(echo) + 1] == (SEPARATOR if asked else ")")
+
+
+def finish_environment(lines: list[str], rest: list[str], answer: str, first: bytes, echo: str,
+                       ask: Sequence[str]) -> AgiEnvironment:
+    """The environment from the block up to its first blank line (`lines`), the lines read
+    after it before the first command's `answer` (`rest`), and that answer."""
     # the caller hung up before the answer: Asterisk's HANGUP line comes after the whole block
     # (after its last blank line), never inside a value
     hung_up = bool(rest) and rest[-1] == "HANGUP" and (len(rest) == 1 or rest[-2] == "")
@@ -326,12 +286,13 @@ async def _read_block(reader: asyncio.StreamReader, writer: Optional[asyncio.Str
     env = parse_environment(lines)
     env.first_command = first
     env.hung_up = hung_up
-    if names:
-        values = full_data(line)[len(token):].split(marker)[1:]
-        if len(values) == len(names):
-            env.asked = dict(zip(names, values))
+    if ask:
+        token = echo[len("200 result=1 ("):]
+        values = full_data(answer)[len(token):].split(SEPARATOR + token)[1:]
+        if len(values) == len(ask):
+            env.asked = dict(zip(ask, values))
         else:  # a value with a line break cut the reply: nothing is known, the call goes on
-            log.warning("the answer to the call's first command is cut (%d of %d values)", len(values), len(names))
+            log.warning("the answer to the call's first command is cut (%d of %d values)", len(values), len(ask))
     return env
 
 

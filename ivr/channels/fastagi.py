@@ -12,6 +12,11 @@ The server's first command, which makes sure the environment block has ended, al
 what the call needs before its flow starts (the recording's name, the channel's state,
 language and queue priority, and the day's folder in case the engine must start the
 recording): one round trip where there were three to five.
+
+Each connection is an `AgiConnection` (asyncio's Protocol interface), which reads and bounds
+Asterisk's bytes; the server keeps the one deadline of every connection whose environment
+is not complete yet (one sweep for all of them, not a timer each), caps how many may be
+opening at once, and logs the connections it closes in one rate-limited line.
 """
 
 from __future__ import annotations
@@ -22,16 +27,28 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ivr.channels.agi import KNOWN_AT_START, AgiChannel, ManagerServices
+from ivr.channels.agi_connection import AgiConnection
 from ivr.channels.agi_recording import DATE, start_recording
-from ivr.channels.agi_wire import read_environment
+from ivr.channels.agi_refusals import RefusalLog
+from ivr.channels.agi_wire import AgiEnvironment
 from ivr.engine import Engine
 from ivr.events import Event
-from ivr.errors import CallerHangup, ChannelError
+from ivr.errors import CallerHangup
 
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[Event], None]
 ENVIRONMENT_TIMEOUT = 10.0  # seconds a new connection has for its whole environment block
+# connections that have not sent their block's blank line, at most, and the bytes they may
+# hold together. Asterisk writes the block as soon as it connects, so a real call is in this
+# state for well under a millisecond; but a spike of 5,000 calls at once can have all of them
+# connected before any block is read (bench/agi_load.py --mode spike does just that), so the
+# count is twice that. An idle connection costs some 4 kB; what a flood can make the process
+# hold beyond that is the byte budget: 64 MB, sixty times what 10,000 real blocks (about 1 kB
+# each) need at once. (Connections past the blank line wait for the answer to our own first
+# command: bounded by the same deadline and by the block's own limit.)
+MAX_OPENING = 10_000
+MAX_OPENING_BYTES = 64 * 1024 * 1024
 RECORDING = "IVR_RECORDING"
 # read by the first command; the recording's path last: it is the one free text among them
 ASKED_AT_START = (*KNOWN_AT_START, DATE, RECORDING)
@@ -60,13 +77,17 @@ class FastAgiServer:
         self.active: set[asyncio.Task] = set()
         # connections whose environment block is not complete yet, by deadline (oldest first):
         # one sweep a second ends the late ones, instead of a timer for every call
-        self._opening: dict[asyncio.StreamWriter, float] = {}
-        self._late: set[asyncio.StreamWriter] = set()
+        self._opening: dict[AgiConnection, float] = {}
         self._sweeper: Optional[asyncio.Task] = None
         self._ending = False  # close() is ending the calls still in progress
+        self._in_block = 0  # connections that have not sent their block's blank line
+        self._block_bytes = 0  # what they hold
+        self.refusals = RefusalLog(log)
 
     async def start(self) -> None:
-        self.server = await asyncio.start_server(self._serve, self.host, self.port, backlog=1024, limit=1 << 16)
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(lambda: AgiConnection(self, ASKED_AT_START), self.host, self.port,
+                                               backlog=1024)
         sockets = self.server.sockets or []
         if sockets:
             self.port = sockets[0].getsockname()[1]
@@ -79,15 +100,14 @@ class FastAgiServer:
             await asyncio.sleep(every)
             now = loop.time()
             while self._opening:
-                writer, deadline = next(iter(self._opening.items()))
+                connection, deadline = next(iter(self._opening.items()))
                 if deadline > now:
                     break
-                del self._opening[writer]
-                self._late.add(writer)
                 try:
-                    writer.transport.abort()  # its read ends at once; handle() says why
+                    connection.refuse(f"sent no complete AGI environment within {ENVIRONMENT_TIMEOUT:g} s")
                 except Exception:  # noqa: BLE001 - the sweep must go on for the other connections
                     log.exception("closing a connection whose AGI environment is late failed")
+                self._opening.pop(connection, None)
 
     async def close(self, grace: float = 5.0, reason: str = "the engine stopped") -> tuple[int, int]:
         """Stop taking calls; give calls in progress `grace` seconds, then end them: each call's
@@ -99,6 +119,12 @@ class FastAgiServer:
             self._sweeper.cancel()
         if self.server is not None:
             self.server.close()  # no new connection from here on; wait_closed() waits for calls too
+        # a connection still sending its block has no call yet: closed now, Asterisk's dialplan
+        # takes its caller to the fail-safe queue at once
+        for connection in list(self._opening):
+            connection.close()
+        self._opening.clear()
+        self._in_block = self._block_bytes = 0
         running = set(self.active)
         if running:
             await asyncio.wait(running, timeout=grace)
@@ -111,43 +137,60 @@ class FastAgiServer:
             await asyncio.wait(late, timeout=5.0)
         if self.server is not None:
             await self.server.wait_closed()
+        self.refusals.stop()
         return len(running) + len(newer), len(late)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self.active.add(task)
+    # --- what a connection tells the server (ivr.channels.agi_connection.ConnectionOwner) ---
+    def connection_opened(self, connection: AgiConnection) -> None:
+        if self._in_block >= MAX_OPENING:
+            connection.in_block = False  # not counted
+            connection.refuse(f"came while {MAX_OPENING:,} connections had sent no complete block (the limit)")
+            return
+        self._in_block += 1
+        self._opening[connection] = asyncio.get_running_loop().time() + ENVIRONMENT_TIMEOUT
+
+    def block_received(self, connection: AgiConnection) -> None:
+        self._in_block -= 1
+        self._block_bytes -= connection.held
+
+    def hold(self, connection: AgiConnection, size: int) -> bool:
+        if self._block_bytes + size > MAX_OPENING_BYTES:
+            return False
+        self._block_bytes += size
+        return True
+
+    def connection_refused(self, connection: AgiConnection, reason: str) -> None:
+        self._opening.pop(connection, None)
+        if connection.in_block:
+            connection.in_block = False
+            self._in_block -= 1
+            self._block_bytes -= connection.held
+        self.refusals.count(reason)
+
+    def environment_ready(self, connection: AgiConnection, env: AgiEnvironment) -> None:
+        self._opening.pop(connection, None)
+        task = asyncio.get_running_loop().create_task(self._serve(connection, env))
+        self.active.add(task)
+        task.add_done_callback(self.active.discard)
+
+    async def _serve(self, connection: AgiConnection, env: AgiEnvironment) -> None:
         try:
-            await self.handle(reader, writer)
+            await self.handle(connection, env)
         except asyncio.CancelledError:
             if not self._ending:
                 raise
-            # ended by close(): the engine has recorded the call as interrupted. The task ends as
-            # a finished one: the stream server logs a traceback for a cancelled one (Python 3.11)
+            # ended by close(): the engine has recorded the call as interrupted; the task ends
+            # as a finished one
+        except Exception:  # noqa: BLE001 - a bug: said here, as nobody awaits a call's task
+            log.exception("call %s on %r failed outside its flow", env.uniqueid, env.channel)
         finally:
-            if task is not None:
-                self.active.discard(task)
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
+            connection.close()
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._opening[writer] = asyncio.get_running_loop().time() + ENVIRONMENT_TIMEOUT
-        try:
-            env = await read_environment(reader, None, writer=writer, ask=ASKED_AT_START)
-        except (ChannelError, CallerHangup) as exc:
-            if writer in self._late:
-                exc = ChannelError(f"Asterisk sent no complete AGI environment within {ENVIRONMENT_TIMEOUT:g} s")
-            log.warning("a connection without a usable AGI environment: %s", exc)
-            return
-        finally:
-            self._opening.pop(writer, None)
-            self._late.discard(writer)
+    async def handle(self, connection: AgiConnection, env: AgiEnvironment) -> None:
+        """Run the call whose environment the connection read."""
         env.keep_only_used()
         engine = self.engine()
-        channel = AgiChannel(reader, writer, env, prompts_dir=self.prompts_dir, recordings_dir=self.recordings_dir,
+        channel = AgiChannel(connection, env, prompts_dir=self.prompts_dir, recordings_dir=self.recordings_dir,
                              manager=self.manager)
         flow = env.script or "main"
         # repr(): a caller-ID name is untrusted; quotes and line breaks stay visible, one log line.

@@ -12,7 +12,8 @@ import pytest
 
 from fake_asterisk import Caller, environment, place_call
 from ivr.channels.agi_wire import (AgiDeadChannel, AgiInvalidCommand, AgiUsageError, command, parse_environment,
-                                   parse_reply, quote, read_reply)
+                                   parse_reply, quote, reply_of)
+from wire_fakes import open_call
 from ivr.channels.fastagi import FastAgiServer
 from ivr.engine import Engine
 from ivr.flow.project import load_flows
@@ -81,13 +82,12 @@ def test_reply_forms():
 
 def test_multiline_520_is_read_whole_so_the_next_reply_stays_in_step():
     async def main():
-        reader = asyncio.StreamReader()
-        reader.feed_data(b"520-Invalid command syntax.  Proper usage follows:\n Usage: STREAM FILE <filename>\n"
-                         b"520 End of proper usage.\n200 result=0 endpos=8000\n")
-        reader.feed_eof()
+        connection, transport = open_call()
+        connection.data_received(b"520-Invalid command syntax.  Proper usage follows:\n Usage: STREAM FILE <filename>\n"
+                                 b"520 End of proper usage.\n200 result=0 endpos=8000\n")
         with pytest.raises(AgiUsageError, match="Usage: STREAM FILE"):
-            await read_reply(reader)
-        assert (await read_reply(reader)).fields == {"endpos": "8000"}
+            reply_of(await connection.reply())
+        assert reply_of(await connection.reply()).fields == {"endpos": "8000"}
 
     asyncio.run(main())
 
@@ -95,11 +95,11 @@ def test_multiline_520_is_read_whole_so_the_next_reply_stays_in_step():
 def test_hangup_line_and_closed_socket_are_a_dead_channel():
     async def main():
         for data in (b"HANGUP\n", b""):
-            reader = asyncio.StreamReader()
-            reader.feed_data(data)
-            reader.feed_eof()
+            connection, transport = open_call()
+            connection.data_received(data)
+            connection.connection_lost(None)
             with pytest.raises(AgiDeadChannel):
-                await read_reply(reader)
+                reply_of(await connection.reply())
 
     asyncio.run(main())
 
@@ -482,5 +482,5 @@ def test_a_connection_that_never_ends_its_environment_is_closed_at_the_deadline(
     closed, waited, sent, opening = asyncio.run(main())
     assert closed == b"" and 0.3 < waited < 2.0 and opening == 0
     assert sent and sent[0].startswith(b'GET FULL VARIABLE "')
-    [said] = [r.getMessage() for r in caplog.records if "without a usable AGI environment" in r.getMessage()]
-    assert "no complete AGI environment within 0.4 s" in said
+    [said] = [r.getMessage() for r in caplog.records if "closed a FastAGI connection" in r.getMessage()]
+    assert "it sent no complete AGI environment within 0.4 s" in said
