@@ -45,6 +45,15 @@ STATE, LANGUAGE, PRIORITY = "CHANNEL(state)", "CHANNEL(language)", "QUEUE_PRIO"
 KNOWN_AT_START = (STATE, LANGUAGE, PRIORITY)
 # what Queue() leaves; MEMBERNAME last: it is the one free text (an agent's name from queues.conf)
 QUEUE_RESULTS = ("QUEUESTATUS", "QEHOLDTIME", "ABANDONED", "MEMBERINTERFACE", "MEMBERNAME")
+# app_queue sets these only when they apply (an agent answered, the caller abandoned): a second
+# Queue() of the call would read the first one's. The same command clears them once read.
+QUEUE_CLEARED = ("QEHOLDTIME", "ABANDONED", "MEMBERINTERFACE", "MEMBERNAME")
+
+
+@functools.lru_cache(maxsize=16)
+def clearing(names: tuple[str, ...]) -> str:
+    """The part of a GET FULL VARIABLE expression that unsets `names` and reads as ""."""
+    return "".join("${SET(" + name + "=)}" for name in names)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -131,9 +140,12 @@ class AgiChannel:
         reply = await self.send("GET VARIABLE", name, dead_ok=dead_ok)
         return reply.data if reply.number == 1 else None
 
-    async def read_values(self, names: tuple[str, ...], dead_ok: bool = False) -> dict[str, str]:
-        """Several variables (or functions) in one round trip; an unset one is ""."""
-        reply = await self.send("GET FULL VARIABLE", values_expression(names), dead_ok=dead_ok)
+    async def read_values(self, names: tuple[str, ...], dead_ok: bool = False,
+                          clear: tuple[str, ...] = ()) -> dict[str, str]:
+        """Several variables (or functions) in one round trip; an unset one is "". `clear`:
+        variables unset by the same command once read (Asterisk evaluates the expression
+        left to right; each `${SET(NAME=)}` adds nothing to the last value)."""
+        reply = await self.send("GET FULL VARIABLE", values_expression(names) + clearing(clear), dead_ok=dead_ok)
         if reply.number != 1:
             return dict.fromkeys(names, "")
         return split_values(full_data(reply.line), names)
@@ -201,7 +213,7 @@ class AgiChannel:
         reply = await self.send("EXEC", "Queue", f"{request.department.queue},c,,,{timeout}")
         elapsed = time.monotonic() - started
         # read even when the caller has hung up (the usual end of a call with an agent)
-        results = await self.read_values(QUEUE_RESULTS, dead_ok=True)
+        results = await self.read_values(QUEUE_RESULTS, dead_ok=True, clear=QUEUE_CLEARED)
         status = results["QUEUESTATUS"].upper()
         if status in _NOT_ANSWERED:
             return TransferResult(TransferStatus.TIMED_OUT, elapsed, ended=status)

@@ -34,6 +34,10 @@ class Caller:
 
     def value(self, name: str) -> Optional[str]:
         """A variable or function as Asterisk would evaluate it on this channel; None if unset."""
+        if name.startswith("SET(") and name.endswith(")") and "=" in name:  # sets, and reads as the value
+            variable, _, value = name[4:-1].partition("=")
+            self.variables[variable] = value
+            return value
         if name in self.variables:
             return self.variables[name]
         answered = self.queue_status == "CONTINUE"

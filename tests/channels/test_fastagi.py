@@ -153,7 +153,8 @@ def test_sales_call_commands_and_record(installation, tmp_path):
     assert not [c for c in cmds if "QUEUE_PRIO" in c]  # priority 0 on a channel without one: nothing to set
     assert 'EXEC "Queue" "sales,c,,,180"' in cmds
     # one round trip for everything Queue() left
-    assert 'GET FULL VARIABLE "${QUEUESTATUS}|${QEHOLDTIME}|${ABANDONED}|${MEMBERINTERFACE}|${MEMBERNAME}"' in cmds
+    assert ('GET FULL VARIABLE "${QUEUESTATUS}|${QEHOLDTIME}|${ABANDONED}|${MEMBERINTERFACE}|${MEMBERNAME}'
+            '${SET(QEHOLDTIME=)}${SET(ABANDONED=)}${SET(MEMBERINTERFACE=)}${SET(MEMBERNAME=)}"') in cmds
     assert cmds[-1] == "HANGUP"
     [call] = events.values()
     assert [e.seq for e in call] == list(range(len(call)))
@@ -274,7 +275,8 @@ def test_a_caller_who_hangs_up_on_the_agent_was_answered_by_them(installation, t
     result = next(e for e in call if e.type == "transfer_result")
     assert (result.data["status"], result.data["agent"], result.data["wait"]) == ("answered", "Agent 101", 12.0)
     assert call[-1].data["outcome"] == "answered" and call[-2].type == "caller_hangup"
-    assert lines(sent)[-1] == 'GET FULL VARIABLE "${QUEUESTATUS}|${QEHOLDTIME}|${ABANDONED}|${MEMBERINTERFACE}|${MEMBERNAME}"'
+    assert lines(sent)[-1].startswith('GET FULL VARIABLE "${QUEUESTATUS}|${QEHOLDTIME}|${ABANDONED}|'
+                                      '${MEMBERINTERFACE}|${MEMBERNAME}${SET(')
 
 
 def test_query_and_args_become_variables_and_language(installation, tmp_path):

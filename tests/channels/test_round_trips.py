@@ -79,9 +79,22 @@ def test_the_key_2_call_takes_seven_round_trips(tmp_path):
         f'STREAM FILE "{prompts}/menu" "12"',
         'WAIT FOR DIGIT "5000"',
         'EXEC "Queue" "support,c,,,"',
-        'GET FULL VARIABLE "${QUEUESTATUS}|${QEHOLDTIME}|${ABANDONED}|${MEMBERINTERFACE}|${MEMBERNAME}"',
+        'GET FULL VARIABLE "${QUEUESTATUS}|${QEHOLDTIME}|${ABANDONED}|${MEMBERINTERFACE}|${MEMBERNAME}'
+        '${SET(QEHOLDTIME=)}${SET(ABANDONED=)}${SET(MEMBERINTERFACE=)}${SET(MEMBERNAME=)}"',
         "HANGUP",
     ]
+
+
+def test_the_queue_results_are_cleared_by_the_command_that_reads_them(tmp_path):
+    """app_queue sets the agent, the hold time and ABANDONED only when they apply: a second
+    transfer of the same call must not read the first one's. The values are read first."""
+    caller = Caller(keys=["2"], language="en", agent="Agent 7")
+    events: list = []
+    _call(tmp_path, caller, events)
+    [result] = [e for e in events if e.type == "transfer_result"]
+    assert result.data["agent"] == "Agent 7"  # read before it was cleared
+    assert {name: caller.variables.get(name) for name in ("QEHOLDTIME", "ABANDONED", "MEMBERINTERFACE", "MEMBERNAME")} \
+        == dict.fromkeys(("QEHOLDTIME", "ABANDONED", "MEMBERINTERFACE", "MEMBERNAME"), "")
 
 
 def test_a_channel_the_dialplan_left_alone_is_answered_and_given_the_language(tmp_path):
