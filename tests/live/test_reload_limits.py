@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ivr.errors import IvrError
 from ivr.live.reload import FlowReloader
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,3 +51,13 @@ def test_a_reload_past_a_limit_keeps_the_running_flows(installation, caplog, hos
     why = "billion laughs" if hostile == "laughs" else "the file is 60.0 MB"
     assert any(m.startswith("reload refused: ") and "main.yaml:" in m and why in m for m in refused), refused
     assert any("the running flows stay" in m for m in refused)
+
+
+def test_ivr_serve_does_not_start_on_a_hostile_flow_and_says_which(installation, caplog):
+    (installation / "flows" / "laughs.yaml").write_text(_laughs().replace("flow: main", "flow: laughs"), encoding="utf-8")
+    reloader = FlowReloader([installation / "flows"], installation / "config.yaml")
+    start = time.monotonic()
+    with caplog.at_level(logging.ERROR, logger="ivr.live.reload"), pytest.raises(IvrError, match="the flows have errors"):
+        reloader.load()
+    assert time.monotonic() - start < 3
+    assert any("laughs.yaml:12:" in r.getMessage() and "billion laughs" in r.getMessage() for r in caplog.records)

@@ -159,7 +159,9 @@ def test_a_file_of_many_plain_values_is_refused_by_their_count(tmp_path):
     start = time.monotonic()
     with pytest.raises(LimitExceeded) as caught:
         load_file(path, "many.yaml")
-    assert time.monotonic() - start < 3
+    # 600,000 numbers, each resolved by PyYAML's constructor, are read before the limit stops
+    # them: about 1.5 s alone, twice that on a busy machine; within the time limit either way
+    assert time.monotonic() - start < limits.DEFAULT.max_seconds
     assert "more than 600,000 keys and values" in caught.value.diagnostics[0].message
 
 
@@ -198,3 +200,18 @@ def test_the_benchmark_flow_fits_the_limits_with_room(tmp_path):
     report = check_project([tmp_path / "bench.yaml"], REPO / "config.yaml", siblings=False)
     assert not report.errors and len(report.flows["bench"].nodes) == 10_000
     assert limits.MAX_NODES >= 2.5 * 10_000
+
+
+def test_the_web_app_goes_on_without_the_menu_tree_and_says_which_file(installation, caplog):
+    import logging
+
+    from ivr.settings.config import load_config
+    from ivr.web.context import WebContext
+
+    (installation / "flows" / "laughs.yaml").write_text(laughs(), encoding="utf-8")
+    context = WebContext(load_config(installation / "config.yaml"), None, None)  # type: ignore[arg-type]
+    start = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="ivr.web.context"):
+        assert context.flows() is None
+    assert time.monotonic() - start < 3
+    assert any("laughs.yaml:12:" in r.getMessage() and "billion laughs" in r.getMessage() for r in caplog.records)
