@@ -15,7 +15,7 @@ from ivr.settings.config import Config
 from ivr.flow import spec
 from ivr.flow.announcements import check_announcements
 from ivr.yamldoc.diagnostics import Findings, did_you_mean
-from ivr.yamldoc.limits import MAX_NODES
+from ivr.yamldoc.limits import MAX_NODES, deadline
 from ivr.yamldoc.loader import Document, LimitExceeded, check_time, describe
 from ivr.flow.model import ANY_LANGUAGE
 from ivr.flow.nodes import NODE_TYPES
@@ -88,6 +88,7 @@ def check_flow(doc: Document, ctx: Context, *, partial: bool = False) -> tuple[C
     With `partial`, the flow is returned despite errors (when the file is a mapping at
     all): its nodes keep only the fields that passed, which is enough to look for loops.
     """
+    doc.deadline = deadline(doc.limits)  # checking has its own time (limits.max_seconds)
     checker = _FlowChecker(doc, ctx)
     checker.findings.items.extend(doc.problems)
     flow = checker.run()
@@ -167,7 +168,7 @@ class _FlowChecker(CompositeValues):
         for name, value in nodes_data.items():
             # the limits bound the file's size, but a check's cost is not always linear (a
             # did-you-mean looks at every node name): the clock stops what they do not
-            check_time(self.doc, ("nodes", name), f'checking node "{name}"')
+            check_time(self.doc, ("nodes", name), "checking the flow")
             draft = self._node(name, value)
             if draft is not None:
                 nodes[draft.name] = draft

@@ -135,6 +135,7 @@ def compile_documents(docs: list[tuple[Document, bool]], report: Report) -> None
     report.flow_ids = set(ids)
     checked: list[CheckedFlow] = []
     broken: set[str] = set()
+    refused: set[str] = set()
     for doc, reported in docs:
         # partial: a flow with errors still takes part in the loop check, so a loop is
         # reported in the same run as the file's other errors
@@ -142,6 +143,7 @@ def compile_documents(docs: list[tuple[Document, bool]], report: Report) -> None
             flow, found = check_flow(doc, ctx, partial=True)
         except LimitExceeded as exc:  # too big or too slow to check: refused whole
             flow, found = None, exc.diagnostics
+            refused.add(doc.file)
         if reported:
             report.diagnostics.extend(found)
         if any(d.is_error for d in found):
@@ -149,7 +151,7 @@ def compile_documents(docs: list[tuple[Document, bool]], report: Report) -> None
         if flow is not None:
             checked.append(flow)
     reported_files = {doc.file for doc, reported in docs if reported}
-    cross = _cross_flow_findings(docs, ids)
+    cross = _cross_flow_findings([(doc, reported) for doc, reported in docs if doc.file not in refused], ids)
     loops = _endless_loops(checked, ids, reported_files)
     broken.update(d.location.file for d in [*cross, *loops] if d.is_error)
     report.diagnostics.extend(d for d in [*cross, *loops] if d.location.file in reported_files)

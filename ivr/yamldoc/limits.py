@@ -33,8 +33,9 @@ class Limits:
     # node, options, an option, set, a variable). Python code that walks the data
     # recursively stays far from its recursion limit (1,000)
     max_depth: int = 64
-    # reading and checking one file, a backstop for costs the counts above do not bound;
-    # the benchmark flow takes about a second on a busy 2-core machine
+    # to read one file, and again to check it (a folder's files are all read before any is
+    # checked, so each step has its own); a backstop for costs the counts above do not
+    # bound. The benchmark flow takes about half a second for each on a busy 2-core machine
     max_seconds: float = 10.0
 
 
@@ -46,7 +47,7 @@ MAX_NODES = 25_000
 
 
 def deadline(limits: Limits) -> float:
-    """The moment (time.monotonic) by which a file read now must be read and checked."""
+    """The moment (time.monotonic) by which a step started now (reading, checking) must end."""
     return time.monotonic() + limits.max_seconds
 
 

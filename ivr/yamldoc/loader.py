@@ -62,7 +62,7 @@ class Document:
     problems: list[Diagnostic] = field(default_factory=list)
     # the values of repeated keys, which `data` leaves out (it keeps the first), by path
     dropped: list[tuple[PathKey, Any]] = field(default_factory=list)
-    # when (time.monotonic) reading and checking the file must be done (limits.max_seconds)
+    # when (time.monotonic) the step under way (reading, then checking) must end (limits.max_seconds)
     deadline: float = math.inf
     limits: Limits = field(default_factory=Limits)
 
@@ -107,8 +107,8 @@ def check_time(doc: Document, where: Union[Location, PathKey], doing: str) -> No
     place or the path of a key in the document, `doing` what was under way."""
     if time.monotonic() > doc.deadline:
         place = where if isinstance(where, Location) else doc.key_at(where)
-        raise LimitExceeded.at(place, f"reading and checking the file took longer than {doc.limits.max_seconds:g} s, "
-                                      f"the most one file may take; stopped while {doing}")
+        raise LimitExceeded.at(place, f"{doing} took longer than {doc.limits.max_seconds:g} s, "
+                                      "the most one file may take to read or to check; stopped here")
 
 
 def load_file(path: Union[str, Path], display: str | None = None, *, strict: bool = True, expected: str = "a mapping of fields",
@@ -298,7 +298,7 @@ class _Builder:
                 total += 1
                 if total >= clock:
                     clock += _CLOCK_EVERY
-                    check_time(doc, Location(doc.file, mark.line + 1, mark.column + 1), "reading it")
+                    check_time(doc, Location(doc.file, mark.line + 1, mark.column + 1), "reading the file")
                 if total > max_values:
                     raise self._too_many(mark, max_values)
                 if (cls is yaml.MappingStartEvent or cls is yaml.SequenceStartEvent) and len(stack) >= max_depth:

@@ -179,7 +179,8 @@ def test_a_check_that_takes_too_long_is_stopped_and_named(installation, monkeypa
     monkeypatch.setattr(limits, "DEFAULT", dataclasses.replace(limits.DEFAULT, max_seconds=0.0))
     report = check_project([installation / "flows" / "main.yaml"], installation / "config.yaml")
     mine = [d for d in report.errors if d.location.file == "flows/main.yaml"]
-    assert len(mine) == 1 and "took longer than 0 s" in mine[0].message, mine
+    assert len(mine) == 1 and mine[0].message.startswith("checking the flow took longer than 0 s"), mine
+    assert mine[0].location.line > 1  # at the node it had come to
     assert "main" not in report.flows
 
 
@@ -215,3 +216,32 @@ def test_the_web_app_goes_on_without_the_menu_tree_and_says_which_file(installat
         assert context.flows() is None
     assert time.monotonic() - start < 3
     assert any("laughs.yaml:12:" in r.getMessage() and "billion laughs" in r.getMessage() for r in caplog.records)
+
+
+def test_reading_has_its_time_limit_too(tmp_path, monkeypatch):
+    monkeypatch.setattr(limits, "DEFAULT", dataclasses.replace(limits.DEFAULT, max_seconds=0.0))
+    path = tmp_path / "long.yaml"
+    path.write_text("x: [" + "a," * 10_000 + "a]\n", encoding="utf-8")
+    with pytest.raises(LimitExceeded) as caught:
+        load_file(path, "long.yaml")
+    (finding,) = caught.value.diagnostics
+    assert str(finding).startswith("long.yaml:1:") and finding.message.startswith("reading the file took longer than 0 s")
+
+
+def test_each_file_of_a_folder_has_its_own_time_to_be_checked(installation, monkeypatch):
+    """The files of a folder are all read before any is checked: reading many must not use
+    up the checking time of the first."""
+    import ivr.yamldoc.loader as loader
+
+    monkeypatch.setattr(limits, "DEFAULT", dataclasses.replace(limits.DEFAULT, max_seconds=0.5))
+
+    slow_read = loader.load_text
+
+    def then_wait(*args, **kwargs):
+        doc = slow_read(*args, **kwargs)
+        time.sleep(0.6)  # more than the limit passes between reading and checking
+        return doc
+
+    monkeypatch.setattr(loader, "load_text", then_wait)
+    report = check_project([installation / "flows"], installation / "config.yaml")
+    assert report.ok, report.errors
