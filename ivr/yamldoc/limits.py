@@ -11,7 +11,8 @@ Each limit is sized from the compile benchmark's flow (bench/compile_bench.py: 1
 nodes, 2.9 MB, some 197,000 keys and values, read and checked in about a second), with
 room to spare: a real customer line has tens to hundreds of nodes. A file over a limit
 is refused with one finding that names it, where the limit was crossed when there is a
-place, and the limit; nothing of it is checked further.
+place, and the limit; nothing of it is checked further. (The flow format adds its own
+limit, on the nodes of a flow: `ivr.flow.checks.MAX_NODES`.)
 """
 
 from __future__ import annotations
@@ -41,10 +42,6 @@ class Limits:
 
 DEFAULT = Limits()
 
-# nodes in one flow: 2.5 times the benchmark flow (ivr.flow checks it; kept here beside
-# the other limits so the documentation names them all in one place)
-MAX_NODES = 25_000
-
 
 def deadline(limits: Limits) -> float:
     """The moment (time.monotonic) by which a step started now (reading, checking) must end."""
@@ -60,4 +57,4 @@ def size_text(size: float) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-__all__ = ["Limits", "DEFAULT", "MAX_NODES", "deadline", "size_text"]
+__all__ = ["Limits", "DEFAULT", "deadline", "size_text"]
