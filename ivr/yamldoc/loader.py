@@ -265,7 +265,9 @@ class _Builder:
         limits = doc.limits
         max_values, max_depth = limits.max_values, limits.max_depth
         total = 0  # values met so far, each alias counted as what it stands for
-        clock = _CLOCK_EVERY  # the deadline is looked at every so many values
+        # the next count at which to look at the clock and the count limit (one comparison
+        # per value on the common path)
+        clock = min(_CLOCK_EVERY, max_values + 1)
         parser = _Loader(text)
         try:
             while True:
@@ -297,12 +299,10 @@ class _Builder:
                 mark = event.start_mark
                 total += 1
                 if total >= clock:
-                    clock += _CLOCK_EVERY
+                    if total > max_values:
+                        raise self._too_many(mark, max_values)
+                    clock = min(total + _CLOCK_EVERY, max_values + 1)
                     check_time(doc, Location(doc.file, mark.line + 1, mark.column + 1), "reading the file")
-                if total > max_values:
-                    raise self._too_many(mark, max_values)
-                if (cls is yaml.MappingStartEvent or cls is yaml.SequenceStartEvent) and len(stack) >= max_depth:
-                    raise self._too_deep(mark, max_depth, None)
                 here = (mark.line << 32) | mark.column
                 parent = stack[-1] if stack else None
                 if parent is not None and parent.is_map and parent.key is None:
@@ -353,6 +353,8 @@ class _Builder:
                         value = self.anchors[event.anchor]
                         total = self._expand(event.anchor, mark, total, stack)
                 else:
+                    if len(stack) >= max_depth:
+                        raise self._too_deep(mark, max_depth, None)
                     is_map = cls is yaml.MappingStartEvent
                     value = {} if is_map else []
                     frame = _Frame(value, path, is_map, target_marks, keep, len(stack) + 1)
@@ -429,6 +431,8 @@ class _Builder:
             if cls is yaml.AliasEvent:
                 parent.key = _BAD_KEY
             else:  # build the key's structure, then throw it away (see the end events)
+                if len(stack) >= self.doc.limits.max_depth:
+                    raise self._too_deep(mark, self.doc.limits.max_depth, None)
                 stack.append(_Frame({} if cls is yaml.MappingStartEvent else [], parent.path, cls is yaml.MappingStartEvent, {}, False,
                                     len(stack) + 1))
                 parent.key = _KEY_PENDING
