@@ -73,7 +73,10 @@ def recordings_root(path: Path) -> Optional[str]:
     """The recordings folder, made `SHARED_DIR_MODE` when missing, else closed to others
     (which closes every recording below it); a sentence for the log when it was open."""
     if not path.exists():
-        shared_dir(path)
+        try:
+            shared_dir(path)
+        except OSError as exc:  # Asterisk may still make it; the service goes on and says so
+            return f"{path} cannot be made: {exc.strerror}"
         return None
     return close_to_others(path)
 

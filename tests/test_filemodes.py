@@ -88,6 +88,11 @@ def test_the_recordings_folder_is_made_shared_or_closed_to_others(tmp_path):
     # the folders below keep their modes: others can no longer get past the top one
     assert mode(old / "2026-11-24") == 0o755
     assert recordings_root(old) is None
+    blocked = tmp_path / "blocked"
+    blocked.mkdir(0o500)  # root may write anyway: the refusal is simulated below when it can
+    if os.access(blocked, os.W_OK):
+        blocked = Path("/proc/self/none")  # a folder nobody can make
+    assert recordings_root(blocked / "recordings").startswith(f"{blocked / 'recordings'} cannot be made: ")
 
 
 def test_rendered_prompts_and_written_recordings_are_0640_in_0750_folders(tmp_path):
