@@ -34,6 +34,7 @@ from ivr.errors import CallerHangup, ChannelError
 from ivr.events import TransferStatus
 from ivr.flow.model import Prompt
 from ivr.prompts.build import output_path
+from ivr.filemodes import shared_dir
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +239,7 @@ class AgiChannel:
 
     async def record_voicemail(self, mailbox: str, max_length: float) -> VoicemailResult:
         base = self.recordings_dir / "voicemail" / mailbox / (self.env.uniqueid or str(int(time.time())))
-        base.parent.mkdir(parents=True, exist_ok=True)
+        shared_dir(base.parent)  # Asterisk writes the message: group write, nothing for others
         # dead_ok: hanging up is how most callers end a message; Asterisk keeps the file
         # and still answers `result=-1 (hangup) endpos=N` (after the HANGUP line, if any)
         reply = await self.send("RECORD FILE", str(base), "wav", "#", int(max_length * 1000), "BEEP", "s=5",

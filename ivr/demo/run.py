@@ -37,6 +37,7 @@ from ivr.engine.sampling import SurveySampler
 from ivr.errors import DemoError, PromptError
 from ivr.flow.model import FlowSet
 from ivr.installation import load_installation
+from ivr.filemodes import recordings_root
 from ivr.prompts.build import build, plan as plan_prompts
 from ivr.prompts.library import PromptLibrary
 
@@ -97,6 +98,7 @@ def run_demo(config_path: Path, *, calls: int = 200, seed: int = DEFAULT_SEED, d
         raise DemoError(f"no flows folder at {folder}; the demo runs the example flows (flows/main.yaml)")
     flows, config = load_installation([folder], config_path)
     result = DemoResult(recordings_dir=config.recordings_dir)
+    recordings_root(config.recordings_dir)  # 2770 when the demo makes it: Asterisk records there later
     plans = plan_calls(flows, config, calls, seed=seed, days=days, now=now)  # flows not the example's: stop here
     db = init_db(database_url(config), root=config.root)
     try:

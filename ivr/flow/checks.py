@@ -15,12 +15,17 @@ from ivr.settings.config import Config
 from ivr.flow import spec
 from ivr.flow.announcements import check_announcements
 from ivr.yamldoc.diagnostics import Findings, did_you_mean
-from ivr.yamldoc.loader import Document, describe
+from ivr.yamldoc.limits import deadline
+from ivr.yamldoc.loader import Document, LimitExceeded, check_time, describe
 from ivr.flow.model import ANY_LANGUAGE
 from ivr.flow.nodes import NODE_TYPES
 from ivr.flow.check_composite import INVALID, CompositeValues
 from ivr.yamldoc.values import parse_duration, parse_key, is_name
 
+# nodes in one flow, beside the limits of every YAML file (ivr.yamldoc.limits): 2.5 times
+# the compile benchmark's 10,000-node flow, which checks in about a second; a real line has
+# tens to hundreds
+MAX_NODES = 25_000
 # how names are written, for messages: every node, prompt, variable and flow name
 NAME_RULE = "a letter or '_' first, then letters, digits, '_' or '-'"
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
@@ -87,6 +92,7 @@ def check_flow(doc: Document, ctx: Context, *, partial: bool = False) -> tuple[C
     With `partial`, the flow is returned despite errors (when the file is a mapping at
     all): its nodes keep only the fields that passed, which is enough to look for loops.
     """
+    doc.deadline = deadline(doc.limits)  # checking has its own time (limits.max_seconds)
     checker = _FlowChecker(doc, ctx)
     checker.findings.items.extend(doc.problems)
     flow = checker.run()
@@ -153,12 +159,20 @@ class _FlowChecker(CompositeValues):
             self.error(("nodes",), f"nodes must be a mapping of node names to nodes, not {describe(nodes_data)}{hint}", rank=0)
             nodes_data, nodes_ok = {}, False
         nodes_data = nodes_data or {}
+        if len(nodes_data) > MAX_NODES:
+            # refused whole: checking it would take long, and a flow this big is a generator's mistake
+            raise LimitExceeded.at(self.doc.key_at(("nodes",)), (
+                f"the flow has {len(nodes_data):,} nodes, more than the {MAX_NODES:,} one flow may have "
+                "(the 10,000-node benchmark flow checks in about a second); split it into several flows joined by goto nodes"))
         if "nodes" in data and not nodes_data and nodes_ok:
             self.error(("nodes",), "the flow has no nodes", rank=0)
         self.node_names = dict.fromkeys(str(n) for n in nodes_data)
         self.defaults = self._defaults(data.get("defaults"))
         nodes: dict[str, NodeDraft] = {}
         for name, value in nodes_data.items():
+            # the limits bound the file's size, but a check's cost is not always linear (a
+            # did-you-mean looks at every node name): the clock stops what they do not
+            check_time(self.doc, ("nodes", name), "checking the flow")
             draft = self._node(name, value)
             if draft is not None:
                 nodes[draft.name] = draft

@@ -16,7 +16,7 @@ from ivr.flow.checks import CheckedFlow, Context, check_flow
 from ivr.flow.compiler import compile_flow
 from ivr.flow.lines import line_findings
 from ivr.yamldoc.diagnostics import WARNING, Diagnostic, Location, did_you_mean, sort_best_first
-from ivr.yamldoc.loader import Document, LoadError, gc_paused, load_file, load_text
+from ivr.yamldoc.loader import Document, LimitExceeded, LoadError, gc_paused, load_file, load_text
 from ivr.flow.model import Flow, FlowSet
 from ivr.flow.nodes import NODE_TYPES
 from ivr.yamldoc.values import is_name
@@ -135,10 +135,15 @@ def compile_documents(docs: list[tuple[Document, bool]], report: Report) -> None
     report.flow_ids = set(ids)
     checked: list[CheckedFlow] = []
     broken: set[str] = set()
+    refused: set[str] = set()
     for doc, reported in docs:
         # partial: a flow with errors still takes part in the loop check, so a loop is
         # reported in the same run as the file's other errors
-        flow, found = check_flow(doc, ctx, partial=True)
+        try:
+            flow, found = check_flow(doc, ctx, partial=True)
+        except LimitExceeded as exc:  # too big or too slow to check: refused whole
+            flow, found = None, exc.diagnostics
+            refused.add(doc.file)
         if reported:
             report.diagnostics.extend(found)
         if any(d.is_error for d in found):
@@ -146,7 +151,7 @@ def compile_documents(docs: list[tuple[Document, bool]], report: Report) -> None
         if flow is not None:
             checked.append(flow)
     reported_files = {doc.file for doc, reported in docs if reported}
-    cross = _cross_flow_findings(docs, ids)
+    cross = _cross_flow_findings([(doc, reported) for doc, reported in docs if doc.file not in refused], ids)
     loops = _endless_loops(checked, ids, reported_files)
     broken.update(d.location.file for d in [*cross, *loops] if d.is_error)
     report.diagnostics.extend(d for d in [*cross, *loops] if d.location.file in reported_files)
@@ -220,7 +225,10 @@ def compile_text(text: str, file: str = "<flow>", config: Config | None = None, 
         raise FlowError(exc.diagnostics) from None
     ids = set(others)
     ctx = Context(report.config, "config.yaml", ids | {doc.data.get("flow")} if others and isinstance(doc.data, dict) else None)
-    flow, found = check_flow(doc, ctx)
+    try:
+        flow, found = check_flow(doc, ctx)
+    except LimitExceeded as exc:
+        raise FlowError(exc.diagnostics) from None
     if flow is not None:
         found = [*found, *_endless_loops([flow], {flow.id: doc}, {doc.file})]
     found = sort_best_first(found)

@@ -24,6 +24,7 @@ from ivr.errors import ChannelError
 from ivr.events import Event
 from ivr.prompts import build as prompts_build
 from ivr.live.reload import FlowReloader
+from ivr.filemodes import recordings_root
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ class Runtime:
         config = engine.config
         prompts_dir = prompts_build.prompts_dir(config)
         recordings_dir = config.recordings_dir
+        said = recordings_root(recordings_dir)  # made 2770 for Asterisk and the engine, or closed to others
+        if said:
+            log.warning("the recordings folder: %s", said)
         await self.reloader.start()  # the lookups' client, made before the first call and its time-out
         for part in self.extras:
             await part.start()

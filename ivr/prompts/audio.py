@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator, Union
 
 from ivr.errors import PromptError
+from ivr.filemodes import FILE_MODE, private_dir
 
 RATE = 8000
 CHANNELS = 1
@@ -119,9 +120,12 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     """A temporary path beside `dest` that replaces it only when the block succeeds.
 
     Readers (Asterisk playing a prompt) see the old file or the new one, never half of
-    one; on any failure the old file stays and the temporary one is removed.
+    one; on any failure the old file stays and the temporary one is removed. The file is
+    0640 (mkstemp makes it 0600, which Asterisk running as its own user in the service's
+    group could not play) in folders made 0750: a prompt is no secret, but a recording
+    written this way (`simulate --record`, demo calls) may hold what a caller typed.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(dest.parent)
     fd, name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=dest.suffix, dir=dest.parent)
     os.close(fd)
     tmp = Path(name)
@@ -129,6 +133,7 @@ def atomic_path(dest: Path) -> Iterator[Path]:
         yield tmp
         if tmp.stat().st_size == 0:
             raise PromptError(f"{dest.name}: the rendering came out empty")
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, dest)
     finally:
         if tmp.exists():

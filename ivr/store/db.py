@@ -9,6 +9,11 @@ SQLite connections run in WAL mode (readers never wait for the writer), with for
 on and a busy timeout, and with transactions begun by SQLAlchemy, so migrations are
 transactional there too.
 
+An SQLite database file holds password hashes, call data and the audit log: it is made
+0640 before SQLite opens it (SQLite gives its -wal and -shm files the mode of the database
+file), in folders made 0750; one found open to others is closed to them, with a warning
+(`ivr.filemodes`).
+
 `init_db(url)` brings a database to the newest schema with the Alembic migrations shipped
 in `ivr/store/migrations` (no alembic.ini). A new migration, after a change of models.py:
 `python -m ivr.store revision -m "what changed"`.
@@ -17,6 +22,7 @@ in `ivr/store/migrations` (no alembic.ini). A new migration, after a change of m
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -28,6 +34,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from ivr.filemodes import close_to_others, create_private_file, private_dir
 from ivr.settings.config import Config, expand_env
 from ivr.errors import MissingSecret, StoreError
 from ivr.events import jsonable
@@ -37,6 +44,7 @@ SQLITE_BUSY_MS = 5000  # a writer waits this long for another one before "databa
 MIGRATIONS = "ivr.store:migrations"
 
 UrlLike = Union[str, URL]
+log = logging.getLogger(__name__)
 
 
 def database_url(config: Optional[Config] = None) -> URL:
@@ -90,6 +98,8 @@ def create_db_engine(url: UrlLike, *, root: Optional[Path] = None, busy_ms: int 
     url = resolve_url(url, root)
     kwargs.setdefault("json_serializer", json_dumps)
     if url.get_backend_name() == "sqlite":
+        if not _sqlite_in_memory(url) and not url.database.startswith("file:"):
+            _private_sqlite_file(Path(url.database))
         if _sqlite_in_memory(url):  # one shared connection, or each thread would see its own database
             kwargs.setdefault("poolclass", StaticPool)
             kwargs.setdefault("connect_args", {"check_same_thread": False})
@@ -98,6 +108,20 @@ def create_db_engine(url: UrlLike, *, root: Optional[Path] = None, busy_ms: int 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Make the database file 0640 before SQLite makes it 0644; close an old one to others."""
+    try:
+        private_dir(path.parent)
+        create_private_file(path)
+    except OSError as exc:  # SQLite's own error says it better when it opens the file
+        log.debug("cannot prepare %s: %s", path, exc)
+        return
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        said = close_to_others(part)
+        if said:
+            log.warning("the database: %s", said)
 
 
 def _sqlite_pragmas(engine: Engine, busy_ms: int, wal: bool) -> None:
@@ -159,7 +183,7 @@ def init_db(url: Union[UrlLike, Engine], *, root: Optional[Path] = None) -> Engi
     engine = url if isinstance(url, Engine) else create_db_engine(url, root=root)
     if engine.url.get_backend_name() == "sqlite" and not _sqlite_in_memory(engine.url) \
             and not engine.url.database.startswith("file:"):
-        Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+        private_dir(Path(engine.url.database).parent)
     if _at_newest(engine):  # the usual start: Alembic (some 11 MB to a long-running server) stays unloaded
         return engine
     from alembic import command

@@ -47,6 +47,7 @@ from ivr.settings.asterisk import AmiSettings
 from ivr.settings.config import Config, find_config, load_config
 from ivr.errors import AsteriskError
 from ivr.prompts.build import prompts_dir
+from ivr.filemodes import recordings_root
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache"
@@ -256,7 +257,10 @@ class Testbed:
         with open(self.state / "asterisk.out", "wb") as out:
             self._proc = subprocess.Popen(
                 ["chroot", str(self.root), "asterisk", "-f", "-U", "root", "-G", "root"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                # as a deployment's UMask=0007: MixMonitor's and RECORD FILE's files 0660 and
+                # folders 0770 (setgid from the recordings folder), nothing for others
+                umask=0o007)
         self._pid_file.write_text(f"{self._proc.pid}\n")
         started = time.monotonic()
         self._wait_ready(started + self.ready_timeout)
@@ -402,6 +406,8 @@ class Testbed:
     def _mount(self) -> None:
         mounted = set(mounts_under(self.root))
         for source, target in self._mounts():
+            if source == self.recordings_dir:
+                recordings_root(source)  # 2770, or closed to others
             source.mkdir(parents=True, exist_ok=True)
             if str(target) in mounted:
                 continue

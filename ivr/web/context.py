@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.settings.config import Config, expand_env
 from ivr.errors import MissingSecret, WebError
+from ivr.filemodes import private_dir, recordings_root
 from ivr.store.db import database_url, init_db, session_factory
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,9 @@ class WebContext:
     @classmethod
     def open(cls, config: Config) -> "WebContext":
         engine = init_db(database_url(config))
+        said = recordings_root(config.recordings_dir)  # the QA app reads and deletes recordings there
+        if said:
+            log.warning("the recordings folder: %s", said)
         return cls(config, engine, session_factory(engine))
 
     @property
@@ -75,7 +79,7 @@ class WebContext:
                 raise WebError(f"the session key kept in {SECRET_FILE} is too short or readable by others; "
                                "delete the file and a new one is made at the next start")
             return kept
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         key = secrets.token_urlsafe(48)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:

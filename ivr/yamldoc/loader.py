@@ -6,6 +6,12 @@ Python data from them in one pass and remember where every key and value stood, 
 Python; skipping it makes a 10,000-node flow load several times faster.) PyYAML keeps the
 last of two equal keys without a word; we report the second one instead.
 
+A file past one of the limits of `ivr.yamldoc.limits` (size, values with aliases
+expanded, nesting, time) is refused with a LimitExceeded finding as soon as the limit is
+crossed: an alias adds what it stands for to the count when it is met, so a "billion
+laughs" of aliases of aliases stops at the alias that crosses the limit, before anything
+walks the shared values it would repeat.
+
 A syntax error stops the reading of a file. Findings about a well-formed file (a
 duplicate key, say) raise LoadError too, unless the caller asks for `strict=False`: then
 they travel on the Document (`problems`) so the checks can still report everything else
@@ -15,6 +21,9 @@ in the same run.
 from __future__ import annotations
 
 import gc
+import math
+import os
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +31,9 @@ from typing import Any, Iterator, Union
 
 import yaml
 
+from ivr.yamldoc import limits as _limits
 from ivr.yamldoc.diagnostics import ERROR, Diagnostic, Location
+from ivr.yamldoc.limits import Limits, size_text
 
 try:  # libyaml is several times faster; the pure-Python parser gives the same marks
     _Loader = yaml.CSafeLoader
@@ -51,6 +62,9 @@ class Document:
     problems: list[Diagnostic] = field(default_factory=list)
     # the values of repeated keys, which `data` leaves out (it keeps the first), by path
     dropped: list[tuple[PathKey, Any]] = field(default_factory=list)
+    # when (time.monotonic) the step under way (reading, then checking) must end (limits.max_seconds)
+    deadline: float = math.inf
+    limits: Limits = field(default_factory=Limits)
 
     def at(self, path: PathKey) -> Location:
         """Where the value at `path` starts (falls back to its nearest parent)."""
@@ -80,25 +94,66 @@ class LoadError(Exception):
         super().__init__("; ".join(str(d) for d in diagnostics))
 
 
-def load_file(path: Union[str, Path], display: str | None = None, *, strict: bool = True, expected: str = "a mapping of fields") -> Document:
-    """Read one YAML file; `display` is the name used in findings (see `load_text`)."""
+class LimitExceeded(LoadError):
+    """A file past one of the limits of `ivr.yamldoc.limits`: refused, nothing more checked."""
+
+    @classmethod
+    def at(cls, where: Location, message: str) -> "LimitExceeded":
+        return cls([Diagnostic(where, message, rank=0)])
+
+
+def check_time(doc: Document, where: Union[Location, PathKey], doing: str) -> None:
+    """Raise LimitExceeded when the file's time (limits.max_seconds) is up; `where` is a
+    place or the path of a key in the document, `doing` what was under way."""
+    if time.monotonic() > doc.deadline:
+        place = where if isinstance(where, Location) else doc.key_at(where)
+        raise LimitExceeded.at(place, f"{doing} took longer than {doc.limits.max_seconds:g} s, "
+                                      "the most one file may take to read or to check; stopped here")
+
+
+def load_file(path: Union[str, Path], display: str | None = None, *, strict: bool = True, expected: str = "a mapping of fields",
+              limits: Limits | None = None) -> Document:
+    """Read one YAML file; `display` is the name used in findings (see `load_text`).
+
+    A file larger than `limits.max_bytes` is refused before it is read (and a file that
+    grows while it is read is read no further than that)."""
     path = Path(path)
     name = display or str(path)
+    limits = limits or _limits.DEFAULT
     try:
-        text = path.read_bytes()
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            text = handle.read(limits.max_bytes + 1) if size <= limits.max_bytes else b""
+            size = max(size, len(text))
     except OSError as exc:
         raise LoadError([Diagnostic(Location(name, 1, 1), f"cannot read file: {exc.strerror}", rank=0)])
-    return load_text(text, name, strict=strict, expected=expected)
+    if size > limits.max_bytes:
+        raise _too_large(name, size, limits)
+    return load_text(text, name, strict=strict, expected=expected, limits=limits)
 
 
-def load_text(text: Union[str, bytes], file: str = "<string>", *, strict: bool = True, expected: str = "a mapping of fields") -> Document:
+def _too_large(file: str, size: int, limits: Limits) -> LimitExceeded:
+    return LimitExceeded.at(Location(file, 1, 1), f"the file is {size_text(size)}, more than the {size_text(limits.max_bytes)} "
+                                                  "one file may be (the 10,000-node benchmark flow is 2.9 MB); "
+                                                  "split a flow into several files joined by goto nodes")
+
+
+def load_text(text: Union[str, bytes], file: str = "<string>", *, strict: bool = True, expected: str = "a mapping of fields",
+              limits: Limits | None = None) -> Document:
     """Parse one YAML document; a syntax error (or an empty file) raises LoadError.
 
     `expected` says what the file should hold, for the message about an empty file.
 
     Other findings (duplicate keys, merge keys) raise LoadError too when `strict`; else
     they are kept in `Document.problems` and the data holds the first of equal keys.
+
+    A text past a limit (`limits`, by default `ivr.yamldoc.limits.DEFAULT`) raises
+    LimitExceeded, whatever `strict` says: nothing of it is kept.
     """
+    limits = limits or _limits.DEFAULT
+    started = _limits.deadline(limits)
+    if len(text) > limits.max_bytes:  # characters of a str: a lower bound of its bytes
+        raise _too_large(file, len(text), limits)
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -106,7 +161,7 @@ def load_text(text: Union[str, bytes], file: str = "<string>", *, strict: bool =
             raise LoadError([Diagnostic(Location(file, 1, 1), f"not UTF-8 text (byte {exc.start})", rank=0)])
     if text.startswith("\ufeff"):
         text = text[1:]
-    doc = Document(file, None)
+    doc = Document(file, None, deadline=started, limits=limits)
     # Building allocates many small objects; the cyclic collector adds nothing here but
     # time (it more than tripled the load of a 10,000-node flow), so it rests meanwhile.
     with gc_paused():
@@ -168,9 +223,10 @@ def _plain_tag(value: str, memo: dict[str, str]) -> str:
 class _Frame:
     """A mapping or list being built, and (for mappings) the key waiting for its value."""
 
-    __slots__ = ("container", "path", "is_map", "key", "key_ok", "first_seen", "marks", "keep")
+    __slots__ = ("container", "path", "is_map", "key", "key_ok", "first_seen", "marks", "keep",
+                 "anchor", "start", "depth", "deepest")
 
-    def __init__(self, container, path, is_map, marks, keep):
+    def __init__(self, container, path, is_map, marks, keep, depth=0):
         self.container = container
         self.path = path
         self.is_map = is_map
@@ -179,6 +235,12 @@ class _Frame:
         self.first_seen: dict[Any, int] = {}
         self.marks = marks  # where this subtree's marks go (a throwaway for dropped values)
         self.keep = keep  # False inside a key that is a list or mapping: built, then discarded
+        # for the limits: the anchor this collection defines, the count of values when it
+        # began, its nesting depth, and the deepest nesting inside it (aliases expanded)
+        self.anchor: str | None = None
+        self.start = 0
+        self.depth = depth
+        self.deepest = depth
 
 
 class _Builder:
@@ -188,6 +250,11 @@ class _Builder:
         self.doc = doc
         self.anchors: dict[str, Any] = {}
         self.tags: dict[str, str] = {}  # plain scalar -> its tag (see _plain_tag)
+        # per anchor whose value is complete: how many values it stands for, and how many
+        # levels of lists and mappings it holds (0 for a scalar); an anchor still being
+        # read has no entry, so an alias to it (a loop) is told apart
+        self.sizes: dict[str, int] = {}
+        self.heights: dict[str, int] = {}
 
     def build(self, text: str) -> Any:
         doc = self.doc
@@ -195,6 +262,12 @@ class _Builder:
         stack: list[_Frame] = []
         documents = 0
         marks, key_marks, raw, tags = doc.value_marks, doc.key_marks, doc.raw, self.tags
+        limits = doc.limits
+        max_values, max_depth = limits.max_values, limits.max_depth
+        total = 0  # values met so far, each alias counted as what it stands for
+        # the next count at which to look at the clock and the count limit (one comparison
+        # per value on the common path)
+        clock = min(_CLOCK_EVERY, max_values + 1)
         parser = _Loader(text)
         try:
             while True:
@@ -204,9 +277,15 @@ class _Builder:
                 if cls is yaml.StreamEndEvent:
                     break
                 if cls is yaml.MappingEndEvent or cls is yaml.SequenceEndEvent:
-                    stack.pop()
-                    if stack and stack[-1].is_map and stack[-1].key is _KEY_PENDING:
-                        stack[-1].key = _BAD_KEY  # a list or mapping was the key: its value is dropped
+                    done = stack.pop()
+                    if done.anchor is not None:
+                        self.sizes[done.anchor] = total - done.start + 1
+                        self.heights[done.anchor] = done.deepest - done.depth + 1
+                    if stack:
+                        if done.deepest > stack[-1].deepest:
+                            stack[-1].deepest = done.deepest
+                        if stack[-1].is_map and stack[-1].key is _KEY_PENDING:
+                            stack[-1].key = _BAD_KEY  # a list or mapping was the key: its value is dropped
                     continue
                 if cls is yaml.DocumentStartEvent:
                     documents += 1
@@ -218,6 +297,12 @@ class _Builder:
                 if cls not in _VALUE_EVENTS:
                     continue
                 mark = event.start_mark
+                total += 1
+                if total >= clock:
+                    if total > max_values:
+                        raise self._too_many(mark, max_values)
+                    clock = min(total + _CLOCK_EVERY, max_values + 1)
+                    check_time(doc, Location(doc.file, mark.line + 1, mark.column + 1), "reading the file")
                 here = (mark.line << 32) | mark.column
                 parent = stack[-1] if stack else None
                 if parent is not None and parent.is_map and parent.key is None:
@@ -266,12 +351,23 @@ class _Builder:
                         value = None
                     else:
                         value = self.anchors[event.anchor]
+                        total = self._expand(event.anchor, mark, total, stack)
                 else:
+                    if len(stack) >= max_depth:
+                        raise self._too_deep(mark, max_depth, None)
                     is_map = cls is yaml.MappingStartEvent
                     value = {} if is_map else []
-                    stack.append(_Frame(value, path, is_map, target_marks, keep))
+                    frame = _Frame(value, path, is_map, target_marks, keep, len(stack) + 1)
+                    stack.append(frame)
+                    if event.anchor is not None:
+                        frame.anchor, frame.start = event.anchor, total
                 if event.anchor is not None and cls is not yaml.AliasEvent:
                     self.anchors[event.anchor] = value
+                    if cls is _SCALAR:
+                        self.sizes[event.anchor], self.heights[event.anchor] = 1, 0
+                    else:  # open until its end event: an alias to it meanwhile is a loop
+                        self.sizes.pop(event.anchor, None)
+                        self.heights.pop(event.anchor, None)
                 # attach
                 if parent is None:
                     root = value
@@ -294,6 +390,39 @@ class _Builder:
             parser.dispose()
         return root
 
+    def _expand(self, anchor: str, mark, total: int, stack: list[_Frame]) -> int:
+        """Count an alias as the values it stands for; refuse a loop, or an alias that
+        takes the file past the limits. Returns the new count."""
+        size = self.sizes.get(anchor)
+        if size is None:
+            raise LimitExceeded.at(self._location(mark), f'the alias "*{anchor}" stands inside the value it names ("&{anchor}"), '
+                                                         "so that value would repeat without end; write it out")
+        limits = self.doc.limits
+        total += size - 1  # the alias itself was counted as one
+        if total > limits.max_values:
+            raise LimitExceeded.at(self._location(mark), (
+                f'the alias "*{anchor}" stands for {size:,} keys and values, which takes the file past {limits.max_values:,}, '
+                "the most one file may hold; aliases of aliases multiply (a \"billion laughs\"): write the values out"))
+        reach = len(stack) + self.heights[anchor]
+        if reach > limits.max_depth:
+            raise self._too_deep(mark, limits.max_depth, anchor)
+        if stack and reach > stack[-1].deepest:
+            stack[-1].deepest = reach
+        return total
+
+    def _location(self, mark) -> Location:
+        return Location(self.doc.file, mark.line + 1, mark.column + 1)
+
+    def _too_many(self, mark, limit: int) -> LimitExceeded:
+        return LimitExceeded.at(self._location(mark), f"the file holds more than {limit:,} keys and values, the most one file may hold "
+                                                      "(the 10,000-node benchmark flow has 197,000); "
+                                                      "split a flow into several files joined by goto nodes")
+
+    def _too_deep(self, mark, limit: int, anchor: str | None) -> LimitExceeded:
+        via = f' (with what the alias "*{anchor}" stands for)' if anchor else ""
+        return LimitExceeded.at(self._location(mark), f"lists and mappings nest more than {limit} deep here{via}, "
+                                                      f"the most one file may nest them (a flow needs 6)")
+
     def _key(self, event, cls, parent: _Frame, mark, stack: list[_Frame]) -> None:
         """A key that is not a plain word: a number, a yes/no word, a list, a merge key."""
         if cls is not _SCALAR:
@@ -302,7 +431,10 @@ class _Builder:
             if cls is yaml.AliasEvent:
                 parent.key = _BAD_KEY
             else:  # build the key's structure, then throw it away (see the end events)
-                stack.append(_Frame({} if cls is yaml.MappingStartEvent else [], parent.path, cls is yaml.MappingStartEvent, {}, False))
+                if len(stack) >= self.doc.limits.max_depth:
+                    raise self._too_deep(mark, self.doc.limits.max_depth, None)
+                stack.append(_Frame({} if cls is yaml.MappingStartEvent else [], parent.path, cls is yaml.MappingStartEvent, {}, False,
+                                    len(stack) + 1))
                 parent.key = _KEY_PENDING
             return
         tag = _tag(event, self.tags)
@@ -359,6 +491,7 @@ class _Builder:
         self.doc.problems.append(Diagnostic(Location(self.doc.file, mark.line + 1, mark.column + 1), message, rank=0))
 
 
+_CLOCK_EVERY = 4096  # values read between two looks at the clock (a look costs about 50 ns)
 _KEY_PENDING = object()  # a list or mapping used as a key is being read
 _BAD_KEY = object()  # the key was refused: its value is read and dropped
 _SCALAR = yaml.ScalarEvent
@@ -423,4 +556,4 @@ def describe(value: Any) -> str:
     return str(value)
 
 
-__all__ = ["Document", "LoadError", "load_file", "load_text", "describe", "ERROR", "PathKey"]
+__all__ = ["Document", "LoadError", "LimitExceeded", "check_time", "load_file", "load_text", "describe", "ERROR", "PathKey"]
