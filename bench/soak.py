@@ -145,21 +145,23 @@ class Report:
 
 
 def plan_faults(duration: float, seed: int, warmup: float) -> list[Fault]:
-    """Every kind at least once (a 10-minute soak: about every minute), at random moments,
-    one at a time, with time to recover between them; the restarts in the first half, so
-    the last `ivr serve` carries half the load at least before its memory is read."""
+    """Every kind at least once (a 10-minute soak: a fault about every 11 s), at random
+    moments, one at a time, with time to recover between them. A restart costs up to the
+    grace period (10 s) and a start: a few of them, all in the first half, so the last
+    `ivr serve` carries half the load at least before its memory is read."""
     rng = random.Random(seed)
     slot = 11.0
     usable = duration - warmup - 6.0
     count = max(len(FAULTS), int(usable // slot))
-    kinds = list(FAULTS) + [rng.choice(FAULTS) for _ in range(count - len(FAULTS))]
-    rng.shuffle(kinds)
-    # the restarts first among their slots in the first half
-    kinds.sort(key=lambda k: 0 if k == "restart" else 1)
-    restarts = kinds.count("restart")
-    rest = kinds[restarts:]
+    restarts = max(1, round(duration / 150))
+    others = [k for k in FAULTS if k != "restart"]
+    rest = others + [rng.choice(others) for _ in range(count - restarts - len(others))]
     rng.shuffle(rest)
-    kinds = kinds[:restarts] + rest
+    # the restarts spread over the first half, among the other faults
+    kinds = rest[:]
+    half = max(1, len(kinds) // 2)
+    for i in range(restarts):
+        kinds.insert(min(len(kinds), (i * half) // restarts + i), "restart")
     slot = usable / len(kinds)
     faults = []
     for i, kind in enumerate(kinds):
@@ -389,7 +391,8 @@ class Soak:
         load = asyncio.create_task(self.load(args.duration))
         await asyncio.sleep(warmup)
         self.report.rss_start = self._rss_now()
-        await asyncio.gather(*(self.inject(f, origin) for f in faults))
+        for fault in faults:  # one at a time: one that overruns its slot delays the next
+            await self.inject(fault, origin)
         await load
         # every call ends (the long waits too), then the server is read and stopped
         deadline = time.monotonic() + args.long_queue + 30.0
