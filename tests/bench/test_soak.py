@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,12 +28,21 @@ def test_every_fault_comes_one_at_a_time_restarts_in_the_first_half(duration):
     assert len(plan_faults(600.0, 1, 10.0)) >= 40  # the full soak: about one a minute... or more
 
 
+def readme_command() -> list[str]:
+    """The soak's command as README.md shows it."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    [command] = re.findall(r"`(\.venv/bin/python bench/soak\.py[^`]*)`", readme)
+    return command.split()
+
+
 @pytest.mark.soak
 def test_the_short_soak_loses_nothing():
     """Every call the engine started is stored with an outcome and all its events, through a
-    restart, the database locked and cut off, the AMI cut off and hostile clients."""
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "soak.py"), "--duration", "60", "--seed", "7"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    restart, the database locked and cut off, the AMI cut off and hostile clients: the
+    README's command, run as written (its faults come at random moments)."""
+    argv = readme_command()
+    assert argv[1:] == ["bench/soak.py", "--duration", "60"]
+    done = subprocess.run([sys.executable, *argv[1:]], cwd=REPO, capture_output=True, text=True, timeout=600)
     print(done.stdout[-6000:], done.stderr[-3000:])
     last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     assert done.returncode == 0 and "PASS" in last, last or done.stderr[-2000:]
