@@ -37,12 +37,7 @@ OTHERS = 0o007
 
 def private_dir(path: Path, mode: int = DIR_MODE) -> Path:
     """`path` as a folder; each missing level is made with `mode` (less the umask)."""
-    missing = []
-    here = path
-    while not here.exists() and here != here.parent:
-        missing.append(here)
-        here = here.parent
-    for folder in reversed(missing):
+    for folder in _missing_levels(path):
         try:
             folder.mkdir(mode)
         except FileExistsError:  # another process made it meanwhile
@@ -50,17 +45,22 @@ def private_dir(path: Path, mode: int = DIR_MODE) -> Path:
     return path
 
 
-def shared_dir(path: Path) -> Path:
-    """`path` as a folder Asterisk writes into as well: each missing level is made with
-    `SHARED_DIR_MODE` exactly (mkdir drops the setgid bit and the umask takes group write)."""
-    if path.is_dir():  # the common case (every voicemail): one stat
-        return path
+def _missing_levels(path: Path) -> list[Path]:
+    """The folders of `path` that do not exist yet, outermost first."""
     missing = []
     here = path
     while not here.exists() and here != here.parent:
         missing.append(here)
         here = here.parent
-    for folder in reversed(missing):
+    return missing[::-1]
+
+
+def shared_dir(path: Path) -> Path:
+    """`path` as a folder Asterisk writes into as well: each missing level is made with
+    `SHARED_DIR_MODE` exactly (mkdir drops the setgid bit and the umask takes group write)."""
+    if path.is_dir():  # the common case (every voicemail): one stat
+        return path
+    for folder in _missing_levels(path):
         try:
             folder.mkdir(0o700)
         except FileExistsError:

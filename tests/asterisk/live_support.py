@@ -341,3 +341,15 @@ def wait_for_outcomes(serving: Serving, numbers: list[str], timeout: float) -> d
             raise AssertionError(f"calls without an outcome after {timeout:g}s: {state}\n"
                                  f"{serving.testbed.log_tail(40)}")
         time.sleep(0.5)
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
+    """What `check` returns once it is true; AssertionError naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:g}s")
+        time.sleep(every)

@@ -29,10 +29,9 @@ from ivr.settings.config import load_config
 from ivr.store.db import create_db_engine
 from ivr.store.models import Call
 from ivr.testbed.ami_session import AmiSession
-from .live_support import AGENTS, Caller, EventPump
+from .live_support import AGENTS, Caller, EventPump, wait_until
 from .test_live_callback import (NOBODY, RETRY_PAUSE, booking_keys, built, callbacks, finished,  # noqa: F401
-                                 installation, originates,
-                                 serve_to_kill, wait_until)
+                                 installation, originates, serve_to_kill)
 
 if TYPE_CHECKING:
     from ivr.testbed.server import Testbed

@@ -48,7 +48,8 @@ from ivr.testbed.ami_session import AmiSession
 from ivr.testbed.server import REPO
 from ivr.web import create_app
 from ivr.web.users import add_user
-from .live_support import AGENTS, Caller, EventPump, live_installation, serve_process, serving, wait_for_outcomes
+from .live_support import (AGENTS, Caller, EventPump, live_installation, serve_process, serving, wait_for_outcomes,
+                           wait_until)
 from .testbed_support import IVR
 
 if TYPE_CHECKING:
@@ -107,17 +108,6 @@ def booking_keys(testbed: "Testbed", queue_wait: float, *then: str) -> tuple[str
     if len(then) > 1:  # the typed number: its prompt, then the keys themselves
         hold += 3
     return keys, hold
-
-
-def wait_until(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g}s")
-        time.sleep(0.5)
 
 
 def callbacks(db: sa.Engine) -> dict[str, dict[str, Any]]:

@@ -28,7 +28,7 @@ from ivr.store.db import create_db_engine
 from ivr.store.models import Call, CallEvent
 from ivr.testbed.ami_session import AmiSession
 from ivr.testbed.server import REPO
-from .live_support import AGENTS, Caller, EventPump, live_installation
+from .live_support import AGENTS, Caller, EventPump, live_installation, wait_until
 from .testbed_support import IVR
 
 if TYPE_CHECKING:
@@ -61,17 +61,6 @@ def installation(folder: Path, testbed: "Testbed") -> Path:
     (flows / "main.yaml").write_text(yaml.safe_dump(main, allow_unicode=True, sort_keys=False), encoding="utf-8")
     (flows / "faq.yaml").write_text((REPO / "flows" / "faq.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     return config
-
-
-def wait_until(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g}s")
-        time.sleep(0.2)
 
 
 def joined(pump: EventPump, queue: str) -> list[dict[str, str]]:
