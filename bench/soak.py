@@ -20,7 +20,7 @@ The faults, one at a time, at random moments (seeded: `--seed`):
   hostile      clients that send a never-ending AGI environment, and one line a second
 
 What is checked at the end, against PostgreSQL itself:
-  - every call the engine started (the generator answered its first command) is stored,
+  - every call the engine started (it sent a command after its first) is stored,
     with an outcome, and its events run 0..n without a gap and end with the outcome;
   - no call the faults should not touch failed (only a restart may end calls early, and
     those are stored as interrupted);
@@ -99,8 +99,11 @@ class Call:
 
     @property
     def started(self) -> bool:
-        """The engine took the call: it sent its first command, and heard the answer."""
-        return self.protocol is not None and self.protocol.commands >= 1
+        """The engine took the call: it sent a command after the first. The first one (GET FULL
+        VARIABLE of a token) only makes sure the environment block has ended; a stop may
+        close the line right after it, before the call begins (Asterisk's fail-safe then
+        takes the caller), and the engine has no call to store."""
+        return self.protocol is not None and self.protocol.commands >= 2
 
 
 @dataclass

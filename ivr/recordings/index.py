@@ -47,6 +47,7 @@ DEFAULT_FINISHED_AFTER = 3600.0
 # call's end is taken when the engine lets go. More is a recorder that stopped early.
 SHORT_SLACK_SECONDS = 5.0
 SHORT_SLACK_SHARE = 0.10
+VOICEMAIL = "voicemail/"  # messages: voicemail/<mailbox>/<uniqueid>.wav (ivr.recordings.files)
 RECORDING_EVENT = "recording"  # the event a pause of the recording leaves (ivr.events, below this package)
 
 Progress = Callable[[int, int], None]  # (files done, files in all)
@@ -267,7 +268,8 @@ class _Indexer:
         if facts.size != f.size:
             self._pending(f, call, "it changed while being read")
             return
-        shortest = call.shortest_whole() if call is not None else None
+        # a voicemail message is a part of its call by nature; the call's recording is all of it
+        shortest = call.shortest_whole() if call is not None and not f.path.startswith(VOICEMAIL) else None
         if shortest is not None and facts.duration < shortest:
             self._error(f, call, f"cut short: it holds {facts.duration:.1f} s of a {call.duration:.1f} s call "
                                  "(its recorder stopped early: was the disk full?); not indexed")

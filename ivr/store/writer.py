@@ -66,6 +66,25 @@ SPOOL_FOLDER = "spool"  # in the installation's folder
 SPOOL_BATCHES_PER_TURN = 20  # written back between two takes of new items: catching up never stalls them
 
 
+# A write waits this long at most for a lock, a statement or a connection; then it counts as a
+# failure (the records go to the spool and are retried), so a locked or cut-off database never
+# holds the writer, and a stop, beyond its deadline. SQLite's wait is its busy timeout.
+PG_LOCK_TIMEOUT_MS = 5_000
+PG_STATEMENT_TIMEOUT_MS = 20_000
+PG_CONNECT_TIMEOUT_S = 5
+
+
+def _bounded_waits(url: UrlLike, root: Optional[Path]) -> dict[str, Any]:
+    from ivr.store.db import resolve_url
+
+    if resolve_url(url, root).get_backend_name() != "postgresql":
+        return {}
+    options = f"-c lock_timeout={PG_LOCK_TIMEOUT_MS} -c statement_timeout={PG_STATEMENT_TIMEOUT_MS}"
+    # prepare_threshold None: psycopg would prepare every statement run five times, and the
+    # writer's many-row INSERTs differ with each batch's size: some MB a connection, kept
+    return {"connect_args": {"connect_timeout": PG_CONNECT_TIMEOUT_S, "options": options, "prepare_threshold": None}}
+
+
 class _NotReady(Exception):
     """The database could not be made ready (migrated) for the records: they wait, never dropped."""
 
@@ -168,7 +187,8 @@ class CallWriter:
     ):
         self.owner = owner  # the engine the calls run on (calls.engine_id): whose open calls they are
         self._own_engine = not isinstance(url, Engine)
-        self.engine: Engine = create_db_engine(url, root=root) if not isinstance(url, Engine) else url
+        self.engine: Engine = create_db_engine(url, root=root, **_bounded_waits(url, root)) \
+            if not isinstance(url, Engine) else url
         self.source = source
         self.recordings_dir = Path(recordings_dir).resolve() if recordings_dir is not None else None
         self._recordings_prefix = f"{self.recordings_dir.as_posix().rstrip('/')}/" if self.recordings_dir else ""

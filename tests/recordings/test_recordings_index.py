@@ -302,8 +302,9 @@ def test_a_recording_cut_short_is_reported_not_indexed(config, engine):
     add_call(engine, "u.3", uniqueid="u.3")  # the recorder stopped for 30 s of card digits (no AMI)
     _ended(engine, "u.3", 40.0, pauses=((5.0, 35.0),))
     write_wav(config.recordings_dir / "d" / "u.3.wav", 9.5)
+    write_wav(config.recordings_dir / "voicemail" / "general" / "u.1.wav", 4.0)  # a message: part of its call
     report = run(config, engine)
-    assert sorted(report.indexed) == ["d/u.2.wav", "d/u.3.wav"]
+    assert sorted(report.indexed) == ["d/u.2.wav", "d/u.3.wav", "voicemail/general/u.1.wav"]
     [problem] = report.errors
     assert problem.path == "d/u.1.wav"
     assert problem.reason == ("cut short: it holds 7.0 s of a 48.0 s call (its recorder stopped early: "

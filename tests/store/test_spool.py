@@ -305,3 +305,34 @@ def test_ivr_serve_starts_and_serves_while_postgresql_is_away(postgres, tmp_path
     assert writer.stats.dropped == 0
     engine.dispose()
     postgres.drop_database(url)
+
+
+def test_a_stop_while_postgresql_is_locked_loses_nothing(postgres, tmp_path, line, monkeypatch):
+    """Another session holds a lock on the calls: the writer's statements wait a bounded time
+    (PostgreSQL's lock_timeout), so a stop meanwhile keeps to its deadline, with every
+    record in the spool for the next writer."""
+    from ivr.store import writer as writer_module
+    from test_outage import locked
+
+    monkeypatch.setattr(writer_module, "PG_LOCK_TIMEOUT_MS", 300)
+    url = postgres.create_database()
+    engine = init_db(url)
+    spool = tmp_path / "spool"
+    writer = CallWriter(url, spool_dir=spool, retry_min=0.05, retry_max=0.2)
+    events = recorded_calls(line, 10)
+    try:
+        with locked(url):
+            timed_submits(writer, events)
+            time.sleep(0.5)
+            began = time.monotonic()
+            writer.close(timeout=5)
+            stopped = time.monotonic() - began
+            assert writer.stats.dropped == 0 and writer.stats.spooled == len(events), writer.stats
+        assert stopped < 5.5, stopped
+        later = CallWriter(url, spool_dir=spool)
+        assert later.flush(20)
+        assert counts(engine) == (10, len(events)) and later.stats.adopted == len(events)
+        assert later.close()
+    finally:
+        engine.dispose()
+        postgres.drop_database(url)
