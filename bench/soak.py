@@ -483,7 +483,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--rate", type=float, default=20.0, help="new calls a second (default 20)")
     parser.add_argument("--prompt", type=float, default=1.0, help="seconds each prompt plays (default 1)")
     parser.add_argument("--queue", type=float, default=3.0, help="seconds in the queue (default 3)")
-    parser.add_argument("--long-queue", type=float, default=25.0, help="seconds in the queue of the long waits")
+    parser.add_argument("--long-queue", type=float, default=15.0,
+                        help="seconds in the queue of the long waits (longer than the stop's 10 s grace)")
     parser.add_argument("--long-share", type=float, default=0.05, help="share of callers who wait long")
     parser.add_argument("--seed", type=int, default=int(time.time()) % 10_000, help="the faults' plan")
     parser.add_argument("--keep", action="store_true", help="keep the soak's folder (logs, config)")

@@ -3,8 +3,8 @@
 The recordings folder is a small tmpfs for the test (mounted where the engine and the QA
 index see it, and bound into the test bed's root where Asterisk's MixMonitor writes), filled
 so that it is full from the start of a call, or fills up in the middle of one. What must
-hold: the call goes on as if nothing happened (the caller reaches the agent, the record is
-stored with its outcome); the recordings index reports the file with a clear error instead
+hold: the call goes on as if nothing happened (the caller hears the welcome and the
+language menu, and the record is stored with its outcome); the recordings index reports the file with a clear error instead
 of indexing it, so QA never gets a half-written recording as if it were whole; and once
 space is back the next call is recorded and indexed as usual.
 """
@@ -34,9 +34,9 @@ pytestmark = pytest.mark.asterisk
 
 SIZE_KB = 2048  # the tmpfs
 FULL, FILLS, ROOM = "482200901", "482200902", "482200903"
-# Polish (1), sales (1); gone during the survey (see test_live_calls: the queue, up to 18 s of
-# waiting, the agent's 16 s)
-KEYS, HOLD = "6s 1 1", 35
+# no key: the welcome (6.7 s) and the language menu play, and the caller hangs up there,
+# 18 s in; short calls, and what they hear is the flow going on as usual
+KEYS, HOLD = "", 16
 
 
 def _run(*argv: str) -> None:
@@ -89,7 +89,7 @@ def test_a_full_disk_under_the_recordings(testbed: "Testbed", tmp_path: Path, ca
             fill(disk, 0)
             full = call(testbed, srv, FULL)  # full from the start
             (disk / "filler").unlink()
-            fill(disk, 120_000)  # room for some 7 s of the call's audio
+            fill(disk, 60_000)  # room for some 4 s of the call's audio
             fills = call(testbed, srv, FILLS)
             report = index_recordings(config, settle_seconds=0, finished_after=0)
             (disk / "filler").unlink()  # space is back
@@ -100,10 +100,12 @@ def test_a_full_disk_under_the_recordings(testbed: "Testbed", tmp_path: Path, ca
             after = index_recordings(config, settle_seconds=0, finished_after=0)
             sizes = {p.name: p.stat().st_size for p in disk.rglob("*.wav")}
     records = {"full": full, "fills": fills, "room": room}
-    # the calls went on as if nothing happened: the agent answered each
+    # the calls went on as if nothing happened: each caller heard the welcome and the language
+    # menu, and hung up there
     for name, record in records.items():
-        assert record["call"]["outcome"] == "answered" and record["call"]["department"] == "sales", (name, record["call"])
-        assert "sales" in record["nodes"], (name, record["nodes"])
+        assert record["call"]["outcome"] == "abandoned", (name, record["call"])
+        assert record["nodes"][:1] == ["welcome"] and "language" in record["nodes"], (name, record["nodes"])
+        assert [e["prompt"] for e in record["events"] if e["type"] == "prompt"][:1] == ["welcome"], name
     paths = {name: r["recordings"][0]["path"] for name, r in records.items()}
     assert sizes[Path(paths["full"]).name] == 0 and 0 < sizes[Path(paths["fills"]).name] < 200_000, sizes
     # nothing half-written indexed: each problem named with a clear reason
