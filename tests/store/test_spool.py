@@ -336,3 +336,29 @@ def test_a_stop_while_postgresql_is_locked_loses_nothing(postgres, tmp_path, lin
     finally:
         engine.dispose()
         postgres.drop_database(url)
+
+
+def test_a_full_disk_under_the_spool_keeps_the_records_in_memory(tmp_path, line, monkeypatch, caplog):
+    """The spool's disk is full (ENOSPC on its write): the records wait in memory within the
+    writer's bounds, the log says so once, and they are written when the database is back."""
+    import errno
+    import logging
+
+    def full(self, record, items):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Spool, "put", full)
+    url = f"sqlite:///{tmp_path / 'not-yet' / 'ivr.db'}"
+    writer = CallWriter(url, spool_dir=tmp_path / "spool", retry_min=0.05, retry_max=0.1)
+    events = recorded_calls(line, 6)
+    with caplog.at_level(logging.ERROR, logger="ivr.store.writer"):
+        timed_submits(writer, events)
+        time.sleep(0.5)
+        assert writer.stats.spooled == 0 and writer.stats.pending == len(events) and writer.stats.dropped == 0
+        engine = init_db(url)
+        assert writer.flush(20)
+    assert counts(engine) == (6, len(events))
+    said = [r.getMessage() for r in caplog.records if "cannot take call records" in r.getMessage()]
+    assert len(said) == 1 and "No space left on device" in said[0]
+    assert writer.close()
+    engine.dispose()
