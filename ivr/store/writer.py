@@ -230,6 +230,7 @@ class CallWriter:
         self._prepare_db = prepare
         self._adopted = 0
         self._adopting = self._spool is not None  # until the thread has looked for stopped writers' spools
+        self._stop_deadline: Optional[float] = None  # close(): when the writer thread must be done
         self._spool_attempts = 0  # failed writes of the spool's oldest batch
         self._warned_spool_full = False
         self._thread = threading.Thread(target=self._run, name="ivr-call-writer", daemon=True)
@@ -346,10 +347,15 @@ class CallWriter:
                 stop = next((item for item in items if item[0] == _STOP), None)
                 if stop is not None:
                     stopping, deadline = True, stop[1]
+                    self._stop_deadline = deadline
                     self._retry_at = 0.0  # one more try at once
                 batch = self._prepare(items)
                 if batch is not None:
                     self._add_pending(batch)
+                if stopping and self._spool is not None:
+                    # on disk first: whatever the database does now, the stop keeps its deadline
+                    # and the next writer to start writes what this one could not
+                    self._spill_pending()
                 if self._unwritten_left() and time.monotonic() >= self._retry_at:
                     self._write_pending()
             except Exception:  # noqa: BLE001 - the writer must outlive any bug of its own
@@ -476,6 +482,8 @@ class CallWriter:
         if spool is None:
             return True
         for _ in range(SPOOL_BATCHES_PER_TURN):
+            if self._stop_deadline is not None and time.monotonic() >= self._stop_deadline:
+                return False  # stopping: the rest stays in the spool for the next writer
             record = spool.peek() if spool.waiting else None
             if record is None:
                 break
