@@ -47,7 +47,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from ivr import events as ev
 from ivr.events import Event, jsonable
 from ivr.settings.config import Config
-from ivr.store.db import UrlLike, create_db_engine, database_url, dialect_insert, json_dumps, safe_url
+from ivr.store.db import (UrlLike, create_db_engine, database_url, dialect_insert, json_dumps, resolve_url,
+                          safe_url)
 from ivr.store.models import Call, CallEvent, CallNode, QueueEvent, Recording, to_utc
 from ivr.store.spool import Spool
 from ivr.store.summary import CallSummary, clean_text
@@ -75,8 +76,6 @@ PG_CONNECT_TIMEOUT_S = 5
 
 
 def _bounded_waits(url: UrlLike, root: Optional[Path]) -> dict[str, Any]:
-    from ivr.store.db import resolve_url
-
     if resolve_url(url, root).get_backend_name() != "postgresql":
         return {}
     options = f"-c lock_timeout={PG_LOCK_TIMEOUT_MS} -c statement_timeout={PG_STATEMENT_TIMEOUT_MS}"
@@ -143,7 +142,7 @@ class _Batch:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> "_Batch":
-        return cls(**{name: record.get(name) or type(getattr(cls(), name))() for name in cls._SPOOLED})
+        return cls(**{name: record[name] for name in cls._SPOOLED if record.get(name)})  # the rest: empty
 
     def carry_rows_into(self, later: "_Batch") -> int:
         """Drop this batch but for its call rows and links, which go into `later`; return items lost."""
