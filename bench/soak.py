@@ -315,7 +315,8 @@ class Soak:
     async def inject(self, fault: Fault, origin: float) -> None:
         await asyncio.sleep(max(0.0, origin + fault.at - time.monotonic()))
         fault.began = time.monotonic()
-        print(f"  {fault.at:6.1f} s  {fault.kind:<9} for {fault.seconds:.1f} s", flush=True)
+        print(f"  {fault.at:6.1f} s  {fault.kind:<9} for {fault.seconds:.1f} s  (ivr serve {self._rss_now():.1f} MB)",
+              flush=True)
         if fault.kind == "db-locked":
             await asyncio.to_thread(self._lock_database, fault.seconds)
         elif fault.kind == "db-down":

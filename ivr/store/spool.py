@@ -18,6 +18,8 @@ batch it was writing (events and nodes are written once whatever happens; see th
     spool.put(record, items)       # a batch the database did not take
     record = spool.peek()          # the oldest batch not yet written (orphans' first)
     spool.done()                   # it is written: move on
+    records = spool.peek_many(1000)  # the oldest batches, up to 1,000 call records in all
+    spool.done(len(records))       # all of them written (in one transaction)
 """
 
 from __future__ import annotations
@@ -72,38 +74,62 @@ class _Segment:
         self.handle = handle  # locked for as long as this process has the file
         self.own = own
         self.position = _read_position(path)
-        self.head: Optional[tuple[Any, int]] = None  # the next record and where it ends
+        self.ahead: list[tuple[Any, int]] = []  # records read from `position` on, and where each ends
 
     @property
     def mark(self) -> Path:
         return self.path.with_name(self.path.name + ".pos")
 
     def next_record(self) -> Optional[Any]:
-        if self.head is None:
-            self.handle.seek(self.position)
+        records = self.read_ahead(1)
+        return records[0] if records else None
+
+    def read_ahead(self, max_items: int) -> list[Any]:
+        """The records from `position` on, as many as hold `max_items` call records (one at
+        least, if there is one)."""
+        items = sum(_items_in(record) for record, _ in self.ahead)
+        end = self.ahead[-1][1] if self.ahead else self.position
+        while not self.ahead or items < max_items:
+            self.handle.seek(end)
             line = self.handle.readline()
             if not line:
-                return None
+                break
             if not line.endswith(b"\n"):  # cut short by a crash while it was written: never complete
-                log.warning("spool %s ends in a record cut short (%d bytes); it is skipped", self.path.name, len(line))
-                self.position += len(line)
-                return None
+                if not self.ahead:
+                    log.warning("spool %s ends in a record cut short (%d bytes); it is skipped",
+                                self.path.name, len(line))
+                    self.position += len(line)
+                break
             try:
                 record = decode(line)
             except ValueError as exc:
+                if self.ahead:  # skipped once the records before it are written
+                    break
                 log.error("spool %s: a record that cannot be read at byte %d (%s); it is skipped",
                           self.path.name, self.position, exc)
                 self.position += len(line)
+                end = self.position
                 _write_position(self.mark, self.position)
-                return self.next_record()
-            self.head = (record, self.position + len(line))
-        return self.head[0]
+                continue
+            end += len(line)
+            self.ahead.append((record, end))
+            items += _items_in(record)
+        taken: list[Any] = []
+        items = 0
+        for record, _ in self.ahead:  # read ahead for more before: give no more than asked
+            if taken and items >= max_items:
+                break
+            taken.append(record)
+            items += _items_in(record)
+        return taken
 
-    def advance(self) -> None:
-        assert self.head is not None
-        self.position = self.head[1]
-        self.head = None
+    def advance(self, count: int = 1) -> list[Any]:
+        """The first `count` records read ahead are written: move past them; return them."""
+        assert 0 < count <= len(self.ahead)
+        done, self.ahead = self.ahead[:count], self.ahead[count:]
+        self.position = done[-1][1]
         _write_position(self.mark, self.position)
+        return [record for record, _ in done]
 
 
 class Spool:
@@ -188,20 +214,26 @@ class Spool:
 
     def peek(self) -> Optional[Any]:
         """The oldest batch not yet written back, or None."""
+        batches = self.peek_many(1)
+        return batches[0] if batches else None
+
+    def peek_many(self, max_items: int) -> list[Any]:
+        """The oldest batches not yet written back, as many as hold `max_items` call records
+        (one at least), all from one file: the writer writes them in one transaction."""
         while self._orphans:
             segment = self._orphans[0]
-            record = segment.next_record()
-            if record is not None:
-                return record["batch"]
+            records = segment.read_ahead(max_items)
+            if records:
+                return [record["batch"] for record in records]
             self._orphans.pop(0)
             self._remove(segment)
         if self._own is not None:
-            record = self._own.next_record()
-            if record is not None:
-                return record["batch"]
+            records = self._own.read_ahead(max_items)
+            if records:
+                return [record["batch"] for record in records]
             self._reset_own()
         self.records = self.items = 0  # nothing left, whatever the count said (a skipped record)
-        return None
+        return []
 
     @property
     def adopted_waiting(self) -> bool:
@@ -209,19 +241,18 @@ class Spool:
         return bool(self._orphans)
 
     def head_is_adopted(self) -> bool:
-        """The batch `peek` gave came from another writer's file."""
+        """The batches `peek` gave came from another writer's file."""
         return bool(self._orphans)
 
-    def done(self) -> int:
-        """The batch `peek` gave is written; return its call records."""
+    def done(self, count: int = 1) -> int:
+        """The first `count` batches `peek_many` gave are written; return their call records."""
         segment = self._orphans[0] if self._orphans else self._own
-        assert segment is not None and segment.head is not None
-        items = int(segment.head[0].get("items", 0))
-        segment.advance()
-        self.records = max(0, self.records - 1)
+        assert segment is not None and segment.ahead
+        items = sum(_items_in(record) for record in segment.advance(count))
+        self.records = max(0, self.records - count)
         self.items = max(0, self.items - items)
-        if segment.position >= os.fstat(segment.handle.fileno()).st_size:  # all of it written back
-            if segment.own:
+        if not segment.ahead and segment.position >= os.fstat(segment.handle.fileno()).st_size:
+            if segment.own:  # all of it written back
                 self._reset_own()
             else:
                 self._orphans.remove(segment)
@@ -236,6 +267,7 @@ class Spool:
         own.handle.truncate(0)
         own.handle.flush()
         own.position = 0
+        own.ahead = []
         self.size = 0
         try:
             own.mark.unlink()
@@ -281,6 +313,10 @@ def _age(path: Path) -> float:
         return path.stat().st_mtime
     except FileNotFoundError:
         return 0.0
+
+
+def _items_in(record: Any) -> int:
+    return int(record.get("items", 0)) if isinstance(record, dict) else 0
 
 
 def _items_of(line: bytes) -> int:

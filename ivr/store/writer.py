@@ -64,7 +64,15 @@ _ENDED_REMEMBERED = 10_000  # calls whose outcome came: a late event must not re
 # seconds apart: writing the row with each one cost more than the events themselves.
 ROW_REFRESH = 5.0
 SPOOL_FOLDER = "spool"  # in the installation's folder
-SPOOL_BATCHES_PER_TURN = 20  # written back between two takes of new items: catching up never stalls them
+SPOOL_BATCHES_PER_TURN = 20  # transactions written back between two takes of new items: catching up never stalls them
+# A rush: records arriving faster than this (items a second; a call of the bench flow makes
+# about ten) means calls are pouring in, a burst or a spike. A writer that is caught up then
+# holds its writes for up to RUSH_HOLD seconds, or until the rush ends: the calls keep the
+# interpreter while they need it most, and the rush is written after it in big transactions,
+# which cost less per record. Live calls at the rates a site sees stay far below it.
+RUSH_RATE = 5_000.0
+RUSH_HOLD = 2.0
+RUSH_WINDOW = 0.05  # the rate is judged over this many seconds at a time
 
 
 # A write waits this long at most for a lock, a statement or a connection; then it counts as a
@@ -142,7 +150,8 @@ class _Batch:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> "_Batch":
-        return cls(**{name: record[name] for name in cls._SPOOLED if record.get(name)})  # the rest: empty
+        # copies: a merge must not change the spool's record, which a failed write reads again
+        return cls(**{name: record[name].copy() for name in cls._SPOOLED if record.get(name)})  # the rest: empty
 
     def carry_rows_into(self, later: "_Batch") -> int:
         """Drop this batch but for its call rows and links, which go into `later`; return items lost."""
@@ -176,6 +185,8 @@ class CallWriter:
         max_batch: int = 1_000,
         max_pending: int = 100_000,
         linger: float = 0.01,
+        rush_rate: float = RUSH_RATE,
+        rush_hold: float = RUSH_HOLD,
         retry_min: float = 0.5,
         retry_max: float = 30.0,
         spool_dir: Optional[Path] = None,
@@ -196,6 +207,10 @@ class CallWriter:
         self.max_batch = max_batch
         self.max_pending = max(max_pending, max_batch)
         self.linger = linger
+        self.rush_rate, self.rush_hold = rush_rate, rush_hold
+        self._marks_lock = threading.Lock()
+        self._marks_put = 0  # flush() and close() markers handed over (caller threads, under the lock)
+        self._marks_taken = 0  # ... and taken (the writer thread): a rush never holds one back
         self.retry_min, self.retry_max = retry_min, retry_max
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._wake = threading.Event()  # ends the writer's gathering wait at once (flush, close)
@@ -231,6 +246,7 @@ class CallWriter:
         self._adopting = self._spool is not None  # until the thread has looked for stopped writers' spools
         self._stop_deadline: Optional[float] = None  # close(): when the writer thread must be done
         self._spool_attempts = 0  # failed writes of the spool's oldest batch
+        self._spool_one_by_one = 0  # spooled batches to write one at a time: a write of them together failed
         self._warned_spool_full = False
         self._thread = threading.Thread(target=self._run, name="ivr-call-writer", daemon=True)
         if start:
@@ -278,6 +294,8 @@ class CallWriter:
                 self._thread.join(timeout)
             return not self._pending and not self._unwritten and not self._thread.is_alive() and not self._spooled()
         marker = threading.Event()
+        with self._marks_lock:
+            self._marks_put += 1
         self._queue.put((_FLUSH, marker))
         self._wake.set()
         return marker.wait(timeout)
@@ -291,6 +309,8 @@ class CallWriter:
         # the thread stops trying a little before we stop waiting for it, so it can count its losses
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout - min(0.25, timeout / 4))
         if self._thread.is_alive():
+            with self._marks_lock:
+                self._marks_put += 1
             self._queue.put((_STOP, deadline))
             self._wake.set()
             self._thread.join(timeout)
@@ -400,12 +420,36 @@ class CallWriter:
             # its records follow); flush() and close() cut the wait short
             self._wake.wait(self.linger)
             self._wake.clear()
+        if first[0] not in (_FLUSH, _STOP):
+            self._hold_through_rush()
         try:
             while len(items) < self.max_batch and items[-1][0] != _STOP:
                 items.append(self._queue.get_nowait())
         except queue.Empty:
             pass
+        self._marks_taken += sum(1 for item in items if item[0] in (_FLUSH, _STOP))
         return items
+
+    def _hold_through_rush(self) -> None:
+        """While records pour in faster than `rush_rate` a second, wait instead of writing, for
+        up to `rush_hold` seconds (see RUSH_RATE). Only a writer that is caught up holds (less
+        than a batch waiting), so a rush that outlasts the hold is written as it comes, as
+        without one; a flush or a stop waiting ends the hold at once."""
+        if self.rush_hold <= 0 or self._queue.qsize() >= self.max_batch:
+            return
+        window = RUSH_WINDOW  # arrivals come in clumps of a few milliseconds: judge them over more
+        start = time.monotonic()
+        before = self._submitted
+        while self._marks_put == self._marks_taken and time.monotonic() - start < self.rush_hold:
+            if self._wake.wait(window):
+                if self._marks_put != self._marks_taken:
+                    return
+                self._wake.clear()  # a wake-up whose marker was taken already: wait a whole window
+                continue
+            after = self._submitted
+            if after - before < self.rush_rate * window or self._queue.qsize() >= self.max_queue // 4:
+                return
+            before = after
 
     def _unwritten_left(self) -> bool:
         return bool(self._pending) or (self._spool is not None and self._spool.waiting)
@@ -483,20 +527,31 @@ class CallWriter:
         for _ in range(SPOOL_BATCHES_PER_TURN):
             if self._stop_deadline is not None and time.monotonic() >= self._stop_deadline:
                 return False  # stopping: the rest stays in the spool for the next writer
-            record = spool.peek() if spool.waiting else None
-            if record is None:
+            # many spooled batches in one transaction (an outage spools a small batch every few
+            # milliseconds: one transaction each would fall behind the calls); after a failure,
+            # the oldest alone, so that one the database refuses is given up by itself
+            alone = self._spool_attempts or self._spool_one_by_one
+            records = spool.peek_many(1 if alone else self.max_batch) if spool.waiting else []
+            if not records:
                 break
             adopted = spool.head_is_adopted()
-            batch = _Batch.from_record(record)
+            batch = _Batch.from_record(records[0])
+            for record in records[1:]:
+                batch.merge(_Batch.from_record(record))
             try:
                 self._write(batch)
             except Exception as exc:  # noqa: BLE001 - a failing database must not stop the writer
+                if not _transient(exc):  # one of them is refused: find it, alone
+                    self._spool_one_by_one = max(self._spool_one_by_one, len(records))
                 if not self._failed(batch, exc, spooled=True):
                     return False
-                spool.done()  # refused for its content: given up
+                spool.done(len(records))  # refused for its content: given up
+                self._spool_one_by_one = max(0, self._spool_one_by_one - 1)
                 continue
-            items = spool.done()
+            items = spool.done(len(records))
             self._spool_attempts = 0
+            if alone:
+                self._spool_one_by_one = max(0, self._spool_one_by_one - 1)
             if adopted:
                 self._adopted += items
             else:
@@ -534,8 +589,7 @@ class CallWriter:
         self._failures += 1
         self._healthy = False
         self._last_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-        transient = isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, _NotReady)) or (
-            isinstance(exc, DBAPIError) and exc.connection_invalidated)
+        transient = _transient(exc)
         if spooled:
             self._spool_attempts += 1
             attempts = self._spool_attempts
@@ -738,6 +792,12 @@ class CallWriter:
                                          path=link["path"], created_at=link["at"])
         stmt = stmt.on_conflict_do_update(index_elements=["path"], set_=_keep_known(stmt, recordings))
         conn.execute(stmt)
+
+
+def _transient(exc: Exception) -> bool:
+    """The database is away or busy (tried again), not refusing the records (given up)."""
+    return isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, _NotReady)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 def _keep_known(stmt: Any, recordings: Any) -> dict[str, Any]:

@@ -51,6 +51,25 @@ def test_records_come_back_in_order_with_their_timestamps(tmp_path):
     assert not list((tmp_path / "spool").iterdir())
 
 
+def test_many_records_are_read_back_at_once_and_their_place_kept(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    for i in range(10):
+        assert spool.put({"n": i}, items=2)
+    first = spool.peek_many(5)  # as many as hold 5 call records: three of two
+    assert [r["n"] for r in first] == [0, 1, 2]
+    assert spool.peek_many(5) == first  # read ahead, not yet written back: the same again
+    assert spool.done(3) == 6 and spool.items == 14 and spool.records == 7
+    assert spool.put({"n": 10}, items=2)  # appended while reading back: comes last
+    assert [r["n"] for r in spool.peek_many(1)] == [3]  # one at least, one at most when one is enough
+    spool.close()  # the process stops: the next writer starts where this one was
+    again = Spool(tmp_path / "spool")
+    assert again.adopt() == 8
+    assert [r["n"] for r in again.peek_many(100)] == list(range(3, 11))
+    assert again.done(8) == 16 and not again.waiting
+    assert again.peek_many(100) == [] and not list((tmp_path / "spool").glob("writer-*"))[1:]
+    again.close()
+
+
 def test_the_spool_is_private_and_bounded(tmp_path):
     spool = Spool(tmp_path / "spool", max_bytes=200)
     assert spool.put({"x": "a" * 50}, 1)
@@ -142,6 +161,72 @@ def test_postgresql_unreachable_then_back_loses_nothing(postgres, tmp_path, line
         relay.down()
         engine.dispose()
         postgres.drop_database(url)
+
+
+def test_a_long_spool_is_written_back_in_few_transactions(tmp_path, line):
+    # an outage spools a small batch every few milliseconds; written back one transaction
+    # each, they fell behind calls arriving at 20 a second, and the spool grew outage by outage
+    folder = tmp_path / "not-yet"
+    url = f"sqlite:///{folder / 'ivr.db'}"
+    writer = CallWriter(url, spool_dir=tmp_path / "spool", retry_min=0.05, retry_max=0.1, linger=0.0)
+    events = recorded_calls(line, 30)
+    for event in events:  # one at a time: a batch of its own each
+        writer.submit(event)
+        time.sleep(0.002)
+    deadline = time.monotonic() + 10
+    while writer.stats.spooled < len(events) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert writer.stats.spooled == len(events)
+    spooled_batches = writer._spool.records
+    assert spooled_batches > 30  # many small batches
+    engine = init_db(url)
+    transactions = []
+    real_write = writer._write
+    writer._write = lambda batch: (real_write(batch), transactions.append(batch.items))[0]  # those that commit
+    assert writer.flush(20)
+    assert counts(engine) == (30, len(events)) and writer.stats.dropped == 0
+    assert len(transactions) <= 3 and sum(transactions) == len(events), (spooled_batches, transactions)
+    assert writer.close()
+    engine.dispose()
+
+
+def test_a_spooled_batch_the_database_refuses_is_given_up_alone(tmp_path, line, caplog):
+    from sqlalchemy.exc import DataError
+
+    from ivr.store.writer import _EVENT
+
+    # six calls spooled by a writer that stopped, a batch each; the database refuses one
+    maker = CallWriter("sqlite://", start=False)
+    stopped = Spool(tmp_path / "spool")
+    calls = [recorded_calls(line, 1, prefix=f"s{n}-") for n in range(6)]
+    for events in calls:
+        batch = maker._prepare([(_EVENT, event) for event in events])
+        assert stopped.put(batch.to_record(), batch.items)
+    stopped.close()
+    url = f"sqlite:///{tmp_path / 'ivr.db'}"
+    engine = init_db(url)
+    writer = CallWriter(url, spool_dir=tmp_path / "spool", retry_min=0.01, retry_max=0.02, start=False)
+    bad = calls[3][0].call_id
+    real_write = writer._write
+    written = []
+
+    def write(batch):
+        if any(row["call_id"] == bad for row in batch.events):
+            raise DataError("INSERT", {}, Exception("refused for its content"))
+        real_write(batch)
+        written.append(sorted({row["call_id"] for row in batch.events}))
+
+    writer._write = write
+    writer._thread.start()
+    assert writer.flush(20)
+    with engine.connect() as connection:
+        stored = set(connection.execute(select(Call.id)).scalars())
+    assert stored == {events[0].call_id for events in calls} - {bad}  # the others, all of them
+    assert writer.stats.dropped == len(calls[3]) and writer.stats.adopted == sum(map(len, calls)) - len(calls[3])
+    assert "refuses a spooled batch" in caplog.text
+    assert written[0] == ["s0-0"]  # the six together failed: one at a time from then on
+    writer.close()
+    engine.dispose()
 
 
 def test_sqlite_unreachable_then_back(tmp_path, line):

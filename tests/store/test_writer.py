@@ -309,3 +309,74 @@ def test_after_a_batch_is_given_up_the_next_event_of_its_call_writes_the_row_aga
     assert _until(lambda: len(load(db, "b-1")[1]) == 2 and len(load(db, "a-1")[1]) == 1)  # the other call lost nothing
     assert _row(db, "a-1").last_node == "menu" and [e.seq for e in load(db, "a-1")[1]] == [1]
     assert writer.stats.dropped == 1 and writer.close()
+
+
+def _rush(writer, calls, per_call=10, prefix="rush"):
+    """Submit `calls` calls of `per_call` events as fast as the thread can: a burst."""
+    at = dt.datetime(2026, 11, 24, 9, 0, tzinfo=UTC).isoformat()
+    for n in range(calls):
+        call = f"{prefix}-{n}"
+        writer.submit(ev.Event(call, 0, 0.0, ev.CALL_STARTED, "main", None, {"caller": "1", "language": "pl", "at": at}))
+        for seq in range(1, per_call):
+            writer.submit(ev.Event(call, seq, float(seq), ev.NODE_ENTERED, "main", "menu",
+                                   {"node_type": "menu", "via": "start"}))
+
+
+def test_a_rush_of_records_is_held_while_it_lasts_then_written_at_once(db):
+    import threading
+    import time
+
+    writer = CallWriter(db, rush_rate=500.0, rush_hold=5.0)
+    _rush(writer, 5, prefix="warm")  # the writer has written something and is caught up
+    assert writer.flush(10)
+    stop = threading.Event()
+    sent = {"calls": 0}
+
+    def burst():  # 5 calls (50 records) every few ms, far above the rush rate, for a second
+        while not stop.is_set():
+            _rush(writer, 5, prefix=f"b{sent['calls']}")
+            sent["calls"] += 5
+            time.sleep(0.005)
+
+    before = writer.stats.written
+    thread = threading.Thread(target=burst)
+    thread.start()
+    time.sleep(1.0)
+    during = writer.stats.written - before  # (next to) nothing written while the rush lasts
+    stop.set()
+    thread.join()
+    # a busy machine may stall the burst's thread for a whole window: allow a batch or two
+    assert 100 <= sent["calls"] * 10 < writer.max_queue // 4 and during <= 2 * writer.max_batch, (during, sent)
+    # the rush over, its records follow in big transactions, with no flush() to push them
+    assert _until(lambda: writer.stats.written - before == sent["calls"] * 10, 10.0)
+    assert writer.stats.dropped == 0 and writer.close()
+
+
+def test_a_rush_holds_no_flush_and_no_longer_than_its_hold(db):
+    import threading
+    import time
+
+    writer = CallWriter(db, rush_rate=2_000.0, rush_hold=0.3)
+    stop = threading.Event()
+
+    def burst():
+        n = 0
+        while not stop.is_set():
+            _rush(writer, 20, prefix=f"c{n}")
+            n += 20
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=burst)
+    thread.start()
+    try:
+        time.sleep(0.2)
+        began = time.monotonic()
+        assert writer.flush(10)  # a flush waiting ends the hold: it does not wait for the rush to end
+        assert time.monotonic() - began < 1.5
+        written = writer.stats.written
+        # a rush longer than the hold is written while it lasts, as with no hold at all
+        assert _until(lambda: writer.stats.written > written, 2.0)
+    finally:
+        stop.set()
+        thread.join()
+    assert writer.close()
