@@ -43,7 +43,8 @@ from agi_load_asterisk import Behaviour  # noqa: E402
 from agi_load_run import Plan, Target, run  # noqa: E402
 from agi_load_servers import start_ivr, workspace  # noqa: E402
 
-IDLE_LEAVES = ("Condition.wait", "Event.wait", "CallWriter._take ")  # a thread waiting for work
+# a thread waiting for work (py-spy counts a wait inside C, such as a queue's get, as active)
+IDLE_LEAVES = ("Condition.wait", "Event.wait", "CallWriter._take ", "_worker (concurrent/futures/thread.py")
 WRITER_C = ("DefaultDialect.do_executemany", "DefaultDialect.do_commit", "DefaultDialect.do_execute")
 
 

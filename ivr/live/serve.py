@@ -187,6 +187,12 @@ class SurveyCounterPart:
 # Python hands the interpreter over every 5 ms by default, a gap a caller would hear; 0.5 ms
 # keeps a busy writer from delaying the next AGI command by more than that.
 SWITCH_INTERVAL = 0.0005
+# A full garbage collection walks every object of every call in progress: with 5,000 callers
+# arriving at once, Python's default (one after every ten passes over the middle generation)
+# ran several, each a pause every caller waiting for a command heard. One in a hundred
+# passes halves the spike's worst delay (docs/performance.md); the young generations are
+# collected as often as by default, so a call's short-lived garbage goes as soon as before.
+GC_THRESHOLDS = (700, 10, 100)
 
 
 def serve_forever(runtime: Runtime) -> None:
@@ -196,13 +202,15 @@ def serve_forever(runtime: Runtime) -> None:
     IVR_EVENT_LOOP=asyncio to use the standard loop), which halves the cost of the event
     loop's socket work per AGI command (docs/performance.md). The objects loaded at start
     (flows, config, SQLAlchemy's tables) are moved out of the garbage collector's reach, so
-    its passes over the young objects of calls do not walk them again and again.
+    its passes over the young objects of calls do not walk them again and again, and full
+    collections come a tenth as often as by default (GC_THRESHOLDS).
     """
     sys.setswitchinterval(SWITCH_INTERVAL)
 
     async def main() -> None:
         gc.collect()
         gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         await runtime.run_forever()
 
     if os.environ.get("IVR_EVENT_LOOP", "uvloop") == "uvloop":

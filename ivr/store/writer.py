@@ -211,6 +211,7 @@ class CallWriter:
         self._marks_lock = threading.Lock()
         self._marks_put = 0  # flush() and close() markers handed over (caller threads, under the lock)
         self._marks_taken = 0  # ... and taken (the writer thread): a rush never holds one back
+        self._rate_mark = (time.monotonic(), 0)  # (when, items submitted) at the writer's last take
         self.retry_min, self.retry_max = retry_min, retry_max
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._wake = threading.Event()  # ends the writer's gathering wait at once (flush, close)
@@ -435,11 +436,16 @@ class CallWriter:
         up to `rush_hold` seconds (see RUSH_RATE). Only a writer that is caught up holds (less
         than a batch waiting), so a rush that outlasts the hold is written as it comes, as
         without one; a flush or a stop waiting ends the hold at once."""
+        start, before = time.monotonic(), self._submitted
+        since, then = self._rate_mark
+        self._rate_mark = (start, before)
         if self.rush_hold <= 0 or self._queue.qsize() >= self.max_batch:
             return
-        window = RUSH_WINDOW  # arrivals come in clumps of a few milliseconds: judge them over more
-        start = time.monotonic()
-        before = self._submitted
+        # the rate since the last take, judged over one window at least: arrivals come in clumps
+        # of a few milliseconds. Below it the writer works as with no hold at all.
+        window = RUSH_WINDOW
+        if before - then < self.rush_rate * max(start - since, window):
+            return
         while self._marks_put == self._marks_taken and time.monotonic() - start < self.rush_hold:
             if self._wake.wait(window):
                 if self._marks_put != self._marks_taken:
@@ -447,7 +453,8 @@ class CallWriter:
                 self._wake.clear()  # a wake-up whose marker was taken already: wait a whole window
                 continue
             after = self._submitted
-            if after - before < self.rush_rate * window or self._queue.qsize() >= self.max_queue // 4:
+            self._rate_mark = (time.monotonic(), after)
+            if after - before < self.rush_rate * window or self._queue.qsize() >= self.max_queue // 2:
                 return
             before = after
 
