@@ -339,9 +339,12 @@ def prompts_check(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 @click.option("--grace", type=click.FloatRange(0, 600), metavar="SECONDS",
               help="At SIGTERM/SIGINT, the time calls in progress have to finish before they are ended as "
                    "interrupted (default: config.yaml asterisk.agi.shutdown_grace, 10 s).")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), metavar="PORT",
+              help="Port of /health/live, /health/ready and /metrics (default: config.yaml asterisk.agi.metrics_port, "
+                   "9573); 0: a free port, named in the log.")
 @click.pass_context
 def serve(ctx: click.Context, paths: tuple[Path, ...], host: Optional[str], port: Optional[int], log_level: str,
-          grace: Optional[float]) -> None:
+          grace: Optional[float], metrics_port: Optional[int]) -> None:
     """Run the live runtime: FastAGI for Asterisk, hot reload on SIGHUP or file change."""
     import logging
 
@@ -355,7 +358,7 @@ def serve(ctx: click.Context, paths: tuple[Path, ...], host: Optional[str], port
     logging.getLogger("alembic").setLevel(logging.WARNING)
     targets = list(paths) or _default_flows(ctx)
     runtime = build_runtime(targets, _config_path(ctx, targets[0] if targets[0].is_dir() else targets[0].parent),
-                            host=host, port=port, grace=grace)
+                            host=host, port=port, grace=grace, metrics_port=metrics_port)
     from ivr.live.serve import serve_forever
 
     serve_forever(runtime)

@@ -121,3 +121,7 @@ class RecordingError(IvrError):
 class DemoError(IvrError):
     """`ivr demo` cannot fill the installation: flows that are not the example line's, or
     call records the database would not take."""
+
+
+class ListenError(IvrError):
+    """A server cannot listen on the address it is given (taken, or not this host's)."""

@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "clock": set(),
     "events": set(),
     "filemodes": set(),
+    "metrics_access": set(),
     "yamldoc": set(),
     "errors": {"yamldoc"},  # DiagnosticsError carries the findings about a YAML file
     "settings": {"yamldoc", "errors"},
@@ -36,15 +37,17 @@ ALLOWED: dict[str, set[str]] = {
     "asterisk": {"settings", "clock", "errors"},
     "store": {"events", "settings", "errors", "filemodes"},
     "recordings": {"store", "settings", "errors"},
-    "web": {"installation", "store", "recordings", "flow", "settings", "events", "errors", "filemodes"},
+    "web": {"installation", "store", "recordings", "flow", "settings", "events", "errors", "filemodes",
+            "metrics_access"},
     "simulation": {"engine", "channels", "flow", "settings", "events", "clock", "errors", "yamldoc"},
     "live": {"installation", "engine", "channels", "asterisk", "store", "flow", "prompts", "settings", "events", "clock",
-             "errors", "lookup", "filemodes"},
+             "errors", "lookup", "filemodes", "metrics_access"},
     "demo": {"installation", "engine", "channels", "store", "recordings", "prompts", "flow", "settings", "events",
              "clock", "errors", "filemodes"},
     "testbed": {"asterisk", "prompts", "settings", "errors", "filemodes"},
     "cli": {"installation", "live", "testbed", "demo", "simulation", "web", "recordings", "store", "asterisk",
-            "channels", "engine", "prompts", "flow", "settings", "yamldoc", "events", "clock", "errors", "lookup", "filemodes"},
+            "channels", "engine", "prompts", "flow", "settings", "yamldoc", "events", "clock", "errors", "lookup", "filemodes",
+            "metrics_access"},
 }
 
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from time import perf_counter
 from pathlib import Path
 from typing import Optional, Protocol
 
 from ivr.channels.agi_connection import AgiConnection
+from ivr.channels.agi_timing import CommandTimes
 from ivr.channels.agi_wire import (AgiDeadChannel, AgiEnvironment, AgiHangupNotice, Reply, command, full_data,
                                    reply_of, split_values, values_expression)
 from ivr.engine.channel import (
@@ -81,7 +83,7 @@ class ManagerServices(Protocol):
 
 class AgiChannel:
     __slots__ = ("connection", "env", "prompts_dir", "recordings_dir", "manager", "sent", "known", "dead",
-                 "_in_sync", "__dict__")  # __dict__: subclasses (a test's capturing channel) may add their own
+                 "_in_sync", "timings", "__dict__")  # __dict__: subclasses (a test's capturing channel) may add their own
     # every command line sent, kept for tests and debugging (a subclass sets it): some 1 KB
     # a call that a server with thousands of calls up does not carry
     keep_sent: bool = False
@@ -94,6 +96,7 @@ class AgiChannel:
         prompts_dir: Path,
         recordings_dir: Path,
         manager: Optional[ManagerServices] = None,
+        timings: Optional[CommandTimes] = None,
     ):
         self.connection = connection  # Asterisk's end: it reads and bounds the replies
         self.env = env
@@ -105,6 +108,7 @@ class AgiChannel:
         self.known: dict[str, str] = {name: env.asked[name] for name in KNOWN_AT_START if name in env.asked}
         self.dead = env.hung_up  # a caller gone before the first answer: nothing is sent
         self._in_sync = True  # every reply read: the next line is the next command's reply
+        self.timings = timings  # each command's round trip, for `ivr serve`'s metrics (None: not measured)
 
     # --- the wire -----------------------------------------------------------------------
     async def send(self, verb: str, *args: object, dead_ok: bool = False) -> Reply:
@@ -118,7 +122,13 @@ class AgiChannel:
             self.sent.append(line)
         try:
             try:
-                return reply_of(await self.connection.exchange(line))
+                timings = self.timings
+                if timings is None:
+                    return reply_of(await self.connection.exchange(line))
+                started = perf_counter()  # the vDSO clock: no system call
+                unit = await self.connection.exchange(line)
+                timings.observe(verb, perf_counter() - started)
+                return reply_of(unit)
             except AgiHangupNotice:
                 self.dead = True
                 if not dead_ok:

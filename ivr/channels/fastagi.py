@@ -30,6 +30,7 @@ from ivr.channels.agi import KNOWN_AT_START, AgiChannel, ManagerServices
 from ivr.channels.agi_connection import AgiConnection
 from ivr.channels.agi_recording import DATE, start_recording
 from ivr.channels.agi_refusals import RefusalLog
+from ivr.channels.agi_timing import CommandTimes
 from ivr.channels.agi_wire import AgiEnvironment
 from ivr.engine import Engine
 from ivr.events import Event
@@ -65,6 +66,7 @@ class FastAgiServer:
         port: int = 4573,
         on_event: Optional[EventSink] = None,
         manager: Optional[ManagerServices] = None,
+        timings: Optional[CommandTimes] = None,
     ):
         self.engine = engine
         self.prompts_dir = prompts_dir
@@ -73,6 +75,7 @@ class FastAgiServer:
         self.port = port
         self.on_event = on_event  # every event of every call (the call-records writer)
         self.manager = manager
+        self.timings = timings  # every command's round trip, for the metrics (ivr.channels.agi_timing)
         self.server: Optional[asyncio.AbstractServer] = None
         self.active: set[asyncio.Task] = set()
         # connections whose environment block is not complete yet, by deadline (oldest first):
@@ -191,7 +194,7 @@ class FastAgiServer:
         env.keep_only_used()
         engine = self.engine()
         channel = AgiChannel(connection, env, prompts_dir=self.prompts_dir, recordings_dir=self.recordings_dir,
-                             manager=self.manager)
+                             manager=self.manager, timings=self.timings)
         flow = env.script or "main"
         # repr(): a caller-ID name is untrusted; quotes and line breaks stay visible, one log line.
         # DEBUG (`ivr serve --log-level debug`): at thousands of calls a second a line each cost

@@ -43,6 +43,12 @@ class FlowReloader:
         self._engine: Optional[Engine] = None
         self._stamp: dict[Path, tuple[int, int]] = {}
         self.generation = 0
+        self.failures = 0  # reloads refused (the running flows stayed), for the metrics
+
+    @property
+    def loaded(self) -> bool:
+        """Flows are loaded: a call can be run."""
+        return self._engine is not None
 
     def current(self) -> Engine:
         if self._engine is None:
@@ -71,11 +77,13 @@ class FlowReloader:
             report = check_installation(self.paths, self.config_path)
         except IvrError as exc:
             log.error("reload refused: %s; the running flows stay", exc)
+            self.failures += 1
             return False
         if not report.ok:
             for diagnostic in report.errors:
                 log.error("reload refused: %s", diagnostic)
             log.error("reload refused: %d error(s); the running flows stay, with their segments' numbers", len(report.errors))
+            self.failures += 1
             return False
         engine = Engine(report.flow_set(), report.config, sampler=self.sampler, lookups=self.lookups)
         replaced, self._engine = self._engine, engine

@@ -15,7 +15,7 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ivr.channels.agi import ManagerServices
 from ivr.channels.fastagi import FastAgiServer
@@ -25,6 +25,10 @@ from ivr.events import Event
 from ivr.prompts import build as prompts_build
 from ivr.live.reload import FlowReloader
 from ivr.filemodes import recordings_root
+
+if TYPE_CHECKING:
+    from ivr.live.health import HealthServer
+    from ivr.live.metrics import ServeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +49,17 @@ class Runtime:
     # ended as interrupted (config.yaml asterisk.agi.shutdown_grace, `ivr serve --grace`)
     grace: float = DEFAULT_GRACE
     stop_reason: str = "the engine stopped"
+    # health and Prometheus metrics over HTTP (ivr.live.health); None: not served (a runtime
+    # built in a test); 0: a free port, which the start's log line names
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Optional[int] = None
+    metrics: Optional["ServeMetrics"] = None
+    health: Optional["HealthServer"] = None
+    stopping: bool = False  # from the stop's first moment: /health/ready says no
 
     async def start(self) -> None:
+        if self.metrics_port is not None:
+            await self._start_health()
         engine = self.reloader.current()
         config = engine.config
         prompts_dir = prompts_build.prompts_dir(config)
@@ -57,16 +70,36 @@ class Runtime:
         await self.reloader.start()  # the lookups' client, made before the first call and its time-out
         for part in self.extras:
             await part.start()
+        metrics = self.metrics
         self.server = FastAgiServer(self.reloader.current, prompts_dir=prompts_dir.resolve(),
                                     recordings_dir=recordings_dir.resolve(), host=self.host, port=self.port,
-                                    on_event=self.on_event, manager=self.manager)
+                                    on_event=metrics.calls.counting(self.on_event) if metrics else self.on_event,
+                                    manager=self.manager, timings=metrics.timings if metrics else None)
         await self.server.start()
+
+    async def _start_health(self) -> None:
+        """Health and metrics first: a balancer asking during the start hears "not ready"."""
+        from ivr.errors import ListenError
+        from ivr.live.health import HealthServer
+        from ivr.live.metrics import ServeMetrics
+
+        self.metrics = ServeMetrics(self)
+        self.health = HealthServer(self.metrics, self.metrics_host, self.metrics_port or 0)
+        try:
+            await self.health.start()
+        except OSError as exc:
+            raise ListenError(f"health and metrics cannot listen on {self.metrics_host}:{self.metrics_port}: "
+                              f"{exc.strerror or exc} (another `ivr serve` on this host needs another port: "
+                              f"config.yaml asterisk.agi.metrics_port or `ivr serve --metrics-port`)") from None
+        address = self.health.address
+        log.info("health and metrics on %s/health/live, %s/health/ready, %s/metrics", address, address, address)
 
     async def close(self) -> None:
         """Stop: no new call; calls in progress get the grace period, the rest are ended as
         interrupted; every part closes (the writer writes what is left). One line says how
         it went."""
         in_progress = ended = 0
+        self.stopping = True
         if self.server is not None:
             in_progress, ended = await self.server.close(
                 self.grace, f"{self.stop_reason} with the call in progress after a {self.grace:g} s grace period")
@@ -76,6 +109,8 @@ class Runtime:
             except Exception:  # noqa: BLE001 - close the rest all the same
                 log.exception("closing %s failed", type(part).__name__)
         await self.reloader.close()  # the segment lookups' connections
+        if self.health is not None:  # last: a balancer hears "not ready" through the grace period
+            await self.health.close()
         if self.server is not None:
             log.info("stopped: %d call%s in progress, %d finished within %g s, %d ended as interrupted", in_progress,
                      "" if in_progress == 1 else "s", in_progress - ended, self.grace, ended)
@@ -89,6 +124,7 @@ class Runtime:
             if stop.is_set():
                 return  # a second signal changes nothing: the grace period runs once
             self.stop_reason = f"ivr serve stopped ({sig.name})"
+            self.stopping = True
             log.info("%s: no new calls; calls in progress have %g s to finish", sig.name, self.grace)
             stop.set()
 
@@ -258,8 +294,9 @@ def open_writer(config: Any, owner: Optional[str] = None) -> Any:
 
 def build_runtime(flow_paths: list[Path], config_path: Optional[Path], *, host: Optional[str] = None,
                   port: Optional[int] = None, ami: bool = True, store: bool = True,
-                  grace: Optional[float] = None) -> Runtime:
-    """The runtime of an installation, from config.yaml (asterisk.agi, asterisk.ami)."""
+                  grace: Optional[float] = None, metrics_port: Optional[int] = None) -> Runtime:
+    """The runtime of an installation, from config.yaml (asterisk.agi, asterisk.ami);
+    `metrics_port` overrides asterisk.agi.metrics_port (0: a free port)."""
     from ivr.store.callbacks import default_owner
 
     reloader = FlowReloader(flow_paths, config_path)
@@ -267,7 +304,9 @@ def build_runtime(flow_paths: list[Path], config_path: Optional[Path], *, host: 
     asterisk = engine.config.asterisk
     runtime = Runtime(reloader, host=host if host is not None else asterisk.agi.host,
                       port=port if port is not None else asterisk.agi.port,
-                      grace=grace if grace is not None else asterisk.agi.shutdown_grace)
+                      grace=grace if grace is not None else asterisk.agi.shutdown_grace,
+                      metrics_host=asterisk.agi.metrics_host,
+                      metrics_port=metrics_port if metrics_port is not None else asterisk.agi.metrics_port)
     owner = default_owner()  # this engine: in its calls' rows, its heartbeat and its call-back tries
     writer = open_writer(engine.config, owner) if store else None
     if writer is not None:

@@ -3,7 +3,9 @@
 ```yaml
 asterisk:
   agi: {host: 127.0.0.1, port: 4573}          # the FastAGI server `ivr serve` listens on
-                                              # (shutdown_grace: 10s, calls' time to finish at a stop)
+                                              # (shutdown_grace: 10s, calls' time to finish at a stop;
+                                              # metrics_host: 127.0.0.1, metrics_port: 9573, where
+                                              # /health/live, /health/ready and /metrics are served)
   ami: {host: 127.0.0.1, port: 5038, username: ivr, secret: "${IVR_AMI_SECRET}"}
   callback:                                   # how a call-back is dialled (ivr.asterisk.callback)
     channel: "PJSIP/{number}@trunk"           # {number}: the customer's number; default Local/{number}@testbed-callee
@@ -33,7 +35,7 @@ from ivr.yamldoc.diagnostics import Findings
 from ivr.yamldoc.loader import describe
 
 FIELDS = ("agi", "ami", "callback", "language")
-AGI_FIELDS = ("host", "port", "shutdown_grace")
+AGI_FIELDS = ("host", "port", "shutdown_grace", "metrics_host", "metrics_port")
 AMI_FIELDS = ("host", "port", "username", "secret", "permit")
 CALLBACK_FIELDS = ("channel", "context", "caller_id", "timeout")
 
@@ -60,6 +62,10 @@ class AgiSettings:
     # seconds calls in progress have to finish when `ivr serve` is stopped; the rest are
     # ended as interrupted and handed back to the dialplan's fail-safe queue
     shutdown_grace: float = 10.0
+    # `ivr serve`'s health (/health/live, /health/ready) and Prometheus metrics (/metrics),
+    # over HTTP; on this host only by default (ivr.metrics_access says who may read /metrics)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9573
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,20 @@ def _agi(value: Any, findings: Findings) -> AgiSettings:
                            f"process that takes longer to stop, and its calls are then closed only at the next start")
         elif seconds is not None:
             settings["shutdown_grace"] = seconds
+    if "metrics_host" in data:
+        host = data["metrics_host"]
+        if not isinstance(host, str) or not _HOST.fullmatch(host):
+            findings.error(("asterisk", "agi", "metrics_host"),
+                           f"AGI metrics_host must be an IP address such as 127.0.0.1, not {describe(host)}")
+        else:
+            settings["metrics_host"] = host
+    if "metrics_port" in data:
+        port = port_number(data["metrics_port"], ("asterisk", "agi", "metrics_port"), "AGI metrics", findings)
+        if port is not None and port == settings.get("port", AgiSettings.port):
+            findings.error(("asterisk", "agi", "metrics_port"),
+                           f"AGI metrics_port must differ from the FastAGI port ({port}): they are two servers")
+        elif port is not None:
+            settings["metrics_port"] = port
     return AgiSettings(**settings)
 
 

@@ -12,6 +12,7 @@ Blueprints, one concept each:
     reports    scorecard reports per agent and department
     dashboard  charts and the menu tree with the callers' branches
     admin      the audit log (admins only)
+    health     /health/live, /health/ready and /metrics (Prometheus)
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ log = logging.getLogger(__name__)
 
 
 def create_app(config: Union[Config, str, Path, None] = None, *, testing: bool = False,
-               overrides: Optional[dict[str, Any]] = None) -> Flask:
-    """The QA web app of the installation whose config.yaml is `config` (a path, or loaded)."""
+               overrides: Optional[dict[str, Any]] = None, index: Any = None) -> Flask:
+    """The QA web app of the installation whose config.yaml is `config` (a path, or loaded);
+    `index`: the background recordings index's watch (ivr.web.housekeeping.IndexWatch),
+    whose figures /metrics shows."""
     if not isinstance(config, Config):
         config = load_config(config)
     app = Flask(__name__)
@@ -64,4 +67,7 @@ def create_app(config: Union[Config, str, Path, None] = None, *, testing: bool =
     from ivr.web import filters
 
     filters.install(app)
+    from ivr.web import health
+
+    health.install(app, index)  # /health/live, /health/ready, /metrics
     return app

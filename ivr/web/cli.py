@@ -32,25 +32,27 @@ def web(ctx: click.Context, host: Optional[str], port: Optional[int], index_ever
     from waitress import serve as waitress_serve
 
     from ivr.web import create_app
-    from ivr.web.housekeeping import index_once, purge_once, repeat
+    from ivr.web.housekeeping import IndexWatch, index_once, purge_once, repeat
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     config = _config(ctx)
-    app = create_app(config)
+    watch = IndexWatch() if index_every > 0 else None
+    app = create_app(config, index=watch)
     host = host if host is not None else config.web.host
     port = port if port is not None else config.web.port
     if not app.config["SESSION_COOKIE_SECURE"] and host not in ("127.0.0.1", "localhost", "::1"):
         click.echo("warning: cookies are not marked Secure; put the app behind HTTPS "
                    "(config.yaml web.secure_cookies: true) before others use it", err=True)
     if index_every > 0:
-        repeat("recordings index", index_every, lambda: index_once(config))
+        repeat("recordings index", index_every, lambda: index_once(config, watch))
     if purge_every > 0 and config.recordings.retention_days is None:
         logging.getLogger("ivr.web.housekeeping").info(
             "retention purge off: recordings.retention_days is null in config.yaml (recordings are kept for ever)")
     elif purge_every > 0:
         repeat("retention purge", purge_every, lambda: purge_once(config))
-    click.echo(f"QA web app on http://{host}:{port}/  (Ctrl+C stops it)")
+    click.echo(f"QA web app on http://{host}:{port}/  (Ctrl+C stops it); health and metrics on "
+               f"http://{host}:{port}/health/live, /health/ready, /metrics")
     try:
         waitress_serve(app, host=host, port=port, threads=8, ident="ivr", _quiet=True)
     except OSError as exc:

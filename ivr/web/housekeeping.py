@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+import time
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ivr.settings.config import Config
+
+if TYPE_CHECKING:
+    from ivr.recordings.index import IndexReport
 
 log = logging.getLogger("ivr.web.housekeeping")
 
@@ -21,12 +25,49 @@ _WARNED: dict[str, str] = {}  # recordings whose problem the log has named alrea
 _WARNED_MAX = 10_000
 
 
-def index_once(config: Config) -> None:
+class IndexWatch:
+    """What the background index has done, for `ivr web`'s metrics (ivr.web.health): its
+    lag is the time since the start of the last pass that finished, so a recording finished
+    before then is indexed (or named as a problem); before any has, since the watch began.
+    Written by the index's thread, read by a scrape's: whole values, each set at once."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.since = clock()  # start of the last pass that finished (at first: the app's start)
+        self.passes = 0  # passes that finished
+        self.failures = 0  # passes that failed (the database away, the folder unreadable)
+        self.indexed = 0  # recordings indexed, all passes together
+        self.pending = 0  # files the last pass left for later: still being written
+        self.errors = 0  # files the last pass could not index
+        self.last_seconds = 0.0  # how long the last pass that finished took
+
+    def lag(self) -> float:
+        return max(self.clock() - self.since, 0.0)
+
+    def passed(self, started: float, report: "IndexReport") -> None:
+        self.indexed += len(report.indexed)
+        self.pending = len(report.pending)
+        self.errors = len(report.errors)
+        self.last_seconds = self.clock() - started
+        self.since = started
+        self.passes += 1
+
+
+def index_once(config: Config, watch: Optional[IndexWatch] = None) -> None:
     """Index new recordings; a line in the log when something was indexed or went wrong, and a
-    warning naming each file that cannot be indexed (once per file and reason, not every run)."""
+    warning naming each file that cannot be indexed (once per file and reason, not every run).
+    `watch`: told of the pass, for the metrics."""
     from ivr.recordings.index import index_recordings
 
-    report = index_recordings(config)
+    started = watch.clock() if watch is not None else 0.0
+    try:
+        report = index_recordings(config)
+    except Exception:
+        if watch is not None:
+            watch.failures += 1
+        raise
+    if watch is not None:
+        watch.passed(started, report)
     if report.indexed or report.errors:
         log.info("recordings index: %s", report.summary())
     for problem in report.errors:

@@ -67,7 +67,8 @@ def live_installation(folder: Path, testbed: Testbed) -> Path:
     raw["database"] = f"sqlite:///{folder / 'ivr.db'}"
     raw["recordings"] = {**raw.get("recordings", {}), "dir": str(testbed.recordings_dir)}
     raw["prompts"] = {**raw["prompts"], "dir": str(testbed.prompts_dir)}
-    raw["asterisk"]["agi"] = {**raw["asterisk"]["agi"], "port": free_tcp_port(testbed.config.asterisk.agi.port)}
+    raw["asterisk"]["agi"] = {**raw["asterisk"]["agi"], "port": free_tcp_port(testbed.config.asterisk.agi.port),
+                              "metrics_port": free_tcp_port(0)}  # two engines of two installations may run at once
     for segment in raw.get("segments", {}).values():
         if isinstance(segment, dict) and "numbers" in segment:
             segment["numbers"] = str(REPO / segment["numbers"])

@@ -112,7 +112,7 @@ class Serve:
         self.log = log
         with open(log, "wb") as out:
             self.process = subprocess.Popen(
-                ivr_command() + ["--config", str(config), "serve", "--port", str(port), *extra],
+                ivr_command() + ["--config", str(config), "serve", "--port", str(port), "--metrics-port", "0", *extra],
                 cwd=config.parent, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while "FastAGI listening" not in self.text():

@@ -27,6 +27,10 @@ EXPECTED = {
     "/dashboard/": ("GET", "/dashboard/", {"qa", "admin"}, 200),
     "/dashboard/menu": ("GET", "/dashboard/menu", {"qa", "admin"}, 200),
     "/admin/audit": ("GET", "/admin/audit", {"admin"}, 200),
+    # health is open to a balancer; /metrics to this host (the test client's 127.0.0.1) or a token
+    "/health/live": ("GET", "/health/live", {"anonymous", "qa", "admin"}, 200),
+    "/health/ready": ("GET", "/health/ready", {"anonymous", "qa", "admin"}, 200),
+    "/metrics": ("GET", "/metrics", {"anonymous", "qa", "admin"}, 200),
 }
 
 

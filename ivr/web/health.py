@@ -1,0 +1,108 @@
+"""`ivr web`'s health and Prometheus metrics, on the web app's own port.
+
+    /health/live    200 "live" while the app answers (no database)
+    /health/ready   200 when the database answers a `SELECT 1`, 503 with the reason when not
+    /metrics        the recordings index (its lag, passes, failures, files pending and in
+                    error) and the process; to this host, or with the token of
+                    IVR_METRICS_TOKEN (ivr.metrics_access)
+
+The health paths are public (a balancer asks them without logging in); the metrics are
+refused to any other client, whatever its session, so an account in the QA app is not a
+way to them. Behind a reverse proxy, config.yaml web.proxies must count it: the client's
+address is then the forwarded one, and the proxy's own loopback address opens nothing.
+Each app has its own registry (never prometheus-client's global one).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+from flask import Blueprint, Flask, Response, current_app, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from ivr.metrics_access import REFUSED, may_read_metrics, metrics_token
+from ivr.store.db import safe_url
+from ivr.web.context import context
+from ivr.web.housekeeping import IndexWatch
+from ivr.web.security import public
+
+bp = Blueprint("health", __name__)
+TEXT = "text/plain; charset=utf-8"
+
+
+class WebMetrics:
+    """The registry of one app, and what a scrape reads (`index`: the background index's
+    watch; None when this process runs no index)."""
+
+    def __init__(self, index: Optional[IndexWatch]):
+        self.index = index
+        self.token = metrics_token()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_IndexCollector(self))
+        ProcessCollector(registry=self.registry)
+
+
+class _IndexCollector:
+    def __init__(self, metrics: WebMetrics):
+        self.metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        watch = self.metrics.index
+        yield GaugeMetricFamily("ivr_recordings_index_enabled", "1 when this process indexes recordings in the "
+                                "background (ivr web --index-every), else 0", value=1 if watch else 0)
+        if watch is None:
+            return
+        yield GaugeMetricFamily("ivr_recordings_index_lag_seconds", "Seconds since the start of the last index "
+                                "pass that finished: recordings finished before then are indexed (before any "
+                                "pass: since the start)", value=watch.lag())
+        yield GaugeMetricFamily("ivr_recordings_index_pending", "Recordings the last pass left as still being "
+                                "written", value=watch.pending)
+        yield GaugeMetricFamily("ivr_recordings_index_errors", "Recordings the last pass could not index",
+                                value=watch.errors)
+        yield GaugeMetricFamily("ivr_recordings_index_last_pass_seconds", "How long the last pass that finished "
+                                "took", value=watch.last_seconds)
+        for name, doc, value in (("ivr_recordings_index_passes", "Index passes that finished", watch.passes),
+                                 ("ivr_recordings_index_failures", "Index passes that failed", watch.failures),
+                                 ("ivr_recordings_indexed", "Recordings indexed", watch.indexed)):
+            counter = CounterMetricFamily(name, doc)
+            counter.add_metric([], value)
+            yield counter
+
+
+def install(app: Flask, index: Optional[IndexWatch] = None) -> None:
+    """The health and metrics paths on `app`."""
+    app.extensions["ivr_metrics"] = WebMetrics(index)
+    app.register_blueprint(bp)
+
+
+@bp.get("/health/live")
+@public
+def live() -> Response:
+    return Response("live\n", mimetype=TEXT)
+
+
+@bp.get("/health/ready")
+@public
+def ready() -> Response:
+    engine = context().engine
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return Response(f"not ready: the database {safe_url(engine.url)} cannot be reached ({reason})\n",
+                        status=503, mimetype=TEXT)
+    return Response(f"ready: the database {safe_url(engine.url)} answers\n", mimetype=TEXT)
+
+
+@bp.get("/metrics")
+@public  # not to everyone: the client's address or token decides, below
+def metrics() -> Response:
+    state: Any = current_app.extensions["ivr_metrics"]
+    if not may_read_metrics(request.remote_addr, request.headers.get("Authorization"), state.token):
+        return Response(f"{REFUSED}\n", status=403, mimetype=TEXT)
+    return Response(generate_latest(state.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
