@@ -354,7 +354,7 @@ def test_ready_is_false_through_the_sigterm_grace_while_a_call_finishes(tmp_path
             while (during := await http_get(health, "/health/ready"))[0] == 200:
                 assert time.monotonic() - signalled < 5, "still ready 5 s after SIGTERM"
                 await asyncio.sleep(0.01)
-            print(f"\n/health/ready said 503 {1000 * (time.monotonic() - signalled):.0f} ms after SIGTERM")
+            print(f"\n/health/ready said 503 {1000 * (time.monotonic() - signalled):.1f} ms after SIGTERM")
             live = await http_get(health, "/health/live")
             samples = parse_exposition((await http_get(health, "/metrics"))[2])
             await asyncio.wait_for(call, 30)
