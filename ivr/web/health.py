@@ -1,7 +1,8 @@
 """`ivr web`'s health and Prometheus metrics, on the web app's own port.
 
     /health/live    200 "live" while the app answers (no database)
-    /health/ready   200 when the database answers a `SELECT 1`, 503 with the reason when not
+    /health/ready   200 when the database answers a `SELECT 1`, 503 when not; where the
+                    database is and the driver's reason only to whoever may read /metrics
     /metrics        the recordings index (its lag, passes, failures, files pending and in
                     error) and the process; to this host, or with the token of
                     IVR_METRICS_TOKEN (ivr.metrics_access)
@@ -89,20 +90,28 @@ def live() -> Response:
 @public
 def ready() -> Response:
     engine = context().engine
+    # where the database is, and the driver's words, only to those who may read the metrics
+    told = _may_read_metrics()
+    where = f" {safe_url(engine.url)}" if told else ""
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        return Response(f"not ready: the database {safe_url(engine.url)} cannot be reached ({reason})\n",
+        return Response(f"not ready: the database{where} cannot be reached{f' ({reason})' if told else ''}\n",
                         status=503, mimetype=TEXT)
-    return Response(f"ready: the database {safe_url(engine.url)} answers\n", mimetype=TEXT)
+    return Response(f"ready: the database{where} answers\n", mimetype=TEXT)
+
+
+def _may_read_metrics() -> bool:
+    state: Any = current_app.extensions["ivr_metrics"]
+    return may_read_metrics(request.remote_addr, request.headers.get("Authorization"), state.token)
 
 
 @bp.get("/metrics")
 @public  # not to everyone: the client's address or token decides, below
 def metrics() -> Response:
-    state: Any = current_app.extensions["ivr_metrics"]
-    if not may_read_metrics(request.remote_addr, request.headers.get("Authorization"), state.token):
+    if not _may_read_metrics():
         return Response(f"{REFUSED}\n", status=403, mimetype=TEXT)
+    state: Any = current_app.extensions["ivr_metrics"]
     return Response(generate_latest(state.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

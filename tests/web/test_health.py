@@ -36,7 +36,9 @@ def test_live_and_ready_need_no_log_in(app):
     live = client.get("/health/live", environ_base=STRANGER)
     assert (live.status_code, live.get_data(as_text=True)) == (200, "live\n")
     ready = client.get("/health/ready", environ_base=STRANGER)
-    assert ready.status_code == 200 and ready.get_data(as_text=True).startswith("ready: the database sqlite:///")
+    assert (ready.status_code, ready.get_data(as_text=True)) == (200, "ready: the database answers\n")
+    mine = client.get("/health/ready")  # this host: where the database is, too
+    assert mine.status_code == 200 and mine.get_data(as_text=True).startswith("ready: the database sqlite:///")
 
 
 def test_ready_is_503_when_the_database_cannot_be_reached(app):
@@ -46,6 +48,7 @@ def test_ready_is_503_when_the_database_cannot_be_reached(app):
     context.engine = create_engine("postgresql+psycopg://ivr:not-shown@127.0.0.1:9/ivr")
     try:
         response = app.test_client().get("/health/ready")
+        stranger = app.test_client().get("/health/ready", environ_base=STRANGER)
     finally:
         context.engine.dispose()
         context.engine = saved
@@ -53,6 +56,8 @@ def test_ready_is_503_when_the_database_cannot_be_reached(app):
     assert response.status_code == 503
     assert text.startswith("not ready: the database postgresql+psycopg://ivr:***@127.0.0.1:9/ivr cannot be reached (")
     assert "not-shown" not in text
+    # another host hears only that it is not ready: not where the database is
+    assert (stranger.status_code, stranger.get_data(as_text=True)) == (503, "not ready: the database cannot be reached\n")
 
 
 def test_metrics_are_refused_to_another_host_without_the_token(installation, monkeypatch):
