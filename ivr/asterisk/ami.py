@@ -57,6 +57,8 @@ from ivr.settings.asterisk import AsteriskSettings, CallbackSettings
 
 log = logging.getLogger(__name__)
 
+RESYNC_RETRY_CAP = 5.0  # seconds between tries of a failed re-sync, at most (Asterisk boots in seconds)
+
 __all__ = ["AmiClient", "QueueState", "backoff_delay"]
 
 @dataclass
@@ -188,6 +190,7 @@ class AmiClient:
         self._supervisor: Optional[asyncio.Task] = None
         self._watchdog: Optional[asyncio.Task] = None
         self._refresher: Optional[asyncio.Task] = None
+        self._resync_retry: Optional[asyncio.Task] = None  # a failed re-sync, tried again
         self._tasks: set[asyncio.Task] = set()
         self._call_backs: dict[str, asyncio.Future] = {}  # ActionID -> its OriginateResponse, for call_back()
 
@@ -234,10 +237,10 @@ class AmiClient:
     async def close(self) -> None:
         self._closing = True
         self.board.connection_lost()
-        for task in (self._supervisor, self._watchdog, self._refresher):
+        for task in (self._supervisor, self._watchdog, self._refresher, self._resync_retry):
             if task is not None:
                 task.cancel()
-        for task in (self._supervisor, self._watchdog, self._refresher):
+        for task in (self._supervisor, self._watchdog, self._refresher, self._resync_retry):
             if task is not None:
                 try:
                     await task
@@ -245,7 +248,7 @@ class AmiClient:
                     pass
                 except Exception:  # noqa: BLE001 - it failed before it was stopped: say so, and close all the same
                     log.exception("AMI: %s failed", task.get_name())
-        self._supervisor = self._watchdog = self._refresher = None
+        self._supervisor = self._watchdog = self._refresher = self._resync_retry = None
         if self._manager is not None:
             self._manager.close()
         self._protocol = None
@@ -489,7 +492,28 @@ class AmiClient:
         except AmiConnectionLost:
             pass  # the supervisor reconnects, and re-syncs then
         except AmiError as exc:
-            log.error("AMI: re-sync failed: %s", exc)
+            # an Asterisk that is starting takes logins before its modules are loaded
+            # ("Invalid/unknown command: QueueStatus"): try again until it answers
+            log.error("AMI: re-sync failed: %s; trying again", exc)
+            if self._resync_retry is None or self._resync_retry.done():
+                self._resync_retry = asyncio.create_task(self._resync_until_done(), name="ami-resync-retry")
+
+    async def _resync_until_done(self) -> None:
+        attempt = 0
+        while not self._closing and self.connected:
+            await asyncio.sleep(backoff_delay(attempt, self.backoff_base, RESYNC_RETRY_CAP, self.rng))
+            attempt += 1
+            if self._closing or not self.connected:
+                return  # the supervisor re-syncs after it reconnects
+            try:
+                await self.resync()
+            except AmiConnectionLost:
+                return
+            except AmiError as exc:
+                log.debug("AMI: re-sync failed again (attempt %d): %s", attempt, exc)
+                continue
+            log.warning("AMI: re-synced after %d more attempt(s)", attempt)
+            return
 
     # --- events --------------------------------------------------------------------------
     def _event(self, _manager: Manager, message: Message) -> None:

@@ -89,8 +89,8 @@ class _Segment:
         least, if there is one)."""
         items = sum(_items_in(record) for record, _ in self.ahead)
         end = self.ahead[-1][1] if self.ahead else self.position
+        self.handle.seek(end)  # once: each line read moves on to the next
         while not self.ahead or items < max_items:
-            self.handle.seek(end)
             line = self.handle.readline()
             if not line:
                 break

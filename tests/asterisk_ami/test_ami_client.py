@@ -300,6 +300,35 @@ def test_a_shutdown_event_is_a_lost_connection_and_a_refused_resync_is_a_clear_e
     run(main())
 
 
+def test_a_resync_refused_while_asterisk_boots_is_tried_again_until_it_answers(caplog):
+    # after `core restart now` the manager takes logins before app_queue is loaded, and
+    # QueueStatus is an unknown command for a moment: the re-sync must come once it is known
+    async def main():
+        fake = FakeAmi()
+        await fake.start()
+        client = client_for(fake, backoff_base=0.05)
+        await client.start()
+        try:
+            params = fake.queue_params
+            fake.queue_params = None  # QueueStatus refused, as while the modules load
+            fake.push("Shutdown", Shutdown="Cleanly", Restart="True")
+            await until(lambda: client.connections == 2 and "re-sync failed" in caplog.text)
+            await until(lambda: fake.count("QueueStatus") >= 4)  # tried again, and again
+            synced = caplog.text.count("AMI: re-synced")
+            fake.queue_params = params  # booted
+            await until(lambda: "re-synced after" in caplog.text)
+            assert caplog.text.count("AMI: re-synced") >= synced + 1
+            assert client.board.fresh and client.board.queues() == ["sales"] and client.connected
+            tried = fake.count("QueueStatus")
+            await asyncio.sleep(0.5)  # done: no more tries than the queue refresher's
+            assert fake.count("QueueStatus") <= tried + 1
+        finally:
+            await client.close()
+            await fake.close()
+
+    run(main())
+
+
 # --- actions ---------------------------------------------------------------------------------
 def test_mixmonitormute_mutes_the_callers_side_only_with_exact_headers():
     async def main():
