@@ -8,7 +8,7 @@ test:
 	@scripts/bootstrap.sh test
 	.venv/bin/ivr validate flows
 	.venv/bin/ivr test flows
-	.venv/bin/python -m pytest
+	scripts/test.sh
 
 # the fast loop while editing: leaves out the slow tiers (real Asterisk, browser)
 quick:
