@@ -172,7 +172,8 @@ async def start_ivr(folder: Optional[Path] = None) -> Server:
     # server's memory is then what it carries for calls, not the migration tool's
     subprocess.run([sys.executable, "-c", "import sys; from ivr.store import init_db; init_db(sys.argv[1]).dispose()",
                     f"sqlite:///{database}"], check=True, cwd=folder)
-    argv = ivr_command() + ["--config", str(folder / "config.yaml"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    argv = ivr_command() + ["--config", str(folder / "config.yaml"), "serve", "--host", "127.0.0.1", "--port", str(port),
+                            "--metrics-port", "0"]  # beside any engine running on this host
     server = _spawn("ivr", argv, folder, port, database=database)
     return await _wait_ready(server, "FastAGI listening on")
 

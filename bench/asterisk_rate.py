@@ -226,7 +226,7 @@ def serve(testbed: Testbed, config_path: Path, log_path: Path) -> Iterator[subpr
     testbed.reconfigure(with_members(config, lambda department: members))
     env = {**os.environ, "IVR_AMI_SECRET": testbed.ami_secret}
     with open(log_path, "wb") as log_file:
-        process = subprocess.Popen([str(IVR), "--config", str(config_path), "serve", str(FLOWS)], cwd=REPO, env=env,
+        process = subprocess.Popen([str(IVR), "--config", str(config_path), "serve", "--metrics-port", "0", str(FLOWS)], cwd=REPO, env=env,
                                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30

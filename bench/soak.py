@@ -215,7 +215,7 @@ class Soak:
         log = self.folder / f"serve-{len(self.logs) + 1}.log"
         self.logs.append(log)
         argv = ivr_command() + ["--config", str(self.folder / "config.yaml"), "serve",
-                                "--host", "127.0.0.1", "--port", str(self.port)]
+                                "--host", "127.0.0.1", "--port", str(self.port), "--metrics-port", "0"]
         env = {**os.environ, "IVR_AMI_SECRET": AMI_SECRET}
         with open(log, "wb") as out:
             self.process = subprocess.Popen(argv, cwd=self.folder, stdout=out, stderr=subprocess.STDOUT,

@@ -43,7 +43,7 @@ def _installation(tmp_path: Path) -> Path:
 
 
 def _one_call(root: Path, caller: Caller, env: dict[str, str]) -> None:
-    runtime = build_runtime([root / "flows"], root / "config.yaml", port=0, ami=False)
+    runtime = build_runtime([root / "flows"], root / "config.yaml", port=0, ami=False, metrics_port=0)
 
     async def main():
         await runtime.start()
@@ -189,7 +189,7 @@ def test_ivr_serve_log_level_debug_logs_each_call_and_keeps_libraries_quiet(tmp_
         port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k != "IVR_AMI_SECRET"}  # no AMI: nothing to connect to
     ivr = Path(sys.executable).with_name("ivr")
-    process = subprocess.Popen([str(ivr), "serve", "--log-level", "debug", "--port", str(port)], cwd=root, env=env,
+    process = subprocess.Popen([str(ivr), "serve", "--log-level", "debug", "--port", str(port), "--metrics-port", "0"], cwd=root, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 30

@@ -357,7 +357,7 @@ def test_ivr_serve_starts_and_serves_while_postgresql_is_away(postgres, tmp_path
     config = (REPO / "config.yaml").read_text().replace(
         "database: sqlite:///ivr.db", f"database: {url.replace(f':{postgres.port}/', f':{relay.port}/')}")
     (root / "config.yaml").write_text(config)
-    runtime = build_runtime([root / "flows"], root / "config.yaml", port=0, ami=False)
+    runtime = build_runtime([root / "flows"], root / "config.yaml", port=0, ami=False, metrics_port=0)
     assert any("cannot be reached" in r.getMessage() for r in caplog.records)
 
     writer = runtime.extras[0].writer
