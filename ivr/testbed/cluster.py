@@ -22,6 +22,8 @@ for production.
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
@@ -87,10 +89,7 @@ class Cluster:
                 bed = Testbed(self.config_path, root=self.root, log=self.log, node=node)
                 bed.config = node_side(self.asterisk_config, node, "127.0.0.1", self.layout.agi_port)
                 self.nodes[node.name] = bed
-                bed.start()
-                if not bed.started_here:
-                    raise AsteriskError(f"node {node.name} was running already (from an earlier run?); "
-                                        f"stop it first: its pid is in {bed.state / 'asterisk.pid'}")
+            self._boot_nodes()
             self.haproxy = HAProxy(self.folder / "haproxy", self.layout.engines, port=self.layout.agi_port).start()
             destinations = [Destination(n.name, "127.0.0.1", n.sip_port) for n in self.layout.nodes]
             self.kamailio = Kamailio(self.folder / "kamailio", destinations, port=self.layout.sip_port).start()
@@ -102,10 +101,32 @@ class Cluster:
                  f"127.0.0.1:{self.layout.sip_port}, FastAGI through HAProxy on 127.0.0.1:{self.layout.agi_port}")
         return self
 
+    def _boot_nodes(self) -> None:
+        """Every node at once (each boot waits mostly on Asterisk's module loading), after
+        the first one made the shared mounts."""
+        beds = list(self.nodes.values())
+        beds[0].mount()
+        failures: list[BaseException] = []
+
+        def boot(bed: Testbed) -> None:
+            try:
+                bed.start()
+                if not bed.started_here:
+                    raise AsteriskError(f"node {bed.node.name if bed.node else '?'} was running already (from an "
+                                        f"earlier run?); stop it first: its pid is in {bed.state / 'asterisk.pid'}")
+            except BaseException as exc:  # noqa: BLE001 - raised below, in the caller's thread
+                failures.append(exc)
+
+        threads = [threading.Thread(target=boot, args=(bed,), name=f"boot-{name}") for name, bed in self.nodes.items()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if failures:
+            raise failures[0]
+
     def kamailio_waits(self, want: dict[str, bool], timeout: float) -> float:
         """Until Kamailio's dispatcher has each node active (True) or not (False); the seconds it took."""
-        import time
-
         assert self.kamailio is not None
         started = time.monotonic()
         while True:

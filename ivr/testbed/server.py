@@ -436,6 +436,12 @@ class Testbed:
                 raise AsteriskError(f"cannot bind-mount {source} into the test bed: {done.stderr.strip()}")
             self._made_mounts.append(str(target))
 
+    def mount(self) -> None:
+        """Bind-mount the prompts and recordings folders into the root now (a node's, before
+        several nodes boot at once: one of them makes the shared mounts)."""
+        with self._lock():
+            self._mount()
+
     def release_mounts(self) -> None:
         """A stopped node's bind mounts, taken away once no Asterisk runs in the root."""
         self._unmount()

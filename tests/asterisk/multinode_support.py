@@ -78,11 +78,17 @@ class EngineProcess:
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.engine.metrics_port}"
 
-    def start(self, timeout: float = 40) -> "EngineProcess":
+    def spawn(self) -> "EngineProcess":
+        """Start the process (see `wait_ready`)."""
         env = {**os.environ, "IVR_CONFIG": str(self.config_path), "IVR_AMI_SECRET": self.secret}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen([str(IVR), "serve", "--log-level", "debug"], cwd=REPO, env=env,
                                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_ready(self, timeout: float = 40) -> "EngineProcess":
+        """Until /health/ready answers 200 and AMI is connected."""
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while http_get(f"{self.metrics_url}/health/ready")[0] != 200 or "AMI connected" not in self.log():
             if self.process.poll() is not None or time.monotonic() > deadline:

@@ -81,7 +81,9 @@ def bed(tmp_path_factory) -> Iterator[dict[str, Any]]:
             pytest.fail(f"the multi-node test bed cannot start: {exc}", pytrace=False)
         for engine, node in zip(LAYOUT.engines, LAYOUT.nodes):
             config = engine_installation(folder / engine.name, cluster.nodes[node.name], engine, node, database)
-            engines.append(EngineProcess(engine, config, probe.ami_secret).start())
+            engines.append(EngineProcess(engine, config, probe.ami_secret).spawn())
+        for engine_process in engines:
+            engine_process.wait_ready()
         assert cluster.haproxy is not None
         cluster.haproxy.wait_state({e.name: "UP" for e in LAYOUT.engines}, 10)
         pumps = {name: EventPump(node) for name, node in cluster.nodes.items()}
