@@ -34,7 +34,8 @@ from ivr.store.engines import CRASHED
 from ivr.store.models import Call, CallEvent, Recording
 from ivr.testbed.cluster import Cluster, Layout
 from ivr.testbed.postgres import PostgresUnavailable, start_postgres
-from ivr.testbed.server import REPO, Testbed
+from ivr.testbed import server
+from ivr.testbed.server import REPO
 from ivr.web import create_app
 from ivr.web.users import add_user
 from ivr.errors import IvrError
@@ -68,7 +69,7 @@ def bed(tmp_path_factory) -> Iterator[dict[str, Any]]:
         database = postgres.create_database()
         init_db(database).dispose()  # migrated once, before two engines start on it
         # the installation as the nodes see it: the live tests' (prompts, recordings, members)
-        probe = Testbed(REPO / "config.yaml", node=LAYOUT.nodes[0])
+        probe = server.Testbed(REPO / "config.yaml", node=LAYOUT.nodes[0])
         (folder / "asterisk").mkdir()
         base = live_installation(folder / "asterisk", probe)
         built = subprocess.run([str(IVR), "--config", str(base), "prompts", "build", str(REPO / "flows")],
