@@ -5,8 +5,9 @@ on one real PostgreSQL (ivr.testbed.cluster; docs/deployment.md). Every call is 
 call that enters at Kamailio.
 
 One set-up for the module (about 15 s); then, in this order:
-1. calls through Kamailio land on both Asterisks and both engines; each is stored once,
-   with its recording linked by the index and played by the QA app;
+1. calls through Kamailio land on both Asterisks and both engines, their keys (RFC 4733)
+   reach the engine; each is stored once, with its recording linked by the index and
+   played by the QA app;
 2. `kill -9` of one engine while calls come in at a steady rate: no call placed after
    the kill fails (HAProxy retries a refused connection on the other engine), the calls
    that were on the dead engine are closed as interrupted by the surviving one, and
@@ -133,13 +134,18 @@ def _joined(pumps: dict[str, EventPump], queue: str) -> dict[str, dict[str, str]
 
 # --- 1. calls spread over both Asterisks and both engines -------------------------------------
 SPREAD = [f"4822011{n:02d}" for n in range(4)]
+# the first two (one on each node: Kamailio's round-robin) choose English with RFC 4733 key 2
+# in the language menu and hang up in the main menu; the other two press nothing
+PRESSING = {SPREAD[0], SPREAD[1]}
 
 
 def test_calls_through_kamailio_land_on_both_asterisks_and_both_engines_stored_once_and_playable(bed):
     cluster, engines = bed["cluster"], bed["engines"]
     callers = []
     for number in SPREAD:
-        callers.append(SipCaller(number, LAYOUT.sip_port, hold=WELCOME_HOLD).place())
+        pressing = number in PRESSING
+        callers.append(SipCaller(number, LAYOUT.sip_port, keys="6s 2" if pressing else "",
+                                 hold=4 if pressing else WELCOME_HOLD).place())
         time.sleep(0.3)
     results = [caller.finish(60) for caller in callers]
     assert all(r.ok for r in results), [r.output for r in results if not r.ok]
@@ -151,8 +157,10 @@ def test_calls_through_kamailio_land_on_both_asterisks_and_both_engines_stored_o
     ended = {name: engine.ended() for name, engine in engines.items()}
     assert all(sum(outcomes.values()) >= 1 for outcomes in ended.values()), ended
     assert sum(sum(outcomes.values()) for outcomes in ended.values()) == len(SPREAD), ended
-    for row in rows.values():  # each caller heard the welcome and hung up in the language menu
-        assert (row["outcome"], row["last_node"]) == ("abandoned", "language"), row
+    for number, row in rows.items():  # each caller heard the welcome; the keys reached the engine
+        expected = ("abandoned", "main_menu", "2") if number in PRESSING else ("abandoned", "language", "")
+        assert (row["outcome"], row["last_node"], row["keys"]) == expected, row
+    assert {cluster.node_of(rows[n]["uniqueid"]) for n in PRESSING} == {"ast1", "ast2"}
 
     # the recordings: one shared folder, indexed as `ivr web` does it, played by the QA app
     config = load_config(bed["config"])
