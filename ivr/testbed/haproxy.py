@@ -24,8 +24,10 @@ administrative socket (`show servers state`) is in its folder; `stop()` ends it.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -203,7 +205,9 @@ class HAProxy:
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            # its own process group (start_new_session): the main process and its children
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(5)
 
     def __enter__(self) -> "HAProxy":

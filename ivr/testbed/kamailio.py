@@ -19,9 +19,11 @@ control socket (`kamcmd`) and the log; `stop()` ends it.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -271,7 +273,9 @@ class Kamailio:
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            # its own process group (start_new_session): the main process and its children
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(5)
 
     def __enter__(self) -> "Kamailio":
