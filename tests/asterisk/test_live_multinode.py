@@ -242,7 +242,9 @@ def test_an_engine_killed_under_load_loses_no_new_call_and_its_calls_go_to_the_f
     finally:
         db.dispose()
     assert len(reasons) == len(dead) and all(CRASHED in str(data) for data in reasons.values()), reasons
-    assert "closed" in survivor.log() and victim.process.returncode == -9
+    assert victim.process.returncode == -9
+    [victim_id] = {rows[n]["engine_id"] for n in dead}
+    assert f"closed {len(dead)} call(s) left open by engine {victim_id}" in survivor.log(), survivor.log()[-3000:]
 
     # their callers, still on the line, went to each Asterisk's fail-safe queue; nobody else did
     by_uniqueid = {rows[n]["uniqueid"]: n for n in STEADY}
