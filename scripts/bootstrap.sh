@@ -31,6 +31,14 @@ fi
 for package in libsox-fmt-mp3 debootstrap; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
+# the multi-node test bed (ivr/testbed/cluster.py): Kamailio's dispatcher in front of the
+# Asterisks, HAProxy in front of the engines; the tests run both as their own children, on
+# their own ports, so a service the package may start is never used
+if [ "$mode" = test ]; then
+  for package in kamailio haproxy; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+  done
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 
 DATE = "STRFTIME(${EPOCH},,%Y-%m-%d)"  # ${DATE}: as the generated dialplan names the day's folder
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_UNIQUEID = re.compile(r"[0-9]+\.[0-9]+")  # Asterisk's: <epoch>.<sequence>
+# Asterisk's: <epoch>.<sequence>, after `<systemname>-` where asterisk.conf sets one (each
+# node of several Asterisks does, so that their uniqueids never clash)
+_UNIQUEID = re.compile(r"(?:[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*-)?[0-9]+\.[0-9]+")
 # a comma starts MixMonitor's options, `|` did in old releases; the rest would be read as
 # dialplan syntax by whoever copies the path into a dialplan
 _FORBIDDEN = set(",|;$()[]{}\"'\\`")
@@ -42,7 +44,7 @@ async def start_recording(channel: AgiChannel, recordings_dir: Path, call: str, 
     started. A caller who hangs up meanwhile ends it quietly."""
     uniqueid = channel.env.uniqueid
     if not _UNIQUEID.fullmatch(uniqueid):
-        return not_recorded(call, f"its uniqueid {uniqueid!r} is not Asterisk's <epoch>.<n>")
+        return not_recorded(call, f"its uniqueid {uniqueid!r} is not Asterisk's [<systemname>-]<epoch>.<n>")
     folder = str(recordings_dir)
     if any(ch in _FORBIDDEN or unicodedata.category(ch).startswith("C") for ch in folder):
         return not_recorded(call, f"the recordings folder {folder!r} holds characters MixMonitor would split at")

@@ -2,7 +2,7 @@
 records writer, the survey's sampling counter in the database, and (when configured) the
 AMI connection and the call-back scheduler (ivr.live.callbacks), in one asyncio process.
 
-Stateless between calls, so several of these can sit behind Asterisk's `hagi://`.
+Stateless between calls, so several of these can sit behind HAProxy (docs/deployment.md).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ Everything binds to 127.0.0.1.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -55,17 +56,17 @@ STOCK = ("indications.conf", "features.conf", "ccss.conf", "cdr.conf", "cel.conf
 
 ASTERISK_CONF = """\
 [directories]
-astcachedir => /var/cache/asterisk
-astetcdir => /etc/asterisk
+astcachedir => /var/cache/asterisk{suffix}
+astetcdir => /etc/asterisk{suffix}
 astmoddir => /usr/lib/x86_64-linux-gnu/asterisk/modules
-astvarlibdir => /var/lib/asterisk
-astdbdir => /var/lib/asterisk
-astkeydir => /var/lib/asterisk
+astvarlibdir => /var/lib/asterisk{suffix}
+astdbdir => /var/lib/asterisk{suffix}
+astkeydir => /var/lib/asterisk{suffix}
 astdatadir => /usr/share/asterisk
 astagidir => /usr/share/asterisk/agi-bin
-astspooldir => /var/spool/asterisk
-astrundir => /var/run/asterisk
-astlogdir => /var/log/asterisk
+astspooldir => /var/spool/asterisk{suffix}
+astrundir => /var/run/asterisk{suffix}
+astlogdir => /var/log/asterisk{suffix}
 astsbindir => /usr/sbin
 
 [options]
@@ -75,7 +76,46 @@ nocolor = yes
 ; would give: MixMonitor writes only the frames it sees, so without them the waits of a
 ; caller who sends no audio drop out of the recording and the timeline no longer matches it
 transmit_silence = yes
-"""
+{systemname}"""
+
+
+@dataclass(frozen=True)
+class Node:
+    """One Asterisk of a multi-node test bed (ivr.testbed.cluster), beside the single one.
+
+    Every node runs from the same sid root with folders of its own (`/etc/asterisk-<name>`,
+    `/var/spool/asterisk-<name>`, ...: `asterisk -C /etc/asterisk-<name>/asterisk.conf`),
+    its own SIP, AMI and RTP ports, and its name as Asterisk's `systemname`: Asterisk then
+    starts every uniqueid with it (`ast1-1733390000.12`), so two nodes that start in the
+    same second never make the same uniqueid, which is the calls table's key."""
+
+    name: str
+    sip_port: int
+    ami_port: int
+    rtp_ports: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z][a-z0-9]{0,15}", self.name):
+            raise AsteriskError(f"a test-bed node name is a short lower-case word such as ast1, not {self.name!r}")
+
+    @property
+    def suffix(self) -> str:
+        return f"-{self.name}"
+
+    @property
+    def conf(self) -> str:
+        """Its asterisk.conf, as the chroot sees it (`asterisk -C`)."""
+        return f"/etc/asterisk{self.suffix}/asterisk.conf"
+
+
+def asterisk_conf(verbose: int, node: Optional[Node] = None) -> str:
+    """asterisk.conf: the stock folders (or a node's own, with its systemname)."""
+    if node is None:
+        return ASTERISK_CONF.format(suffix="", verbose=verbose, systemname="")
+    return ASTERISK_CONF.format(suffix=node.suffix, verbose=verbose,
+                                systemname=f"; every uniqueid starts with it: no clash with the other nodes'\n"
+                                           f"systemname = {node.name}\n")
+
 
 LOGGER_CONF = """\
 [general]
@@ -93,7 +133,7 @@ PJSIP_CONF = f"""\
 {{system}}[transport-udp]
 type = transport
 protocol = udp
-bind = 127.0.0.1:{SIP_PORT}
+bind = 127.0.0.1:{{sip_port}}
 
 ; SIPp callers (`ivr call`): any port on 127.0.0.1, straight into the IVR
 [{SIPP_ENDPOINT}]
@@ -214,26 +254,27 @@ def rtp_conf(ports: tuple[int, int] = RTP_PORTS, strict: str = "yes") -> str:
     return text if strict == "yes" else text + f"strictrtp = {strict}\n"
 
 
-def pjsip_conf(tuning: Tuning) -> str:
+def pjsip_conf(tuning: Tuning, sip_port: int = SIP_PORT) -> str:
     system = ""
     settings = [("threadpool_max_size", tuning.threadpool_max),
                 ("taskprocessor_overload_trigger", tuning.overload_trigger)]
     if any(value is not None for _, value in settings):
         system = "[system]\ntype = system\n" + "".join(
             f"{name} = {value}\n" for name, value in settings if value is not None) + "\n"
-    return PJSIP_CONF.format(system=system)
+    return PJSIP_CONF.format(system=system, sip_port=sip_port)
 
 
-def base_files(tuning: Tuning = Tuning()) -> dict[str, str]:
-    """File name (in /etc/asterisk) -> text, for everything but the generated IVR files."""
+def base_files(tuning: Tuning = Tuning(), node: Optional[Node] = None) -> dict[str, str]:
+    """File name (in /etc/asterisk, or a node's folder) -> text, for everything but the
+    generated IVR files; a node's own folders, ports and systemname when `node` is given."""
     levels = "notice,warning,error" + (",verbose" if tuning.log_verbose else "")
     return {
-        "asterisk.conf": ASTERISK_CONF.format(verbose=tuning.verbose),
+        "asterisk.conf": asterisk_conf(tuning.verbose, node),
         "modules.conf": modules_conf(),
         "logger.conf": LOGGER_CONF.format(levels=levels),
         "musiconhold.conf": MUSICONHOLD_CONF,
-        "rtp.conf": rtp_conf(tuning.rtp_ports, tuning.strict_rtp),
-        "pjsip.conf": pjsip_conf(tuning),
+        "rtp.conf": rtp_conf(node.rtp_ports if node else tuning.rtp_ports, tuning.strict_rtp),
+        "pjsip.conf": pjsip_conf(tuning, node.sip_port if node else SIP_PORT),
         "extensions_site.conf": SITE_EXTENSIONS,
         **({} if tuning.cdr else {"cdr.conf": "[general]\nenable = no\n"}),
     }

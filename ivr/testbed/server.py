@@ -20,6 +20,10 @@ folder made by debootstrap (see the shared asterisk-testbed notes):
   `chroot ROOT asterisk -f -U root -G root`, ready when `core waitfullybooted` answers.
 - The chroot shares the host's network: AMI (config.yaml asterisk.ami.port), SIP on
   127.0.0.1:5070 (UDP), FastAGI out to config.yaml asterisk.agi.
+- A node (`Testbed(node=Node(...))`, ivr.testbed.cluster) is another Asterisk from the
+  same root: its own folders (`/etc/asterisk-<name>`, ...), SIP, AMI and RTP ports and
+  systemname, started with `asterisk -C /etc/asterisk-<name>/asterisk.conf`. It shares
+  the bind mounts, and takes away only the ones it made, once no Asterisk runs in the root.
 
 The AMI secret: the environment variable config.yaml names (IVR_AMI_SECRET) when set;
 otherwise one is made once and kept in `.cache/testbed/ami.secret` (mode 0600);
@@ -38,11 +42,12 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional
 
 from ivr.asterisk.dialplan import generate, recordings_dir, with_members
-from ivr.testbed.files import AGENT, SIP_PORT, STOCK, Tuning, base_files, tuned_manager_conf
+from ivr.testbed.files import AGENT, SIP_PORT, STOCK, Node, Tuning, base_files, tuned_manager_conf
 from ivr.settings.asterisk import AmiSettings
 from ivr.settings.config import Config, find_config, load_config
 from ivr.errors import AsteriskError
@@ -163,17 +168,21 @@ class Testbed:
 
     def __init__(self, config_path: Optional[Path] = None, *, root: Path = ROOT, state: Path = STATE,
                  environ: Optional[Mapping[str, str]] = None, log: Log = _quiet,
-                 ready_timeout: float = READY_TIMEOUT, tuning: Tuning = Tuning()):
+                 ready_timeout: float = READY_TIMEOUT, tuning: Tuning = Tuning(), node: Optional[Node] = None):
         path = config_path or find_config(REPO)
         if path is None:
             raise AsteriskError("no config.yaml found for the test bed")
         self.config_path = Path(path).resolve()
-        self.root, self.state, self.log = root, state, log
+        self.node = node
+        self.root, self.log = root, log
+        self.state = state / "nodes" / node.name if node else state
+        self._secret_state = state  # one AMI secret for every Asterisk of the test bed
         self.ready_timeout = ready_timeout
         self.tuning = tuning  # Asterisk's settings that bound the call rate (ivr.testbed.files)
         self._environ = dict(os.environ if environ is None else environ)
-        self.config: Config = testbed_config(load_config(self.config_path))
-        self.sip_port = SIP_PORT
+        self.config: Config = testbed_config(load_config(self.config_path), node)
+        self.sip_port = node.sip_port if node else SIP_PORT
+        self._made_mounts: list[str] = []
         self.started_here = False
         self._proc: Optional[subprocess.Popen] = None
 
@@ -211,7 +220,7 @@ class Testbed:
         env = dict(self._environ)
         name = self.ami.secret_variable
         if not env.get(name):
-            env[name] = _stored_secret(self.state)
+            env[name] = _stored_secret(self._secret_state)
         return env
 
     def __enter__(self) -> "Testbed":
@@ -247,16 +256,16 @@ class Testbed:
 
     def _boot(self) -> None:
         """Spawn `asterisk -f` in the root (a stale asterisk.ctl removed) and wait until it booted."""
-        ctl = self.root / "var/run/asterisk/asterisk.ctl"
+        ctl = self._folder("var/run/asterisk") / "asterisk.ctl"
         with contextlib.suppress(FileNotFoundError):
             ctl.unlink()  # left by a killed Asterisk: "Asterisk already running"
-        messages = self.root / "var/log/asterisk/messages.log"
+        messages = self._folder("var/log/asterisk") / "messages.log"
         with contextlib.suppress(FileNotFoundError):
             messages.unlink()
         self.state.mkdir(parents=True, exist_ok=True)
         with open(self.state / "asterisk.out", "wb") as out:
             self._proc = subprocess.Popen(
-                ["chroot", str(self.root), "asterisk", "-f", "-U", "root", "-G", "root"],
+                [*self._asterisk(), "-f", "-U", "root", "-G", "root"],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                 # as a deployment's UMask=0007: MixMonitor's and RECORD FILE's files 0660 and
                 # folders 0770 (setgid from the recordings folder), nothing for others
@@ -278,7 +287,7 @@ class Testbed:
             with contextlib.suppress(FileNotFoundError):
                 self._pid_file.unlink()
             with contextlib.suppress(FileNotFoundError):
-                (self.root / "var/run/asterisk/asterisk.ctl").unlink()
+                (self._folder("var/run/asterisk") / "asterisk.ctl").unlink()
             self._unmount()
             self.started_here = False
 
@@ -304,7 +313,7 @@ class Testbed:
     def rx(self, command: str, timeout: float = 15) -> str:
         """Run an Asterisk CLI command (`asterisk -rx`) and return its output."""
         try:
-            done = subprocess.run(["chroot", str(self.root), "asterisk", "-rx", command],
+            done = subprocess.run([*self._asterisk(), "-rx", command],
                                   capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise AsteriskError(f"asterisk -rx {command!r} took over {timeout:g}s") from None
@@ -314,7 +323,7 @@ class Testbed:
 
     def log_tail(self, lines: int = 30) -> str:
         parts = []
-        for path in (self.state / "asterisk.out", self.root / "var/log/asterisk/messages.log"):
+        for path in (self.state / "asterisk.out", self._folder("var/log/asterisk") / "messages.log"):
             if path.is_file():
                 parts.append(f"--- {path.name} ---\n{_tail(path, lines)}")
         return "\n".join(parts) or "(Asterisk wrote no log)"
@@ -322,12 +331,14 @@ class Testbed:
     # --- configuration -------------------------------------------------------------------------
     def write_configs(self, config: Optional[Config] = None) -> None:
         """/etc/asterisk of the root: base files + `ivr asterisk-config`'s three files."""
-        files = dict(base_files(self.tuning))
+        files = dict(base_files(self.tuning, self.node))
         files.update(generate(config or self.config, self.environ()))
         files["manager.conf"] = tuned_manager_conf(files["manager.conf"], self.tuning)
-        etc = self.root / "etc" / "asterisk"
+        etc = self._folder("etc/asterisk")
         etc.mkdir(parents=True, exist_ok=True)
-        (self.root / "var/lib/asterisk/keys").mkdir(parents=True, exist_ok=True)
+        (self._folder("var/lib/asterisk") / "keys").mkdir(parents=True, exist_ok=True)
+        for folder in ASTERISK_DIRS:  # a node's own, on its first start
+            self._folder(folder.lstrip("/")).mkdir(parents=True, exist_ok=True)
         for name in STOCK:
             stock = self.root / "etc" / "asterisk.dist" / name
             if stock.is_file() and name not in files:
@@ -345,6 +356,14 @@ class Testbed:
         self.rx("core reload")
 
     # --- helpers ---------------------------------------------------------------------------------
+    def _folder(self, stock: str) -> Path:
+        """One of Asterisk's folders in the root (`var/log/asterisk`): a node's own one."""
+        return self.root / (stock + self.node.suffix if self.node else stock)
+
+    def _asterisk(self) -> list[str]:
+        """The command that runs this Asterisk (or talks to it, with -rx) in the root."""
+        return ["chroot", str(self.root), "asterisk", *(["-C", self.node.conf] if self.node else [])]
+
     @property
     def _pid_file(self) -> Path:
         return self.state / "asterisk.pid"
@@ -415,8 +434,28 @@ class Testbed:
             done = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True, text=True)
             if done.returncode != 0:
                 raise AsteriskError(f"cannot bind-mount {source} into the test bed: {done.stderr.strip()}")
+            self._made_mounts.append(str(target))
+
+    def mount(self) -> None:
+        """Bind-mount the prompts and recordings folders into the root now (a node's, before
+        several nodes boot at once: one of them makes the shared mounts)."""
+        with self._lock():
+            self._mount()
+
+    def release_mounts(self) -> None:
+        """A stopped node's bind mounts, taken away once no Asterisk runs in the root."""
+        self._unmount()
 
     def _unmount(self) -> None:
+        if self.node is not None:
+            # the mounts are shared by every Asterisk of the root: a node takes away the ones it
+            # made, and only when no Asterisk is left running there (else: kept for a later call)
+            if not processes_in(self.root):
+                for point in reversed(self._made_mounts):
+                    if subprocess.run(["umount", point], capture_output=True).returncode != 0:
+                        subprocess.run(["umount", "-l", point], capture_output=True)
+                self._made_mounts.clear()
+            return
         for point in sorted(mounts_under(self.root), key=len, reverse=True):
             if subprocess.run(["umount", point], capture_output=True).returncode != 0:
                 subprocess.run(["umount", "-l", point], capture_output=True)
@@ -437,9 +476,26 @@ class Testbed:
                                         f"Asterisk needs it (is another Asterisk running?)") from None
 
 
-def testbed_config(config: Config) -> Config:
-    """config.yaml as the test bed runs it: each department's members are the fake agent."""
-    return with_members(config, lambda department: (AGENT,))
+def testbed_config(config: Config, node: Optional[Node] = None) -> Config:
+    """config.yaml as the test bed runs it: each department's members are the fake agent;
+    a node's manager on the node's own AMI port."""
+    config = with_members(config, lambda department: (AGENT,))
+    if node is None:
+        return config
+    asterisk = config.asterisk
+    return replace(config, asterisk=replace(asterisk, ami=replace(asterisk.manager, port=node.ami_port)))
+
+
+def processes_in(root: Path) -> list[int]:
+    """The pids of the processes whose root folder is `root` (Asterisks of the test bed)."""
+    base = str(root.resolve())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.readlink(entry / "root") == base:
+                    found.append(int(entry.name))
+    return found
 
 
 def testbed_environ(config_path: Optional[Path] = None) -> dict[str, str]:

@@ -283,34 +283,41 @@ Content-Length: 0
 """
 
 
-def sip_messages(*, caller_name: str, caller_id: str) -> dict[str, str]:
+def sip_messages(*, caller_name: str, caller_id: str, proxied: bool = False) -> dict[str, str]:
     """The SIP messages of a call's scenario as CDATA blocks: `invite` (PCMU and
     telephone-event), `ack`, `bye` (ours) and `ok` (the answer to the far end's BYE).
     `caller_id` is digits, optionally followed by SIPp's `[call_number]` keyword, which
-    gives each call of one SIPp run a number of its own."""
+    gives each call of one SIPp run a number of its own.
+
+    `proxied`: the call goes through a proxy that stays in the dialog (Record-Route, as
+    the multi-node test bed's Kamailio): the ACK and BYE go to the Contact of the answer
+    with the recorded route set (the 200's `rrs` in `scenario_xml`), as RFC 3261 says."""
     if not _NUMBERED_CALLER.match(caller_id):
         raise UsageError(f"a caller ID must be digits with an optional leading +, not {caller_id!r}")
     fields = {"name": sip_display_name(caller_name), "cid": caller_id, "pt": DTMF_PAYLOAD}
 
-    def cdata(text: str) -> str:
+    def cdata(text: str, in_dialog: bool = False) -> str:
+        if proxied and in_dialog:
+            text = text.replace("sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n",
+                                "[next_url] SIP/2.0\n[routes]\n", 1)
         return "<![CDATA[\n" + text.format(**fields) + "\n    ]]>"
 
-    return {"invite": cdata(_INVITE), "ack": cdata(_ACK), "bye": cdata(_BYE), "ok": cdata(_OK)}
+    return {"invite": cdata(_INVITE), "ack": cdata(_ACK, True), "bye": cdata(_BYE, True), "ok": cdata(_OK)}
 
 
 def scenario_xml(steps: list[tuple[float, Optional[Path]]], *, caller_name: str, caller_id: str,
-                 hold: float) -> str:
+                 hold: float, proxied: bool = False) -> str:
     """The SIPp scenario: INVITE, ACK, per step a wait (ended early by the far end's BYE)
     and a capture to play, then up to `hold` seconds for the far end's BYE, else our BYE."""
     if not _CALLER_ID.match(caller_id):
         raise UsageError(f"--caller-id must be digits with an optional leading +, not {caller_id!r}")
-    message = sip_messages(caller_name=caller_name, caller_id=caller_id)
+    message = sip_messages(caller_name=caller_name, caller_id=caller_id, proxied=proxied)
     out = ['<?xml version="1.0" encoding="UTF-8" ?>', '<scenario name="ivr call">',
            f'  <send retrans="500">{message["invite"]}</send>',
            '  <recv response="100" optional="true"/>',
            '  <recv response="180" optional="true"/>',
            '  <recv response="183" optional="true"/>',
-           '  <recv response="200" rtd="true"/>',
+           '  <recv response="200" rtd="true"' + (' rrs="true"' if proxied else '') + '/>',
            f'  <send>{message["ack"]}</send>']
     for i, (wait, pcap) in enumerate(steps):
         out.append(f'  <recv request="BYE" timeout="{round(wait * 1000)}" ontimeout="step{i}" next="remote_bye"/>')
@@ -339,10 +346,12 @@ class CallResult:
 
 def place_call(plan: Sequence[Step], *, host: str = "127.0.0.1", port: int = 5070, exten: str = "100",
                caller_name: str = "IVR test caller", caller_id: str = "48221234567",
-               hold: float = 10.0, work_dir: Optional[Path] = None, timeout: Optional[float] = None) -> CallResult:
+               hold: float = 10.0, work_dir: Optional[Path] = None, timeout: Optional[float] = None,
+               proxied: bool = False) -> CallResult:
     """Place one SIPp call into the test bed that presses the keys of `plan` (see
     `timed_steps` and `parse_keys`); it ends when the far end hangs up or `hold` seconds
-    after the last step."""
+    after the last step. `proxied`: host:port is a proxy that stays in the dialog
+    (Kamailio of the multi-node test bed; see `sip_messages`)."""
     sipp = shutil.which("sipp")
     if sipp is None:
         raise AsteriskError("sipp is missing: install sip-tester (scripts/bootstrap.sh test)")
@@ -362,8 +371,8 @@ def place_call(plan: Sequence[Step], *, host: str = "127.0.0.1", port: int = 507
                 seq, ts = message_pcap(shipped_pcap("0"), pcap, seq, ts)
             steps.append((step.wait, pcap))
         scenario = folder / "call.xml"
-        scenario.write_text(scenario_xml(steps, caller_name=caller_name, caller_id=caller_id, hold=hold),
-                            encoding="utf-8")
+        scenario.write_text(scenario_xml(steps, caller_name=caller_name, caller_id=caller_id, hold=hold,
+                                         proxied=proxied), encoding="utf-8")
         total = sum(s.wait for s in plan) + hold + 15 + (MESSAGE_SECONDS if any(s.message for s in plan) else 0)
         cmd = [sipp, f"{host}:{port}", "-sf", str(scenario), "-s", exten, "-m", "1", "-l", "1",
                "-i", "127.0.0.1", "-p", str(_free_port(socket.SOCK_DGRAM)),

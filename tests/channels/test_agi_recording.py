@@ -47,6 +47,14 @@ def test_a_recording_that_cannot_start_is_warned_about_once_and_the_call_goes_on
     assert "is NOT recorded" in said and "200 result=-2" in said
 
 
+def test_a_node_with_a_systemname_is_recorded_under_its_uniqueid(installation, tmp_path, caplog):
+    # one of several Asterisks: asterisk.conf's systemname starts each uniqueid (docs/deployment.md)
+    caplog.set_level(logging.INFO, logger="ivr")
+    _, [sent] = run_calls(installation, tmp_path, [(_bare(), environment("ast2-1700000000.7"))])
+    path = f"{tmp_path / 'rec'}/2026-11-24/ast2-1700000000.7.wav"
+    assert lines(sent)[:2] == [f'EXEC "MixMonitor" "{path}"', f'SET VARIABLE "IVR_RECORDING" "{path}"']
+
+
 def test_no_date_from_asterisk_records_nothing_and_says_why(installation, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="ivr")
     _, [sent] = run_calls(installation, tmp_path, [(_bare(date="x/../y"), environment("1700000000.9"))])
