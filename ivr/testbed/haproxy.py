@@ -24,24 +24,20 @@ administrative socket (`show servers state`) is in its folder; `stop()` ends it.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import shutil
-import signal
 import socket
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 from ivr.errors import AsteriskError
+from ivr.testbed.daemon import Daemon
 
 CHECK_INTER = 500  # ms between two health checks of an engine
 FALL = 2  # failed checks before an engine is taken out
 RISE = 2  # passed checks before it is taken back
 SESSION_TIMEOUT = "4h"  # a call's AGI connection may be silent this long (a queue's wait)
-READY_TIMEOUT = 20.0
 BACKEND = "engines"
 
 
@@ -100,18 +96,15 @@ backend {BACKEND}
 """
 
 
-class HAProxy:
+class HAProxy(Daemon):
     """Debian's haproxy on the test bed's config, as a foreground child process."""
 
-    def __init__(self, folder: Path, engines: Sequence[Engine], *, port: int, host: str = "127.0.0.1"):
-        self.folder = folder
-        self.engines = list(engines)
-        self.host, self.port = host, port
-        self.process: Optional[subprocess.Popen] = None
+    name = "haproxy"
+    what = "start on"
 
-    @property
-    def log_path(self) -> Path:
-        return self.folder / "haproxy.log"
+    def __init__(self, folder: Path, engines: Sequence[Engine], *, port: int, host: str = "127.0.0.1"):
+        super().__init__(folder, port=port, host=host)
+        self.engines = list(engines)
 
     @property
     def admin(self) -> Path:
@@ -124,29 +117,14 @@ class HAProxy:
                        encoding="utf-8")
         return cfg
 
-    def start(self) -> "HAProxy":
-        binary = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").is_file() else None)
-        if binary is None:
-            raise AsteriskError("haproxy is missing: run `scripts/bootstrap.sh test` (it installs Debian's haproxy)")
-        cfg = self.write_config()
-        check = subprocess.run([binary, "-c", "-f", str(cfg)], capture_output=True, text=True)
-        if check.returncode != 0:
-            raise AsteriskError(f"haproxy refuses its config {cfg}:\n{(check.stderr or check.stdout)[-3000:]}")
+    def arguments(self, config: Path) -> list[str]:
+        return ["-db", "-f", str(config)]
+
+    def before_start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.admin.unlink()
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen([binary, "-db", "-f", str(cfg)], stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not self._answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise AsteriskError(f"haproxy did not start on {self.host}:{self.port} within {READY_TIMEOUT:g}s:\n"
-                                    f"{self.log_tail()}")
-            time.sleep(0.1)
-        return self
 
-    def _answers(self) -> bool:
+    def ready(self) -> bool:
         try:
             self.command("show info")
         except (OSError, AsteriskError):
@@ -191,27 +169,3 @@ class HAProxy:
             if time.monotonic() - started > timeout:
                 raise AsteriskError(f"haproxy's engines are {now}, not {want}, after {timeout:g}s:\n{self.log_tail()}")
             time.sleep(0.1)
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(haproxy wrote no log)"
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            # its own process group (start_new_session): the main process and its children
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(5)
-
-    def __enter__(self) -> "HAProxy":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -19,24 +19,21 @@ control socket (`kamcmd`) and the log; `stop()` ends it.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import secrets
-import shutil
-import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 from ivr.errors import AsteriskError
+from ivr.testbed.daemon import Daemon
 
-MODULES = Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
+# Debian installs the modules under the machine's multiarch folder (x86_64-linux-gnu, ...)
+MODULES = next(iter(sorted(Path("/usr/lib").glob("*/kamailio/modules"))), Path("/usr/lib/kamailio/modules"))
 PING_INTERVAL = 1  # seconds between two OPTIONS probes of each Asterisk
 FR_TIMER = 1500  # ms without any answer to a request (a probe, an INVITE) before it times out
-READY_TIMEOUT = 20.0
 SET = 1  # the dispatcher set of the Asterisks
 
 
@@ -195,18 +192,15 @@ def sip_options(host: str, port: int, timeout: float = 1.0) -> Optional[str]:
     return data.decode(errors="replace").split("\r\n", 1)[0]
 
 
-class Kamailio:
+class Kamailio(Daemon):
     """Debian's kamailio on the test bed's config, as a foreground child process."""
 
-    def __init__(self, folder: Path, destinations: Sequence[Destination], *, port: int, host: str = "127.0.0.1"):
-        self.folder = folder
-        self.destinations = list(destinations)
-        self.host, self.port = host, port
-        self.process: Optional[subprocess.Popen] = None
+    name = "kamailio"
+    what = "answer OPTIONS on"
 
-    @property
-    def log_path(self) -> Path:
-        return self.folder / "kamailio.log"
+    def __init__(self, folder: Path, destinations: Sequence[Destination], *, port: int, host: str = "127.0.0.1"):
+        super().__init__(folder, port=port, host=host)
+        self.destinations = list(destinations)
 
     @property
     def control(self) -> Path:
@@ -221,28 +215,15 @@ class Kamailio:
                        encoding="utf-8")
         return cfg
 
-    def start(self) -> "Kamailio":
-        binary = shutil.which("kamailio") or ("/usr/sbin/kamailio" if Path("/usr/sbin/kamailio").is_file() else None)
-        if binary is None:
-            raise AsteriskError("kamailio is missing: run `scripts/bootstrap.sh test` (it installs Debian's kamailio)")
-        cfg = self.write_config()
-        check = subprocess.run([binary, "-c", "-f", str(cfg)], capture_output=True, text=True)
-        if check.returncode != 0:
-            raise AsteriskError(f"kamailio refuses its config {cfg}:\n{(check.stderr or check.stdout)[-3000:]}")
+    def arguments(self, config: Path) -> list[str]:
+        return ["-f", str(config), "-DD", "-E", "-m", "64", "-M", "8", "-P", str(self.folder / "kamailio.pid")]
+
+    def before_start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.control.unlink()
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen([binary, "-f", str(cfg), "-DD", "-E", "-m", "64", "-M", "8",
-                                             "-P", str(self.folder / "kamailio.pid")],
-                                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
-        deadline = time.monotonic() + READY_TIMEOUT
-        while (sip_options(self.host, self.port, 0.5) or "").split(" ", 2)[1:2] != ["200"]:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise AsteriskError(f"kamailio did not answer OPTIONS on {self.host}:{self.port} within "
-                                    f"{READY_TIMEOUT:g}s:\n{self.log_tail()}")
-        return self
+
+    def ready(self) -> bool:
+        return (sip_options(self.host, self.port, 0.5) or "").split(" ", 2)[1:2] == ["200"]
 
     def active(self) -> dict[str, bool]:
         """Each destination's name -> whether the dispatcher sends calls to it now
@@ -259,27 +240,3 @@ class Kamailio:
                 if uri and flags and uri.group(1) == destination.uri:
                     state[destination.name] = flags.group(1).startswith("A")
         return state
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(kamailio wrote no log)"
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            # its own process group (start_new_session): the main process and its children
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(5)
-
-    def __enter__(self) -> "Kamailio":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
