@@ -105,7 +105,8 @@ def payload(engine: Engine, row: Claimed, qa_url: Optional[str] = None) -> Optio
         call = conn.execute(select(Call.__table__).where(Call.id == row.call_id)).mappings().first()
         if call is None:
             return None
-        path = [{"flow": e.flow, "node": e.node, "at": round(e.t, 3)} for e in conn.execute(
+        # unpacked: a Row's `.t` is its tuple, not the column
+        path = [{"flow": flow, "node": node, "at": round(t, 3)} for flow, node, t in conn.execute(
             select(CallEvent.flow, CallEvent.node, CallEvent.t)
             .where(CallEvent.call_id == row.call_id, CallEvent.type == ev.NODE_ENTERED).order_by(CallEvent.seq))]
         recording = conn.execute(
