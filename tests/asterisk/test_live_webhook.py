@@ -7,6 +7,7 @@ has; the outbox says delivered."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from ivr.store.models import Call, Recording, WebhookDelivery
 from ivr.testbed.ami_session import AmiSession
 from ivr.testbed.server import REPO
 from .live_support import Caller, live_installation, serve_process
+from .testbed_support import IVR
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from webhook_receiver import WebhookReceiver  # noqa: E402
@@ -38,6 +40,9 @@ CALLERS = [Caller("ami", "482200951", "Webhook AMI", keys="", hold=8),
 
 def test_real_calls_reach_the_crm_webhook_once_each_signed(testbed: "Testbed", tmp_path, monkeypatch):
     monkeypatch.setenv("IVR_WEBHOOK_SECRET", SECRET)
+    built = subprocess.run([str(IVR), "--config", str(testbed.config_path), "prompts", "build"],
+                           capture_output=True, text=True, cwd=REPO)
+    assert built.returncode == 0, f"`ivr prompts build` failed:\n{built.stdout}{built.stderr}"
     config_path = live_installation(tmp_path, testbed)
     (tmp_path / "flows").symlink_to(REPO / "flows", target_is_directory=True)
     recordings_before = set(testbed.recordings_dir.glob("*/*.wav"))
