@@ -23,6 +23,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import os
@@ -128,9 +129,10 @@ class WebhookDeliverer:
         if secret is None or not self.backlog:
             return False
         rows = outbox.claim(self.engine, self.batch, self.lease, now)
-        for row in rows:
-            if self._stop.is_set():
-                break  # its lease runs out; this or another engine posts it later
+        for n, row in enumerate(rows):
+            if self._stop.is_set():  # stopping: the rest are handed back for the next engine at once
+                outbox.release(self.engine, rows[n:])
+                break
             self._deliver(row, secret)
         self.backlog = outbox.backlog(self.engine)
         return len(rows) == self.batch
@@ -189,7 +191,7 @@ class WebhookDeliverer:
             return None, _reason(exc.reason)
         except (TimeoutError, socket.timeout):
             return None, f"no answer within {self.settings.timeout:g} s"
-        except (OSError, ValueError) as exc:  # a reset connection, a bad status line
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # a reset connection, a bad status line
             return None, _reason(exc)
 
     def _shown_url(self) -> str:

@@ -92,6 +92,15 @@ def failed(engine: Engine, row: Claimed, status: Optional[int], reason: str, nex
             last_error=reason[:MAX_ERROR]))
 
 
+def release(engine: Engine, rows: Sequence[Claimed]) -> None:
+    """Hand back claimed rows that were not posted (the deliverer is stopping): due at once."""
+    if rows:
+        W = WebhookDelivery
+        with engine.begin() as conn:
+            conn.execute(update(W).where(W.id.in_([r.id for r in rows]), W.delivered_at.is_(None))
+                         .values(claimed_until=None))
+
+
 def backlog(engine: Engine) -> int:
     """Calls queued and not delivered yet."""
     with engine.connect() as conn:
