@@ -196,3 +196,33 @@ def test_a_crm_down_for_a_while_gets_every_call_once_when_back_even_after_a_rest
     assert all(t.signed for t in crm.tries)
     rows = _rows(database)
     assert all(r["delivered_at"] is not None and r["last_status"] == 200 and r["last_error"] is None for r in rows)
+
+
+def test_two_engines_on_one_database_post_each_call_once(tmp_path, database, monkeypatch):
+    """Two `ivr serve` share the outbox (SKIP LOCKED claims): each takes calls, each call is
+    posted by one of them, once."""
+    monkeypatch.setenv("IVR_WEBHOOK_SECRET", SECRET)
+    with WebhookReceiver(SECRET, status=503) as crm:  # down while the calls are made: the rows pile up
+        root = _installation(tmp_path, database, crm.url)
+        engines = [_runtime(root), _runtime(root)]
+        ids = [[f"1733400002.{e}{n}" for n in range(6)] for e in (0, 1)]
+
+        async def main() -> None:
+            for runtime, _ in engines:
+                await runtime.start()
+            try:
+                for (runtime, _), some in zip(engines, ids):
+                    await _calls(runtime, root, some)
+                await _until(lambda: len({t.headers["x-ivr-delivery"] for t in crm.tries}) == 12, 20,
+                             "a first try of every call")
+                crm.status = 200  # back: both engines deliver what is due
+                await _until(lambda: len(crm.accepted) == 12, 30, "all twelve calls delivered")
+                await asyncio.sleep(0.5)
+            finally:
+                for runtime, _ in engines:
+                    await runtime.close()
+
+        asyncio.run(main())
+    assert sorted(crm.calls()) == sorted(ids[0] + ids[1]) and crm.repeats == 0
+    assert all(deliverer.delivered > 0 for _, deliverer in engines)  # both took a share
+    assert sum(deliverer.delivered for _, deliverer in engines) == 12
