@@ -105,6 +105,10 @@ class ServeMetrics:
                 return writer
         return None
 
+    def webhook(self) -> Optional[Any]:
+        """The CRM webhook's deliverer (ivr.live.webhook), when config.yaml has crm.webhook."""
+        return next((part for part in self.runtime.extras if type(part).__name__ == "WebhookDeliverer"), None)
+
     def ami_client(self) -> Optional[Any]:
         manager = self.runtime.manager
         client = getattr(manager, "client", None)
@@ -174,6 +178,19 @@ class _RuntimeCollector:
                     ("ivr_writer_written", "Call-record items committed to the database", stats.written),
                     ("ivr_writer_dropped", "Call-record items given up (queue full, refused by the database)",
                      stats.dropped)):
+                counter = CounterMetricFamily(name, doc)
+                counter.add_metric([], value)
+                yield counter
+
+        webhook = metrics.webhook()
+        if webhook is not None:
+            yield GaugeMetricFamily("ivr_webhook_backlog", "Ended calls waiting to be posted to the CRM webhook "
+                                    "(all engines' outbox, as of this engine's last look)", value=webhook.backlog)
+            for name, doc, value in (
+                    ("ivr_webhook_deliveries", "Calls this engine posted to the CRM webhook (a 2xx answer)",
+                     webhook.delivered),
+                    ("ivr_webhook_failures", "POSTs to the CRM webhook that failed (tried again later)",
+                     webhook.failures)):
                 counter = CounterMetricFamily(name, doc)
                 counter.add_metric([], value)
                 yield counter

@@ -315,7 +315,7 @@ def build_runtime(flow_paths: list[Path], config_path: Optional[Path], *, host: 
         from ivr.store.engines import EngineRegistry
 
         # closed before the writer: it waits for the last calls to be written, then leaves
-        runtime.extras.append(EnginePresence(EngineRegistry(writer.engine, owner), writer))
+        runtime.extras.append(EnginePresence(EngineRegistry(writer.engine, owner, outbox=writer.outbox), writer))
         runtime.on_event = writer.submit  # it links a call's recording from its call_started event
         from ivr.engine.sampling import SurveySampler
         from ivr.store import DatabaseSurveyCounter
@@ -323,6 +323,11 @@ def build_runtime(flow_paths: list[Path], config_path: Optional[Path], *, host: 
         counter = DatabaseSurveyCounter(writer.engine)  # the writer's connection pool; migrated by open_writer
         runtime.extras.append(SurveyCounterPart(counter))
         reloader.use_sampler(SurveySampler(counter))  # shared with other engines, kept over a restart
+        if engine.config.crm.webhook is not None:
+            from ivr.live.webhook import WebhookDeliverer
+
+            # closed before the writer (parts close in reverse): it stops posting, the writer writes on
+            runtime.extras.append(WebhookDeliverer(writer.engine, engine.config.crm.webhook))
     if ami and asterisk.ami is not None:
         from ivr.asterisk.ami import AmiClient
         from ivr.errors import ConfigError

@@ -26,8 +26,9 @@ from ivr.settings.hours import Schedule, parse_schedule
 from ivr.settings.lines import LineSettings, parse_line_settings
 from ivr.settings.segments import Segment, parse_segment
 from ivr.settings.overflow import OverflowWhen, parse_overflow_when
+from ivr.settings.crm import CrmSettings, parse_crm_settings
 
-SECTIONS = ("asterisk", "database", "recordings", "prompts", "departments", "schedules", "segments", "web", "qa", "fallback", "lines")
+SECTIONS = ("asterisk", "database", "recordings", "prompts", "departments", "schedules", "segments", "web", "qa", "fallback", "lines", "crm")
 STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear", "wrandom", "rrordered")
 
 
@@ -58,6 +59,7 @@ class Config:
     recordings: RecordingSettings = field(default_factory=RecordingSettings)
     asterisk: AsteriskSettings = field(default_factory=AsteriskSettings)
     lines: LineSettings = field(default_factory=LineSettings)  # dialled numbers -> the flows calls start in
+    crm: CrmSettings = field(default_factory=CrmSettings)  # the webhook ended calls are posted to
 
     @property
     def recordings_dir(self) -> Path:
@@ -166,8 +168,9 @@ def _parse(doc: Document, findings: Findings, base_dir: Path) -> Config:
     recordings = parse_recording_settings(data.get("recordings"), findings)
     asterisk = parse_asterisk_settings(data.get("asterisk"), findings)
     lines = parse_line_settings(data.get("lines"), findings)
+    crm = parse_crm_settings(data.get("crm"), findings)
     return Config(str(doc.file), departments, schedules, segments, fallback, data, prompts, base_dir, qa, web, recordings,
-                  asterisk, lines)
+                  asterisk, lines, crm=crm)
 
 
 def _named_sections(data: dict, section: str, findings: Findings, parse) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ivr import events as ev
 from ivr.errors import StoreError
 from ivr.store.callbacks import default_owner
+from ivr.store import outbox
 from ivr.store.db import safe_url
 from ivr.store.models import Call, CallEvent, EngineBeat
 
@@ -87,8 +88,9 @@ class EngineRegistry:
     """This engine's row in `engines` (a migrated database), its heartbeat, and the repair of
     the calls of engines that died."""
 
-    def __init__(self, engine: Engine, owner: Optional[str] = None, *, stale: float = STALE):
+    def __init__(self, engine: Engine, owner: Optional[str] = None, *, stale: float = STALE, outbox: bool = False):
         self.engine = engine
+        self.outbox = outbox  # the calls it closes are queued for the CRM webhook (ivr.store.outbox)
         self.id = owner or default_owner()
         self.machine = this_machine()
         self.stale = stale
@@ -133,11 +135,11 @@ class EngineRegistry:
                 # the claim: only the engine whose delete took the row closes its calls
                 if conn.execute(sa.delete(EngineBeat).where(EngineBeat.id == other.id)).rowcount != 1:
                     continue
-                closed = _close_open_calls(conn, Call.engine_id == other.id, now, CRASHED, other.id)
+                closed = _close_open_calls(conn, Call.engine_id == other.id, now, CRASHED, other.id, self.outbox)
                 done.append(Repaired(other.id, closed, other.seen_at))
             if not alive:
                 closed = _close_open_calls(conn, sa.and_(Call.engine_id.is_(None), Call.source == "live"), now,
-                                           LEGACY, None)
+                                           LEGACY, None, self.outbox)
                 if closed:
                     done.append(Repaired(None, closed, None))
         return done
@@ -146,7 +148,8 @@ class EngineRegistry:
         return _transaction(self.engine)
 
 
-def _close_open_calls(conn: Any, whose: Any, now: dt.datetime, reason: str, engine_id: Optional[str]) -> int:
+def _close_open_calls(conn: Any, whose: Any, now: dt.datetime, reason: str, engine_id: Optional[str],
+                      queue_for_webhook: bool = False) -> int:
     calls = conn.execute(sa.select(Call.id, Call.started_at, Call.flow, Call.last_flow, Call.last_node, Call.department,
                                    Call.survey_score).where(whose, Call.outcome.is_(None))).all()
     if not calls:
@@ -180,6 +183,8 @@ def _close_open_calls(conn: Any, whose: Any, now: dt.datetime, reason: str, engi
     conn.execute(sa.update(table).where(table.c.id == sa.bindparam("cid"), table.c.outcome.is_(None))
                  .values(outcome=ev.Outcome.INTERRUPTED.value, ended_at=sa.bindparam("ended"),
                          duration=sa.bindparam("seconds")), rows)
+    if queue_for_webhook:
+        outbox.queue_ended(conn, ids, now)
     return len(calls)
 
 

@@ -373,3 +373,45 @@ class EngineBeat(Base):
     pid: Mapped[int]
     started_at: Mapped[dt.datetime]
     seen_at: Mapped[dt.datetime]  # the last heartbeat
+
+
+class WebhookDelivery(Base):
+    """An ended call waiting for (or done with) its POST to the CRM webhook: the outbox.
+
+    Written in the transaction that stores the call's end, one row per call (a call ended
+    twice, by its engine and by a repair, is queued once). The body is built when it is
+    sent, from the call as stored then, so a recording indexed meanwhile is in it."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), unique=True)
+    delivery_id: Mapped[str] = mapped_column(unique=True)  # random, the same on every try: the receiver's key to drop repeats
+    created_at: Mapped[dt.datetime]
+    next_at: Mapped[dt.datetime]  # not tried before this moment
+    attempts: Mapped[int] = mapped_column(default=0)  # POSTs made
+    claimed_until: Mapped[Optional[dt.datetime]]  # a deliverer is posting it (a lease; SQLite's claim)
+    delivered_at: Mapped[Optional[dt.datetime]]  # a 2xx came back
+    last_status: Mapped[Optional[int]]  # the receiver's last HTTP status (None: no answer)
+    last_error: Mapped[Optional[str]]  # a short reason: never the secret, never the receiver's body
+
+    # the deliverer asks for undelivered rows that are due, oldest first
+    __table_args__ = (Index("ix_webhook_deliveries_delivered_at_next_at", "delivered_at", "next_at"),)
+
+
+class ApiToken(Base):
+    """A token of the QA app's JSON API, made for one user: only its SHA-256 is stored (the
+    token is 32 random bytes, so a slow hash adds nothing), shown once when made."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str]  # what it is for, e.g. "crm sync"
+    token_hash: Mapped[str] = mapped_column(unique=True)  # sha256 hex of the token
+    prefix: Mapped[str]  # the token's first characters, to tell tokens apart in a list
+    created_at: Mapped[dt.datetime]
+    last_used_at: Mapped[Optional[dt.datetime]]
+    revoked_at: Mapped[Optional[dt.datetime]]
+
+    __table_args__ = (Index("ix_api_tokens_user_id", "user_id"),)

@@ -50,6 +50,7 @@ from ivr.settings.config import Config
 from ivr.store.db import (UrlLike, create_db_engine, database_url, dialect_insert, json_dumps, resolve_url,
                           safe_url)
 from ivr.store.models import Call, CallEvent, CallNode, QueueEvent, Recording, to_utc
+from ivr.store import outbox
 from ivr.store.spool import Spool
 from ivr.store.summary import CallSummary, clean_text
 
@@ -194,8 +195,10 @@ class CallWriter:
         prepare: Optional[Callable[[Engine], Any]] = None,
         start: bool = True,
         owner: Optional[str] = None,
+        outbox: bool = False,
     ):
         self.owner = owner  # the engine the calls run on (calls.engine_id): whose open calls they are
+        self.outbox = outbox  # queue each ended call for the CRM webhook (ivr.store.outbox), in its end's transaction
         self._own_engine = not isinstance(url, Engine)
         self.engine: Engine = create_db_engine(url, root=root, **_bounded_waits(url, root)) \
             if not isinstance(url, Engine) else url
@@ -259,6 +262,7 @@ class CallWriter:
         `spool/` in the installation for what the database cannot take while it is away."""
         kwargs.setdefault("recordings_dir", config.recordings_dir)
         kwargs.setdefault("spool_dir", config.root / SPOOL_FOLDER)
+        kwargs.setdefault("outbox", config.crm.webhook is not None)
         return cls(database_url(config), **kwargs)
 
     # --- the call path: never blocks, never raises ------------------------------------------
@@ -770,6 +774,8 @@ class CallWriter:
             stmts = self._statements.get(name) or self._statements.setdefault(name, _Statements.build(name))
             if batch.calls:
                 conn.execute(stmts.upsert_calls, list(batch.calls.values()))
+                if self.outbox:  # a spooled batch comes this way too
+                    outbox.queue_ended(conn, [key for key, row in batch.calls.items() if row.get("outcome")])
             known = [row for key, row in batch.known_calls.items() if key not in batch.calls]
             if known:
                 conn.execute(stmts.add_calls, known)

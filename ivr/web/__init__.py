@@ -12,6 +12,8 @@ Blueprints, one concept each:
     reports    scorecard reports per agent and department
     dashboard  charts and the menu tree with the callers' branches
     admin      the audit log (admins only)
+    api        the read-only JSON API under /api/v1 (Bearer tokens: ivr.web.tokens)
+    exports    CSV of the calls list and of the scorecards, with the list's filters
     health     /health/live, /health/ready and /metrics (Prometheus)
 """
 
@@ -59,9 +61,9 @@ def create_app(config: Union[Config, str, Path, None] = None, *, testing: bool =
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     install_security(app)
 
-    from ivr.web import admin, auth, call, calls, dashboard, reports
+    from ivr.web import admin, api, auth, call, calls, dashboard, exports, reports
 
-    for blueprint in (auth.bp, calls.bp, call.bp, reports.bp, dashboard.bp, admin.bp):
+    for blueprint in (auth.bp, calls.bp, call.bp, reports.bp, dashboard.bp, admin.bp, api.bp, exports.bp):
         app.register_blueprint(blueprint)
     app.jinja_env.globals.update(app_name="IVR QA")
     from ivr.web import filters

@@ -135,3 +135,48 @@ def users_list(ctx: click.Context) -> None:
 
     for user in list_users(_engine(ctx)):
         click.echo(f"{user.name}\t{user.role}\t{'active' if user.active else 'disabled'}")
+
+
+@users.group("token")
+def users_token() -> None:
+    """Tokens of the JSON API (/api/v1): each acts as its user, with the user's role."""
+
+
+@users_token.command("create")
+@click.argument("name")
+@click.option("--label", default="api", show_default=True, help="What the token is for, e.g. \"crm sync\".")
+@click.pass_context
+def token_create(ctx: click.Context, name: str, label: str) -> None:
+    """Make an API token for user NAME and print it: once, it is stored only hashed."""
+    from ivr.web.tokens import create_token
+
+    info, token = create_token(_engine(ctx), name, label)
+    click.echo(f"token {info.id} of {info.user} ({info.name}); send it as Authorization: Bearer <token>. "
+               "It is shown this once:", err=True)
+    click.echo(token)
+
+
+@users_token.command("list")
+@click.argument("name", required=False)
+@click.pass_context
+def token_list(ctx: click.Context, name: Optional[str]) -> None:
+    """The API tokens (of user NAME): id, user, label, start of the token, made, last used, revoked."""
+    from ivr.web.tokens import list_tokens
+
+    def shown(moment):
+        return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else "-"
+
+    for info in list_tokens(_engine(ctx), name):
+        click.echo(f"{info.id}\t{info.user}\t{info.name}\t{info.prefix}…\tmade {shown(info.created_at)}\t"
+                   f"used {shown(info.last_used_at)}\t{'revoked ' + shown(info.revoked_at) if info.revoked_at else 'active'}")
+
+
+@users_token.command("revoke")
+@click.argument("token_id", type=click.IntRange(1))
+@click.pass_context
+def token_revoke(ctx: click.Context, token_id: int) -> None:
+    """Revoke API token TOKEN_ID (from `list`): requests with it are refused from now on."""
+    from ivr.web.tokens import revoke_token
+
+    info = revoke_token(_engine(ctx), token_id)
+    click.echo(f"token {info.id} of {info.user} ({info.name}) revoked")

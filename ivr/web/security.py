@@ -65,6 +65,14 @@ def public(view: F) -> F:
     return view
 
 
+def api(view: F) -> F:
+    """A view of the JSON API (ivr.web.api): its user comes from an `Authorization: Bearer`
+    token (ivr.web.tokens), never from the session cookie, so it needs no CSRF token; its
+    roles are declared with `roles` as a page's are, and its errors are JSON."""
+    view._ivr_api = True  # type: ignore[attr-defined]
+    return view
+
+
 def current_user() -> Optional[User]:
     return g.get("user")
 
@@ -154,6 +162,11 @@ def _gate() -> Any:
     allowed = getattr(view, "_ivr_roles", None)
     if not allowed:
         abort(403, description="This page declares no roles, so no one may open it.")
+    if getattr(view, "_ivr_api", False):
+        g.user = _token_user()
+        if g.user.role not in allowed:
+            abort(403, description=f"The role {g.user.role} may not use this.")
+        return None
     user = _session_user()
     if user is None:
         if request.method == "GET" and request.endpoint != "call.audio":  # a player gets no log-in page
@@ -188,6 +201,24 @@ def _session_user() -> Optional[User]:
     return user
 
 
+def _token_user() -> User:
+    """The user of the request's API token; 401 without a valid one, 429 after too many wrong ones."""
+    from ivr.web import audit, tokens
+
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        abort(401, description="Send an API token: Authorization: Bearer <token> (ivr users token create NAME)")
+    if tokens.failures_from(db(), request.remote_addr) >= tokens.MAX_FAILURES_PER_ADDRESS:
+        seconds = int(tokens.LOCK_WINDOW.total_seconds())
+        abort(429, description=f"Too many wrong API tokens from this address. Try again in {seconds // 60} minutes.")
+    user = tokens.user_of(db(), token)
+    if user is None:
+        audit.record(tokens.TOKEN_FAILED)  # the address is the entry's; never the token sent
+        abort(401, description="This API token is not valid: unknown, revoked, or its user is disabled.")
+    return user
+
+
 def _headers(response: Any) -> Any:
     response.headers.setdefault(
         "Content-Security-Policy",
@@ -203,6 +234,16 @@ def _headers(response: Any) -> Any:
 
 def _error(exc: Any) -> Any:
     code = getattr(exc, "code", 500) or 500
+    if request.path.startswith("/api/"):  # the JSON API answers in JSON, whatever went wrong
+        from flask import jsonify
+
+        response = jsonify(status=code, error=getattr(exc, "name", "Error"),
+                           message=getattr(exc, "description", "") or "")
+        if code == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="ivr"'
+        if code == 429:
+            response.headers["Retry-After"] = str(int(LOCK_WINDOW.total_seconds()))
+        return response, code
     return render_template("error.html", code=code, name=getattr(exc, "name", "Error"),
                            description=getattr(exc, "description", "")), code
 

@@ -1,0 +1,110 @@
+"""config.yaml's `crm:` section: the webhook every ended call is posted to.
+
+    crm:
+      webhook:
+        url: https://crm.example/ivr/calls          # http or https
+        secret: "${IVR_WEBHOOK_SECRET}"             # the HMAC key; only ever from the environment
+        timeout: 5s                                 # one POST's limit (connect + answer)
+        qa_url: https://qa.example                  # optional: links to the call's page in the QA app
+
+No section (or no `webhook:`): nothing is posted and nothing is queued for posting. The
+secret is kept as written (`${NAME}`) and read from the environment only by the deliverer,
+so it never appears in a Config, a log line or an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from ivr.settings.sections import ENV_REFERENCE, duration_seconds, secret_reference, section_fields
+from ivr.yamldoc.diagnostics import Findings
+from ivr.yamldoc.loader import describe
+
+CRM_FIELDS = ("webhook",)
+WEBHOOK_FIELDS = ("url", "secret", "timeout", "qa_url")
+DEFAULT_TIMEOUT = 5.0
+MIN_TIMEOUT, MAX_TIMEOUT = 0.5, 60.0
+EXAMPLE = '{url: "https://crm.example/ivr/calls", secret: "${IVR_WEBHOOK_SECRET}", timeout: 5s}'
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    url: str  # where each ended call is POSTed (may hold ${NAME}, read when used)
+    secret: str  # "${NAME}": the variable holding the HMAC key
+    timeout: float = DEFAULT_TIMEOUT  # seconds, for one POST
+    qa_url: Optional[str] = None  # the QA app's address as the CRM's users reach it
+
+    @property
+    def secret_variable(self) -> str:
+        match = ENV_REFERENCE.fullmatch(self.secret)
+        assert match is not None  # checked when parsed
+        return match.group(1)
+
+
+@dataclass(frozen=True)
+class CrmSettings:
+    webhook: Optional[WebhookSettings] = None
+
+
+def parse_crm_settings(value: Any, findings: Findings) -> CrmSettings:
+    """The `crm:` section; every mistake reported with its place, the webhook left out then."""
+    data = section_fields(value, ("crm",), CRM_FIELDS, "{webhook: " + EXAMPLE + "}", findings)
+    if data is None or data.get("webhook") is None:
+        return CrmSettings()
+    return CrmSettings(_webhook(data["webhook"], findings))
+
+
+def _webhook(value: Any, findings: Findings) -> Optional[WebhookSettings]:
+    path = ("crm", "webhook")
+    data = section_fields(value, path, WEBHOOK_FIELDS, EXAMPLE, findings)
+    if data is None:
+        return None
+    before = len(findings.items)
+    url = data.get("url")
+    problem = address_problem(url, "url")
+    if problem:
+        findings.error(path + ("url",) if "url" in data else path, f"crm.webhook: {problem}", at_key="url" not in data)
+    secret = None
+    if "secret" not in data:
+        findings.error(path, 'crm.webhook needs a secret, such as "${IVR_WEBHOOK_SECRET}": the receiver checks '
+                             "each call's signature with it", at_key=True)
+    else:
+        secret = secret_reference(data["secret"], path + ("secret",), "the secret of crm.webhook",
+                                  "${IVR_WEBHOOK_SECRET}", findings)
+    timeout = DEFAULT_TIMEOUT
+    if "timeout" in data:
+        seconds = duration_seconds(data["timeout"], path + ("timeout",), "timeout of crm.webhook", "5s", findings)
+        if seconds is not None and not MIN_TIMEOUT <= seconds <= MAX_TIMEOUT:
+            findings.error(path + ("timeout",), f"timeout of crm.webhook must be from 500ms to 60s, not {describe(data['timeout'])}")
+        elif seconds is not None:
+            timeout = seconds
+    qa_url = data.get("qa_url")
+    if qa_url is not None:
+        problem = address_problem(qa_url, "qa_url", example='"https://qa.example"')
+        if problem:
+            findings.error(path + ("qa_url",), f"crm.webhook: {problem}")
+    if any(d.is_error for d in findings.items[before:]) or secret is None:
+        return None
+    return WebhookSettings(str(url), secret, timeout, str(qa_url).rstrip("/") if qa_url else None)
+
+
+def address_problem(url: Any, name: str, example: str = '"https://crm.example/ivr/calls"') -> Optional[str]:
+    """What is wrong with an http(s) address, or None."""
+    if not isinstance(url, str) or not url.strip():
+        return f"{name} must be an http or https address such as {example}, not {describe(url)}"
+    if any(c.isspace() for c in url):
+        return f"{name} must have no spaces or line breaks: {describe(url)}"
+    try:
+        parts = urlsplit(ENV_REFERENCE.sub("x", url))
+        parts.port  # noqa: B018 - raises ValueError on a port that is no number
+    except ValueError as exc:
+        return f"{name} {describe(url)} is no address: {exc}"
+    if parts.scheme not in ("http", "https"):
+        return f"{name} must start with http:// or https://, not {describe(url)}"
+    if not parts.hostname:
+        return f"{name} {describe(url)} names no host"
+    if parts.username or parts.password:
+        return f"{name} must hold no user or password: the signature proves the sender"
+    return None
