@@ -230,7 +230,7 @@ class FastAgiServer:
         variables.update({f"arg{i}": value for i, value in enumerate(args, 1)})
         details = {"channel": env.channel, "uniqueid": env.uniqueid, "caller_name": env.caller_name, "source": "live"}
         if node is not None:
-            details["node"] = node
+            details["asterisk_node"] = node
         call = f"{env.uniqueid} on {env.channel!r}"
         # the dialplan names the call's recording; the record links to it
         recording: Optional[str] = env.asked.get(RECORDING) or None
