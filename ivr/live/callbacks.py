@@ -129,7 +129,7 @@ class CallbackScheduler:
     def __init__(self, store: CallbackStore, dialler: Dialler, board: QueueBoard,
                  schedules: Callable[[], Mapping[str, Schedule]], *, ring_timeout: float = 30.0,
                  poll: float = POLL_SECONDS, expire_after: dt.timedelta = EXPIRE_AFTER, clock: Optional[Clock] = None,
-                 book_timeout: float = BOOK_TIMEOUT):
+                 book_timeout: float = BOOK_TIMEOUT, stop_wait: float = 0.0):
         self.store = store  # with several Asterisks, one node's call-backs (CallbackStore.node)
         self.dialler = dialler
         self.board = board
@@ -137,6 +137,8 @@ class CallbackScheduler:
         self.ring_timeout = ring_timeout
         self.poll = poll
         self.book_timeout = book_timeout
+        # seconds a stop waits for the answers of tries ringing now (the runtime's grace period)
+        self.stop_wait = stop_wait
         self.expire_after = expire_after
         self.clock = clock or SystemClock()
         self.ringing: Counter[str] = Counter()  # queue -> call-backs of this engine ringing now
@@ -160,6 +162,15 @@ class CallbackScheduler:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        # a try ringing now keeps its result if the answer comes within the stop's wait: a
+        # restart then leaves it for no recovery, which would take it for lost and dial again
+        if self._dials and self.stop_wait > 0:
+            waited = len(self._dials)
+            _, left = await asyncio.wait(list(self._dials), timeout=self.stop_wait)
+            if left:
+                log.warning("call-backs: %d of %d tr%s ringing at the stop had no answer within %g s; the next "
+                            "start closes %s as interrupted", len(left), waited, "y" if waited == 1 else "ies",
+                            self.stop_wait, "it" if len(left) == 1 else "them")
         # a try still ringing is left to the next start's recovery: it cannot be taken back
         for task in list(self._dials):
             task.cancel()

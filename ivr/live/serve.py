@@ -364,7 +364,8 @@ def _ami_parts(runtime: Runtime, asterisk: Any, writer: Any, reloader: FlowReloa
             # those of no node or of a node no longer configured
             store_node = node.name if asterisk.multi_node else None
             scheduler = callback_scheduler(writer, client, reloader, owner, node=store_node,
-                                           adopt=names if store_node is not None and node is nodes[0] else None)
+                                           adopt=names if store_node is not None and node is nodes[0] else None,
+                                           grace=runtime.grace)
         part = AmiPart(client, callbacks=scheduler, node=node.name if asterisk.multi_node else None)
         runtime.extras.append(part)
         if scheduler is not None:
@@ -378,12 +379,17 @@ def _ami_parts(runtime: Runtime, asterisk: Any, writer: Any, reloader: FlowReloa
 
 
 def callback_scheduler(writer: Any, client: Any, reloader: FlowReloader, owner: Optional[str] = None, *,
-                       node: Optional[str] = None, adopt: Optional[tuple[str, ...]] = None) -> Any:
+                       node: Optional[str] = None, adopt: Optional[tuple[str, ...]] = None,
+                       grace: Optional[float] = None) -> Any:
     """The call-back scheduler on the writer's database and the AMI client (of `node`, with
     several Asterisks); the schedules of the config.yaml loaded now (a reload brings new hours
-    to pending call-backs too)."""
+    to pending call-backs too). At a stop it waits up to `grace` seconds (default: config.yaml's
+    asterisk.agi.shutdown_grace), at most the ring time, for the answers of tries ringing then."""
     from ivr.live.callbacks import CallbackScheduler, LiveQueueBoard
     from ivr.store.callbacks import CallbackStore
 
+    if grace is None:
+        grace = reloader.current().config.asterisk.agi.shutdown_grace
     return CallbackScheduler(CallbackStore(writer.engine, owner, node=node, adopt=adopt), client, LiveQueueBoard(client),
-                             lambda: reloader.current().config.schedules, ring_timeout=client.callback.timeout)
+                             lambda: reloader.current().config.schedules, ring_timeout=client.callback.timeout,
+                             stop_wait=min(grace, client.callback.timeout))
