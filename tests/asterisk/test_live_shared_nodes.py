@@ -18,8 +18,10 @@ engine whose port the call names (AGI_PORT), so calls alternate between them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import socket
 import subprocess
 import time
 from collections import Counter
@@ -35,7 +37,7 @@ from ivr.store.db import create_db_engine
 from ivr.store.models import Call, CallEvent, Callback, CallbackAttempt, SurveyCount
 from ivr.testbed.ami_session import AmiSession, originate_keys
 from ivr.testbed.postgres import PostgresUnavailable, start_postgres
-from ivr.testbed.server import REPO, free_tcp_port
+from ivr.testbed.server import REPO
 from .live_support import AGENTS, EventPump, asterisk_side, live_installation, wait_until
 from .testbed_support import IVR
 
@@ -66,16 +68,18 @@ def survey_flow(folder: Path) -> Path:
     return flows
 
 
-def engine_installation(folder: Path, testbed: "Testbed", database: str, dead_port: int) -> Path:
-    """An engine's installation: the shared database, nodes pbx1 (the test bed) and pbx2 (down)."""
+def engine_installation(folder: Path, testbed: "Testbed", database: str, ports: tuple[int, int, int]) -> Path:
+    """An engine's installation: the shared database, nodes pbx1 (the test bed) and pbx2 (down,
+    its AMI on ports[2]), the FastAGI and metrics on ports[0] and ports[1]."""
     folder.mkdir()
     config = live_installation(folder, testbed)
     raw = yaml.safe_load(config.read_text(encoding="utf-8"))
     raw["database"] = database
+    raw.pop("lines", None)  # every number to the survey's flow
     asterisk = raw["asterisk"]
     pbx1 = asterisk.pop("ami")
-    asterisk["nodes"] = {"pbx1": {"ami": pbx1}, "pbx2": {"ami": {**pbx1, "port": dead_port}}}
-    asterisk["agi"]["shutdown_grace"] = "5s"
+    asterisk["nodes"] = {"pbx1": {"ami": pbx1}, "pbx2": {"ami": {**pbx1, "port": ports[2]}}}
+    asterisk["agi"].update(port=ports[0], metrics_port=ports[1], shutdown_grace="5s")
     asterisk["callback"] = {"timeout": "10s"}
     config.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
     survey_flow(folder)
@@ -124,6 +128,15 @@ class Engine:
                        for n in range(1, self.starts + 1))
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` different TCP ports nobody listens on now."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in sockets:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in sockets]
+
+
 @pytest.fixture(scope="module")
 def built(testbed: "Testbed") -> None:
     done = subprocess.run([str(IVR), "--config", str(testbed.config_path), "prompts", "build"],
@@ -140,8 +153,9 @@ def site(testbed: "Testbed", built, tmp_path_factory) -> Iterator[dict[str, Any]
         pytest.fail(f"PostgreSQL could not be started: {exc}", pytrace=False)
     folder = tmp_path_factory.mktemp("shared")
     url = postgres.create_database()
-    dead = free_tcp_port(0)  # pbx2's AMI: nobody listens there
-    engines = [Engine(engine_installation(folder / name, testbed, url, dead), testbed) for name in ("a", "b")]
+    ports = free_ports(5)  # two engines' FastAGI and metrics, and pbx2's AMI, where nobody listens
+    engines = [Engine(engine_installation(folder / name, testbed, url, (ports[2 * i], ports[2 * i + 1], ports[4])),
+                      testbed) for i, name in enumerate(("a", "b"))]
     members = lambda d: [NOBODY] if d.name == "complaints" else AGENTS  # noqa: E731
     testbed.reconfigure(asterisk_side(engines[0].config, members, engines[0].config.parent / "flows"))
     db = create_db_engine(url)
