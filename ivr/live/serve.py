@@ -195,7 +195,7 @@ class AmiPart:
         if not snapshot.known and snapshot.fresh:
             return None  # Asterisk has no such queue: nothing to compare
         return QueueLoad(snapshot.waiting, snapshot.longest_wait, snapshot.free_agents, snapshot.logged_in,
-                         snapshot.fresh)
+                         snapshot.fresh, self.node or "")
 
     async def close(self) -> None:
         if self._task is not None:

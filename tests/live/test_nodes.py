@@ -176,3 +176,24 @@ def test_each_call_is_decided_on_its_own_node_and_one_node_down_stops_nothing(tm
     assert exposition[("ivr_ami_connected", (("node", "pbx-b"),))] == 0
     assert ("ivr_ami_connected", ()) not in exposition
     assert ready and "AMI of node pbx-b not connected" in why
+
+
+def test_one_nodes_stale_queue_is_a_spell_of_its_own(caplog):
+    # node b's AMI is down, node a's is up: calls alternate between them, and the log says
+    # once that b's queue state is stale, not a line per call as the two alternate
+    from types import SimpleNamespace
+
+    from ivr.engine.channel import QueueLoad
+    from ivr.engine.nodes import transfer
+    from ivr.settings.overflow import OverflowWhen
+
+    department = Department("sales", "sales", overflow_when=OverflowWhen(waiting=5))
+    loads = {"pbx-a": QueueLoad(1, 10.0, 1, 1, True, "pbx-a"), "pbx-b": QueueLoad(0, 0.0, 0, 0, False, "pbx-b")}
+    with caplog.at_level(logging.WARNING, logger="ivr.engine.nodes.transfer"):
+        for node in ("pbx-a", "pbx-b") * 3:
+            call = SimpleNamespace(channel=SimpleNamespace(queue_load=lambda queue, n=node: loads[n]))
+            assert transfer.queue_load(call, department) == (loads[node] if node == "pbx-a" else None)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ["the state of queue sales on node pbx-b is not fresh (manager connection down?); overflow "
+                    "limits not applied until it is"]
+    transfer._stale_queues.clear()
