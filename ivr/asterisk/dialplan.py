@@ -390,15 +390,16 @@ def _checked_department(department: Department) -> Department:
 
 
 # --- manager.conf --------------------------------------------------------------------------
-def manager_conf(config: Config, environ: Mapping[str, str] = os.environ, ami: Optional[AmiSettings] = None) -> str:
-    """The AMI (`ami`: a node's; default the `ami:` section's): bound to the configured
-    address, one user with the engine's rights only."""
+def manager_conf(config: Config, environ: Mapping[str, str] = os.environ, ami: Optional[AmiSettings] = None,
+                 where: str = "asterisk.ami") -> str:
+    """The AMI (`ami`: a node's, written at `where` in config.yaml; default the `ami:`
+    section's): bound to the configured address, one user with the engine's rights only."""
     ami = ami or config.asterisk.manager
     try:
         secret = expand_env(ami.secret, environ)
     except MissingSecret as exc:
         raise AsteriskError(f"manager.conf needs the AMI secret, but the environment variable {exc.name} "
-                            f"is not set (config.yaml asterisk.ami.secret is ${{{exc.name}}}); "
+                            f"is not set (config.yaml {where}.secret is ${{{exc.name}}}); "
                             f"export it and run again") from None
     secret = _secret(secret)
     permits = "\n".join(f"permit = {p}" for p in ami.permit)
@@ -437,7 +438,8 @@ def generate(config: Config, environ: Mapping[str, str] = os.environ,
     return {
         "extensions.conf": extensions_conf(config, node),
         "queues.conf": queues_conf(config),
-        "manager.conf": manager_conf(config, environ, node.ami if node is not None else None),
+        "manager.conf": manager_conf(config, environ, node.ami, f"asterisk.nodes.{node.name}.ami")
+        if node is not None else manager_conf(config, environ),
     }
 
 

@@ -82,3 +82,14 @@ def test_the_command_writes_a_folder_per_node_and_says_what_to_set(tmp_path, mon
         assert mode == 0o600
     assert "systemname" in result.stderr
     assert "secret-of" not in result.output
+
+
+def test_a_node_whose_secret_is_not_set_is_named(tmp_path, monkeypatch):
+    path = _write(tmp_path)
+    monkeypatch.setenv("IVR_AMI_SECRET_A", "secret-of-a-1")
+    monkeypatch.delenv("IVR_AMI_SECRET_B", raising=False)
+    result = CliRunner().invoke(cli, ["--config", str(path), "asterisk-config", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "IVR_AMI_SECRET_B is not set (config.yaml asterisk.nodes.pbx-b.ami.secret is ${IVR_AMI_SECRET_B})" \
+        in result.stderr
+    assert not (tmp_path / "out").exists()  # nothing written: every node's files are checked first
