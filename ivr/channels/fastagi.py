@@ -2,9 +2,10 @@
 
 One asyncio task per call, so one process carries thousands of calls. The script path
 names the flow (`/main`, `/faq?lang=en`); query parameters and `agi_arg_N` become call
-variables, except `node=<name>`, which names the Asterisk the call came from when there are
-several (its manager services are that node's: `NodeRoutes`). Each call runs on the engine that was current when it started: a reload
-changes what new calls get, never a call in progress. A script path that names no loaded
+variables, except `node=<name>`, which names the Asterisk the call came from when there
+are several (its manager services are that node's: `NodeRoutes`). Each call runs on the
+engine that was current when it started: a reload changes what new calls get, never a
+call in progress. A script path that names no loaded
 flow is the engine's to handle too: it sends the caller to the fallback queue, and the
 call is recorded like any other. A call whose dialplan started no recording (no
 `IVR_RECORDING`) is recorded by the engine itself (`ivr.channels.agi_recording`).

@@ -390,6 +390,6 @@ def callback_scheduler(writer: Any, client: Any, reloader: FlowReloader, owner: 
 
     if grace is None:
         grace = reloader.current().config.asterisk.agi.shutdown_grace
-    return CallbackScheduler(CallbackStore(writer.engine, owner, node=node, adopt=adopt), client, LiveQueueBoard(client),
-                             lambda: reloader.current().config.schedules, ring_timeout=client.callback.timeout,
-                             stop_wait=min(grace, client.callback.timeout))
+    store = CallbackStore(writer.engine, owner, node=node, adopt=adopt)
+    return CallbackScheduler(store, client, LiveQueueBoard(client), lambda: reloader.current().config.schedules,
+                             ring_timeout=client.callback.timeout, stop_wait=min(grace, client.callback.timeout))
