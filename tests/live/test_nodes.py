@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import shutil
 import sys
@@ -165,7 +166,7 @@ def test_each_call_is_decided_on_its_own_node_and_one_node_down_stops_nothing(tm
         [callback] = conn.execute(sa.select(Callback.node, Callback.status)).all()
         tries = conn.execute(sa.select(CallbackAttempt.result)).scalars().all()
     db.dispose()
-    nodes = {call: (data if isinstance(data, dict) else __import__("json").loads(data)).get("asterisk_node")
+    nodes = {call: (data if isinstance(data, dict) else json.loads(data)).get("asterisk_node")
              for call, data in started.items()}
     assert nodes == {"1700000301.1": "pbx-a", "1700000301.2": "pbx-b", "1700000301.3": "pbx-a",
                      "1700000301.4": "pbx-a", "1700000301.5": "pbx-a"}
