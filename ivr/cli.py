@@ -387,6 +387,10 @@ def asterisk_config(ctx: click.Context, out_dir: Path) -> None:
         config = with_announcements(config, announcing_departments(flows.flows.values()))
     for written in write_config(config, out_dir):
         click.echo(f"wrote {display_path(written)}", err=True)
+    if config.asterisk.multi_node:
+        # uniqueids name calls in the records: without a systemname two nodes can mint the same
+        click.echo("each node's folder is its /etc/asterisk files; set `systemname = <node>` under [options] "
+                   "in each node's asterisk.conf (docs/nodes.md)", err=True)
     warning = silence_warning(config)
     if warning:
         click.echo(f"warning: {warning}", err=True)

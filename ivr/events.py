@@ -282,7 +282,8 @@ CALL_STARTED = _declare(
     lambda d: Sentence("Call started", f"flow {d.get('flow')}, language {d.get('language') or '–'}"),
     required=("caller", "language", "version", "at"),
     # the live line's details; `recording` names the call's recording file, which the store links
-    optional=("channel", "uniqueid", "caller_name", "source", "recording"))
+    # (`asterisk_node`: the Asterisk the call came from, with several: config.yaml asterisk.nodes)
+    optional=("channel", "uniqueid", "caller_name", "source", "recording", "asterisk_node"))
 NODE_ENTERED = _declare("node_entered", _entered, required=("node_type", "via"))
 PROMPT = _declare(
     "prompt",

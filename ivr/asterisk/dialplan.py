@@ -21,6 +21,12 @@ Three files, written with plain string templates:
 - manager.conf: the engine's AMI user with the least rights its actions need, bound to
   the configured address; the secret is read from the environment, never printed.
 
+With several Asterisks (config.yaml `asterisk.nodes`, docs/nodes.md) the three files are
+written once per node, into a folder named after it: each node's dialplan sends calls to
+the node's FastAGI address and names the node in the AGI argument `node=<name>`, so the
+engine reads that node's queues and dials that node's call-backs; its manager.conf is the
+node's AMI account. queues.conf is the same on every node.
+
 Every value from config.yaml that lands in a file is checked, or escaped here: a line
 break or `;` in a value would end a line or start a comment, i.e. inject configuration.
 The `asterisk:` section is checked when config.yaml is read (ivr.settings.asterisk);
@@ -36,7 +42,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
-from ivr.settings.asterisk import LANGUAGE_CODE, NAME, NAME_RULE
+from ivr.settings.asterisk import LANGUAGE_CODE, NAME, NAME_RULE, AmiSettings, NodeSettings
 from ivr.settings.announce import Announcements
 from ivr.settings.lines import DEFAULT_FLOW, NUMBER as LINE_NUMBER, PATTERN as LINE_PATTERN
 from ivr.settings.config import Config, Department, expand_env
@@ -68,15 +74,28 @@ _PATH_FORBIDDEN = set(",;$()[]{}\"'\\|`")  # would split or evaluate a dialplan 
 _RESERVED_SECTIONS = {"general", QUEUE_TEMPLATE}
 
 
-def agi_url(config: Config, flow: Optional[str] = None) -> str:
-    """Where the dialplan sends incoming calls for `flow` (default: the default line's):
-    the engine's FastAGI server, the flow in the script path."""
+NODE_ARGUMENT = "node="  # the AGI argument that names the node a call came from: node=<name>
+
+
+def agi_url(config: Config, flow: Optional[str] = None, node: Optional[NodeSettings] = None) -> str:
+    """Where the dialplan (of `node`) sends incoming calls for `flow` (default: the default
+    line's): the engine's FastAGI server (or the node's FastAGI address), the flow in the
+    script path."""
     agi = config.asterisk.agi
+    host, port = node.agi_address(agi) if node is not None else (agi.host, agi.port)
     flow = flow or config.lines.default
     if not _FLOW.fullmatch(flow):  # a path segment of the URL, one dialplan argument
         raise AsteriskError(f"the flow of a line must be a flow name (letters, digits, '_' and '-'), "
                             f"not {_comment(repr(flow))}")
-    return f"agi://{agi.host}:{agi.port}/{flow}"
+    return f"agi://{host}:{port}/{flow}"
+
+
+def agi_application(config: Config, flow: Optional[str] = None, node: Optional[NodeSettings] = None) -> str:
+    """The AGI() arguments of an incoming call: the URL, and with several nodes the node's name."""
+    url = agi_url(config, flow, node)
+    if node is None or not config.asterisk.multi_node:
+        return url
+    return f"{url},{NODE_ARGUMENT}{_name(node.name, 'a node name')}"
 
 
 def channel_language(config: Config) -> str:
@@ -95,9 +114,10 @@ def recordings_dir(config: Config) -> Path:
 
 
 # --- extensions.conf -----------------------------------------------------------------------
-def extensions_conf(config: Config) -> str:
-    """The dialplan: incoming calls to the engine, the fail-safe, the call-back context."""
-    language, url = channel_language(config), agi_url(config)
+def extensions_conf(config: Config, node: Optional[NodeSettings] = None) -> str:
+    """The dialplan (of `node`, with several): incoming calls to the engine, the fail-safe,
+    the call-back context."""
+    language, url = channel_language(config), agi_application(config, node=node)
     recording = f"{recordings_dir(config)}/${{STRFTIME(${{EPOCH}},,%Y-%m-%d)}}/${{UNIQUEID}}.wav"
     chain = fallback_chain(config)
     out = [
@@ -116,13 +136,13 @@ def extensions_conf(config: Config) -> str:
     if incoming:
         out.append("; Lines (config.yaml `lines`): each number or pattern starts its own flow.")
     for number, flow in incoming:
-        out += _incoming(_line_number(number), language, recording, agi_url(config, flow))
+        out += _incoming(_line_number(number), language, recording, agi_application(config, flow, node))
     if incoming:
         out.append(f"; Every other number: flow {config.lines.default}.")
     for exten in INCOMING_EXTENSIONS:
         if exten not in config.lines.numbers:
             out += _incoming(exten, language, recording, url)
-    out += _failsafe(chain, url)
+    out += _failsafe(chain, agi_url(config, node=node))
     context = config.asterisk.callback.context
     if context:
         out += _callbacks(config, context, language, recording)
@@ -370,14 +390,16 @@ def _checked_department(department: Department) -> Department:
 
 
 # --- manager.conf --------------------------------------------------------------------------
-def manager_conf(config: Config, environ: Mapping[str, str] = os.environ) -> str:
-    """The AMI: bound to the configured address, one user with the engine's rights only."""
-    ami = config.asterisk.manager
+def manager_conf(config: Config, environ: Mapping[str, str] = os.environ, ami: Optional[AmiSettings] = None,
+                 where: str = "asterisk.ami") -> str:
+    """The AMI (`ami`: a node's, written at `where` in config.yaml; default the `ami:`
+    section's): bound to the configured address, one user with the engine's rights only."""
+    ami = ami or config.asterisk.manager
     try:
         secret = expand_env(ami.secret, environ)
     except MissingSecret as exc:
         raise AsteriskError(f"manager.conf needs the AMI secret, but the environment variable {exc.name} "
-                            f"is not set (config.yaml asterisk.ami.secret is ${{{exc.name}}}); "
+                            f"is not set (config.yaml {where}.secret is ${{{exc.name}}}); "
                             f"export it and run again") from None
     secret = _secret(secret)
     permits = "\n".join(f"permit = {p}" for p in ami.permit)
@@ -409,22 +431,37 @@ writetimeout = 5000
 
 
 # --- all of it -----------------------------------------------------------------------------
-def generate(config: Config, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The three files' texts by file name; AsteriskError names what is wrong."""
+def generate(config: Config, environ: Mapping[str, str] = os.environ,
+             node: Optional[NodeSettings] = None) -> dict[str, str]:
+    """The three files' texts (of `node`, with several) by file name; AsteriskError names
+    what is wrong."""
     return {
-        "extensions.conf": extensions_conf(config),
+        "extensions.conf": extensions_conf(config, node),
         "queues.conf": queues_conf(config),
-        "manager.conf": manager_conf(config, environ),
+        "manager.conf": manager_conf(config, environ, node.ami, f"asterisk.nodes.{node.name}.ami")
+        if node is not None else manager_conf(config, environ),
     }
 
 
+def generate_all(config: Config, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """Every file by its path under the output folder: the three files, or with several
+    nodes (asterisk.nodes) the three of each node in a folder named after it."""
+    if not config.asterisk.multi_node:
+        return generate(config, environ)
+    return {f"{_name(node.name, 'a node name')}/{name}": text
+            for node in config.asterisk.nodes for name, text in generate(config, environ, node).items()}
+
+
 def write_config(config: Config, out_dir: Path, environ: Mapping[str, str] = os.environ) -> list[Path]:
-    """Write the three files into out_dir (created); manager.conf is readable by its owner only."""
-    texts = generate(config, environ)  # everything checked before anything is written
+    """Write the three files into out_dir (created), or one folder of them per node;
+    manager.conf is readable by its owner only."""
+    texts = generate_all(config, environ)  # everything checked before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in texts.items():
-        path = out_dir / name
+    for relative, text in texts.items():
+        path = out_dir / relative
+        name = path.name
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{name}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if name == "manager.conf" else 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -2,8 +2,10 @@
 
 One asyncio task per call, so one process carries thousands of calls. The script path
 names the flow (`/main`, `/faq?lang=en`); query parameters and `agi_arg_N` become call
-variables. Each call runs on the engine that was current when it started: a reload
-changes what new calls get, never a call in progress. A script path that names no loaded
+variables, except `node=<name>`, which names the Asterisk the call came from when there
+are several (its manager services are that node's: `NodeRoutes`). Each call runs on the
+engine that was current when it started: a reload changes what new calls get, never a
+call in progress. A script path that names no loaded
 flow is the engine's to handle too: it sends the caller to the fallback queue, and the
 call is recorded like any other. A call whose dialplan started no recording (no
 `IVR_RECORDING`) is recorded by the engine itself (`ivr.channels.agi_recording`).
@@ -24,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 from ivr.channels.agi import KNOWN_AT_START, AgiChannel, ManagerServices
 from ivr.channels.agi_connection import AgiConnection
@@ -55,6 +57,24 @@ RECORDING = "IVR_RECORDING"
 ASKED_AT_START = (*KNOWN_AT_START, DATE, RECORDING)
 
 
+NODE_ARGUMENT = "node="  # AGI(agi://..., node=<name>): the Asterisk the call came from (ivr.asterisk.dialplan)
+
+
+class NodeRoutes(Protocol):
+    """Which Asterisk a call came from, and its manager services (ivr.live.nodes)."""
+
+    def route(self, name: Optional[str], call: str) -> tuple[str, ManagerServices]: ...
+
+
+def node_argument(args: list[str]) -> tuple[list[str], Optional[str]]:
+    """The AGI arguments without the first `node=<name>`, and that name (None: none given).
+    Untrusted: the caller of this checks the name against the configured nodes."""
+    for i, arg in enumerate(args):
+        if arg.startswith(NODE_ARGUMENT):
+            return args[:i] + args[i + 1:], arg[len(NODE_ARGUMENT):]
+    return args, None
+
+
 class FastAgiServer:
     def __init__(
         self,
@@ -67,6 +87,7 @@ class FastAgiServer:
         on_event: Optional[EventSink] = None,
         manager: Optional[ManagerServices] = None,
         timings: Optional[CommandTimes] = None,
+        nodes: Optional[NodeRoutes] = None,
     ):
         self.engine = engine
         self.prompts_dir = prompts_dir
@@ -75,6 +96,8 @@ class FastAgiServer:
         self.port = port
         self.on_event = on_event  # every event of every call (the call-records writer)
         self.manager = manager
+        # several Asterisks: each call's manager is its node's (named by the AGI argument node=)
+        self.nodes = nodes
         self.timings = timings  # every command's round trip, for the metrics (ivr.channels.agi_timing)
         self.server: Optional[asyncio.AbstractServer] = None
         self.active: set[asyncio.Task] = set()
@@ -193,16 +216,22 @@ class FastAgiServer:
         """Run the call whose environment the connection read."""
         env.keep_only_used()
         engine = self.engine()
+        args, named = node_argument(env.args)
+        manager, node = self.manager, None
+        if self.nodes is not None:
+            node, manager = self.nodes.route(named, f"{env.uniqueid} on {env.channel!r}")
         channel = AgiChannel(connection, env, prompts_dir=self.prompts_dir, recordings_dir=self.recordings_dir,
-                             manager=self.manager, timings=self.timings)
+                             manager=manager, timings=self.timings)
         flow = env.script or "main"
         # repr(): a caller-ID name is untrusted; quotes and line breaks stay visible, one log line.
         # DEBUG (`ivr serve --log-level debug`): at thousands of calls a second a line each cost
         # a tenth of the server's time; the call's record holds all of it
         log.debug("call %s on %s from %r %r to flow %r", env.uniqueid, env.channel, env.caller, env.caller_name, flow)
         variables = {k: v for k, v in env.query.items() if k != "lang"}
-        variables.update({f"arg{i}": value for i, value in enumerate(env.args, 1)})
+        variables.update({f"arg{i}": value for i, value in enumerate(args, 1)})
         details = {"channel": env.channel, "uniqueid": env.uniqueid, "caller_name": env.caller_name, "source": "live"}
+        if node is not None:
+            details["asterisk_node"] = node
         call = f"{env.uniqueid} on {env.channel!r}"
         # the dialplan names the call's recording; the record links to it
         recording: Optional[str] = env.asked.get(RECORDING) or None

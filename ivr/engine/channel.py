@@ -48,6 +48,7 @@ class QueueLoad:
     free_agents: int = 0  # members logged in, not paused, not in a call
     logged_in: int = 0  # members that can take calls (busy or paused ones included)
     fresh: bool = True
+    node: str = ""  # the Asterisk it was read on, with several (config.yaml asterisk.nodes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,10 @@ At most max(1, free agents) call-backs of one queue ring at once (a due one wait
 ringing one to end), so call-backs that all come due at opening time are dialled a few at
 a time; a pass reads at most PENDING_LIMIT of them, oldest place first.
 
+With several Asterisks (config.yaml asterisk.nodes) each node has a scheduler of its own:
+it dials that node's call-backs through that node's AMI, judging their turn on that node's
+queue, since callers wait on the node their call landed on (docs/nodes.md).
+
 Each try is claimed in the database before the Originate is sent (ivr.store.callbacks),
 so two engines, or one restarted, never dial it twice; its result comes from Asterisk's
 OriginateResponse. A try left open (its engine was killed while the phone rang) is closed
@@ -125,14 +129,16 @@ class CallbackScheduler:
     def __init__(self, store: CallbackStore, dialler: Dialler, board: QueueBoard,
                  schedules: Callable[[], Mapping[str, Schedule]], *, ring_timeout: float = 30.0,
                  poll: float = POLL_SECONDS, expire_after: dt.timedelta = EXPIRE_AFTER, clock: Optional[Clock] = None,
-                 book_timeout: float = BOOK_TIMEOUT):
-        self.store = store
+                 book_timeout: float = BOOK_TIMEOUT, stop_wait: float = 0.0):
+        self.store = store  # with several Asterisks, one node's call-backs (CallbackStore.node)
         self.dialler = dialler
         self.board = board
         self.schedules = schedules
         self.ring_timeout = ring_timeout
         self.poll = poll
         self.book_timeout = book_timeout
+        # seconds a stop waits for the answers of tries ringing now (the runtime's grace period)
+        self.stop_wait = stop_wait
         self.expire_after = expire_after
         self.clock = clock or SystemClock()
         self.ringing: Counter[str] = Counter()  # queue -> call-backs of this engine ringing now
@@ -156,6 +162,15 @@ class CallbackScheduler:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        # a try ringing now keeps its result if the answer comes within the stop's wait: a
+        # restart then leaves it for no recovery, which would take it for lost and dial again
+        if self._dials and self.stop_wait > 0:
+            waited = len(self._dials)
+            _, left = await asyncio.wait(list(self._dials), timeout=self.stop_wait)
+            if left:
+                log.warning("call-backs: %d of %d tr%s ringing at the stop had no answer within %g s; the next "
+                            "start closes %s as interrupted", len(left), waited, "y" if waited == 1 else "ies",
+                            self.stop_wait, "it" if len(left) == 1 else "them")
         # a try still ringing is left to the next start's recovery: it cannot be taken back
         for task in list(self._dials):
             task.cancel()
@@ -183,7 +198,8 @@ class CallbackScheduler:
             call_id=request.call_id, number=request.number, department=request.department.name,
             queue=request.department.queue, place_at=request.place_at or booked, booked_at=booked,
             due_by=request.due_by or booked + dt.timedelta(hours=1), schedule=request.schedule,
-            max_attempts=request.attempts, retry_pause=request.retry_pause, priority=request.priority)
+            max_attempts=request.attempts, retry_pause=request.retry_pause, priority=request.priority,
+            node=self.store.node)
         try:
             # bounded: the caller is on the line, and a database that hangs must not hold them
             callback_id = await asyncio.wait_for(self._db(self.store.book, booking), self.book_timeout)
@@ -195,8 +211,9 @@ class CallbackScheduler:
             log.error("call-back on call %s not booked (%s); the caller goes to the fallback queue",
                       request.call_id, exc)
             raise ChannelError(f"the call-back was not booked: {exc}") from exc
-        log.info("call-back %d booked on call %s for queue %s, due by %s", callback_id, request.call_id,
-                 booking.queue, booking.due_by.isoformat(timespec="seconds"))
+        log.info("call-back %d booked on call %s for queue %s%s, due by %s", callback_id, request.call_id,
+                 booking.queue, f" of node {booking.node}" if booking.node else "",
+                 booking.due_by.isoformat(timespec="seconds"))
         return int(callback_id)
 
     # --- one pass ----------------------------------------------------------------------------

@@ -89,9 +89,12 @@ class ServeMetrics:
         if listener is None or not listener.is_serving():
             return False, "starting: the FastAGI server is not listening yet"
         notes = [f"flows generation {runtime.reloader.generation}", calls]
-        ami = self.ami_client()
-        if ami is not None and not ami.connected:
+        down = [node for node, client in self.ami_clients() if not client.connected]
+        if down == [None]:
             notes.append("AMI not connected (calls are served without it)")
+        elif down:
+            notes.append(f"AMI of node{'' if len(down) == 1 else 's'} {', '.join(map(str, down))} not connected "
+                         f"(their calls are served without it)")
         writer = self.writer()
         if writer is not None and not writer.stats.healthy:
             notes.append("the database is failing (call records are kept in the spool)")
@@ -113,6 +116,17 @@ class ServeMetrics:
         manager = self.runtime.manager
         client = getattr(manager, "client", None)
         return client if client is not None and hasattr(client, "connected") else None
+
+    def ami_clients(self) -> list[tuple[Optional[str], Any]]:
+        """(node, AMI client) of each Asterisk: the node's name with several (asterisk.nodes),
+        None for the one of `ami:`."""
+        routes = getattr(self.runtime, "nodes", None)
+        managers = getattr(routes, "managers", None)
+        if managers:
+            return [(name, part.client) for name, part in managers.items()
+                    if hasattr(getattr(part, "client", None), "connected")]
+        client = self.ami_client()
+        return [(None, client)] if client is not None else []
 
 
 class _RuntimeCollector:
@@ -195,13 +209,19 @@ class _RuntimeCollector:
                 counter.add_metric([], value)
                 yield counter
 
-        client = metrics.ami_client()
-        if client is not None:
-            yield GaugeMetricFamily("ivr_ami_connected", "1 while the AMI connection is logged in, else 0",
-                                    value=1 if client.connected else 0)
+        clients = metrics.ami_clients()
+        if clients:
+            # one Asterisk (`ami:`): no label, as ever; several: a `node` label each
+            labels = ["node"] if clients[0][0] is not None else []
+            connected = GaugeMetricFamily("ivr_ami_connected", "1 while the AMI connection is logged in, else 0",
+                                          labels=labels)
             reconnects = CounterMetricFamily("ivr_ami_reconnects", "AMI logins after the first one (each a "
-                                             "connection lost and made again)")
-            reconnects.add_metric([], max(client.connections - 1, 0))
+                                             "connection lost and made again)", labels=labels)
+            for node, client in clients:
+                values = [node] if labels else []
+                connected.add_metric(values, 1 if client.connected else 0)
+                reconnects.add_metric(values, max(client.connections - 1, 0))
+            yield connected
             yield reconnects
 
 

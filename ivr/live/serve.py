@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ivr.channels.agi import ManagerServices
-from ivr.channels.fastagi import FastAgiServer
+from ivr.channels.fastagi import FastAgiServer, NodeRoutes
 from ivr.engine.channel import CallbackRequest, QueueLoad
 from ivr.errors import ChannelError
 from ivr.events import Event
@@ -42,7 +42,9 @@ class Runtime:
     port: int = 4573
     watch_interval: float = 1.0
     on_event: Optional[Callable[[Event], None]] = None
-    manager: Optional[ManagerServices] = None  # the AMI part, when config.yaml has asterisk.ami
+    manager: Optional[ManagerServices] = None  # the AMI part, when config.yaml has asterisk.ami (the first node's)
+    # with several Asterisks (asterisk.nodes): each call's node and that node's AMI part
+    nodes: Optional[NodeRoutes] = None
     extras: list[Any] = field(default_factory=list)  # parts with async start()/close()
     server: Optional[FastAgiServer] = None
     # seconds calls in progress have to finish at a stop (SIGTERM, SIGINT); the rest are
@@ -74,7 +76,8 @@ class Runtime:
         self.server = FastAgiServer(self.reloader.current, prompts_dir=prompts_dir.resolve(),
                                     recordings_dir=recordings_dir.resolve(), host=self.host, port=self.port,
                                     on_event=metrics.calls.counting(self.on_event) if metrics else self.on_event,
-                                    manager=self.manager, timings=metrics.timings if metrics else None)
+                                    manager=self.manager, timings=metrics.timings if metrics else None,
+                                    nodes=self.nodes)
         await self.server.start()
 
     async def _start_health(self) -> None:
@@ -146,11 +149,14 @@ class AmiPart:
     board, read without a round trip). It never stops calls from being served.
 
     If Asterisk's manager cannot be reached at start, the server runs without it (sensitive
-    input then stops the recorder over AGI instead of muting it) and keeps trying.
+    input then stops the recorder over AGI instead of muting it) and keeps trying. With
+    several Asterisks there is one of these per node (`node`: its name), each on its own:
+    one node's AMI down stops nothing of the others'.
     """
 
-    def __init__(self, client: Any, retry: float = 5.0, callbacks: Any = None):
+    def __init__(self, client: Any, retry: float = 5.0, callbacks: Any = None, node: Optional[str] = None):
         self.client = client
+        self.node = node
         self.retry = retry
         self.callbacks = callbacks  # the call-back scheduler (ivr.live.callbacks): bookings are stored there
         self._task: Optional[asyncio.Task] = None
@@ -162,11 +168,16 @@ class AmiPart:
         while True:
             try:
                 await self.client.start()
-                log.info("AMI connected")
+                log.info("AMI connected%s", self._of_node)
                 return
             except Exception as exc:  # noqa: BLE001 - log and try again; calls go on meanwhile
-                log.error("AMI not connected (%s); calls are served without it, retrying in %.0f s", exc, self.retry)
+                log.error("AMI%s not connected (%s); calls are served without it, retrying in %.0f s", self._of_node,
+                          exc, self.retry)
                 await asyncio.sleep(self.retry)
+
+    @property
+    def _of_node(self) -> str:
+        return f" of node {self.node}" if self.node else ""
 
     async def mute(self, channel: str, muted: bool) -> None:
         if not self.client.connected:
@@ -184,7 +195,7 @@ class AmiPart:
         if not snapshot.known and snapshot.fresh:
             return None  # Asterisk has no such queue: nothing to compare
         return QueueLoad(snapshot.waiting, snapshot.longest_wait, snapshot.free_agents, snapshot.logged_in,
-                         snapshot.fresh)
+                         snapshot.fresh, self.node or "")
 
     async def close(self) -> None:
         if self._task is not None:
@@ -329,28 +340,61 @@ def build_runtime(flow_paths: list[Path], config_path: Optional[Path], *, host: 
             # closed before the writer (parts close in reverse): it stops posting, the writer writes on
             runtime.extras.append(WebhookDeliverer(writer.engine, engine.config.crm.webhook))
     if ami and asterisk.ami is not None:
-        from ivr.asterisk.ami import AmiClient
-        from ivr.errors import ConfigError
-
-        try:
-            client = AmiClient.from_settings(asterisk, on_queue_event=writer.queue_event if writer else None)
-        except ConfigError as exc:  # the secret is not in the environment
-            log.error("AMI disabled: %s", exc)
-        else:
-            scheduler = callback_scheduler(writer, client, reloader, owner) if writer is not None else None
-            part = AmiPart(client, callbacks=scheduler)
-            runtime.extras.append(part)
-            if scheduler is not None:
-                runtime.extras.append(scheduler)  # after the AMI part: it dials through it
-            runtime.manager = part
+        _ami_parts(runtime, asterisk, writer, reloader, owner)
     return runtime
 
 
-def callback_scheduler(writer: Any, client: Any, reloader: FlowReloader, owner: Optional[str] = None) -> Any:
-    """The call-back scheduler on the writer's database and the AMI client; the schedules
-    of the config.yaml loaded now (a reload brings new hours to pending call-backs too)."""
+def _ami_parts(runtime: Runtime, asterisk: Any, writer: Any, reloader: FlowReloader, owner: str) -> None:
+    """One AMI client, queue board and call-back scheduler per Asterisk (one with `ami:`, one
+    per node with `asterisk.nodes`); a node whose secret is missing is left out, said in the log."""
+    from dataclasses import replace
+
+    from ivr.asterisk.ami import AmiClient
+    from ivr.errors import ConfigError
+    from ivr.live.nodes import NodeRouter
+
+    nodes = asterisk.all_nodes
+    names = tuple(node.name for node in nodes)
+    parts: dict[str, AmiPart] = {}
+    for node in nodes:
+        try:
+            client = AmiClient.from_settings(replace(asterisk, ami=node.ami),
+                                             on_queue_event=writer.queue_event if writer else None)
+        except ConfigError as exc:  # the secret is not in the environment
+            log.error("AMI%s disabled: %s", f" of node {node.name}" if asterisk.multi_node else "", exc)
+            continue
+        scheduler = None
+        if writer is not None:
+            # one Asterisk: every call-back is its; several: each node's own, and the first takes
+            # those of no node or of a node no longer configured
+            store_node = node.name if asterisk.multi_node else None
+            scheduler = callback_scheduler(writer, client, reloader, owner, node=store_node,
+                                           adopt=names if store_node is not None and node is nodes[0] else None,
+                                           grace=runtime.grace)
+        part = AmiPart(client, callbacks=scheduler, node=node.name if asterisk.multi_node else None)
+        runtime.extras.append(part)
+        if scheduler is not None:
+            runtime.extras.append(scheduler)  # after the AMI part: it dials through it
+        parts[node.name] = part
+    if not parts:
+        return
+    runtime.manager = next(iter(parts.values()))
+    if asterisk.multi_node:
+        runtime.nodes = NodeRouter(parts)
+
+
+def callback_scheduler(writer: Any, client: Any, reloader: FlowReloader, owner: Optional[str] = None, *,
+                       node: Optional[str] = None, adopt: Optional[tuple[str, ...]] = None,
+                       grace: Optional[float] = None) -> Any:
+    """The call-back scheduler on the writer's database and the AMI client (of `node`, with
+    several Asterisks); the schedules of the config.yaml loaded now (a reload brings new hours
+    to pending call-backs too). At a stop it waits up to `grace` seconds (default: config.yaml's
+    asterisk.agi.shutdown_grace), at most the ring time, for the answers of tries ringing then."""
     from ivr.live.callbacks import CallbackScheduler, LiveQueueBoard
     from ivr.store.callbacks import CallbackStore
 
-    return CallbackScheduler(CallbackStore(writer.engine, owner), client, LiveQueueBoard(client),
-                             lambda: reloader.current().config.schedules, ring_timeout=client.callback.timeout)
+    if grace is None:
+        grace = reloader.current().config.asterisk.agi.shutdown_grace
+    store = CallbackStore(writer.engine, owner, node=node, adopt=adopt)
+    return CallbackScheduler(store, client, LiveQueueBoard(client), lambda: reloader.current().config.schedules,
+                             ring_timeout=client.callback.timeout, stop_wait=min(grace, client.callback.timeout))

@@ -14,6 +14,18 @@ asterisk:
     timeout: 30s                              # how long the customer's phone rings (default 30 s)
   language: pl                                # the language calls start in; default: the first of prompts.voices
 ```
+Several Asterisk servers known to one engine (docs/nodes.md) are `nodes:` instead of `ami:`,
+each by name with its AMI account and, optionally, the FastAGI address its dialplan sends
+calls to (a balancer in front of several engines; `agi:` above by default):
+```yaml
+  nodes:
+    pbx-a:
+      ami: {host: 10.0.0.11, port: 5038, username: ivr, secret: "${IVR_AMI_SECRET_A}"}
+      agi: {host: 10.0.0.20, port: 4573}
+    pbx-b:
+      ami: {host: 10.0.0.12, port: 5038, username: ivr, secret: "${IVR_AMI_SECRET_B}"}
+```
+`ami:` alone is one node, named `default`.
 Without `ami:` the engine runs without the manager interface (no call-backs; sensitive
 input stops the recorder instead of muting it), and `ivr asterisk-config` writes
 manager.conf for the default user `ivr` with the secret `${IVR_AMI_SECRET}`.
@@ -34,7 +46,11 @@ from ivr.settings.sections import duration_seconds, port_number, secret_referenc
 from ivr.yamldoc.diagnostics import Findings
 from ivr.yamldoc.loader import describe
 
-FIELDS = ("agi", "ami", "callback", "language")
+FIELDS = ("agi", "ami", "nodes", "callback", "language")
+NODE_FIELDS = ("ami", "agi")
+NODE_AGI_FIELDS = ("host", "port")
+DEFAULT_NODE = "default"  # the name of the one node of an `ami:` section
+MAX_NODE_NAME = 32  # a node's name is an AGI argument, a metrics label and a column value
 AGI_FIELDS = ("host", "port", "shutdown_grace", "metrics_host", "metrics_port")
 AMI_FIELDS = ("host", "port", "username", "secret", "permit")
 CALLBACK_FIELDS = ("channel", "context", "caller_id", "timeout")
@@ -96,18 +112,53 @@ class CallbackSettings:
 
 
 @dataclass(frozen=True)
+class NodeSettings:
+    """One Asterisk server known to the engine: its name, its AMI account, and the FastAGI
+    address its dialplan sends calls to (None: the engine's own `asterisk.agi`)."""
+
+    name: str
+    ami: AmiSettings
+    agi_host: Optional[str] = None
+    agi_port: Optional[int] = None
+
+    def agi_address(self, default: AgiSettings) -> tuple[str, int]:
+        """Where this node's dialplan sends calls."""
+        return self.agi_host or default.host, self.agi_port or default.port
+
+
+@dataclass(frozen=True)
 class AsteriskSettings:
     """The whole `asterisk:` section."""
 
     agi: AgiSettings = field(default_factory=AgiSettings)
-    ami: Optional[AmiSettings] = None  # None: no `ami:` section; live calls are served without the AMI
+    # None: neither `ami:` nor `nodes:`; live calls are served without the AMI. With
+    # `nodes:`, the first node's account (what code that knows one Asterisk uses)
+    ami: Optional[AmiSettings] = None
     callback: CallbackSettings = field(default_factory=CallbackSettings)
     language: Optional[str] = None  # None: the first language of prompts.voices
+    nodes: tuple[NodeSettings, ...] = ()  # as written under `nodes:`; () when there is none
 
     @property
     def manager(self) -> AmiSettings:
         """The account manager.conf is written for: the `ami:` section's, else the defaults."""
         return self.ami or AmiSettings()
+
+    @property
+    def all_nodes(self) -> tuple[NodeSettings, ...]:
+        """Every Asterisk the engine knows, the first one first: `nodes:`, or the one of `ami:`
+        (named `default`), or none."""
+        if self.nodes:
+            return self.nodes
+        return (NodeSettings(DEFAULT_NODE, self.ami),) if self.ami is not None else ()
+
+    @property
+    def multi_node(self) -> bool:
+        """Whether config.yaml names its Asterisks (`nodes:`): each call then says which it came from."""
+        return bool(self.nodes)
+
+    def node(self, name: Optional[str]) -> Optional[NodeSettings]:
+        """The node of that name, or None."""
+        return next((n for n in self.all_nodes if n.name == name), None)
 
 
 def parse_asterisk_settings(value: Any, findings: Findings) -> AsteriskSettings:
@@ -120,6 +171,14 @@ def parse_asterisk_settings(value: Any, findings: Findings) -> AsteriskSettings:
     }
     if data.get("ami") not in (None, {}):  # an empty section is no AMI, as no section
         settings["ami"] = _ami(data["ami"], findings)
+    if data.get("nodes") is not None:
+        if data.get("ami") not in (None, {}):
+            findings.error(("asterisk", "nodes"), "asterisk has both ami and nodes: `ami:` is the one Asterisk of a "
+                           "single-node site; with nodes, write each Asterisk's ami under its name in nodes", at_key=True)
+        nodes = _nodes(data["nodes"], findings)
+        if nodes:
+            settings["nodes"] = nodes
+            settings["ami"] = nodes[0].ami
     language = data.get("language")
     if language is not None:
         if not isinstance(language, str) or not LANGUAGE_CODE.fullmatch(language):
@@ -159,8 +218,7 @@ def _agi(value: Any, findings: Findings) -> AgiSettings:
     return AgiSettings(**settings)
 
 
-def _ami(value: Any, findings: Findings) -> Optional[AmiSettings]:
-    path = ("asterisk", "ami")
+def _ami(value: Any, findings: Findings, path: tuple = ("asterisk", "ami")) -> Optional[AmiSettings]:
     data = section_fields(value, path, AMI_FIELDS, '{host: 127.0.0.1, port: 5038, username: ivr, secret: "${IVR_AMI_SECRET}"}', findings)
     if data is None:
         return None
@@ -187,6 +245,50 @@ def _ami(value: Any, findings: Findings) -> Optional[AmiSettings]:
         if not bad:
             settings["permit"] = tuple(items)
     return AmiSettings(**settings)
+
+
+def _nodes(value: Any, findings: Findings) -> tuple[NodeSettings, ...]:
+    """`nodes:`: each Asterisk by name, with its AMI (required) and its dialplan's FastAGI address."""
+    path = ("asterisk", "nodes")
+    example = '{pbx-a: {ami: {host: 10.0.0.11, username: ivr, secret: "${IVR_AMI_SECRET}"}}}'
+    if not isinstance(value, dict) or not value:
+        findings.error(path, f"asterisk nodes must be a mapping of node names to their settings, such as {example}, "
+                       f"not {describe(value)}")
+        return ()
+    nodes: list[NodeSettings] = []
+    seen: dict[tuple[str, int], str] = {}
+    for name, body in value.items():
+        where = path + (name,)
+        if not isinstance(name, str) or not NAME.fullmatch(name) or len(name) > MAX_NODE_NAME:
+            findings.error(where, f"a node name must be {NAME_RULE}, at most {MAX_NODE_NAME} characters, "
+                           f"not {describe(name)}", at_key=True)
+            continue
+        data = section_fields(body, where, NODE_FIELDS, '{ami: {host: 10.0.0.11, port: 5038}}', findings)
+        if data is None:
+            if body is None:
+                findings.error(where, f'node "{name}" needs its ami: {{host: ..., port: 5038, username: ivr, '
+                               'secret: "${IVR_AMI_SECRET}"}', at_key=True)
+            continue
+        if data.get("ami") in (None, {}):
+            findings.error(where, f'node "{name}" needs its ami: {{host: ..., port: 5038, username: ivr, '
+                           'secret: "${IVR_AMI_SECRET}"}', at_key=True)
+            continue
+        ami = _ami(data["ami"], findings, where + ("ami",))
+        if ami is None:
+            continue
+        address = (ami.host, ami.port)
+        if address in seen:
+            findings.error(where + ("ami",), f'node "{name}" has the AMI of node "{seen[address]}" '
+                           f"({ami.host}:{ami.port}): one Asterisk is one node")
+            continue
+        seen[address] = name
+        agi: dict[str, Any] = {}
+        agi_data = section_fields(data.get("agi"), where + ("agi",), NODE_AGI_FIELDS, "{host: 10.0.0.20, port: 4573}",
+                                  findings)
+        if agi_data is not None:
+            agi = {f"agi_{k}": v for k, v in _address(agi_data, where + ("agi",), "AGI", findings).items()}
+        nodes.append(NodeSettings(name, ami, **agi))
+    return tuple(nodes)
 
 
 def _callback(value: Any, findings: Findings) -> CallbackSettings:

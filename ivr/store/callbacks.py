@@ -3,8 +3,8 @@
 The live line's scheduler (ivr.live.callbacks) works through these functions only, so
 what it promises holds across restarts and several engines on one database:
 
-- `book` stores a call-back while the caller is still on the line; nothing is dialled
-  yet. The number must already be digits (with an optional leading '+'): it is checked
+- `book` stores a call-back while the caller is still on the line, with the node (the
+  Asterisk, config.yaml asterisk.nodes) the call came from; nothing is dialled yet. The number must already be digits (with an optional leading '+'): it is checked
   again here, as it will reach a dial string.
 - `claim` takes one pending call-back for one try: `UPDATE ... WHERE status = 'pending'`
   and the attempt row in one transaction (BEGIN IMMEDIATE on SQLite; the row lock on
@@ -65,6 +65,7 @@ class Booking:
     max_attempts: int = 3
     retry_pause: float = 300.0
     priority: int = 1
+    node: Optional[str] = None  # the Asterisk whose queue it waits in (None: the only one)
 
 
 @dataclass(frozen=True)
@@ -102,11 +103,28 @@ def default_owner() -> str:
 
 
 class CallbackStore:
-    """The call-backs of one database (migrated); `owner` names this engine in attempt rows."""
+    """The call-backs of one database (migrated); `owner` names this engine in attempt rows.
 
-    def __init__(self, engine: Engine, owner: Optional[str] = None):
+    With several Asterisks each node's scheduler has a store of its `node`: it sees only
+    that node's call-backs, and the first node's (`adopt` = every configured node's name)
+    those of no node or of a node config.yaml no longer lists, so none is left behind.
+    Without `node` the store sees them all (one Asterisk)."""
+
+    def __init__(self, engine: Engine, owner: Optional[str] = None, *, node: Optional[str] = None,
+                 adopt: Optional[tuple[str, ...]] = None):
         self.engine = engine
         self.owner = owner or default_owner()
+        self.node = node
+        self.adopt = adopt
+
+    def _mine(self) -> Any:
+        """The call-backs this store's scheduler dials (a WHERE clause)."""
+        if self.node is None:
+            return sa.true()
+        mine = Callback.node == self.node
+        if self.adopt is not None:
+            mine = sa.or_(mine, Callback.node.is_(None), Callback.node.not_in(self.adopt))
+        return mine
 
     def _begin(self) -> Any:
         return _transaction(self.engine)
@@ -127,6 +145,7 @@ class CallbackStore:
             "booked_at": booking.booked_at, "due_by": booking.due_by, "status": PENDING, "attempts": 0,
             "max_attempts": booking.max_attempts, "retry_pause": float(booking.retry_pause),
             "priority": booking.priority, "next_at": booking.booked_at, "updated_at": booking.booked_at, "note": "",
+            "node": booking.node,
         }
         with self._begin() as conn:
             return int(conn.execute(sa.insert(Callback).values(**row).returning(Callback.id)).scalar_one())
@@ -137,7 +156,7 @@ class CallbackStore:
         (read only: no write lock taken)."""
         query = (sa.select(Callback.id, Callback.number, Callback.department, Callback.queue, Callback.schedule,
                            Callback.place_at, Callback.due_by, Callback.attempts, Callback.max_attempts)
-                 .where(Callback.status == PENDING, Callback.next_at <= now)
+                 .where(Callback.status == PENDING, Callback.next_at <= now, self._mine())
                  .order_by(Callback.place_at, Callback.id).limit(limit))
         with self._read() as conn:
             return [Pending(**row) for row in conn.execute(query).mappings()]

@@ -324,6 +324,9 @@ class Callback(Base):
     updated_at: Mapped[dt.datetime]
     finished_at: Mapped[Optional[dt.datetime]]
     note: Mapped[str] = mapped_column(default="")  # why it ended so (failed, expired, cancelled by whom)
+    # the Asterisk (config.yaml asterisk.nodes) whose queue it waits in and whose AMI dials it;
+    # None: booked with one Asterisk, or before nodes were named (the first node dials it)
+    node: Mapped[Optional[str]] = mapped_column(default=None)
 
     tries: Mapped[list["CallbackAttempt"]] = relationship(back_populates="callback", order_by="CallbackAttempt.seq",
                                                           cascade="all, delete-orphan", passive_deletes=True)

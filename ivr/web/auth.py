@@ -11,7 +11,8 @@ from sqlalchemy import select
 from ivr.store.models import User
 from ivr.web import audit
 from ivr.web.context import db
-from ivr.web.security import LOCK_WINDOW, current_user, locked_out, log_in, public, roles, safe_next, verify
+from ivr.web.security import (LOCK_WINDOW, current_user, locked_out, log_in, one_attempt_at_a_time, public, roles,
+                              safe_next, verify)
 
 bp = Blueprint("auth", __name__)
 _locks: dict[str, threading.Lock] = {}
@@ -36,6 +37,7 @@ def login():
     # one attempt at a time per name in this process: parallel guesses would all pass the
     # check before any failure is counted
     with _name_lock(name):
+        one_attempt_at_a_time(name)  # and across processes: other web apps on the same database
         if locked_out(name, request.remote_addr):
             audit.record("login_locked", detail=name)
             seconds = int(LOCK_WINDOW.total_seconds())

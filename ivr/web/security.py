@@ -8,7 +8,9 @@
 - CSRF: every POST, PUT, PATCH and DELETE carries the session's token (form field
   `csrf_token` or header `X-CSRF-Token`); without it the request is refused (400).
 - Log-in rate limiting: failed log-ins are audit entries; 5 for one user name or 20 from
-  one address within 15 minutes lock further attempts until the window has passed.
+  one address within 15 minutes lock further attempts until the window has passed. The
+  count is the database's, so it holds across several web apps on one database; attempts
+  at one name go one at a time across them (`one_attempt_at_a_time`).
 - Headers: a strict Content-Security-Policy (scripts and styles from the app only: no
   inline script or style attribute), no framing, no sniffing, no referrer.
 """
@@ -24,7 +26,7 @@ from typing import Any, Callable, Optional, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Flask, abort, g, redirect, render_template, request, session, url_for
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ivr.store.models import ROLES, AuditEntry, User
@@ -109,6 +111,19 @@ def failures_recently(name: str, address: Optional[str], now: Optional[dt.dateti
     by_name = db().scalar(base.where(AuditEntry.detail == name)) or 0
     by_address = db().scalar(base.where(AuditEntry.address == address)) or 0 if address else 0
     return by_name, by_address
+
+
+def one_attempt_at_a_time(name: str) -> None:
+    """Hold the log-ins of `name` to one at a time across every web app on the database, until
+    the request's transaction ends (the failure is recorded and committed): otherwise guesses
+    sent to two apps at once would all pass the count before either failure is stored. A
+    form post on SQLite holds the database's write lock from its first statement already
+    (ivr.web.context.db); on PostgreSQL a transaction-scoped advisory lock keyed by the name."""
+    session = db()
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    key = int.from_bytes(hashlib.sha256(b"ivr-login:" + name.encode()).digest()[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def locked_out(name: str, address: Optional[str]) -> bool:

@@ -503,3 +503,25 @@ def test_an_interrupted_try_is_retried_only_once_it_cannot_ring(db):
     run(main())
     _, tries = stored(db)
     assert [t["result"] for t in tries] == ["interrupted", "answered"]
+
+
+def test_a_stop_waits_for_the_answer_of_a_try_ringing_then(db):
+    # a restart (SIGTERM) while a customer's phone rings: the answer that comes within the
+    # stop's wait is recorded, so the next start has nothing to take for lost and dial again
+    class Slow(Dialler):
+        async def call_back(self, number, queue, *, priority=None, action_id=None):
+            await asyncio.sleep(0.3)
+            return await super().call_back(number, queue, priority=priority, action_id=action_id)
+
+    async def main():
+        clock = Clock()
+        s = CallbackScheduler(CallbackStore(db, "host-1"), Slow(), Board(free=1), lambda: {"office": OFFICE},
+                              clock=clock, stop_wait=5.0)
+        await s.book(request())
+        [claim] = await s.tick()
+        await s.close()
+        return claim
+
+    run(main())
+    [row], tries = stored(db)
+    assert row["status"] == "done" and [t["result"] for t in tries] == ["answered"], (row, tries)

@@ -29,7 +29,7 @@ from ivr.flow.nodes.transfer import Transfer
 log = logging.getLogger(__name__)
 # queues whose state was stale at the last call that asked: the warning is once per stale
 # spell (and a line when fresh again), not once per call while the manager connection is down
-_stale_queues: set[str] = set()
+_stale_queues: set[tuple[str, str]] = set()  # (node, queue)
 
 # a peak sends the caller down the on_timeout edge before any wait: the TRANSFER event of
 # the node it leads to tells why (coverage and the menu tree count the edge as taken)
@@ -85,15 +85,19 @@ def queue_load(call: Call, department: Department) -> Optional[QueueLoad]:
     except Exception:  # noqa: BLE001 - no state is no reason to keep a caller from the queue
         log.exception("reading the state of queue %s failed; the caller queues as usual", department.queue)
         return None
-    if load is not None and not load.fresh:
-        if department.queue not in _stale_queues:
-            _stale_queues.add(department.queue)
-            log.warning("the state of queue %s is not fresh (manager connection down?); overflow limits not applied "
-                        "until it is", department.queue)
+    if load is None:
         return None
-    if load is not None and department.queue in _stale_queues:
-        _stale_queues.discard(department.queue)
-        log.warning("the state of queue %s is fresh again; overflow limits apply", department.queue)
+    # each Asterisk's queue has a spell of its own: one node down says nothing of another's
+    key, where = (load.node, department.queue), f" on node {load.node}" if load.node else ""
+    if not load.fresh:
+        if key not in _stale_queues:
+            _stale_queues.add(key)
+            log.warning("the state of queue %s%s is not fresh (manager connection down?); overflow limits not applied "
+                        "until it is", department.queue, where)
+        return None
+    if key in _stale_queues:
+        _stale_queues.discard(key)
+        log.warning("the state of queue %s%s is fresh again; overflow limits apply", department.queue, where)
     return load
 
 
