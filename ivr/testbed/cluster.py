@@ -8,9 +8,11 @@
 
 Every node is a `Testbed` with a `Node` (ivr.testbed.files): the same sid root, folders,
 ports and systemname of its own, the same bind-mounted prompts and recordings folders
-(one shared folder, as NFS would be). Each node's dialplan is the installation's own
-(`ivr asterisk-config`), its AGI address HAProxy's frontend and its manager on the
-node's AMI port. The engines are not started here: they are `ivr serve` processes of the
+(one shared folder, as NFS would be). The installation names the nodes as a site does
+(config.yaml `asterisk.nodes`, docs/nodes.md: `nodes_section()` writes that block for a
+layout): each node's files are what `ivr asterisk-config` writes for that node, so its
+dialplan sends calls to HAProxy's frontend naming itself (`node=ast1`) and its manager
+listens on the node's AMI port. The engines are not started here: they are `ivr serve` processes of the
 installation (whoever uses the cluster starts them on the layout's ports, so that it can
 stop or kill them); HAProxy checks them and takes a call to one as soon as one is ready.
 
@@ -26,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from ivr.errors import AsteriskError
 from ivr.settings.config import Config
@@ -59,9 +61,30 @@ class Layout:
             raise AsteriskError(f"the nodes and engines of a layout need names of their own: {names}")
 
 
+def nodes_section(layout: Layout, ami: Mapping[str, Any]) -> dict[str, Any]:
+    """config.yaml's `asterisk.nodes` for the layout: each node by name with `ami` (the
+    account of `ami`, on the node's AMI port) and `agi` (HAProxy's frontend, where the node's
+    dialplan sends its calls). Every engine of the cluster has the same block."""
+    return {node.name: {"ami": {**ami, "port": node.ami_port}, "agi": {"host": "127.0.0.1", "port": layout.agi_port}}
+            for node in layout.nodes}
+
+
+def check_nodes(config: Config, layout: Layout) -> None:
+    """An installation with `asterisk.nodes` names every node of the layout, on its AMI port."""
+    for node in layout.nodes:
+        settings = config.asterisk.node(node.name)
+        if settings is None or not config.asterisk.multi_node:
+            raise AsteriskError(f"config.yaml's asterisk.nodes has no node {node.name!r} of the test bed's layout "
+                                f"(it has {', '.join(n.name for n in config.asterisk.all_nodes) or 'none'})")
+        if settings.ami.port != node.ami_port:
+            raise AsteriskError(f"config.yaml's asterisk.nodes.{node.name}.ami.port is {settings.ami.port}; the "
+                                f"test bed's node {node.name} has its manager on {node.ami_port}")
+
+
 def node_side(config: Config, node: Node, agi_host: str, agi_port: int) -> Config:
-    """The Asterisk side of the installation (`asterisk_config`: members, announcements) as
-    one node runs it: its calls to HAProxy, its manager on the node's own AMI port."""
+    """An installation of one Asterisk (`ami:`, no `nodes:`) as one node of the layout runs
+    it: its calls to `agi_host:agi_port`, its manager on the node's own AMI port (the
+    benchmark's one-node layout; an installation with `nodes:` needs none of this)."""
     asterisk = config.asterisk
     return replace(config, asterisk=replace(
         asterisk, agi=replace(asterisk.agi, host=agi_host, port=agi_port),
@@ -73,7 +96,9 @@ class Cluster:
     """The nodes, HAProxy and Kamailio of one layout, for one installation."""
 
     config_path: Path  # the installation's config.yaml (its recordings and prompts folders are mounted)
-    asterisk_config: Config  # the Asterisk side of it (e.g. the members of each queue in the test bed)
+    # the Asterisk side of it (e.g. the members of each queue in the test bed); with
+    # `asterisk.nodes`, every node of the layout named there (`nodes_section()`)
+    asterisk_config: Config
     layout: Layout = field(default_factory=Layout)
     folder: Path = STATE / "cluster"  # configs and logs of Kamailio and HAProxy
     root: Path = ROOT
@@ -84,10 +109,15 @@ class Cluster:
 
     def start(self) -> "Cluster":
         build_root(self.root, self.log)
+        named = self.asterisk_config.asterisk.multi_node
+        if named:
+            check_nodes(self.asterisk_config, self.layout)
         try:
             for node in self.layout.nodes:
                 bed = Testbed(self.config_path, root=self.root, log=self.log, node=node)
-                bed.config = node_side(self.asterisk_config, node, "127.0.0.1", self.layout.agi_port)
+                # with nodes, the Testbed writes the node's own files (ivr.asterisk.dialplan.generate)
+                bed.config = self.asterisk_config if named else \
+                    node_side(self.asterisk_config, node, "127.0.0.1", self.layout.agi_port)
                 self.nodes[node.name] = bed
             self._boot_nodes()
             self.haproxy = HAProxy(self.folder / "haproxy", self.layout.engines, port=self.layout.agi_port).start()

@@ -48,7 +48,7 @@ from typing import Callable, Iterator, Mapping, Optional
 
 from ivr.asterisk.dialplan import generate, recordings_dir, with_members
 from ivr.testbed.files import AGENT, SIP_PORT, STOCK, Node, Tuning, base_files, tuned_manager_conf
-from ivr.settings.asterisk import AmiSettings
+from ivr.settings.asterisk import AmiSettings, NodeSettings
 from ivr.settings.config import Config, find_config, load_config
 from ivr.errors import AsteriskError
 from ivr.prompts.build import prompts_dir
@@ -189,7 +189,8 @@ class Testbed:
     # AMI as the engine logs in
     @property
     def ami(self) -> AmiSettings:
-        return self.config.asterisk.manager
+        named = self._named_node(self.config)  # with asterisk.nodes: this node's own account
+        return named.ami if named is not None else self.config.asterisk.manager
 
     @property
     def ami_host(self) -> str:
@@ -332,7 +333,7 @@ class Testbed:
     def write_configs(self, config: Optional[Config] = None) -> None:
         """/etc/asterisk of the root: base files + `ivr asterisk-config`'s three files."""
         files = dict(base_files(self.tuning, self.node))
-        files.update(generate(config or self.config, self.environ()))
+        files.update(generate(config or self.config, self.environ(), self._named_node(config or self.config)))
         files["manager.conf"] = tuned_manager_conf(files["manager.conf"], self.tuning)
         etc = self._folder("etc/asterisk")
         etc.mkdir(parents=True, exist_ok=True)
@@ -349,6 +350,18 @@ class Testbed:
         for name, text in files.items():
             (etc / name).write_text(text, encoding="utf-8")
         (etc / "manager.conf").chmod(0o600)
+
+    def _named_node(self, config: Config) -> Optional[NodeSettings]:
+        """This node's entry in config.yaml's `asterisk.nodes` (its files are then that node's,
+        as `ivr asterisk-config` writes them for it); None for a config of one Asterisk, and
+        for the single test bed (a node of no name: its dialplan names none)."""
+        if not config.asterisk.multi_node or self.node is None:
+            return None
+        named = config.asterisk.node(self.node.name)
+        if named is None:
+            raise AsteriskError(f"config.yaml has asterisk.nodes ({', '.join(n.name for n in config.asterisk.nodes)}); "
+                                f"the test bed's Asterisk {self.node.name} is none of them")
+        return named
 
     def reconfigure(self, config: Config) -> None:
         """Load the IVR files generated from another config (e.g. another AGI port) now."""

@@ -2,12 +2,15 @@
 one PostgreSQL, each on the AGI and metrics ports of the cluster's layout
 (ivr.testbed.cluster), and SIP callers that enter at Kamailio.
 
-- `engine_installation()` writes one engine's config.yaml: the live installation's
-  (live_support.live_installation: office open around the clock, the test bed's prompts
-  and recordings folders), the shared database, the engine's own AGI and metrics ports,
-  and its `ami:` on one node's manager (until config.yaml knows several nodes, an engine
-  talks AMI to one Asterisk; the calls of the other still reach it over FastAGI). Flows
-  are the repository's, linked beside it.
+- `named_installation()` writes the installation as the nodes and the engines share it:
+  the live installation's (live_support.live_installation: office open around the clock,
+  the test bed's prompts and recordings folders) with `asterisk.nodes` instead of `ami:`,
+  both Asterisks by name with their AMI ports and HAProxy's address for their dialplans
+  (ivr.testbed.cluster.nodes_section), as docs/nodes.md tells a site to write it.
+- `engine_installation()` writes one engine's config.yaml: that one, with the shared
+  database and the engine's own AGI and metrics ports. Every engine talks AMI to every
+  node, so the call of either Asterisk is judged on its own node's queues. Flows are the
+  repository's, linked beside it.
 - `EngineProcess` runs `ivr serve` on it (started, ready, killed or stopped).
 - `SipCaller` places one SIPp call into Kamailio (RFC 4733 keys, ACK and BYE along the
   recorded route) in a thread of its own.
@@ -24,12 +27,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 import yaml
 
 from ivr.live.metrics import parse_exposition
-from ivr.testbed.files import Node
+from ivr.testbed.cluster import Layout, nodes_section
 from ivr.testbed.haproxy import Engine
 from ivr.testbed.server import REPO, Testbed
 from ivr.testbed.sipp import CallResult, parse_keys, place_call
@@ -37,15 +40,24 @@ from .live_support import live_installation
 from .testbed_support import IVR
 
 
-def engine_installation(folder: Path, node_bed: Testbed, engine: Engine, node: Node, database: str) -> Path:
-    """config.yaml (and flows/) of one engine of the cluster, in `folder`."""
+def named_installation(folder: Path, node_bed: Testbed, layout: Layout) -> Path:
+    """config.yaml of the cluster's installation in `folder`: every node of `layout` under
+    `asterisk.nodes` (see the module docstring)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = live_installation(folder, node_bed)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw["asterisk"]["nodes"] = nodes_section(layout, raw["asterisk"].pop("ami"))
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def engine_installation(folder: Path, node_bed: Testbed, engine: Engine, layout: Layout, database: str) -> Path:
+    """config.yaml (and flows/) of one engine of the cluster, in `folder`."""
+    path = named_installation(folder, node_bed, layout)
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     raw["database"] = database
     raw["asterisk"]["agi"] = {**raw["asterisk"]["agi"], "host": engine.host, "port": engine.agi_port,
                               "metrics_port": engine.metrics_port}
-    raw["asterisk"]["ami"] = {**raw["asterisk"]["ami"], "port": node.ami_port}
     path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
     (folder / "flows").symlink_to(REPO / "flows", target_is_directory=True)
     return path
@@ -86,11 +98,12 @@ class EngineProcess:
                                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         return self
 
-    def wait_ready(self, timeout: float = 40) -> "EngineProcess":
-        """Until /health/ready answers 200 and AMI is connected."""
+    def wait_ready(self, nodes: Iterable[str], timeout: float = 40) -> "EngineProcess":
+        """Until /health/ready answers 200 and the AMI of every one of `nodes` is connected."""
         assert self.process is not None
         deadline = time.monotonic() + timeout
-        while http_get(f"{self.metrics_url}/health/ready")[0] != 200 or "AMI connected" not in self.log():
+        want = {name: 1.0 for name in nodes}
+        while http_get(f"{self.metrics_url}/health/ready")[0] != 200 or self.ami_connected() != want:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"`ivr serve` of engine {self.engine.name} did not become ready "
                                      f"(exit {self.process.poll()}):\n{self.log()[-4000:]}")
@@ -114,6 +127,24 @@ class EngineProcess:
         assert code == 200, f"engine {self.engine.name}'s /metrics answered {code}: {text[:300]}"
         return {dict(labels).get("outcome", ""): value for (name, labels), value in parse_exposition(text).items()
                 if name == "ivr_calls_ended_total"}
+
+    def ami_connected(self) -> dict[str, float]:
+        """`ivr_ami_connected` of each node, by name, from /metrics ({} while it does not answer)."""
+        code, text = http_get(f"{self.metrics_url}/metrics")
+        if code != 200:
+            return {}
+        return {dict(labels).get("node", ""): value for (name, labels), value in parse_exposition(text).items()
+                if name == "ivr_ami_connected"}
+
+    def wait_ami(self, want: dict[str, float], timeout: float) -> float:
+        """Until /metrics shows `ivr_ami_connected` of each node as in `want`; the seconds it took."""
+        started = time.monotonic()
+        while (now := self.ami_connected()) != want:
+            if time.monotonic() - started > timeout:
+                raise AssertionError(f"engine {self.engine.name}'s ivr_ami_connected is {now}, not {want}, "
+                                     f"after {timeout:g}s:\n{self.log()[-3000:]}")
+            time.sleep(0.1)
+        return time.monotonic() - started
 
     def kill(self) -> None:
         """SIGKILL: the engine dies at once, as in a crash or an OOM kill."""

@@ -1,23 +1,28 @@
 """Several machines' worth of the IVR on this one: Kamailio in front of two Asterisk 22 nodes
 (ast1, ast2: one sid root, folders, ports and systemname of their own, one shared
 recordings folder), HAProxy in front of two `ivr serve` engines (e1, e2), both engines
-on one real PostgreSQL (ivr.testbed.cluster; docs/deployment.md). Every call is a SIPp
-call that enters at Kamailio.
+on one real PostgreSQL (ivr.testbed.cluster; docs/deployment.md). The installation names
+both Asterisks under `asterisk.nodes`, as a site does (docs/nodes.md): each node runs the
+dialplan `ivr asterisk-config` writes for it (its calls to HAProxy, naming the node), and
+each engine talks AMI to both. Every call is a SIPp call that enters at Kamailio.
 
 One set-up for the module (about 15 s); then, in this order:
 1. calls through Kamailio land on both Asterisks and both engines, their keys (RFC 4733)
    reach the engine; each is stored once, with its recording linked by the index and
-   played by the QA app;
+   played by the QA app, and recorded as come from the node it ran on; both engines'
+   /metrics show both nodes' AMI connected;
 2. `kill -9` of one engine while calls come in at a steady rate: no call placed after
    the kill fails (HAProxy retries a refused connection on the other engine), the calls
    that were on the dead engine are closed as interrupted by the surviving one, and
    their callers are taken by each Asterisk's fail-safe queue;
-3. one Asterisk stopped: Kamailio's probes take it out within seconds, and new calls go
-   to the other.
+3. one Asterisk stopped (the killed engine started again first): Kamailio's probes take
+   it out within seconds, and new calls go to the other; both engines stay ready (HAProxy
+   keeps both) and their /metrics show the stopped node's AMI as 0.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -40,13 +45,14 @@ from ivr.testbed.server import REPO
 from ivr.web import create_app
 from ivr.web.users import add_user
 from ivr.errors import IvrError
-from .live_support import AGENTS, EventPump, asterisk_side, live_installation
-from .multinode_support import EngineProcess, SipCaller, engine_installation
+from .live_support import AGENTS, EventPump, asterisk_side
+from .multinode_support import EngineProcess, http_get, SipCaller, engine_installation, named_installation
 from .testbed_support import IVR
 
 pytestmark = pytest.mark.asterisk
 
 LAYOUT = Layout()
+NODES = [node.name for node in LAYOUT.nodes]
 FALLBACK_QUEUE = "operator"  # config.yaml fallback: the dialplan's fail-safe queue
 WELCOME_HOLD = 8.0  # seconds on the line after SIPp's 2 s: the welcome prompt (6.7 s) plays into the recording
 
@@ -72,7 +78,7 @@ def bed(tmp_path_factory) -> Iterator[dict[str, Any]]:
         # the installation as the nodes see it: the live tests' (prompts, recordings, members)
         probe = server.Testbed(REPO / "config.yaml", node=LAYOUT.nodes[0])
         (folder / "asterisk").mkdir()
-        base = live_installation(folder / "asterisk", probe)
+        base = named_installation(folder / "asterisk", probe, LAYOUT)
         built = subprocess.run([str(IVR), "--config", str(base), "prompts", "build", str(REPO / "flows")],
                                capture_output=True, text=True, cwd=REPO)
         assert built.returncode == 0, f"`ivr prompts build` failed:\n{built.stdout}{built.stderr}"
@@ -81,11 +87,11 @@ def bed(tmp_path_factory) -> Iterator[dict[str, Any]]:
             cluster.start()
         except IvrError as exc:
             pytest.fail(f"the multi-node test bed cannot start: {exc}", pytrace=False)
-        for engine, node in zip(LAYOUT.engines, LAYOUT.nodes):
-            config = engine_installation(folder / engine.name, cluster.nodes[node.name], engine, node, database)
+        for engine in LAYOUT.engines:
+            config = engine_installation(folder / engine.name, probe, engine, LAYOUT, database)
             engines.append(EngineProcess(engine, config, probe.ami_secret).spawn())
         for engine_process in engines:
-            engine_process.wait_ready()
+            engine_process.wait_ready(NODES)
         assert cluster.haproxy is not None
         cluster.haproxy.wait_state({e.name: "UP" for e in LAYOUT.engines}, 10)
         pumps = {name: EventPump(node) for name, node in cluster.nodes.items()}
@@ -126,6 +132,25 @@ def _finished(database: str, numbers: list[str], timeout: float) -> dict[str, di
         time.sleep(0.5)
 
 
+def _assert_came_from_their_nodes(database: str, rows: dict[str, dict[str, Any]], cluster: Cluster) -> None:
+    """Each call's call_started event names the node its uniqueid begins with: the node's
+    dialplan said `node=<name>` and the engine took it."""
+    db = create_db_engine(database)
+    try:
+        with db.connect() as conn:
+            started = {r["call_id"]: r["data"] for r in conn.execute(sa.select(CallEvent.__table__).where(
+                CallEvent.type == "call_started",
+                CallEvent.call_id.in_([row["id"] for row in rows.values()]))).mappings()}
+    finally:
+        db.dispose()
+    for number, row in rows.items():
+        data = started.get(row["id"])
+        assert data is not None, f"the call of {number} has no call_started event"
+        if isinstance(data, str):
+            data = json.loads(data)
+        assert data.get("asterisk_node") == cluster.node_of(row["uniqueid"]), (number, row["uniqueid"], data)
+
+
 def _joined(pumps: dict[str, EventPump], queue: str) -> dict[str, dict[str, str]]:
     """QueueCallerJoin events of `queue` on every node, by the caller's uniqueid."""
     return {e["Uniqueid"]: e for pump in pumps.values() for e in pump.events("QueueCallerJoin")
@@ -161,6 +186,9 @@ def test_calls_through_kamailio_land_on_both_asterisks_and_both_engines_stored_o
         expected = ("abandoned", "main_menu", "2") if number in PRESSING else ("abandoned", "language", "")
         assert (row["outcome"], row["last_node"], row["keys"]) == expected, row
     assert {cluster.node_of(rows[n]["uniqueid"]) for n in PRESSING} == {"ast1", "ast2"}
+    _assert_came_from_their_nodes(bed["database"], rows, cluster)
+    connected = {name: engine.ami_connected() for name, engine in engines.items()}
+    assert all(c == {"ast1": 1, "ast2": 1} for c in connected.values()), connected  # every engine knows both
 
     # the recordings: one shared folder, indexed as `ivr web` does it, played by the QA app
     config = load_config(bed["config"])
@@ -251,6 +279,7 @@ def test_an_engine_killed_under_load_loses_no_new_call_and_its_calls_go_to_the_f
     joined = _joined(pumps, FALLBACK_QUEUE)
     to_failsafe = {by_uniqueid[u] for u in joined if u in by_uniqueid}
     assert to_failsafe == dead, (to_failsafe, dead)
+    _assert_came_from_their_nodes(bed["database"], rows, bed["cluster"])
     _say(f"engine e1 killed {killed_at - first:.1f} s into {len(STEADY)} calls ({EVERY:g} s apart): "
          f"{len(dead)} in progress on it went to the fail-safe queue and were stored as interrupted; "
          f"{len(after)} placed after the kill, all served by e2")
@@ -261,12 +290,22 @@ AFTER_STOP = [f"4822013{n:02d}" for n in range(2)]
 MAX_SWITCH = 5.0  # seconds from the stop until Kamailio sends every new call to the other node
 
 
-def test_an_asterisk_stopped_is_taken_out_by_kamailio_within_seconds(bed):
-    cluster = bed["cluster"]
+def test_an_asterisk_stopped_is_taken_out_by_kamailio_within_seconds_and_engines_stay_ready(bed):
+    cluster, engines = bed["cluster"], bed["engines"]
+    assert cluster.haproxy is not None
+    if engines["e1"].process is not None and engines["e1"].process.poll() is not None:  # killed by test 2
+        engines["e1"].spawn().wait_ready(NODES)
+        cluster.haproxy.wait_state({e.name: "UP" for e in LAYOUT.engines}, 10)
     stopped_at = time.monotonic()
     cluster.nodes["ast2"].stop()
     switched = cluster.kamailio_waits({"ast2": False, "ast1": True}, 20)
     assert switched < MAX_SWITCH, switched
+    # every engine sees ast2's AMI gone, and stays ready: ast1's calls need nothing of ast2
+    for engine in engines.values():
+        engine.wait_ami({"ast1": 1, "ast2": 0}, 15)
+        code, text = http_get(f"{engine.metrics_url}/health/ready")
+        assert code == 200 and "ast2" in text, (engine.engine.name, code, text)
+    assert cluster.haproxy.servers() == {e.name: "UP" for e in LAYOUT.engines}, cluster.haproxy.servers()
     callers = [SipCaller(number, LAYOUT.sip_port, hold=3).place() for number in AFTER_STOP]
     results = [caller.finish(40) for caller in callers]
     assert all(r.ok for r in results), [r.output for r in results if not r.ok]
@@ -274,5 +313,10 @@ def test_an_asterisk_stopped_is_taken_out_by_kamailio_within_seconds(bed):
     assert all(r.seconds < 3 + 2 + 4 for r in results), [r.seconds for r in results]
     rows = _finished(bed["database"], AFTER_STOP, 30)
     assert {cluster.node_of(r["uniqueid"]) for r in rows.values()} == {"ast1"}
+    assert all(r["outcome"] == "abandoned" for r in rows.values()), rows
+    _assert_came_from_their_nodes(bed["database"], rows, cluster)
+    for engine in engines.values():  # still down, still ready
+        assert engine.ami_connected() == {"ast1": 1, "ast2": 0}, engine.engine.name
+        assert http_get(f"{engine.metrics_url}/health/ready")[0] == 200, engine.engine.name
     _say(f"ast2 stopped: Kamailio sent every new call to ast1 after {switched:.1f} s "
          f"({time.monotonic() - stopped_at:.1f} s to the end of the test)")

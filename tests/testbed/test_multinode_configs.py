@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ivr.errors import AsteriskError
 from ivr.settings.config import load_config
-from ivr.testbed.cluster import Layout, node_side
+from ivr.testbed.cluster import Layout, check_nodes, node_side, nodes_section
 from ivr.testbed.files import Node, base_files
 from ivr.testbed.haproxy import Engine, haproxy_cfg
 from ivr.testbed.kamailio import Destination, dispatcher_list, kamailio_cfg
@@ -60,6 +62,44 @@ def test_each_node_sends_its_calls_to_haproxy_and_serves_ami_on_its_own_port():
     config = node_side(load_config(REPO / "config.yaml"), NODE, "127.0.0.1", 4590)
     assert (config.asterisk.agi.host, config.asterisk.agi.port) == ("127.0.0.1", 4590)
     assert config.asterisk.ami.port == 5040
+
+
+def _named(tmp_path: Path, layout: Layout) -> Path:
+    """config.yaml with the layout's nodes under asterisk.nodes, as the live tests write it."""
+    raw = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    raw["asterisk"]["nodes"] = nodes_section(layout, raw["asterisk"].pop("ami"))
+    for segment in raw.get("segments", {}).values():  # read from the repository, not beside the copy
+        if isinstance(segment, dict) and "numbers" in segment:
+            segment["numbers"] = str(REPO / segment["numbers"])
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_with_asterisk_nodes_each_node_runs_its_own_generated_files(tmp_path):
+    layout = Layout()
+    config = load_config(_named(tmp_path, layout))
+    assert [(n.name, n.ami.port, n.agi_host, n.agi_port) for n in config.asterisk.nodes] == [
+        ("ast1", 5039, "127.0.0.1", 4590), ("ast2", 5040, "127.0.0.1", 4590)]
+    check_nodes(config, layout)
+    for node in layout.nodes:
+        bed = server.Testbed(REPO / "config.yaml", root=tmp_path / "root", state=tmp_path / "state", node=node)
+        bed.write_configs(config)
+        bed.config = config
+        assert bed.ami_port == node.ami_port  # what a test's AMI client of this node logs in to
+        etc = tmp_path / "root" / "etc" / f"asterisk-{node.name}"
+        extensions = (etc / "extensions.conf").read_text()
+        assert f"AGI(agi://127.0.0.1:4590/main,node={node.name})" in extensions  # HAProxy, naming the node
+        assert "node=" + ("ast2" if node.name == "ast1" else "ast1") not in extensions
+        assert f"\nport = {node.ami_port}\n" in (etc / "manager.conf").read_text()
+    with pytest.raises(AsteriskError, match="ami.port is 5040"):
+        check_nodes(config, Layout(nodes=(layout.nodes[0], replace(layout.nodes[1], ami_port=5041))))
+    with pytest.raises(AsteriskError, match="no node 'ast3'"):
+        check_nodes(config, Layout(nodes=(layout.nodes[0], Node("ast3", 5073, 5041, (23000, 23999)))))
+    stranger = server.Testbed(REPO / "config.yaml", root=tmp_path / "root", state=tmp_path / "state",
+                              node=Node("ast3", 5073, 5041, (23000, 23999)))
+    with pytest.raises(AsteriskError, match="ast3 is none of them"):
+        stranger.write_configs(config)
 
 
 def test_a_layout_refuses_two_parts_of_one_name():
