@@ -61,7 +61,7 @@ def _installation(tmp_path: Path, database: str, url: str) -> Path:
     text = text.replace("      - {country: PL}           # Polish public holidays, every year\n", "")
     text = text.replace("      - 2026-12-31              # company day off\n", "")
     text = text.replace("database: sqlite:///ivr.db", f"database: {database}")
-    text += (f'\ncrm:\n  webhook: {{url: "{url}", secret: "${{IVR_WEBHOOK_SECRET}}", timeout: 3s,'
+    text += (f'\ncrm:\n  webhook: {{url: "{url}", secret: "${{IVR_WEBHOOK_SECRET}}", timeout: 8s,'
              ' qa_url: "https://qa.example"}\n')
     (tmp_path / "config.yaml").write_text(text)
     return tmp_path
