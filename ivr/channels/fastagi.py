@@ -216,10 +216,11 @@ class FastAgiServer:
         """Run the call whose environment the connection read."""
         env.keep_only_used()
         engine = self.engine()
+        call = f"{env.uniqueid} on {env.channel!r}"
         args, named = node_argument(env.args)
         manager, node = self.manager, None
         if self.nodes is not None:
-            node, manager = self.nodes.route(named, f"{env.uniqueid} on {env.channel!r}")
+            node, manager = self.nodes.route(named, call)
         channel = AgiChannel(connection, env, prompts_dir=self.prompts_dir, recordings_dir=self.recordings_dir,
                              manager=manager, timings=self.timings)
         flow = env.script or "main"
@@ -232,7 +233,6 @@ class FastAgiServer:
         details = {"channel": env.channel, "uniqueid": env.uniqueid, "caller_name": env.caller_name, "source": "live"}
         if node is not None:
             details["asterisk_node"] = node
-        call = f"{env.uniqueid} on {env.channel!r}"
         # the dialplan names the call's recording; the record links to it
         recording: Optional[str] = env.asked.get(RECORDING) or None
         if not recording:  # a hand-written dialplan: record the call here
