@@ -12,6 +12,7 @@ Blueprints, one concept each:
     reports    scorecard reports per agent and department
     dashboard  charts and the menu tree with the callers' branches
     admin      the audit log (admins only)
+    tokens     the API tokens page: list, make (shown once), revoke (ivr.web.token_pages)
     api        the read-only JSON API under /api/v1 (Bearer tokens: ivr.web.tokens)
     exports    CSV of the calls list and of the scorecards, with the list's filters
     health     /health/live, /health/ready and /metrics (Prometheus)
@@ -61,9 +62,10 @@ def create_app(config: Union[Config, str, Path, None] = None, *, testing: bool =
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     install_security(app)
 
-    from ivr.web import admin, api, auth, call, calls, dashboard, exports, reports
+    from ivr.web import admin, api, auth, call, calls, dashboard, exports, reports, token_pages
 
-    for blueprint in (auth.bp, calls.bp, call.bp, reports.bp, dashboard.bp, admin.bp, api.bp, exports.bp):
+    for blueprint in (auth.bp, calls.bp, call.bp, reports.bp, dashboard.bp, admin.bp, api.bp, exports.bp,
+                      token_pages.bp):
         app.register_blueprint(blueprint)
     app.jinja_env.globals.update(app_name="IVR QA")
     from ivr.web import filters

@@ -1,5 +1,5 @@
-"""One call: its facts, the player with the waveform, a call-back booked on it with each try,
-the timeline, the scorecard; the audio.
+"""One call: its facts, the player with the waveform, a call-back booked on it with each try
+and the Asterisk node it is dialled through, the timeline, the scorecard; the audio.
 
     GET  /calls/<call_id>                   call.show     the call page
     POST /calls/<call_id>/review            call.review   save the user's scorecard (and a hold)
@@ -20,6 +20,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from sqlalchemy import select
 
 from ivr import events as ev
+from ivr.settings.asterisk import AsteriskSettings
 from ivr.store import callbacks as callback_store
 from ivr.store.models import Call, CallEvent, Hold, Recording
 from ivr.web import audio, audit, reviews, timeline, waveform
@@ -83,13 +84,38 @@ def _page(call: Call, form: Optional[ScorecardForm] = None, release_error: str =
 
 
 def _callbacks(call: Call) -> dict[str, Any]:
-    """The call-backs booked on the call, and the recordings of their tries by uniqueid (the
-    generated dialplan records a call-back as it records a call: <date>/<uniqueid>.wav)."""
+    """The call-backs booked on the call, the Asterisk each is dialled through, and the
+    recordings of their tries by uniqueid (the generated dialplan records a call-back as it
+    records a call: <date>/<uniqueid>.wav)."""
     booked = callback_store.of_call(db(), call.id)
     uniqueids = [t.uniqueid for cb in booked for t in cb.tries if t.uniqueid]
     found = db().scalars(select(Recording).where(Recording.uniqueid.in_(uniqueids), Recording.deleted_at.is_(None))) \
         if uniqueids else []
-    return {"callbacks": booked, "callback_recordings": {r.uniqueid: r for r in found}}
+    asterisk = context().config.asterisk
+    through = {cb.id: dialled_through(cb.node, cb.status in callback_store.OPEN_STATUSES, asterisk) for cb in booked}
+    return {"callbacks": booked, "callback_recordings": {r.uniqueid: r for r in found}, "callback_nodes": through}
+
+
+def dialled_through(node: Optional[str], still_open: bool, asterisk: AsteriskSettings) -> Optional[tuple[str, str]]:
+    """The Asterisk node a call-back is dialled through, as the page names it, and a note when
+    that is not simply its own node; None when there is nothing to tell (one Asterisk, and
+    a call-back booked naming none: the node would be called `default`, which tells a
+    reviewer nothing). With several Asterisks a reviewer needs it: the try's channel, its
+    recording and the agent's queue are on that node. The rule is the schedulers' (docs/nodes.md):
+    a call-back of no node, or of a node config.yaml no longer lists, is the first node's."""
+    nodes = asterisk.all_nodes
+    if not asterisk.multi_node:
+        if node is None:
+            return None
+        # booked when the site had several Asterisks; it now has one, which dials everything
+        return node, "not in config.yaml now: the only Asterisk dials its tries" if still_open else "not in config.yaml now"
+    first = nodes[0].name
+    if node is None:
+        return first, "the first node: the call-back was booked naming no node"
+    if asterisk.node(node) is None:
+        return node, (f"not in config.yaml now: the first node, {first}, dials its tries" if still_open
+                      else "not in config.yaml now")
+    return node, ""
 
 
 @bp.route("/calls/<call_id>")

@@ -27,6 +27,11 @@ EXPECTED = {
     "/dashboard/": ("GET", "/dashboard/", {"qa", "admin"}, 200),
     "/dashboard/menu": ("GET", "/dashboard/menu", {"qa", "admin"}, 200),
     "/admin/audit": ("GET", "/admin/audit", {"admin"}, 200),
+    # API tokens: each user their own, an admin everyone's (ownership: test_token_pages.py)
+    "/tokens/": ("GET", "/tokens/", {"qa", "admin"}, 200),
+    "/tokens/new": ("POST", "/tokens/new", {"qa", "admin"}, 422),
+    "/tokens/<int(max=2147483647):token_id>": ("GET", "/tokens/1", {"qa", "admin"}, 404),
+    "/tokens/<int(max=2147483647):token_id>/revoke": ("POST", "/tokens/1/revoke", {"qa", "admin"}, 404),
     # health is open to a balancer; /metrics to this host (the test client's 127.0.0.1) or a token
     "/health/live": ("GET", "/health/live", {"anonymous", "qa", "admin"}, 200),
     "/health/ready": ("GET", "/health/ready", {"anonymous", "qa", "admin"}, 200),
