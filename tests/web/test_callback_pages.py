@@ -7,11 +7,18 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import pytest
+
+from ivr.settings.config import load_config
 from ivr.store.callbacks import ANSWERED, BUSY, Booking, CallbackStore
 from ivr.store.models import Call
+from ivr.web import create_app
+
+from .support import make_installation
 
 
-def book(ctx, call_id: str, number: str, *, minutes_ago: float, department: str = "sales") -> int:
+def book(ctx, call_id: str, number: str, *, minutes_ago: float, department: str = "sales",
+         node: str | None = None) -> int:
     now = dt.datetime.now(dt.timezone.utc)
     with ctx.sessions() as session:
         session.add(Call(id=call_id, flow="main", started_at=now - dt.timedelta(minutes=minutes_ago + 2),
@@ -21,7 +28,7 @@ def book(ctx, call_id: str, number: str, *, minutes_ago: float, department: str 
     return CallbackStore(ctx.engine, owner="engine-1").book(Booking(
         call_id=call_id, number=number, department=department, queue=department,
         place_at=booked - dt.timedelta(minutes=1), booked_at=booked, due_by=booked + dt.timedelta(hours=1),
-        schedule="office", max_attempts=2, retry_pause=60))
+        schedule="office", max_attempts=2, retry_pause=60, node=node))
 
 
 def tried(ctx, callback_id: int, *results: str) -> None:
@@ -115,3 +122,60 @@ def test_an_admin_cancels_a_pending_call_back_and_it_is_audited(login, ctx):
         assert (row.status, row.note) == ("cancelled", "cancelled by admin")
         [entry] = session.scalars(select(AuditEntry).where(AuditEntry.action == "callback_cancel")).all()
         assert (entry.user, entry.call_id) == ("admin", "1700000400.1")
+
+
+# --- the Asterisk node a call-back is dialled through ----------------------------------------------
+def node_of(page: str, callback_id: int) -> str | None:
+    found = re.search(rf'<dt>Asterisk node</dt><dd id="callback-{callback_id}-node">(.*?)</dd>', page)
+    return re.sub(r"<[^>]+>", "", found.group(1)) if found else None
+
+
+def test_with_one_asterisk_the_page_names_no_node(login, ctx):
+    callback_id = book(ctx, "1700000500.1", "600100200", minutes_ago=5)  # one Asterisk books naming none
+    page = login("qa").get("/calls/1700000500.1").get_data(as_text=True)
+    assert 'id="callbacks"' in page and "Asterisk node" not in page and node_of(page, callback_id) is None
+
+
+@pytest.fixture
+def two_nodes(tmp_path, users):
+    """An installation of two Asterisks (asterisk.nodes pbx-a, pbx-b) and its app, with the users."""
+    ami = {"host": "127.0.0.1", "username": "ivr", "secret": "${IVR_AMI_SECRET}"}
+    folder = tmp_path / "two-nodes"
+    folder.mkdir()
+    config = make_installation(folder, asterisk={"agi": {"host": "127.0.0.1", "port": 4573}, "nodes": {
+        "pbx-a": {"ami": {**ami, "port": 5038}}, "pbx-b": {"ami": {**ami, "port": 5039}}}})
+    app = create_app(load_config(config), testing=True)
+    from ivr.web.users import add_user
+
+    for name, password in users.items():
+        add_user(app.extensions["ivr"].engine, name, password, name)
+    yield app
+    app.extensions["ivr"].engine.dispose()
+
+
+def test_with_several_asterisks_each_call_back_names_the_node_it_is_dialled_through(two_nodes, users):
+    from .support import log_in
+
+    ctx = two_nodes.extensions["ivr"]
+    own = book(ctx, "cb-b", "600100201", minutes_ago=9, node="pbx-b")
+    tried(ctx, own, ANSWERED)
+    unnamed = book(ctx, "cb-none", "600100202", minutes_ago=8)  # booked before the nodes were named
+    gone = book(ctx, "cb-gone", "600100203", minutes_ago=7, node="pbx-c")  # a node config.yaml no longer lists
+    gone_done = book(ctx, "cb-gone-done", "600100204", minutes_ago=6, node="pbx-c")
+    tried(ctx, gone_done, ANSWERED)
+    client = two_nodes.test_client()
+    assert log_in(client, "qa", users["qa"]).status_code == 302
+
+    def node(call_id: str, callback_id: int) -> str | None:
+        return node_of(client.get(f"/calls/{call_id}").get_data(as_text=True), callback_id)
+
+    assert node("cb-b", own) == "pbx-b"
+    assert node("cb-none", unnamed) == "pbx-a the first node: the call-back was booked naming no node"
+    assert node("cb-gone", gone) == "pbx-c not in config.yaml now: the first node, pbx-a, dials its tries"
+    assert node("cb-gone-done", gone_done) == "pbx-c not in config.yaml now"  # over: no tries to come
+
+
+def test_a_call_back_of_a_node_on_a_site_now_of_one_asterisk_still_names_it(login, ctx):
+    callback_id = book(ctx, "1700000600.1", "600100200", minutes_ago=5, node="pbx-b")
+    page = login("qa").get("/calls/1700000600.1").get_data(as_text=True)
+    assert node_of(page, callback_id) == "pbx-b not in config.yaml now: the only Asterisk dials its tries"
