@@ -108,7 +108,8 @@ def dialled_through(node: Optional[str], still_open: bool, asterisk: AsteriskSet
         if node is None:
             return None
         # booked when the site had several Asterisks; it now has one, which dials everything
-        return node, "not in config.yaml now: the only Asterisk dials its tries" if still_open else "not in config.yaml now"
+        return node, ("not in config.yaml now: the only Asterisk dials its tries" if still_open
+                      else "not in config.yaml now")
     first = nodes[0].name
     if node is None:
         return first, "the first node: the call-back was booked naming no node"

@@ -66,7 +66,8 @@ def check_label(label: str) -> str:
     """The label as stored (without surrounding spaces); WebError saying what is wrong."""
     label = label.strip()
     if not label or len(label) > MAX_LABEL or any(ord(c) < 32 or ord(c) == 127 for c in label):
-        raise WebError(f"a token's label says what it is for, 1-{MAX_LABEL} characters on one line, such as \"crm sync\"")
+        raise WebError(f"a token's label says what it is for, 1-{MAX_LABEL} characters on one line, "
+                       "such as \"crm sync\"")
     return label
 
 

@@ -13,7 +13,8 @@ engine whose port the call names (AGI_PORT), so calls alternate between them.
    agent does not exist, so only the promise dials them) while both engines poll, and one
    engine is restarted in the middle: each is dialled exactly once (one Originate each, as
    Asterisk's OriginateResponse events show, and one answered try), none is lost. A
-   call-back of pbx2 is never dialled through pbx1: it waits for its own node.
+   call-back of pbx2 is never dialled through pbx1: it waits for its own node. The QA app's
+   call page of a booking names the node each call-back is dialled through, with its try.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 import socket
 import subprocess
 import time
@@ -31,13 +33,17 @@ from typing import TYPE_CHECKING, Any, Iterator
 import pytest
 import sqlalchemy as sa
 import yaml
+from sqlalchemy.orm import Session
 
+from ivr.settings.config import load_config
 from ivr.store.callbacks import Booking, CallbackStore
 from ivr.store.db import create_db_engine
 from ivr.store.models import Call, CallEvent, Callback, CallbackAttempt, SurveyCount
 from ivr.testbed.ami_session import AmiSession, originate_keys
 from ivr.testbed.postgres import PostgresUnavailable, start_postgres
 from ivr.testbed.server import REPO
+from ivr.web import create_app
+from ivr.web.users import add_user
 from .live_support import AGENTS, EventPump, asterisk_side, live_installation, wait_until
 from .testbed_support import IVR
 
@@ -226,6 +232,10 @@ def test_call_backs_are_dialled_once_each_across_two_engines_and_a_restart(site)
     engines, db, pump = site["engines"], site["db"], site["pump"]
     store = CallbackStore(db)
     now = dt.datetime.now(dt.timezone.utc)
+    with Session(db) as session:  # the bookings' calls, for the QA call pages at the end
+        session.add_all([Call(id=call_id, flow="main", started_at=now, outcome="callback")
+                         for call_id in ("booked-0", "booked-pbx2")])
+        session.commit()
     numbers = [f"48220080{k:02d}" for k in range(CALLBACKS)]
     for k, number in enumerate(numbers):
         store.book(Booking(call_id=f"booked-{k}", number=number, department="complaints", queue="complaints",
@@ -270,6 +280,27 @@ def test_call_backs_are_dialled_once_each_across_two_engines_and_a_restart(site)
     assert all(callbacks[n].status == "done" for n in numbers)
     assert {t.result for t in tries} == {"answered"}
     assert (callbacks[elsewhere].status, callbacks[elsewhere].attempts) == ("pending", 0)  # waits for pbx2
+    pages = qa_call_pages(engines[0].config, ["booked-0", "booked-pbx2"])
+    dialled_id, waiting_id = callbacks[numbers[0]].id, callbacks[elsewhere].id
+    assert f'<dd id="callback-{dialled_id}-node"><span class="mono">pbx1</span></dd>' in pages["booked-0"]
+    assert '<tr class="callback-try" data-result="answered">' in pages["booked-0"]
+    assert f'<dd id="callback-{waiting_id}-node"><span class="mono">pbx2</span></dd>' in pages["booked-pbx2"]
+    assert f'id="callback-{waiting_id}-status">pending<' in pages["booked-pbx2"]
+    assert "Not dialled yet." in pages["booked-pbx2"]
     owners = Counter(t.owner.rsplit(":", 2)[1] for t in tries)  # the pid of the engine that dialled each
     print(f"\n{CALLBACKS} call-backs dialled in {took:.1f} s (engine b restarted after {restarted:.1f} s), "
           f"by engine process: {dict(owners)}")
+
+
+def qa_call_pages(config: Path, call_ids: list[str]) -> dict[str, str]:
+    """The QA app's call pages of the installation's calls, as a qa user reads them."""
+    app = create_app(load_config(config), testing=True)
+    try:
+        add_user(app.extensions["ivr"].engine, "anna", "qa-password-1", "qa")
+        client = app.test_client()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+        form = {"name": "anna", "password": "qa-password-1", "csrf_token": token}
+        assert client.post("/login", data=form).status_code == 302
+        return {call_id: client.get(f"/calls/{call_id}").get_data(as_text=True) for call_id in call_ids}
+    finally:
+        app.extensions["ivr"].engine.dispose()
