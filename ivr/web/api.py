@@ -5,8 +5,8 @@
     GET /api/v1/scorecards?<the calls list's filters>&after=<id>   scorecards of the calls that match
     GET /api/v1/audit?after=<id>                    the audit log (admins only, as its page)
 
-Every request carries `Authorization: Bearer <token>` (ivr.web.tokens; `ivr users token
-create NAME`), and is allowed what the token's user may see in the pages: the same roles
+Every request carries `Authorization: Bearer <token>` (ivr.web.tokens; made on the API
+tokens page, ivr.web.token_pages, or by `ivr users token create NAME`), and is allowed what the token's user may see in the pages: the same roles
 (`ivr.web.security`). No cookie and no CSRF token; nothing here writes but a token's last
 use. Errors are JSON: {"status": 401, "error": "Unauthorized", "message": "..."}.
 

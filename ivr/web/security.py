@@ -223,7 +223,8 @@ def _token_user() -> User:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        abort(401, description="Send an API token: Authorization: Bearer <token> (ivr users token create NAME)")
+        abort(401, description="Send an API token: Authorization: Bearer <token> (made on the QA app's API tokens "
+                               "page, /tokens/, or by ivr users token create NAME)")
     if tokens.failures_from(db(), request.remote_addr) >= tokens.MAX_FAILURES_PER_ADDRESS:
         seconds = int(tokens.LOCK_WINDOW.total_seconds())
         abort(429, description=f"Too many wrong API tokens from this address. Try again in {seconds // 60} minutes.")

@@ -169,3 +169,14 @@ def test_the_command_line_audits_as_the_page_does_and_says_a_second_revoke(ctx, 
     [created], [revoked] = audit(ctx, "token_create"), audit(ctx, "token_revoke")
     assert (created.user, created.address, revoked.user) == (None, None, None)  # (system): the command line
     assert created.detail.startswith("token 1 of qa (crm), ivr_") and made.stdout.strip() not in created.detail
+
+
+def test_a_label_is_text_on_every_page_never_markup(ctx, login):
+    admin = login("admin")
+    label = '<img src=x onerror="alert(1)">'
+    made = make(admin, label).get_data(as_text=True)
+    listed = admin.get("/tokens/").get_data(as_text=True)
+    question = admin.get("/tokens/1").get_data(as_text=True)
+    revoked = admin.post("/tokens/1/revoke", data={"csrf_token": admin.csrf}, follow_redirects=True).get_data(as_text=True)
+    for page in (made, listed, question, revoked):
+        assert label not in page and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page
