@@ -180,3 +180,14 @@ def test_a_label_is_text_on_every_page_never_markup(ctx, login):
     revoked = admin.post("/tokens/1/revoke", data={"csrf_token": admin.csrf}, follow_redirects=True).get_data(as_text=True)
     for page in (made, listed, question, revoked):
         assert label not in page and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page
+
+
+def test_admins_revoking_one_token_at_once_revoke_it_once(ctx, login):
+    from concurrent.futures import ThreadPoolExecutor
+
+    create_token(ctx.engine, "qa", "crm sync")
+    clients = [login("admin") for _ in range(6)]
+    with ThreadPoolExecutor(len(clients)) as pool:
+        codes = list(pool.map(lambda c: c.post("/tokens/1/revoke", data={"csrf_token": c.csrf}).status_code, clients))
+    assert sorted(codes) == [302] + [409] * 5  # one revokes; the others are told, none fails
+    assert len(audit(ctx, "token_revoke")) == 1
