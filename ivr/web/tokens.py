@@ -18,9 +18,9 @@ Failed tokens are limited as failed log-ins are: each is an audit entry
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
-import contextlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -121,7 +121,7 @@ def revoke_token(store: Store, token_id: int, *, by: Optional[str] = None,
         if done.rowcount != 1:
             session.rollback()
             session.refresh(row)
-            when = row.revoked_at.strftime("%Y-%m-%d %H:%M UTC") if row.revoked_at else "before"
+            when = _utc(row.revoked_at).strftime("%Y-%m-%d %H:%M UTC") if row.revoked_at else "before"
             raise WebError(f"API token {token_id} of {name} ({row.name}) was revoked already, {when}")
         session.add(_entry(TOKEN_REVOKE, row, name, by, address, now))
         session.commit()
@@ -173,6 +173,11 @@ def _entry(action: str, row: ApiToken, owner: str, by: Optional[str], address: O
 
 def _info(row: ApiToken, user: str) -> TokenInfo:
     return TokenInfo(row.id, user, row.name, row.prefix, row.created_at, row.last_used_at, row.revoked_at)
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    # SQLite gives back the UTC it was given, without a zone; PostgreSQL an aware time
+    return moment.astimezone(dt.timezone.utc) if moment.tzinfo is not None else moment
 
 
 def _now() -> dt.datetime:
