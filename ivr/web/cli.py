@@ -55,7 +55,8 @@ def web(ctx: click.Context, host: Optional[str], port: Optional[int], index_ever
         repeat("retention purge", purge_every, lambda: purge_once(config))
     if purge_every > 0 and pruning is None:
         logging.getLogger("ivr.web.housekeeping").info(
-            "webhook outbox prune off: crm.webhook.keep_delivered is null in config.yaml (delivered rows are kept for ever)")
+            "webhook outbox prune off: crm.webhook.keep_delivered is null in config.yaml "
+            "(delivered rows are kept for ever)")
     elif pruning is not None:
         repeat("webhook outbox prune", purge_every, lambda: prune_outbox_once(config, pruning))
     click.echo(f"QA web app on http://{host}:{port}/  (Ctrl+C stops it); health and metrics on "
