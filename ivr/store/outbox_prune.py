@@ -4,9 +4,10 @@ whatever their age (they wait for the CRM).
 
 A site with 5,000 calls a day adds 1.8 million rows a year, so the first prune of an old
 table has much to delete. It deletes in batches, each its own short transaction, oldest
-delivery first (the index on `delivered_at` finds them): on PostgreSQL one huge DELETE
-would hold its row locks, and on SQLite the database's one write lock, until the end,
-while the writer and the deliverers wait. On PostgreSQL each batch takes its rows `FOR
+delivery first (the index on `delivered_at` finds them). One huge DELETE would hold
+SQLite's one write lock for longer than the call writer waits for it (its records would
+go to the spool), and on PostgreSQL be one long transaction that holds back vacuum and is
+undone whole if the prune stops midway. On PostgreSQL each batch takes its rows `FOR
 UPDATE SKIP LOCKED`, so two prunes at once (two `ivr web`, or one and a cron job) take
 different rows and never wait on, or fail on, each other; the DELETE repeats the condition,
 so a row an admin has just cleared to send again (`delivered_at` set to NULL) stays.
