@@ -26,6 +26,7 @@ _LAZY = {
     "recordings": ("ivr.recordings.cli", "recordings"),  # ivr recordings index|purge
     "web": ("ivr.web.cli", "web"),
     "users": ("ivr.web.cli", "users"),
+    "webhook": ("ivr.store.outbox_cli", "webhook"),  # ivr webhook prune
 }
 
 

@@ -10,10 +10,15 @@
 No section (or no `webhook:`): nothing is posted and nothing is queued for posting. The
 secret is kept as written (`${NAME}`) and read from the environment only by the deliverer,
 so it never appears in a Config, a log line or an error.
+
+`keep_delivered` is how long a delivered row stays in the outbox (days or hours: `30d`,
+`36h`; null keeps them for ever); undelivered rows stay whatever their age. Without the
+section the default applies too: rows delivered while a webhook was set do not stay for ever.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import urlsplit
@@ -23,9 +28,14 @@ from ivr.yamldoc.diagnostics import Findings
 from ivr.yamldoc.loader import describe
 
 CRM_FIELDS = ("webhook",)
-WEBHOOK_FIELDS = ("url", "secret", "timeout", "qa_url")
+WEBHOOK_FIELDS = ("url", "secret", "timeout", "qa_url", "keep_delivered")
 DEFAULT_TIMEOUT = 5.0
 MIN_TIMEOUT, MAX_TIMEOUT = 0.5, 60.0
+DAY = 86400.0
+DEFAULT_KEEP_DELIVERED = 30 * DAY
+# an hour at least: a row is what an admin clears to send a call again; ten years at most
+MIN_KEEP, MAX_KEEP = 3600.0, 3650 * DAY
+_KEEP = re.compile(r"^\s*(\d+)\s*(d|h)\s*$")
 EXAMPLE = '{url: "https://crm.example/ivr/calls", secret: "${IVR_WEBHOOK_SECRET}", timeout: 5s}'
 
 
@@ -35,6 +45,7 @@ class WebhookSettings:
     secret: str  # "${NAME}": the variable holding the HMAC key
     timeout: float = DEFAULT_TIMEOUT  # seconds, for one POST
     qa_url: Optional[str] = None  # the QA app's address as the CRM's users reach it
+    keep_delivered: Optional[float] = DEFAULT_KEEP_DELIVERED  # seconds a delivered row stays; None: for ever
 
     @property
     def secret_variable(self) -> str:
@@ -46,6 +57,11 @@ class WebhookSettings:
 @dataclass(frozen=True)
 class CrmSettings:
     webhook: Optional[WebhookSettings] = None
+
+    @property
+    def keep_delivered(self) -> Optional[float]:
+        """Seconds a delivered row of the outbox stays (None: for ever); the default without a webhook."""
+        return self.webhook.keep_delivered if self.webhook is not None else DEFAULT_KEEP_DELIVERED
 
 
 def parse_crm_settings(value: Any, findings: Findings) -> CrmSettings:
@@ -85,9 +101,30 @@ def _webhook(value: Any, findings: Findings) -> Optional[WebhookSettings]:
         problem = address_problem(qa_url, "qa_url", example='"https://qa.example"')
         if problem:
             findings.error(path + ("qa_url",), f"crm.webhook: {problem}")
+    keep: Optional[float] = DEFAULT_KEEP_DELIVERED
+    if "keep_delivered" in data:
+        keep = _keep_delivered(data["keep_delivered"], path + ("keep_delivered",), findings)
     if any(d.is_error for d in findings.items[before:]) or secret is None:
         return None
-    return WebhookSettings(str(url), secret, timeout, str(qa_url).rstrip("/") if qa_url else None)
+    return WebhookSettings(str(url), secret, timeout, str(qa_url).rstrip("/") if qa_url else None, keep)
+
+
+def _keep_delivered(value: Any, path: tuple, findings: Findings) -> Optional[float]:
+    """Seconds of `30d` or `36h`; None for null (kept for ever) and once reported."""
+    if value is None:
+        return None
+    match = _KEEP.match(value) if isinstance(value, str) else None
+    if match is None:
+        # a bare number is refused rather than guessed: 30 would be seconds elsewhere in config.yaml
+        hint = f" (days: {value}d)" if isinstance(value, int) and not isinstance(value, bool) else ""
+        findings.error(path, "keep_delivered of crm.webhook must be days or hours such as 30d or 36h, "
+                             f"or null to keep delivered rows for ever, not {describe(value)}{hint}")
+        return None
+    seconds = int(match.group(1)) * (DAY if match.group(2) == "d" else 3600.0)
+    if not MIN_KEEP <= seconds <= MAX_KEEP:
+        findings.error(path, f"keep_delivered of crm.webhook must be from 1h to 3650d, not {describe(value)}")
+        return None
+    return seconds
 
 
 def address_problem(url: Any, name: str, example: str = '"https://crm.example/ivr/calls"') -> Optional[str]:

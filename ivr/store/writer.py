@@ -14,7 +14,8 @@ with a growing pause; when it comes back, it logs that and how much was lost. Wi
 folder (`spool_dir`; `ivr serve` has one, `spool/` in the installation) what it could not
 write goes to a file there at once (`ivr.store.spool`), so an outage of any length loses
 nothing, nor does stopping or killing the process during one: the batches are written
-back in their order when the database is back, by this writer or by the next to start.
+back in their order when the database is back, by this writer or by the next to start
+(`ivr.store.spool_replay`, through this writer's own transaction).
 Without a spool, or with the spool full, the batches wait in a bounded buffer: past the
 bounds (`max_queue` items waiting to be taken, `max_pending` items waiting to be written)
 the oldest events are dropped and counted (`stats.dropped`), but the calls rows they
@@ -38,7 +39,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from sqlalchemy import JSON, Engine, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
@@ -52,6 +53,7 @@ from ivr.store.db import (UrlLike, create_db_engine, database_url, dialect_inser
 from ivr.store.models import Call, CallEvent, CallNode, QueueEvent, Recording, to_utc
 from ivr.store import outbox
 from ivr.store.spool import Spool
+from ivr.store.spool_replay import SpoolReplay, Turn
 from ivr.store.summary import CallSummary, clean_text
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,6 @@ _ENDED_REMEMBERED = 10_000  # calls whose outcome came: a late event must not re
 # seconds apart: writing the row with each one cost more than the events themselves.
 ROW_REFRESH = 5.0
 SPOOL_FOLDER = "spool"  # in the installation's folder
-SPOOL_BATCHES_PER_TURN = 20  # transactions written back between two takes of new items: catching up never stalls them
 # A rush: records arriving faster than this (items a second; a call of the bench flow makes
 # about ten) means calls are pouring in, a burst or a spike. A writer that is caught up then
 # holds its writes for up to RUSH_HOLD seconds, or until the rush ends: the calls keep the
@@ -154,6 +155,14 @@ class _Batch:
         # copies: a merge must not change the spool's record, which a failed write reads again
         return cls(**{name: record[name].copy() for name in cls._SPOOLED if record.get(name)})  # the rest: empty
 
+    @classmethod
+    def from_records(cls, records: Sequence[Mapping[str, Any]]) -> "_Batch":
+        """One batch of several spooled ones, oldest first (written in one transaction)."""
+        batch = cls.from_record(records[0])
+        for record in records[1:]:
+            batch.merge(cls.from_record(record))
+        return batch
+
     def carry_rows_into(self, later: "_Batch") -> int:
         """Drop this batch but for its call rows and links, which go into `later`; return items lost."""
         lost = len(self.events) + len(self.queue_events)
@@ -241,16 +250,20 @@ class CallWriter:
         self._warned_full = False
         # the batches the database did not take, on disk (None: kept in memory only)
         self._spool: Optional[Spool] = None
+        self._replay: Optional[SpoolReplay[_Batch]] = None  # the spool written back (ivr.store.spool_replay)
         if spool_dir is not None:
             self._spool = Spool(spool_dir) if max_spool_bytes is None else Spool(spool_dir, max_spool_bytes)
+            # looked up at each call, not bound now: a test (or a subclass) may replace the write
+            self._replay = SpoolReplay(self._spool, max_batch=self.max_batch, load=_Batch.from_records,
+                                       write=lambda batch: self._write(batch),
+                                       refused=lambda exc: not _transient(exc),
+                                       failed=lambda batch, exc, tries: self._failed(batch, exc, spooled_attempts=tries),
+                                       wrote=lambda items, adopted: self._wrote_spooled(items, adopted))
         self._spool_markers: list[threading.Event] = []  # flushes waiting for spooled batches
         # run once before the first write (the migration, when the database was away at start)
         self._prepare_db = prepare
         self._adopted = 0
-        self._adopting = self._spool is not None  # until the thread has looked for stopped writers' spools
         self._stop_deadline: Optional[float] = None  # close(): when the writer thread must be done
-        self._spool_attempts = 0  # failed writes of the spool's oldest batch
-        self._spool_one_by_one = 0  # spooled batches to write one at a time: a write of them together failed
         self._warned_spool_full = False
         self._thread = threading.Thread(target=self._run, name="ivr-call-writer", daemon=True)
         if start:
@@ -348,7 +361,8 @@ class CallWriter:
     def _run(self) -> None:
         deadline: Optional[float] = None
         stopping = False
-        self._adopt()
+        if self._replay is not None:
+            self._replay.adopt()
         while True:
             try:
                 if stopping:  # only the pending batches are left (submits are refused now)
@@ -469,22 +483,7 @@ class CallWriter:
     def replaying(self) -> bool:
         """Records of writers that stopped (their spools) are still to be written: until then the
         calls they hold look open in the database, though their ends may be in those records."""
-        return self._adopting or (self._spool is not None and self._spool.adopted_waiting)
-
-    def _adopt(self) -> None:
-        """Take the spools of writers that stopped before their database came back."""
-        if self._spool is None:
-            return
-        try:
-            found = self._spool.adopt()
-        except OSError as exc:
-            log.error("call writer: the spool folder %s cannot be read (%s)", self._spool.folder, exc)
-            return
-        finally:
-            self._adopting = False
-        if found:
-            log.warning("call writer: %d call records left in the spool by writers that stopped; "
-                        "writing them first", self._spool.items)
+        return self._replay is not None and self._replay.replaying
 
     def _spill(self, batch: _Batch) -> bool:
         """Move a batch to the spool on disk; False if it must stay in memory."""
@@ -532,49 +531,24 @@ class CallWriter:
 
     def _write_spooled(self) -> bool:
         """Write back up to a few batches of the spool; True when it is empty."""
-        spool = self._spool
-        if spool is None:
+        if self._replay is None:
             return True
-        for _ in range(SPOOL_BATCHES_PER_TURN):
-            if self._stop_deadline is not None and time.monotonic() >= self._stop_deadline:
-                return False  # stopping: the rest stays in the spool for the next writer
-            # many spooled batches in one transaction (an outage spools a small batch every few
-            # milliseconds: one transaction each would fall behind the calls); after a failure,
-            # the oldest alone, so that one the database refuses is given up by itself
-            alone = self._spool_attempts or self._spool_one_by_one
-            records = spool.peek_many(1 if alone else self.max_batch) if spool.waiting else []
-            if not records:
-                break
-            adopted = spool.head_is_adopted()
-            batch = _Batch.from_record(records[0])
-            for record in records[1:]:
-                batch.merge(_Batch.from_record(record))
-            try:
-                self._write(batch)
-            except Exception as exc:  # noqa: BLE001 - a failing database must not stop the writer
-                if not _transient(exc):  # one of them is refused: find it, alone
-                    self._spool_one_by_one = max(self._spool_one_by_one, len(records))
-                if not self._failed(batch, exc, spooled=True):
-                    return False
-                spool.done(len(records))  # refused for its content: given up
-                self._spool_one_by_one = max(0, self._spool_one_by_one - 1)
-                continue
-            items = spool.done(len(records))
-            self._spool_attempts = 0
-            if alone:
-                self._spool_one_by_one = max(0, self._spool_one_by_one - 1)
-            if adopted:
-                self._adopted += items
-            else:
-                self._written += items
-            self._recovered()
-        if spool.waiting:
+        turn = self._replay.write_back(self._stop_deadline)
+        if turn is Turn.MORE:
             self._retry_at = 0.0  # the next turn goes on at once, after taking what came meanwhile
+        if turn is not Turn.EMPTY:
             return False
         for marker in self._spool_markers:
             marker.set()
         self._spool_markers = []
         return True
+
+    def _wrote_spooled(self, items: int, adopted: bool) -> None:
+        if adopted:
+            self._adopted += items
+        else:
+            self._written += items
+        self._recovered()
 
     def _write_pending(self) -> None:
         if not self._write_spooled():  # older than anything in memory: first
@@ -595,15 +569,16 @@ class CallWriter:
             for marker in batch.markers:
                 marker.set()
 
-    def _failed(self, batch: _Batch, exc: Exception, spooled: bool = False) -> bool:
-        """Count a failed write and plan the next; True when the batch is given up."""
+    def _failed(self, batch: _Batch, exc: Exception, spooled_attempts: Optional[int] = None) -> bool:
+        """Count a failed write and plan the next; True when the batch is given up. A batch of
+        the spool counts its tries in the read-back (`spooled_attempts`), one in memory in itself."""
         self._failures += 1
         self._healthy = False
         self._last_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         transient = _transient(exc)
-        if spooled:
-            self._spool_attempts += 1
-            attempts = self._spool_attempts
+        spooled = spooled_attempts is not None
+        if spooled_attempts is not None:
+            attempts = spooled_attempts
         else:
             batch.attempts += 1
             attempts = batch.attempts
@@ -621,7 +596,6 @@ class CallWriter:
         if given_up and spooled:
             log.error("call writer: the database refuses a spooled batch of %d call records (%s); dropping it",
                       batch.items, self._last_error, exc_info=exc)
-            self._spool_attempts = 0
             self._dropped += batch.items
             self._outage_dropped += batch.items
         elif given_up:

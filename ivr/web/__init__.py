@@ -34,10 +34,10 @@ log = logging.getLogger(__name__)
 
 
 def create_app(config: Union[Config, str, Path, None] = None, *, testing: bool = False,
-               overrides: Optional[dict[str, Any]] = None, index: Any = None) -> Flask:
+               overrides: Optional[dict[str, Any]] = None, index: Any = None, outbox: Any = None) -> Flask:
     """The QA web app of the installation whose config.yaml is `config` (a path, or loaded);
     `index`: the background recordings index's watch (ivr.web.housekeeping.IndexWatch),
-    whose figures /metrics shows."""
+    whose figures /metrics shows; `outbox`: the webhook outbox prune's (PruneWatch), likewise."""
     if not isinstance(config, Config):
         config = load_config(config)
     app = Flask(__name__)
@@ -73,5 +73,5 @@ def create_app(config: Union[Config, str, Path, None] = None, *, testing: bool =
     filters.install(app)
     from ivr.web import health
 
-    health.install(app, index)  # /health/live, /health/ready, /metrics
+    health.install(app, index, outbox)  # /health/live, /health/ready, /metrics
     return app

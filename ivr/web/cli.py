@@ -22,8 +22,9 @@ def _config(ctx: click.Context):
 @click.option("--index-every", type=click.FloatRange(0), default=60.0, show_default=True,
               help="Seconds between runs of the recordings index in the background; 0: never.")
 @click.option("--purge-every", type=click.FloatRange(0), default=3600.0, show_default=True,
-              help="Seconds between runs of the retention purge (recordings.retention_days) in the background, "
-                   "the first at start; 0: never (run `ivr recordings purge` from cron instead).")
+              help="Seconds between runs of the retention purge (recordings.retention_days) and of the prune of "
+                   "delivered webhook rows (crm.webhook.keep_delivered) in the background, the first at start; "
+                   "0: never (run `ivr recordings purge` and `ivr webhook prune` from cron instead).")
 @click.pass_context
 def web(ctx: click.Context, host: Optional[str], port: Optional[int], index_every: float, purge_every: float) -> None:
     """Serve the QA web app (calls, recordings, scorecards, dashboard)."""
@@ -32,13 +33,14 @@ def web(ctx: click.Context, host: Optional[str], port: Optional[int], index_ever
     from waitress import serve as waitress_serve
 
     from ivr.web import create_app
-    from ivr.web.housekeeping import IndexWatch, index_once, purge_once, repeat
+    from ivr.web.housekeeping import IndexWatch, PruneWatch, index_once, prune_outbox_once, purge_once, repeat
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     config = _config(ctx)
     watch = IndexWatch() if index_every > 0 else None
-    app = create_app(config, index=watch)
+    pruning = PruneWatch() if purge_every > 0 and config.crm.keep_delivered is not None else None
+    app = create_app(config, index=watch, outbox=pruning)
     host = host if host is not None else config.web.host
     port = port if port is not None else config.web.port
     if not app.config["SESSION_COOKIE_SECURE"] and host not in ("127.0.0.1", "localhost", "::1"):
@@ -51,6 +53,12 @@ def web(ctx: click.Context, host: Optional[str], port: Optional[int], index_ever
             "retention purge off: recordings.retention_days is null in config.yaml (recordings are kept for ever)")
     elif purge_every > 0:
         repeat("retention purge", purge_every, lambda: purge_once(config))
+    if purge_every > 0 and pruning is None:
+        logging.getLogger("ivr.web.housekeeping").info(
+            "webhook outbox prune off: crm.webhook.keep_delivered is null in config.yaml "
+            "(delivered rows are kept for ever)")
+    elif pruning is not None:
+        repeat("webhook outbox prune", purge_every, lambda: prune_outbox_once(config, pruning))
     click.echo(f"QA web app on http://{host}:{port}/  (Ctrl+C stops it); health and metrics on "
                f"http://{host}:{port}/health/live, /health/ready, /metrics")
     try:

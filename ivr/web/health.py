@@ -4,7 +4,8 @@
     /health/ready   200 when the database answers a `SELECT 1`, 503 when not; where the
                     database is and the driver's reason only to whoever may read /metrics
     /metrics        the recordings index (its lag, passes, failures, files pending and in
-                    error) and the process; to this host, or with the token of
+                    error), the prune of the webhook outbox (rows deleted, runs, failures,
+                    the last success) and the process; to this host, or with the token of
                     IVR_METRICS_TOKEN (ivr.metrics_access)
 
 The health paths are public (a balancer asks them without logging in); the metrics are
@@ -28,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ivr.metrics_access import REFUSED, may_read_metrics, metrics_token
 from ivr.store.db import safe_url
 from ivr.web.context import context
-from ivr.web.housekeeping import IndexWatch
+from ivr.web.housekeeping import IndexWatch, PruneWatch
 from ivr.web.security import public
 
 bp = Blueprint("health", __name__)
@@ -37,13 +38,15 @@ TEXT = "text/plain; charset=utf-8"
 
 class WebMetrics:
     """The registry of one app, and what a scrape reads (`index`: the background index's
-    watch; None when this process runs no index)."""
+    watch; None when this process runs no index; `outbox`: the background prune's, likewise)."""
 
-    def __init__(self, index: Optional[IndexWatch]):
+    def __init__(self, index: Optional[IndexWatch], outbox: Optional[PruneWatch] = None):
         self.index = index
+        self.outbox = outbox
         self.token = metrics_token()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_IndexCollector(self))
+        self.registry.register(_PruneCollector(self))
         ProcessCollector(registry=self.registry)
 
 
@@ -74,9 +77,32 @@ class _IndexCollector:
             yield counter
 
 
-def install(app: Flask, index: Optional[IndexWatch] = None) -> None:
+class _PruneCollector:
+    def __init__(self, metrics: WebMetrics):
+        self.metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        watch = self.metrics.outbox
+        yield GaugeMetricFamily("ivr_webhook_prune_enabled", "1 when this process deletes the webhook outbox's "
+                                "old delivered rows in the background (ivr web --purge-every), else 0",
+                                value=1 if watch else 0)
+        if watch is None:
+            return
+        for name, doc, value in (("ivr_webhook_pruned", "Delivered webhook rows deleted", watch.deleted),
+                                 ("ivr_webhook_prune_runs", "Prunes of the webhook outbox that finished", watch.runs),
+                                 ("ivr_webhook_prune_failures", "Prunes of the webhook outbox that failed",
+                                  watch.failures)):
+            counter = CounterMetricFamily(name, doc)
+            counter.add_metric([], value)
+            yield counter
+        if watch.last_success is not None:
+            yield GaugeMetricFamily("ivr_webhook_prune_last_success_timestamp_seconds", "When the last prune of "
+                                    "the webhook outbox finished (Unix time)", value=watch.last_success)
+
+
+def install(app: Flask, index: Optional[IndexWatch] = None, outbox: Optional[PruneWatch] = None) -> None:
     """The health and metrics paths on `app`."""
-    app.extensions["ivr_metrics"] = WebMetrics(index)
+    app.extensions["ivr_metrics"] = WebMetrics(index, outbox)
     app.register_blueprint(bp)
 
 

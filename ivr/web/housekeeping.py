@@ -1,6 +1,7 @@
 """The work `ivr web` does in the background: the recordings index (every minute, so a
 live call's waveform, duration and checksum appear without anyone running `ivr recordings
-index`) and the retention purge (every hour, as `ivr recordings purge` does from cron).
+index`), the retention purge (every hour, as `ivr recordings purge` does from cron) and the
+prune of the CRM webhook's delivered rows (every hour too, as `ivr webhook prune` does).
 
 Each job runs at start and then every so many seconds, on a thread of its own. A job that
 fails is logged and tried again next round; it never stops the web app.
@@ -17,6 +18,7 @@ from ivr.settings.config import Config
 
 if TYPE_CHECKING:
     from ivr.recordings.index import IndexReport
+    from ivr.store.outbox_prune import PruneReport
 
 log = logging.getLogger("ivr.web.housekeeping")
 
@@ -93,6 +95,40 @@ def purge_once(config: Config) -> None:
         log.info("retention purge: %s%s", report.summary(), f": {named}" if named else "")
     for problem in report.errors:
         log.warning("retention purge: %s", problem)
+
+
+class PruneWatch:
+    """What the background prune of the webhook outbox has done, for `ivr web`'s metrics:
+    written by the prune's thread, read by a scrape's (whole values, each set at once)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time):
+        self.clock = clock
+        self.runs = 0  # prunes that finished
+        self.failures = 0  # prunes that failed (the database away)
+        self.deleted = 0  # rows deleted, all prunes together
+        self.last_success: Optional[float] = None  # when the last prune that finished did (Unix time)
+
+    def pruned(self, report: "PruneReport") -> None:
+        self.deleted += report.deleted
+        self.runs += 1
+        self.last_success = self.clock()
+
+
+def prune_outbox_once(config: Config, watch: Optional[PruneWatch] = None) -> None:
+    """Delete the webhook outbox's rows delivered longer ago than crm.webhook.keep_delivered,
+    as `ivr webhook prune` does; a line in the log when any were. `watch`: told, for the metrics."""
+    from ivr.store.outbox_prune import prune_outbox
+
+    try:
+        report = prune_outbox(config)
+    except Exception:
+        if watch is not None:
+            watch.failures += 1
+        raise
+    if watch is not None:
+        watch.pruned(report)
+    if report.deleted:
+        log.info("webhook outbox prune: %s in %d batch(es)", report.summary(), report.batches)
 
 
 def repeat(name: str, every: float, job: Callable[[], None]) -> threading.Event:

@@ -57,3 +57,35 @@ def test_the_example_installation_documents_the_section(tmp_path):
 
     text = (Path(__file__).resolve().parents[2] / "config.yaml").read_text()
     assert "# crm:" in text and "${IVR_WEBHOOK_SECRET}" in text
+
+
+def test_keep_delivered_is_days_or_hours_or_null_and_thirty_days_by_default(tmp_path):
+    base = '{url: "https://crm.example/ivr/calls", secret: "${S}"'
+    for written, seconds in (("", 30 * 86400.0), (", keep_delivered: 7d", 7 * 86400.0),
+                             (", keep_delivered: 36h", 36 * 3600.0), (", keep_delivered: null", None)):
+        config, said = findings_of(tmp_path, base + written + "}")
+        assert said == [], written
+        assert config.crm.webhook.keep_delivered == seconds and config.crm.keep_delivered == seconds
+    (tmp_path / "config.yaml").write_text("web: {port: 5000}\n")
+    config, _ = check_config(tmp_path / "config.yaml", "config.yaml")
+    assert config.crm.keep_delivered == 30 * 86400.0  # no webhook: the rows it delivered still go
+
+
+@pytest.mark.parametrize("value, message", [
+    ("30", "config.yaml:2:83: keep_delivered of crm.webhook must be days or hours such as 30d or 36h, or null to keep "
+           "delivered rows for ever, not 30 (days: 30d)"),
+    ("2w", "config.yaml:2:83: keep_delivered of crm.webhook must be days or hours such as 30d or 36h, or null to keep "
+           'delivered rows for ever, not "2w"'),
+    ("0d", 'config.yaml:2:83: keep_delivered of crm.webhook must be from 1h to 3650d, not "0d"'),
+    ("5000d", 'config.yaml:2:83: keep_delivered of crm.webhook must be from 1h to 3650d, not "5000d"'),
+])
+def test_a_wrong_keep_delivered_is_reported_where_it_is(tmp_path, value, message):
+    config, said = findings_of(tmp_path, '{url: "https://crm.example/ivr/calls", secret: "${S}", keep_delivered: '
+                               + value + "}")
+    assert config is None
+    assert said == [message]
+
+
+def test_a_misspelt_keep_delivered_gets_a_did_you_mean(tmp_path):
+    _, said = findings_of(tmp_path, '{url: "https://crm.example/ivr/calls", secret: "${S}", keep_deliverd: 7d}')
+    assert said == ['config.yaml:2:67: "keep_deliverd" is no field of crm.webhook (did you mean "keep_delivered"?)']

@@ -13,11 +13,12 @@ import urllib.request
 import wave
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ivr.settings.config import load_config
 from ivr.store.db import database_url, init_db, session_factory
-from ivr.store.models import AuditEntry, Call, Hold, Recording
+from ivr.store.models import AuditEntry, Call, Hold, Recording, WebhookDelivery
+from ivr.store.outbox import queue_ended
 
 from .support import make_installation
 
@@ -96,8 +97,13 @@ def _recorded_call(engine, folder: Path, call_id: str, started: dt.datetime) -> 
     return path
 
 
-def test_ivr_web_purges_recordings_past_retention_on_its_own(tmp_path):
-    config_path = make_installation(tmp_path)  # retention_days: 90
+def _delivery_of(engine, call_id: str) -> bool:
+    with engine.connect() as conn:
+        return conn.scalar(select(WebhookDelivery.id).where(WebhookDelivery.call_id == call_id)) is not None
+
+
+def test_ivr_web_purges_recordings_past_retention_and_old_webhook_deliveries_on_its_own(tmp_path):
+    config_path = make_installation(tmp_path)  # retention_days: 90, no crm section: keep_delivered 30d
     config = load_config(config_path)
     engine = init_db(database_url(config))
     now = dt.datetime.now(dt.timezone.utc)
@@ -108,6 +114,13 @@ def test_ivr_web_purges_recordings_past_retention_on_its_own(tmp_path):
     with session_factory(engine)() as session:
         session.add(Hold(call_id="1690000000.2", reason="complaint", placed_by="anna", placed_at=now))
         session.commit()
+    # the outbox: delivered 40 days ago (goes), undelivered for 100 days (stays), delivered 10 days ago (stays)
+    with engine.begin() as conn:
+        queue_ended(conn, list(paths), now - dt.timedelta(days=100))
+        for call_id, delivered in (("1690000000.1", now - dt.timedelta(days=40)),
+                                   ("1700000000.3", now - dt.timedelta(days=10))):
+            conn.execute(update(WebhookDelivery).where(WebhookDelivery.call_id == call_id)
+                         .values(delivered_at=delivered))
     port = _free_port()
     # the index finds the files, the purge (at start and then every second) deletes the old one
     server = subprocess.Popen([str(IVR), "--config", str(config_path), "web", "--port", str(port),
@@ -118,9 +131,15 @@ def test_ivr_web_purges_recordings_past_retention_on_its_own(tmp_path):
         while (folder / old).exists():
             assert time.monotonic() < deadline, "the scheduled purge never deleted the recording past retention"
             time.sleep(0.3)
+        while _delivery_of(engine, "1690000000.1"):
+            assert time.monotonic() < deadline, "the scheduled prune never deleted the old delivered webhook row"
+            time.sleep(0.3)
         time.sleep(1.5)  # another round of both: nothing more goes
         status, _page = _get(f"http://127.0.0.1:{port}/login")
         assert status == 200
+        status, metrics = _get(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200 and "ivr_webhook_prune_enabled 1.0" in metrics
+        assert "ivr_webhook_pruned_total 1.0" in metrics and "ivr_webhook_prune_failures_total 0.0" in metrics
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=20)
@@ -136,6 +155,11 @@ def test_ivr_web_purges_recordings_past_retention_on_its_own(tmp_path):
     assert len(purged) == 1, output
     assert "deleted 1 recording(s)" in purged[0] and "(90 days)" in purged[0] and "1 held" in purged[0]
     assert purged[0].endswith(f": {old}")
+    with engine.connect() as conn:
+        assert set(conn.execute(select(WebhookDelivery.call_id)).scalars()) == {"1690000000.2", "1700000000.3"}
+    pruned = [line for line in output.splitlines() if "webhook outbox prune:" in line]
+    assert len(pruned) == 1, output
+    assert "deleted 1 delivered webhook row(s)" in pruned[0] and "(keep_delivered 30d); 1 undelivered kept" in pruned[0]
     engine.dispose()
 
 
