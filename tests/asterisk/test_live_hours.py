@@ -153,9 +153,11 @@ def calls(testbed: "Testbed", tmp_path_factory) -> Iterator[dict[str, Any]]:
         recording_starts = _seconds(testbed, "welcome") + _seconds(testbed, "closed")
         with serving(testbed, config) as srv, AmiSession(testbed.ami_host, testbed.ami_port) as ami:
             ami.login(testbed.ami_username, testbed.ami_secret)
-            # after the beep: 2 s of [caller]'s own wait come first
+            # 2.5 s after the closed prompt ends: its beep (0.44 s) and the recording begin first, with
+            # 2 s to spare for a busy machine (the message starting early would be cut short; the
+            # silence before it is not in the file). 2 s of [caller]'s own wait come first
             originate_keys(ami, "", hold=12, caller_id=f"<{NUMBERS['message-ami']}>", variables={
-                "MESSAGE": MESSAGE_SOUND, "MESSAGE_AFTER": f"{recording_starts + 1.5 - 2:.1f}"})
+                "MESSAGE": MESSAGE_SOUND, "MESSAGE_AFTER": f"{recording_starts + 2.5 - 2:.1f}"})
             command = [str(IVR), "call", "--caller-id", NUMBERS["message-sipp"], "--hold", "3"]
             env = {**os.environ, "IVR_CONFIG": str(config), "IVR_AMI_SECRET": testbed.ami_secret}
             ivr_call = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
