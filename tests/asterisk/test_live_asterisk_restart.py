@@ -96,8 +96,8 @@ def test_asterisk_restarted_under_load(testbed: "Testbed", built, tmp_path: Path
             # QUEUE_WAIT here, and of two callers ringing all agents at once one may find them all
             # ringing for the other and wait the queue's 5 s retry, which under load can outlast
             # sales' 6 s; support (key 3) asks twice for an account number first, 20 s that left
-            # a retry 3 s before the caller hangs up. Here an agent answers some 12.5 s after the
-            # answer, 17.5 s after a retry, and the caller hangs up 25 s after it, during the talk.
+            # a retry 3 s before the caller hung up. Here an agent answers some 12.5 s after the
+            # answer (17.5 s after a retry), and the caller hangs up 25 s after it, during the talk.
             place(testbed, *(Caller("ami", n, "After the restart", keys="6s 1 0", hold=15) for n in AFTER))
             served = wait_until("the calls after the restart stored with an outcome",
                                 lambda: _with_outcomes(db, AFTER), 120)

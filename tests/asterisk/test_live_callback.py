@@ -100,10 +100,9 @@ def booking_keys(testbed: "Testbed", queue_wait: float, *then: str) -> tuple[str
     waits out the queue, accepts the call-back some 6 s into the offer, then presses `then`,
     each 3 s into the prompt it answers; and the seconds to hold on for the rest of the call."""
     # 1 at 8 s and 1 at 10 s as in the other live tests; then the connecting prompt, the queue
-    # and 6 s of the offer (12.1 s long). Asterisk lets a caller out of a queue on a clock of
-    # whole seconds, so up to a second late, and a busy machine adds its own: 3.5 s into the
-    # offer left 2.8 s on a loaded machine, where the key, had it come before the offer, would
-    # have been lost. Late, it is still in the offer.
+    # and 6 s of the offer (12.1 s long). A key that comes before the offer is lost: on a loaded
+    # machine Asterisk let the caller out of the 6 s queue a second late, and 3.5 s left 2.8 s
+    # (6 s leaves 5.3 s); a key that comes late is still in the offer.
     keys = f"6s 1 1 {seconds(testbed, 'connecting') + queue_wait + 4.0:.1f}s 1"
     for key in then:
         keys += f" 1s {key}"

@@ -16,17 +16,18 @@ first key comes 9 s after the answer, some 2 s into the language menu's Polish l
 SIPp caller's keys reach the engine half a second sooner than an AMI caller's on the
 same timers: with 8 s, SIPp's landed 0.9 s into the line on a loaded machine, AMI's
 1.45 s). A key that follows a barge-in is timed from it, as the prompt it answers is.
-The office schedule is open around the clock in the test's config (see live_support). With `ivr serve` stopped a call goes
-to the fallback queue: test_testbed.py shows that, for both kinds of caller.
+The office schedule is open around the clock in the test's config (see live_support).
+With `ivr serve` stopped a call goes to the fallback queue: test_testbed.py shows that,
+for both kinds of caller.
 
 Four callers go to sales, and they press its key 2 s apart (SALES_STAGGER). With
-ringinuse=no a caller rings only the members no other caller is ringing or talking to, and
-one that arrives while another rings all eight agents finds none free and waits the
+ringinuse=no a caller rings only the members no other caller is ringing or talking to,
+and one that arrives while another rings all eight agents finds none free and waits the
 queue's `retry` (5 s) before it tries again: callers reaching the queue at once wait 5,
-10, 15 s, and under load such waits can outlast a hold. Nothing here is about callers arriving
-together, so they do not. The test compares the stored wait with the HoldTime Asterisk
-itself reports, and the sales callers hold on long enough that the agent's whole
-recording plays even after a retry or two.
+10, 15 s, and under load such waits can outlast a hold. Nothing here is about callers
+arriving together, so they do not. The test compares the stored wait with the HoldTime
+Asterisk itself reports, and the sales callers hold on long enough that the agent's
+whole recording plays even after a retry or two.
 """
 
 from __future__ import annotations
