@@ -101,10 +101,9 @@ def booking_keys(testbed: "Testbed", queue_wait: float, *then: str) -> tuple[str
     each 3 s into the prompt it answers; and the seconds to hold on for the rest of the call."""
     # 1 at 8 s and 1 at 10 s as the other AMI callers of the live tests press them (an AMI caller's
     # first key lands 1.45 s into the language menu, clear of the welcome); then the connecting
-    # prompt, the queue
-    # and 6 s of the offer (12.1 s long). A key that comes before the offer is lost: on a loaded
-    # machine Asterisk let the caller out of the 6 s queue a second late, and 3.5 s left 2.8 s
-    # (6 s leaves 5.3 s); a key that comes late is still in the offer.
+    # prompt, the queue and 6 s of the offer (12.1 s long). A key that comes before the offer is
+    # lost: on a loaded machine Asterisk let the caller out of the 6 s queue a second late, and
+    # 3.5 s left 2.8 s (6 s leaves 5.3 s); a key that comes late is still in the offer.
     keys = f"6s 1 1 {seconds(testbed, 'connecting') + queue_wait + 4.0:.1f}s 1"
     for key in then:
         keys += f" 1s {key}"
