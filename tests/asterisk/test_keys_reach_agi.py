@@ -47,8 +47,11 @@ class StubAgi:
 def test_repeated_and_descending_keys_all_reach_the_agi_server(testbed):
     with agi_port_nobody_uses(testbed) as port:
         stub = StubAgi(port, digits=4)
-        result = place_call(parse_keys("2 1 1 #", wait=1.5), port=testbed.sip_port, hold=5, caller_id="48220000003",
-                            caller_name='A "Quote" Test')
+        # the first key 3 s after the answer: the stub must have asked for it by then (the
+        # dialplan's start and the stub's thread in this busy process come first); the others
+        # 1.5 s apart, each long after the stub asked again
+        result = place_call(parse_keys("1.5s 2 1 1 #", wait=1.5), port=testbed.sip_port, hold=5,
+                            caller_id="48220000003", caller_name='A "Quote" Test')
         stub.thread.join(10)
     assert result.ok, result.output
     assert stub.replies == ["200 result=50", "200 result=49", "200 result=49", "200 result=35"]

@@ -92,17 +92,21 @@ def test_asterisk_restarted_under_load(testbed: "Testbed", built, tmp_path: Path
             gone = wait_until("the callers of the restart stored with an outcome",
                               lambda: _with_outcomes(db, WAITING), 30)
             # 5. the next calls are served
-            # to support (key 3), whose wait is minutes: sales waits only QUEUE_WAIT here, and of
-            # two callers ringing all agents at once one may find them all ringing for the other
-            # and wait the queue's 5 s retry, which under load can outlast sales' 6 s
-            place(testbed, *(Caller("ami", n, "After the restart", keys="6s 1 3", hold=30) for n in AFTER))
+            # by the operator (key 0): straight to a queue that never times out. Sales waits only
+            # QUEUE_WAIT here, and of two callers ringing all agents at once one may find them all
+            # ringing for the other and wait the queue's 5 s retry, which under load can outlast
+            # sales' 6 s; support (key 3) asks twice for an account number first, 20 s that left
+            # a retry 3 s before the caller hung up. Here an agent answers some 12.5 s after the
+            # answer (17.5 s after a retry), and the caller hangs up 25 s after it, during the talk.
+            place(testbed, *(Caller("ami", n, "After the restart", keys="6s 1 0", hold=15) for n in AFTER))
             served = wait_until("the calls after the restart stored with an outcome",
                                 lambda: _with_outcomes(db, AFTER), 120)
             # 6. the call-back: the lost try closed, one more try after it cannot ring any more
             failed = wait_until("the call-back failed after its second try", finished(db, UNANSWERED, "failed"),
                                 RING_SECONDS + STALE_MARGIN + RETRY_PAUSE + RING_SECONDS + 40)
-            time.sleep(3)
-            sent = originates(pump)
+            # the second try's OriginateResponse, as our own AMI session saw it (a wait on the event,
+            # not a sleep: the call-back is failed, so no later Originate can come for it)
+            sent = wait_until("the second try's OriginateResponse", lambda: originates(pump), 10)
         log = log_path.read_text(errors="replace")
     finally:
         if pump is not None:

@@ -11,16 +11,23 @@ AGI command lines the engine sent, the engine's log, and Asterisk's own AMI even
 Caller timings follow the prompts (Polish first: welcome 6.7 s, language menu 3.8 s
 Polish + 2.0 s English, main menu 15.3 s Polish or 13.4 s English). A key pressed during
 a prompt counts only if it is one of that menu's keys (barge-in), so the wrong-key caller
-presses in the 5 s the menu waits after its prompt. The office schedule is open around
-the clock in the test's config (see live_support). With `ivr serve` stopped a call goes
-to the fallback queue: test_testbed.py shows that, for both kinds of caller.
+presses in the 5 s the menu waits after its prompt. The welcome takes no key, so the
+first key comes 9 s after the answer, some 2 s into the language menu's Polish line (a
+SIPp caller's keys reach the engine half a second sooner than an AMI caller's on the
+same timers: with 8 s, SIPp's landed 0.9 s into the line on a loaded machine, AMI's
+1.45 s). A key that follows a barge-in is timed from it, as the prompt it answers is.
+The office schedule is open around the clock in the test's config (see live_support).
+With `ivr serve` stopped a call goes to the fallback queue: test_testbed.py shows that,
+for both kinds of caller.
 
-Four sales callers reach the queue at once. With ringinuse=no a caller rings only the
-members no other caller is ringing or talking to (seen here: the second caller rings five
-of the eight agents), and one that finds none free waits the queue's `retry` (5 s) and
-tries again. A queue wait of several seconds is therefore Asterisk's, not a fault; the test
-compares the stored wait with the HoldTime Asterisk itself reports, and the sales callers
-hold on long enough that the agent's whole recording plays after such a wait.
+Four callers go to sales, and they press its key 2 s apart (SALES_STAGGER). With
+ringinuse=no a caller rings only the members no other caller is ringing or talking to,
+and one that arrives while another rings all eight agents finds none free and waits the
+queue's `retry` (5 s) before it tries again: callers reaching the queue at once wait 5,
+10, 15 s, and under load such waits can outlast a hold. Nothing here is about callers
+arriving together, so they do not. The test compares the stored wait with the HoldTime
+Asterisk itself reports, and the sales callers hold on long enough that the agent's
+whole recording plays even after a retry or two.
 """
 
 from __future__ import annotations
@@ -56,19 +63,29 @@ ENTRY = ["welcome", "open_check", "vip_check", "language", "main_menu"]
 # (seconds on the line after the last key)
 SCENARIOS: dict[str, dict[str, Any]] = {
     # Polish (1) over the language menu, sales (1) over the main menu; gone during the survey
-    # (35 s: the queue (about 0.5 s), up to 18 s of waiting (see above), the agent's 16 s)
-    "sales": dict(keys="6s 1 1", hold=35),
-    # English (2), then 9 three times, each in the wait after the menu's prompt
-    "invalid": dict(keys="6s 2 13.5s 9 16.5s 9 16.5s 9", hold=16),
+    # (35 s: the connecting prompt (2.1 s), the queue (about 0.5 s, or a 5 s retry or two: see
+    # above), the agent's 16 s)
+    "sales": dict(keys="7s 1 1", hold=35),
+    # English (2), then 9 three times, each in the wait after the menu's prompt; gone while
+    # with the operator's agent (answered some 5 s after the last key, 10 s after a retry)
+    "invalid": dict(keys="7s 2 13.5s 9 16.5s 9 16.5s 9", hold=24),
     # no key at all: the language menu times out twice, the main menu three times
     "timeout": dict(keys="", hold=108),
     # gone while the language menu plays (its Polish line: 6.7 s to 10.5 s)
     "abandon": dict(keys="", hold=7),
-    # Polish, support (3), the account number typed over its prompt; gone while with the agent
-    "account": dict(keys=f"6s 1 1s 3 1.5s {ACCOUNT}#", hold=8),
+    # Polish, support (3), the account number typed over its prompt (3.8 s), 2 s into it: not
+    # at its end, where a key that comes as the prompt stops and before the wait for the next
+    # digit begins is lost; gone while with the agent
+    "account": dict(keys=f"7s 1 1s 3 {ACCOUNT}#", hold=8),
     # the sales call again, from a caller whose name holds quotes (and, by AMI, a line break)
-    "named": dict(keys="6s 1 1", hold=35),
+    "named": dict(keys="7s 1 1", hold=35),
 }
+
+
+# seconds added before the sales key of each caller bound for sales: the keys come 11, 13, 15
+# and 17 s after the answer, all within the main menu's prompt (from about 9 s to 24 s), so
+# no two of them ring the agents at the same moment (see the module's docstring)
+SALES_STAGGER = {("sales", "ami"): 0, ("sales", "sipp"): 2, ("named", "ami"): 4, ("named", "sipp"): 6}
 
 
 def _callers() -> dict[Any, Caller]:
@@ -76,6 +93,9 @@ def _callers() -> dict[Any, Caller]:
     for m, method in enumerate(METHODS, 1):
         for s, (scenario, script) in enumerate(SCENARIOS.items(), 1):
             named = scenario == "named"
+            stagger = SALES_STAGGER.get((scenario, method))
+            if stagger:
+                script = {**script, "keys": script["keys"].replace(" 1 1", f" 1 {stagger}s 1")}
             callers[(scenario, method)] = Caller(method, f"482200{m}{s:02d}", NAMES[method] if named else
                                                  f"Live {scenario} {method}", uri_name=named and method == "ami",
                                                  **script)

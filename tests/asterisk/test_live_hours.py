@@ -56,7 +56,10 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.asterisk
 
 ENTRY = ["welcome", "open_check", "vip_check", "language", "main_menu"]
-REPEAT_KEYS = "6s 1 * 4s 2"  # 1 at 8 s (language), * at 10 s and 2 at 16 s (both in the main menu's prompt)
+# 1 at 9 s (language: 2 s into its Polish line, clear of the welcome, which takes no key, when a
+# SIPp caller's keys come half a second early and the machine is busy), * at 11 s and 2 at 17 s
+# (both in the main menu's prompt, 15.3 s from the 1)
+REPEAT_KEYS = "7s 1 * 4s 2"
 MESSAGE_SOUND = "demo-thanks"  # a sound of the test bed's Asterisk, played as the AMI caller's message
 GSM_FRAME = (33, 0.02)  # bytes and seconds of one GSM frame: the length of a .gsm sound
 RMS = 0.01  # of full scale: speech and tones are far above it, silence far below
@@ -150,9 +153,11 @@ def calls(testbed: "Testbed", tmp_path_factory) -> Iterator[dict[str, Any]]:
         recording_starts = _seconds(testbed, "welcome") + _seconds(testbed, "closed")
         with serving(testbed, config) as srv, AmiSession(testbed.ami_host, testbed.ami_port) as ami:
             ami.login(testbed.ami_username, testbed.ami_secret)
-            # after the beep: 2 s of [caller]'s own wait come first
+            # 2.5 s after the closed prompt ends: its beep (0.44 s) and the recording begin first, with
+            # 2 s to spare for a busy machine (the message starting early would be cut short; the
+            # silence before it is not in the file). 2 s of [caller]'s own wait come first
             originate_keys(ami, "", hold=12, caller_id=f"<{NUMBERS['message-ami']}>", variables={
-                "MESSAGE": MESSAGE_SOUND, "MESSAGE_AFTER": f"{recording_starts + 1.5 - 2:.1f}"})
+                "MESSAGE": MESSAGE_SOUND, "MESSAGE_AFTER": f"{recording_starts + 2.5 - 2:.1f}"})
             command = [str(IVR), "call", "--caller-id", NUMBERS["message-sipp"], "--hold", "3"]
             env = {**os.environ, "IVR_CONFIG": str(config), "IVR_AMI_SECRET": testbed.ami_secret}
             ivr_call = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.asterisk
 
 CALLERS = {
-    "answered": Caller("ami", "482200901", "Metrics sales", keys="6s 1 1", hold=35),
+    # an agent answers some 12.5 s after the answer and talks 16 s; the caller hangs up 31 s in, after the talk
+    "answered": Caller("ami", "482200901", "Metrics sales", keys="6s 1 1", hold=20),
     "abandoned-ami": Caller("ami", "482200902", "Metrics gone", keys="", hold=7),
     "abandoned-sipp": Caller("sipp", "482200903", "Metrics gone SIP", keys="", hold=7),
 }

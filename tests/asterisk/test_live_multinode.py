@@ -160,7 +160,8 @@ def _joined(pumps: dict[str, EventPump], queue: str) -> dict[str, dict[str, str]
 # --- 1. calls spread over both Asterisks and both engines -------------------------------------
 SPREAD = [f"4822011{n:02d}" for n in range(4)]
 # the first two (one on each node: Kamailio's round-robin) choose English with RFC 4733 key 2
-# in the language menu and hang up in the main menu; the other two press nothing
+# in the language menu, 9 s after the answer (2 s into its Polish line: the welcome before it
+# takes no key), and hang up in the main menu; the other two press nothing
 PRESSING = {SPREAD[0], SPREAD[1]}
 
 
@@ -169,7 +170,7 @@ def test_calls_through_kamailio_land_on_both_asterisks_and_both_engines_stored_o
     callers = []
     for number in SPREAD:
         pressing = number in PRESSING
-        callers.append(SipCaller(number, LAYOUT.sip_port, keys="6s 2" if pressing else "",
+        callers.append(SipCaller(number, LAYOUT.sip_port, keys="7s 2" if pressing else "",
                                  hold=4 if pressing else WELCOME_HOLD).place())
         time.sleep(0.3)
     results = [caller.finish(60) for caller in callers]

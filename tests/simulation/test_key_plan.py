@@ -31,6 +31,7 @@ from ivr.errors import CallerHangup, UsageError
 from ivr.flow.model import Prompt
 from ivr.installation import load_installation
 from ivr.simulation.key_plan import LEAD, check_tokens, plan_keys
+from ivr.testbed.sipp import MESSAGE_AFTER_TONE
 
 WARSAW = dt.timezone(dt.timedelta(hours=1))  # November and December: CET
 OPEN = [dt.datetime(2026, 11, 24, 10, 0, tzinfo=WARSAW),  # a Tuesday morning
@@ -276,7 +277,7 @@ def test_the_command_out_of_hours_leaves_a_message_after_the_tone(always_closed)
     assert found, result.output
     prompts = always_closed.parent / "prompts" / "pl" / "main"
     heard = sum((prompts / f"{name}.wav").stat().st_size - 44 for name in ("welcome", "closed")) / 16000
-    assert float(found.group(1)) == pytest.approx(heard + 1.5, abs=0.1)  # after the beep, with a margin
+    assert float(found.group(1)) == pytest.approx(heard + MESSAGE_AFTER_TONE, abs=0.1)  # after the beep, with a margin
 
 
 def test_the_command_in_hours_holds_from_the_transfer_not_the_last_key(always_open):
