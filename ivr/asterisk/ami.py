@@ -573,8 +573,8 @@ class AmiClient:
     # --- events --------------------------------------------------------------------------
     def _event(self, message: Message) -> None:
         name = message.get("Event", "")
-        if name not in _READS:
-            self._unused(name)
+        if not isinstance(name, str) or name not in _READS:  # a repeated Event header is a list
+            self._unused(str(name))
             return
         self.events_read += 1
         try:

@@ -15,6 +15,7 @@ import random
 import pytest
 
 from fake_ami import FakeAmi
+from panoramisk.message import Message
 from ivr.asterisk.ami import AmiClient
 from ivr.asterisk.event_filter import EVENTS, filter_actions, manager_conf_lines
 from ivr.errors import AmiError
@@ -152,3 +153,9 @@ def test_a_filter_refused_after_others_were_taken_stops_the_login():
             await fake.close()
 
     run(main())
+
+
+def test_an_event_with_a_repeated_name_header_is_counted_not_raised():
+    client = AmiClient("127.0.0.1", 1, "ivr", "x")
+    client._event(Message({"Event": ["QueueCallerJoin", "Hangup"], "Uniqueid": UNIQUEID}))
+    assert (client.events_read, client.events_unused) == (0, 1)
