@@ -20,7 +20,12 @@ taskprocessor queues, and the CPU seconds of Asterisk, SIPp and `ivr serve` (fro
 
 The test bed's Asterisk runs as the live tests have it unless `--high-rate` (or one of
 its parts, to change one thing at a time) asks for the settings of
-`ivr.testbed.files.Tuning.high_rate()`. It uses the test bed (ivr.testbed.server) and
+`ivr.testbed.files.Tuning.high_rate()`. The engine's AMI user has the event filter
+`ivr asterisk-config` writes; `--ami-filter off` takes it out, and `--ami-filter both` runs
+without it and then with it, one right after the other, for the engine's CPU a call side by
+side (docs/performance.md):
+
+    python bench/asterisk_rate.py --rate 20 --duration 45 --high-rate --ami-filter both It uses the test bed (ivr.testbed.server) and
 starts it when it is not running; the test bed's ports are fixed, so nothing else may use
 it meanwhile. Exit status 0 unless the script itself broke (a failed call is a figure,
 not an error).
@@ -43,6 +48,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -114,6 +120,9 @@ class Run:
     serve_log: Counter = field(default_factory=Counter)  # ivr serve's warnings and errors, numbers masked
     profile: list[tuple[str, float]] = field(default_factory=list)  # --profile: (part, share of the samples)
     profile_samples: int = 0
+    ami_filter: bool = True  # the engine's AMI user has the event filter of `ivr asterisk-config`
+    ami_events: Optional[int] = None  # AMI events the engine read over its run (its metrics)
+    ami_unused: Optional[int] = None  # AMI events sent to it that it does not read
     warnings: Counter = field(default_factory=Counter)  # Asterisk's warnings/errors, digits masked
     taskprocessors: list[tuple[str, int]] = field(default_factory=list)  # deepest queues (max depth)
     failures: list[str] = field(default_factory=list)  # calls that did not go through, why
@@ -131,6 +140,13 @@ class Run:
     def per_call(self, component: str) -> float:
         """CPU milliseconds of a component per call placed."""
         return 1000 * self.cpu.get(component, 0.0) / max(self.placed, 1)
+
+    def ami_text(self) -> str:
+        if self.ami_events is None or self.ami_unused is None:
+            return "events not counted (ivr serve's metrics could not be read)"
+        per = max(self.placed, 1)
+        return (f"read {self.ami_events} events ({self.ami_events / per:.1f} a call), sent {self.ami_unused} "
+                f"it does not read ({self.ami_unused / per:.1f} a call)")
 
     def table(self) -> str:
         reasons = ", ".join(f"{k}: {v}" for k, v in self.sipp_reasons.most_common(6)) or "none"
@@ -157,6 +173,7 @@ class Run:
             f"  time      in the IVR before the queue p50 {self.ivr_p50:.2f} s, p95 {self.ivr_p95:.2f} s; "
             f"queue wait p95 {self.queue_wait_p95:.2f} s",
             f"  CPU       {cpu}",
+            f"  AMI       engine's user {'with' if self.ami_filter else 'WITHOUT'} the event filter: {self.ami_text()}",
             f"            {others}; busiest 5 s: {self.peak or 'n/a'}",
             f"  Asterisk  deepest taskprocessor queues (max depth): {tps}",
             f"  Asterisk  warnings and errors of the run:\n{warnings}",
@@ -585,6 +602,25 @@ def _pct(values: Sequence[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else 0.0
 
 
+# --- the engine's own figures --------------------------------------------------------------------
+def ami_event_counts(serve_log: Path) -> tuple[Optional[int], Optional[int]]:
+    """(events read, events sent that it does not read) from the metrics of the running
+    `ivr serve` whose log this is; (None, None) when they cannot be read."""
+    found = re.search(r"health and metrics on .*?, (http://\S+/metrics)", serve_log.read_text(errors="replace"))
+    if found is None:
+        return None, None
+    try:
+        with urllib.request.urlopen(found.group(1), timeout=10) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return None, None
+    values = dict(re.findall(r"^(ivr_ami_events(?:_unused)?_total) (\S+)$", text, re.M))
+    try:
+        return int(float(values["ivr_ami_events_total"])), int(float(values["ivr_ami_events_unused_total"]))
+    except (KeyError, ValueError):
+        return None, None
+
+
 # --- the profile of ivr serve ------------------------------------------------------------------
 def start_profile(pid: int, output: Path) -> subprocess.Popen:
     """py-spy sampling `ivr serve` (100 a second) until `read_profile` stops it."""
@@ -660,6 +696,8 @@ def run_rate(testbed: Testbed, rate: float, duration: float, *, agents: Optional
                     read_profile(spy, folder / "profile.txt", run)
                 busy1, total1 = machine_ticks()
                 run.cpu["this script"] = _own_cpu() - own0 - run.cpu["sipp"]
+            run.ami_filter = testbed.tuning.ami_event_filter
+            run.ami_events, run.ami_unused = ami_event_counts(folder / "serve.log")
             run.machine_busy = (busy1 - busy0) / max(total1 - total0, 1)
             run.others = max((busy1 - busy0) / CPU_TICK - sum(run.cpu.values()), 0.0)
             run.peak = sampler.busiest()
@@ -717,6 +755,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     tuning.add_argument("--quiet-ami", action="store_true",
                         help="manager.conf disabledevents = the events no client reads (Newexten, VarSet, ...)")
     tuning.add_argument("--pjsip-threads", type=int, metavar="N", help="pjsip.conf [system] threadpool_max_size")
+    parser.add_argument("--ami-filter", choices=("on", "off", "both"), default="on",
+                        help="the engine's AMI user with the event filter of `ivr asterisk-config` (on, the "
+                             "default), without it (off), or a run without it and then one with it (both)")
     parser.add_argument("--caller-audio", action="store_true",
                         help="each caller sends RTP audio (tone bursts) from the answer to its key, as a phone does")
     parser.add_argument("--keep", action="store_true", help="keep each run's folder (SIPp's files, serve.log, the database)")
@@ -734,19 +775,41 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"recordings in {bed.recordings_dir} ({_filesystem(bed.recordings_dir)})")
         options = {"agents": args.agents, "transport": args.transport, "keep": args.keep,
                    "caller_audio": args.caller_audio, "profile": args.profile}
-        if args.search:
-            rates = [float(r) for r in args.rates.split(",") if r.strip()]
-            runs = search(bed, rates, args.duration, **options)
-        else:
-            runs = [run_rate(bed, args.rate, args.duration, **options)]
+        filters = {"on": [True], "off": [False], "both": [False, True]}[args.ami_filter]
+        runs = []
+        for i, ami_filter in enumerate(filters):
+            bed.tuning = replace(tuning, ami_event_filter=ami_filter)  # written by the next reconfigure
+            if args.search:
+                rates = [float(r) for r in args.rates.split(",") if r.strip()]
+                runs += search(bed, rates, args.duration, **options)
+            else:
+                runs.append(run_rate(bed, args.rate, args.duration, **options))
+            if i < len(filters) - 1:
+                wait_idle(bed, 60)
     print()
     for run in runs:
         print(run.table())
         print()
+    if args.ami_filter == "both" and not args.search:
+        print(filter_comparison(*runs))
     if args.search:
         clean = [run.rate for run in runs if run.clean]
         print(f"highest clean rate: {max(clean):g} new calls/s" if clean else "no rate was clean")
     return 0
+
+
+def filter_comparison(without: Run, with_filter: Run) -> str:
+    """The engine's CPU and AMI events a call, without the event filter and with it."""
+    before, after = without.per_call("ivr serve"), with_filter.per_call("ivr serve")
+    change = f"{100 * (before - after) / before:.0f}% less" if before else "n/a"
+    lines = [f"ivr serve's CPU a call: {before:.2f} ms without the AMI event filter, {after:.2f} ms with it ({change})",
+             f"  without: {without.ami_text()}", f"  with:    {with_filter.ami_text()}",
+             f"  Asterisk's CPU a call: {without.per_call('asterisk'):.1f} ms without, "
+             f"{with_filter.per_call('asterisk'):.1f} ms with; machine busy {100 * without.machine_busy:.0f}% and "
+             f"{100 * with_filter.machine_busy:.0f}%"]
+    if not (without.clean and with_filter.clean):
+        lines.append("  (a run was not clean: compare with care)")
+    return "\n".join(lines)
 
 
 def tuning_of(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Tuning:
@@ -776,7 +839,12 @@ def describe(tuning: Tuning) -> str:
     for name in tuning.__dataclass_fields__:
         value = getattr(tuning, name)
         if value != getattr(default, name):
-            changed.append(f"disabledevents {len(value)} events" if name == "ami_disabled_events" else f"{name} {value!r}")
+            if name == "ami_disabled_events":
+                changed.append(f"disabledevents {len(value)} events")
+            elif name == "ami_event_filter":
+                changed.append("the engine's AMI user without its event filter")
+            else:
+                changed.append(f"{name} {value!r}")
     return ", ".join(changed) or "as the live tests run it"
 
 

@@ -1,8 +1,8 @@
 """The AMI client of the live runtime: queue events, call-backs and recording mutes.
 
-Built on panoramisk's `Manager` (asyncio, AMI parsing, ActionID-matched answers, event
-callbacks by `register_event`), with the connection's life run here instead of by
-panoramisk, because its defaults do not suit a call centre:
+Built on panoramisk's `Manager` (asyncio, AMI parsing, ActionID-matched answers), with the
+connection's life and the events' dispatch run here instead of by panoramisk, because its
+defaults do not suit a call centre:
 
 - panoramisk replays actions that were in flight when a connection dropped; here they
   fail with `AmiConnectionLost` (see `ami_wire.AmiProtocol`): an `Originate` is never sent
@@ -21,6 +21,13 @@ panoramisk, because its defaults do not suit a call centre:
 - The live queue board (`ivr.asterisk.queue_board`) is kept from the queue events, seeded
   by that QueueStatus and refreshed by another every `queue_refresh` seconds, so a missed
   event heals; while the connection is down the board says it is not fresh.
+- Only the events the engine reads are wanted (`ivr.asterisk.event_filter`): each login
+  asks for a session filter of them (`Filter` actions; Asterisk grants it only to a user
+  with the `system` class, so for the generated user manager.conf's eventfilter lines do
+  it). Events are dispatched by name in one look-up (panoramisk matches every event
+  against a pattern per registered name), and whatever Asterisk sends that the engine does
+  not read is counted (`events_unused`) and reported once in the log: a user without the
+  filter makes the engine parse every channel's events of every call for nothing.
 
 The secret is only ever written to the socket, never to a log or an exception message.
 
@@ -47,9 +54,9 @@ from panoramisk.message import Message
 
 from ivr.asterisk.ami_wire import AmiProtocol, check_queue
 from ivr.asterisk.callback import OriginateOutcome, attempt_result, originate_headers
-from ivr.asterisk.queue_board import EVENTS as BOARD_EVENTS
+from ivr.asterisk.event_filter import EVENTS as READ_EVENTS
+from ivr.asterisk.event_filter import filter_actions
 from ivr.asterisk.queue_board import QueueBoard
-from ivr.asterisk.queue_tracker import EVENTS as QUEUE_EVENTS
 from ivr.asterisk.queue_tracker import QueueEventSink, QueueFacts, QueueTracker
 from ivr.clock import Clock, SystemClock
 from ivr.errors import AmiConnectionLost, AmiError, AmiLoginError, AmiRefused
@@ -58,6 +65,10 @@ from ivr.settings.asterisk import AsteriskSettings, CallbackSettings
 log = logging.getLogger(__name__)
 
 RESYNC_RETRY_CAP = 5.0  # seconds between tries of a failed re-sync, at most (Asterisk boots in seconds)
+_READS = frozenset(READ_EVENTS)
+# sent to every new session before its Filter actions can be in force: not a sign that the
+# user lacks the event filter
+_GREETING = "FullyBooted"
 
 __all__ = ["AmiClient", "QueueState", "backoff_delay"]
 
@@ -85,6 +96,14 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> 
 def _headers(message: Message) -> dict[str, Any]:
     """An AMI message's headers as a plain dict, in AMI spelling (panoramisk adds `content`)."""
     return {k: v for k, v in message.items() if k != "content"}
+
+
+def _accepted(reply: Reply) -> bool:
+    return isinstance(reply, Message) and reply.success
+
+
+def _reason(reply: Reply) -> str:
+    return (reply.get("Message") if isinstance(reply, Message) else None) or "no reason given"
 
 
 def _event_list(reply: Reply, action: str) -> list[Message]:
@@ -116,13 +135,17 @@ def _log_failure(task: "asyncio.Future", what: str) -> None:
 
 class _Manager(Manager):
     """panoramisk's Manager with the connection's life left to AmiClient: no login of its
-    own, no blind pinger, no replay on FullyBooted, no self-scheduled reconnect."""
+    own, no blind pinger, no replay on FullyBooted, no self-scheduled reconnect; every
+    event goes to AmiClient, none through panoramisk's callbacks (its replay of awaiting
+    actions on FullyBooted among them)."""
 
     def __init__(self, client: "AmiClient", **config: Any):
         super().__init__(protocol_factory=AmiProtocol, ping_delay=10 ** 6, ping_interval=10 ** 6, **config)
         self.client = client
-        self.callbacks.pop("FullyBooted", None)  # panoramisk's replay of awaiting actions
-        self.patterns = [p for p in self.patterns if p[0] != "FullyBooted"]
+
+    def dispatch(self, event: Message) -> list:
+        self.client._event(event)
+        return []
 
     def connection_made(self, f: "asyncio.Future") -> None:
         if f.cancelled() or f.exception() is not None:
@@ -181,6 +204,13 @@ class AmiClient:
         # a board older than three refreshes missed at least two: it no longer vouches for itself
         self.board = QueueBoard(self.clock, max_age=max(3 * queue_refresh, 30.0))
         self.connections = 0  # successful logins so far
+        # AMI events by whether the engine reads them: with the event filter in force
+        # (manager.conf or the session's), Asterisk sends no unused one
+        self.events_read = 0
+        self.events_unused = 0
+        self.session_filtered: Optional[bool] = None  # did Asterisk take the last login's Filter actions?
+        self._filter_settled = False  # the current connection's Filter actions are answered
+        self._unused_reported = False
         self.reconnect_delays: deque[float] = deque(maxlen=100)  # the back-off waits, newest last
         self._manager: Optional[_Manager] = None
         self._protocol: Optional[AmiProtocol] = None
@@ -224,8 +254,6 @@ class AmiClient:
         self._closing = False
         self._manager = _Manager(self, host=self.host, port=self.port, loop=asyncio.get_running_loop(),
                                  log=logging.getLogger("panoramisk.manager"))
-        for name in dict.fromkeys((*QUEUE_EVENTS, *BOARD_EVENTS, "OriginateResponse")):
-            self._manager.register_event(name, self._event)
         await self._connect()
         self._supervisor = asyncio.create_task(self._supervise(), name="ami-supervisor")
         self._refresher = asyncio.create_task(self._refresh_queues(), name="ami-queue-refresh")
@@ -258,6 +286,7 @@ class AmiClient:
         """One connection and login; AmiError (AmiLoginError) if either fails."""
         assert self._manager is not None
         where = f"{self.host}:{self.port}"
+        self._filter_settled = False
         try:
             _transport, protocol = await asyncio.wait_for(self._manager.connect(), self.connect_timeout)
         except (OSError, asyncio.TimeoutError) as exc:
@@ -277,12 +306,38 @@ class AmiClient:
                                 f"{reason or 'no reason given'} (check asterisk.ami in config.yaml and manager.conf)")
         if protocol.closed:
             raise AmiConnectionLost(f"the AMI at {where} closed the connection after the login")
+        try:
+            self.session_filtered = await self._filter_session(protocol)
+        except AmiError:
+            protocol.transport.abort()
+            raise
+        self._filter_settled = True
         self._protocol = protocol
         self._down.clear()
         self._up.set()
         self.connections += 1
         self._watchdog = asyncio.create_task(self._watch(protocol), name="ami-watchdog")
         log.info("AMI: logged in to %s as %s (connection %d)", where, self.username, self.connections)
+
+    async def _filter_session(self, protocol: AmiProtocol) -> bool:
+        """Filter actions that narrow this session to the events the engine reads; False
+        when Asterisk refuses them (a user without the `system` class: manager.conf's
+        eventfilter lines, where the site has them, narrow the events instead).
+
+        AmiError when Asterisk takes some of them and refuses others: the session would then
+        be sent only some of the events the engine needs."""
+        first, *rest = filter_actions()
+        reply = await self._send_on(protocol, first)
+        if not _accepted(reply):
+            log.debug("AMI: the session's event filter was refused (%s); manager.conf's eventfilter is relied on",
+                      _reason(reply))
+            return False
+        for headers, answer in zip(rest, await asyncio.gather(*(self._send_on(protocol, h) for h in rest))):
+            if not _accepted(answer):
+                raise AmiError(f"the AMI at {self.host}:{self.port} took some of the session's event filters but "
+                               f"refused {headers['MatchCriteria']}: {_reason(answer)}")
+        log.info("AMI: this session is sent only the %d events the engine reads (Filter)", len(READ_EVENTS))
+        return True
 
     def _lost(self, protocol: AmiProtocol, exc: Optional[BaseException]) -> None:
         if protocol is not self._protocol:
@@ -516,9 +571,13 @@ class AmiClient:
             return
 
     # --- events --------------------------------------------------------------------------
-    def _event(self, _manager: Manager, message: Message) -> None:
+    def _event(self, message: Message) -> None:
+        name = message.get("Event", "")
+        if not isinstance(name, str) or name not in _READS:  # a repeated Event header is a list
+            self._unused(str(name))
+            return
+        self.events_read += 1
         try:
-            name = message.get("Event", "")
             headers = _headers(message)
             if name == "OriginateResponse":
                 self._originate_response(headers)
@@ -528,6 +587,15 @@ class AmiClient:
             self.board.handle(name, headers, at)
         except Exception:  # noqa: BLE001 - an exception here would kill panoramisk's reader
             log.exception("AMI: cannot handle event %s", message.get("Event"))
+
+    def _unused(self, name: str) -> None:
+        self.events_unused += 1
+        if self._unused_reported or not self._filter_settled or name == _GREETING:
+            return
+        self._unused_reported = True
+        log.warning("AMI: Asterisk sends user %s events the engine does not read (%s is the first): parsing them "
+                    "costs CPU on every call. Give the user the eventfilter lines of the manager.conf that "
+                    "`ivr asterisk-config` writes (docs/operations.md)", self.username, name[:60])
 
     def _at(self, headers: Mapping[str, Any]) -> dt.datetime:
         """The event's time: its Timestamp header (manager.conf timestampevents) or now."""

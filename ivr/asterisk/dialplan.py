@@ -19,7 +19,8 @@ Three files, written with plain string templates:
   the department's announcements (position, expected wait, reminder; `with_announcements`
   adds what the flows ask for).
 - manager.conf: the engine's AMI user with the least rights its actions need, bound to
-  the configured address; the secret is read from the environment, never printed.
+  the configured address; the secret is read from the environment, never printed. Its
+  event filter lets through only the events the engine reads (`ivr.asterisk.event_filter`).
 
 With several Asterisks (config.yaml `asterisk.nodes`, docs/nodes.md) the three files are
 written once per node, into a folder named after it: each node's dialplan sends calls to
@@ -42,6 +43,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
+from ivr.asterisk.event_filter import manager_conf_lines
 from ivr.settings.asterisk import LANGUAGE_CODE, NAME, NAME_RULE, AmiSettings, NodeSettings
 from ivr.settings.announce import Announcements
 from ivr.settings.lines import DEFAULT_FLOW, NUMBER as LINE_NUMBER, PATTERN as LINE_PATTERN
@@ -403,6 +405,7 @@ def manager_conf(config: Config, environ: Mapping[str, str] = os.environ, ami: O
                             f"export it and run again") from None
     secret = _secret(secret)
     permits = "\n".join(f"permit = {p}" for p in ami.permit)
+    filters = "\n".join(manager_conf_lines())
     return f"""{_HEADER}[general]
 enabled = yes
 webenabled = no
@@ -420,6 +423,8 @@ allowmultiplelogin = yes
 ;   read  agent      Queue*/Agent* events (callers joining, agents answering)
 ;   read  call       OriginateResponse (did the call-back reach the customer?)
 ; Not granted: system (reload, module load), command (CLI), config, dialplan, user, dtmf.
+; Events: of those classes, only the ones the engine reads (include filters: any other
+; event is not sent to it). The answers to its actions are never filtered.
 [{ami.username}]
 secret = {secret}
 deny = 0.0.0.0/0.0.0.0
@@ -427,6 +432,7 @@ deny = 0.0.0.0/0.0.0.0
 read = {','.join(AMI_READ)}
 write = {','.join(AMI_WRITE)}
 writetimeout = 5000
+{filters}
 """
 
 

@@ -217,12 +217,20 @@ class _RuntimeCollector:
                                           labels=labels)
             reconnects = CounterMetricFamily("ivr_ami_reconnects", "AMI logins after the first one (each a "
                                              "connection lost and made again)", labels=labels)
+            read = CounterMetricFamily("ivr_ami_events", "AMI events the engine read (queue events, hang-ups "
+                                       "of queued callers, call-back results)", labels=labels)
+            unused = CounterMetricFamily("ivr_ami_events_unused", "AMI events Asterisk sent that the engine does "
+                                         "not read: its AMI user lacks the event filter", labels=labels)
             for node, client in clients:
                 values = [node] if labels else []
                 connected.add_metric(values, 1 if client.connected else 0)
                 reconnects.add_metric(values, max(client.connections - 1, 0))
+                read.add_metric(values, client.events_read)
+                unused.add_metric(values, client.events_unused)
             yield connected
             yield reconnects
+            yield read
+            yield unused
 
 
 def parse_exposition(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

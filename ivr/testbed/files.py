@@ -218,6 +218,9 @@ class Tuning:
     strict_rtp: str = "yes"
     cdr: bool = True  # Asterisk's own call detail records (cdr_csv); the engine stores the calls itself
     ami_disabled_events: tuple[str, ...] = ()  # manager.conf disabledevents: made for no AMI client
+    # the engine's user keeps the event filter `ivr asterisk-config` writes; False takes it
+    # out, so a bench can compare the engine's CPU with and without it
+    ami_event_filter: bool = True
 
     @classmethod
     def high_rate(cls) -> "Tuning":
@@ -234,8 +237,14 @@ QUIET_AMI_EVENTS = ("Newexten", "VarSet", "Newstate", "NewConnectedLine", "NewCa
                     "DeviceStateChange", "RTCPSent", "RTCPReceived")
 
 
-def tuned_manager_conf(text: str, tuning: Tuning) -> str:
-    """The generated manager.conf with the tuning's globally disabled events."""
+def tuned_manager_conf(text: str, tuning: Tuning, observer_secret: Optional[str] = None) -> str:
+    """The generated manager.conf with the tuning's globally disabled events, without the
+    engine's event filter if the tuning says so, and with the test bed's observer user when
+    `observer_secret` is given."""
+    if not tuning.ami_event_filter:
+        text = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("eventfilter"))
+    if observer_secret is not None:
+        text += observer_section(observer_secret)
     if not tuning.ami_disabled_events:
         return text
     line = "disabledevents = " + ",".join(tuning.ami_disabled_events)
@@ -243,6 +252,21 @@ def tuned_manager_conf(text: str, tuning: Tuning) -> str:
     if not general:
         raise AsteriskError("the generated manager.conf has no [general] section to disable events in")
     return f"{head}{general}{line}\n{rest}"
+
+
+# The test bed's own AMI user, beside the engine's: it reads every event, with no filter, so
+# a test sees what Asterisk did (a MixMonitorMute, a Newchannel) whatever the engine's user is
+# sent. Its write classes let an engine log in as it too, as on a site whose manager.conf
+# gives the engine a broad user of its own making (system allows the Filter action).
+OBSERVER = "testbed-observer"
+OBSERVER_WRITE = ("system", "originate", "call", "reporting")
+
+
+def observer_section(secret: str) -> str:
+    if not secret or any(ch in secret for ch in "\r\n;"):
+        raise AsteriskError("the test bed's AMI secret cannot be written to manager.conf (empty, a line break or ';')")
+    return (f"\n[{OBSERVER}]\nsecret = {secret}\ndeny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.0/255.0.0.0\n"
+            f"read = all\nwrite = {','.join(OBSERVER_WRITE)}\nwritetimeout = 5000\n")
 
 
 def modules_conf() -> str:

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional
 
 from ivr.asterisk.dialplan import generate, recordings_dir, with_members
-from ivr.testbed.files import AGENT, SIP_PORT, STOCK, Node, Tuning, base_files, tuned_manager_conf
+from ivr.testbed.files import AGENT, OBSERVER, SIP_PORT, STOCK, Node, Tuning, base_files, tuned_manager_conf
 from ivr.settings.asterisk import AmiSettings, NodeSettings
 from ivr.settings.config import Config, find_config, load_config
 from ivr.errors import AsteriskError
@@ -209,6 +209,11 @@ class Testbed:
         return self.environ()[self.ami.secret_variable]
 
     @property
+    def observer(self) -> str:
+        """The test bed's own AMI user (same secret): every event, unfiltered (ivr.testbed.files)."""
+        return OBSERVER
+
+    @property
     def prompts_dir(self) -> Path:
         return prompts_dir(self.config).resolve()
 
@@ -334,7 +339,7 @@ class Testbed:
         """/etc/asterisk of the root: base files + `ivr asterisk-config`'s three files."""
         files = dict(base_files(self.tuning, self.node))
         files.update(generate(config or self.config, self.environ(), self._named_node(config or self.config)))
-        files["manager.conf"] = tuned_manager_conf(files["manager.conf"], self.tuning)
+        files["manager.conf"] = tuned_manager_conf(files["manager.conf"], self.tuning, self.ami_secret)
         etc = self._folder("etc/asterisk")
         etc.mkdir(parents=True, exist_ok=True)
         (self._folder("var/lib/asterisk") / "keys").mkdir(parents=True, exist_ok=True)

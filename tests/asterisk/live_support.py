@@ -100,11 +100,12 @@ class LogRecords(logging.Handler):
 
 
 class EventPump:
-    """An AMI session of the engine's user whose events (class call and agent) are kept."""
+    """An AMI session whose events are kept: the test bed's observer, which is sent every
+    event (the engine's user is sent only those the engine reads), or `username`."""
 
-    def __init__(self, testbed: Testbed):
+    def __init__(self, testbed: Testbed, username: Optional[str] = None):
         self.session = AmiSession(testbed.ami_host, testbed.ami_port)
-        self.session.login(testbed.ami_username, testbed.ami_secret, events="on")
+        self.session.login(username or testbed.observer, testbed.ami_secret, events="on")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ami-events", daemon=True)
         self._thread.start()

@@ -40,4 +40,6 @@ def test_every_call_of_a_short_run_goes_through_and_is_stored_with_its_recording
     assert run.clean and run.failed == 0 and not run.failures, report
     assert run.max_up >= 5, report  # calls overlapped: about 7 s each, 5 new a second
     assert all(run.cpu[part] > 0 for part in ("asterisk", "sipp", "ivr serve")), report
+    # the engine's AMI user has its event filter: it read the calls' queue events and was sent nothing else
+    assert run.ami_filter and run.ami_events >= 50 * 4 and run.ami_unused == 0, report
     assert 1.0 < run.ivr_p50 < 6.0, report  # welcome, menu, key 2 three seconds in

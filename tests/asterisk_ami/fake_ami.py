@@ -4,12 +4,17 @@ It greets with `Asterisk Call Manager/11.0.0`, reads `Name: value` blocks ended 
 line, answers `Response: Success`/`Error` with the action's ActionID, runs QueueStatus and
 CoreShowChannels as event lists (`EventList: start` ... `...Complete`), and can push events,
 fall silent (a frozen Asterisk), drop every connection, or refuse connections for a while.
+Event filters as Asterisk 22 applies them: the user's (manager.conf `eventfilter`, names
+only) and a session's own (`Filter` actions with `name(...)`, refused as Asterisk refuses
+them to a user without the `system` class unless `filter_allowed`); an answer to an action
+is never filtered.
 It records every block it receives, raw, so tests can assert on exact headers and counts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -67,11 +72,15 @@ class FakeAmi:
     hold: set = field(default_factory=set)  # action names (lower case) left unanswered
     refuse_originate: Optional[str] = None  # the Message of an Error answer to Originate
     on_action: Optional[object] = None  # async callable(received, fake) run after each block is recorded
+    filter_allowed: bool = False  # the user has the system class: Filter actions are taken
+    refuse_filters: set = field(default_factory=set)  # event names whose Filter is refused all the same
+    user_filter: Optional[set] = None  # manager.conf's include filters of the user: event names
 
     def __post_init__(self):
         self.received: list[Received] = []
         self.writers: list[asyncio.StreamWriter] = []
         self.logged_in: set[asyncio.StreamWriter] = set()
+        self.session_filters: dict[asyncio.StreamWriter, set] = {}  # the Filter actions taken, by session
         self.connections = 0
         self.connect_times: list[float] = []
         self.port = 0
@@ -104,7 +113,13 @@ class FakeAmi:
         """Send an event to every logged-in client."""
         data = block(("Event", event), ("Privilege", "agent,all"), *headers.items())
         for writer in list(self.logged_in):
-            writer.write(data)
+            if self._passes(writer, event):
+                writer.write(data)
+
+    def _passes(self, writer: asyncio.StreamWriter, event: str) -> bool:
+        """Include filters only: with any, an event passes when one of them names it."""
+        included = set(self.user_filter or ()) | self.session_filters.get(writer, set())
+        return not included or event in included
 
     def count(self, action: str) -> int:
         return sum(1 for r in self.received if r.action.lower() == action.lower())
@@ -145,6 +160,7 @@ class FakeAmi:
             return
         finally:
             self.logged_in.discard(writer)
+            self.session_filters.pop(writer, None)
             if writer in self.writers:
                 self.writers.remove(writer)
             writer.close()
@@ -156,8 +172,9 @@ class FakeAmi:
             if r.get("Username") == self.username and r.get("Secret") == self.secret:
                 self.logged_in.add(writer)
                 writer.write(block(("Response", "Success"), aid, ("Message", "Authentication accepted")))
-                writer.write(block(("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", "5"),
-                                   ("LastReload", "5"), ("Status", "Fully Booted")))
+                if self._passes(writer, "FullyBooted"):
+                    writer.write(block(("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", "5"),
+                                       ("LastReload", "5"), ("Status", "Fully Booted")))
             else:
                 writer.write(block(("Response", "Error"), aid, ("Message", "Authentication failed")))
             return
@@ -199,6 +216,15 @@ class FakeAmi:
                 writer.write(block(("Response", "Success"), aid))
             else:
                 writer.write(block(("Response", "Error"), aid, ("Message", "No such channel")))
+        elif action == "filter":
+            name = re.fullmatch(r"action\(include\),name\((\w+)\)", r.get("MatchCriteria") or "")
+            if not self.filter_allowed:
+                writer.write(block(("Response", "Error"), aid, ("Message", "Permission denied")))
+            elif name is None or name.group(1) in self.refuse_filters:
+                writer.write(block(("Response", "Error"), aid, ("Message", "Filter Not Added")))
+            else:
+                self.session_filters.setdefault(writer, set()).add(name.group(1))
+                writer.write(block(("Response", "Success"), aid, ("Message", "Success")))
         elif action == "logoff":
             writer.write(block(("Response", "Goodbye"), aid, ("Message", "Thanks for all the fish.")))
             writer.close()

@@ -59,7 +59,8 @@ def test_login_subscribes_to_call_and_agent_events_then_resyncs():
         await client.start()
         try:
             assert client.connected
-            assert [r.action for r in fake.received] == ["Login", "QueueStatus", "CoreShowChannels"]
+            # the session filter is tried, and refused: the user has no system class
+            assert [r.action for r in fake.received] == ["Login", "Filter", "QueueStatus", "CoreShowChannels"]
             login = fields(fake.received[0])
             assert login == {"Action": "Login", "Username": "ivr", "Secret": SECRET, "Events": "call,agent"}
             assert fake.received[0].get("ActionID")
@@ -184,7 +185,7 @@ def test_ping_watchdog_finds_a_silent_server_and_reconnects():
             assert fake.connections == 2
             # after the reconnect: a re-sync, and the watchdog pings the new connection
             await until(lambda: any(r.connection == 2 for r in fake.actions("Ping")))
-            assert [r.action for r in fake.received if r.connection == 2][:3] == ["Login", "QueueStatus",
+            assert [r.action for r in fake.received if r.connection == 2][:4] == ["Login", "Filter", "QueueStatus",
                                                                                    "CoreShowChannels"]
         finally:
             await client.close()

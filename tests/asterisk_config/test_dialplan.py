@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from ivr.asterisk.event_filter import EVENTS
+from ivr.asterisk.queue_board import EVENTS as BOARD_EVENTS
+from ivr.asterisk.queue_tracker import EVENTS as TRACKER_EVENTS
 from ivr.asterisk import dialplan
 from ivr.asterisk.dialplan import (
     AMI_READ,
@@ -245,11 +248,23 @@ def test_manager_user_has_the_least_rights_and_is_bound_locally(config):
     assert general == {"enabled": "yes", "webenabled": "no", "port": "5039", "bindaddr": "127.0.0.1",
                        "displayconnects": "no", "allowmultiplelogin": "yes"}
     user = section(text, "engine")
-    assert user == ["secret = s3cret-Value", "deny = 0.0.0.0/0.0.0.0", "permit = 127.0.0.1/255.255.255.255",
-                    "read = call,agent", "write = originate,call,reporting", "writetimeout = 5000"]
+    assert user[:6] == ["secret = s3cret-Value", "deny = 0.0.0.0/0.0.0.0", "permit = 127.0.0.1/255.255.255.255",
+                        "read = call,agent", "write = originate,call,reporting", "writetimeout = 5000"]
     assert AMI_READ == ("call", "agent") and AMI_WRITE == ("originate", "call", "reporting")
     granted = set(user[3].split(" = ")[1].split(",")) | set(user[4].split(" = ")[1].split(","))
     assert not granted & {"system", "command", "config", "all", "dialplan", "user", "dtmf"}
+
+
+def test_manager_user_is_sent_only_the_events_the_engine_reads(config):
+    user = section(manager_conf(config, environ=ENV), "engine")
+    filters = [line for line in user if line.startswith("eventfilter")]
+    assert user[6:] == filters  # nothing else follows the rights
+    # one include filter a name, in Asterisk 22's advanced form: no regular expression is run
+    assert filters == [f"eventfilter(action(include),name({name})) =" for name in EVENTS]
+    # every event the client acts on, and nothing the engine only drops
+    assert set(EVENTS) == {*TRACKER_EVENTS, *BOARD_EVENTS, "OriginateResponse"}
+    assert not set(EVENTS) & {"Newchannel", "Newstate", "Newexten", "VarSet", "DialBegin", "BridgeEnter",
+                              "AgentCalled", "MixMonitorMute", "FullyBooted"}
 
 
 def test_missing_secret_is_a_clear_error(config):

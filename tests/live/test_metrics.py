@@ -184,6 +184,36 @@ def test_ami_connected_and_its_reconnects(tmp_path):
     assert status == 200 and "AMI not connected" in body
 
 
+def test_ami_events_read_and_unused(tmp_path):
+    # an AMI user without the event filter: what the engine parses for nothing shows
+    root = _installation(tmp_path)
+
+    async def main():
+        fake = FakeAmi()
+        await fake.start()
+        runtime = build_runtime([root / "flows"], root / "config.yaml", port=0, ami=False, store=False, metrics_port=0)
+        client = AmiClient("127.0.0.1", fake.port, fake.username, fake.secret)
+        part = AmiPart(client)
+        runtime.extras.append(part)
+        runtime.manager = part
+        await runtime.start()
+        try:
+            await _until(lambda: client.connected)
+            before = await scrape(runtime)
+            fake.push("Newchannel", Channel="PJSIP/sipp-00000001", Uniqueid="1700000000.5")
+            fake.push("QueueCallerJoin", Queue="sales", Uniqueid="1700000000.5", Position="1")
+            await _until(lambda: client.events_read == 1)
+            return before, await scrape(runtime)
+        finally:
+            await runtime.close()
+            await fake.close()
+
+    before, after = asyncio.run(main())
+    assert value(before, "ivr_ami_events_total") == 0
+    assert value(after, "ivr_ami_events_total") == 1
+    assert value(after, "ivr_ami_events_unused_total") - value(before, "ivr_ami_events_unused_total") == 1
+
+
 def test_reload_generation_and_failed_reloads(tmp_path):
     root = _installation(tmp_path)
     runtime = build_runtime([root / "flows"], root / "config.yaml", port=0, ami=False, store=False, metrics_port=0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ivr.errors import AsteriskError
-from ivr.testbed.files import RTP_PORTS, Tuning, base_files, tuned_manager_conf
+from ivr.testbed.files import OBSERVER, RTP_PORTS, Tuning, base_files, tuned_manager_conf
 
 
 def test_the_default_logs_every_dialplan_step_for_the_live_tests():
@@ -48,3 +48,17 @@ def test_disabled_ami_events_go_into_the_generated_general_section():
     assert tuned_manager_conf(generated, Tuning()) == generated
     with pytest.raises(AsteriskError):
         tuned_manager_conf("[ivr]\nsecret = x\n", Tuning.high_rate())
+
+
+def test_the_observer_reads_every_event_and_the_engines_filter_can_be_taken_out():
+    generated = ("[general]\nenabled = yes\n\n[ivr]\nsecret = x\nread = call,agent\n"
+                 "eventfilter(action(include),name(Hangup)) =\n")
+    with_observer = tuned_manager_conf(generated, Tuning(), observer_secret="s3cret")
+    assert with_observer.startswith(generated)  # the engine's user as generated, its filter kept
+    observer = with_observer[len(generated):]
+    assert f"\n[{OBSERVER}]\nsecret = s3cret\n" in observer and "read = all\n" in observer
+    assert "eventfilter" not in observer and "write = system," in observer  # a user that may use Filter
+    unfiltered = tuned_manager_conf(generated, Tuning(ami_event_filter=False))
+    assert unfiltered == "[general]\nenabled = yes\n\n[ivr]\nsecret = x\nread = call,agent\n"
+    with pytest.raises(AsteriskError):
+        tuned_manager_conf(generated, Tuning(), observer_secret="a;b")
