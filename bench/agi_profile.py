@@ -19,8 +19,9 @@ waiting for work (the call writer between batches) is left out. The parts:
 - writer: SQLAlchemy -- statements run through SQLAlchemy (parameters, result handling)
 - writer: SQLite itself -- the driver's executemany and commit (the interpreter is released)
 
-The server's CPU per call is read from /proc before and after; each part's microseconds
-per call are its share of the samples times that. The figures are printed last.
+The server's CPU per call is read from /proc before the burst and after the writer has
+stored its last call (the writer holds rows through a rush and writes them after it); each
+part's microseconds per call are its share of the samples times that. The figures are printed last.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from agi_load_asterisk import Behaviour  # noqa: E402
 from agi_load_run import Plan, Target, run  # noqa: E402
-from agi_load_servers import start_ivr, workspace  # noqa: E402
+from agi_load_servers import start_ivr, wait_stored, workspace  # noqa: E402
 
 # a thread waiting for work (py-spy counts a wait inside C, such as a queue's get, as active)
 IDLE_LEAVES = ("Condition.wait", "Event.wait", "CallWriter._take ", "_worker (concurrent/futures/thread.py")
@@ -98,7 +99,8 @@ async def profile(calls: int, concurrency: int, raw_copy: Optional[Path]) -> str
     spy_out = Path(tempfile.mkdtemp(prefix="agi-profile-")) / "samples.txt"
     try:
         behaviour = Behaviour(0.0, 0.0, recordings=str(folder / "recordings"))
-        await run(Target(port=server.port), Plan("burst", calls=200, concurrency=concurrency), behaviour)  # warm-up
+        warm_up = (await run(Target(port=server.port), Plan("burst", calls=200, concurrency=concurrency),
+                             behaviour)).tally.completed
         spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
                                 str(server.process.pid), "--rate", "250", "--format", "raw", "--output", str(spy_out)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -107,6 +109,13 @@ async def profile(calls: int, concurrency: int, raw_copy: Optional[Path]) -> str
             raise SystemExit(f"py-spy could not sample the server: {spy.stderr.read().decode(errors='replace')}")
         cpu_before = server.cpu_seconds()
         measured = await run(Target(port=server.port), Plan("burst", calls=calls, concurrency=concurrency), behaviour)
+        # the writer holds its rows through a rush and writes them after it: its share of the
+        # calls' cost comes once the burst is over, so sample (and count CPU) until all are stored
+        expected = warm_up + measured.tally.completed
+        assert server.database is not None
+        stored = await wait_stored(server.database, expected)
+        if stored.calls < expected:
+            raise SystemExit(f"the writer stored {stored.calls} of {expected} calls within a minute")
         cpu = (server.cpu_seconds() or 0.0) - (cpu_before or 0.0)
         spy.send_signal(signal.SIGINT)
         spy.wait(30)

@@ -34,9 +34,9 @@ def test_samples_are_told_apart_by_part_and_a_waiting_writer_is_left_out():
 
 
 def test_a_short_profile_of_the_real_server(capsys):
-    assert agi_profile.main(["--calls", "300", "--concurrency", "50"]) == 0
+    assert agi_profile.main(["--calls", "1000", "--concurrency", "50"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("ivr serve (") and "under a burst of 300 calls" in out[0] and "µs of server CPU a call" in out[0]
+    assert out[0].startswith("ivr serve (") and "under a burst of 1,000 calls" in out[0] and "µs of server CPU a call" in out[0]
     rows = {line[:52].strip(): line[52:].split() for line in out[2:]}
     assert "loop: event loop and sockets" in rows and "writer: SQLite itself (C, interpreter released)" in rows
     assert abs(sum(float(share.rstrip("%")) for share, _ in rows.values()) - 100) <= len(rows)  # rounded shares
