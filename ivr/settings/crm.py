@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from ivr.settings.sections import ENV_REFERENCE, duration_seconds, secret_reference, section_fields
+from ivr.settings.sections import ENV_REFERENCE, duration_seconds, http_address_problem, secret_reference, section_fields
 from ivr.yamldoc.diagnostics import Findings
 from ivr.yamldoc.loader import describe
 
@@ -129,19 +129,10 @@ def _keep_delivered(value: Any, path: tuple, findings: Findings) -> Optional[flo
 
 def address_problem(url: Any, name: str, example: str = '"https://crm.example/ivr/calls"') -> Optional[str]:
     """What is wrong with an http(s) address, or None."""
-    if not isinstance(url, str) or not url.strip():
-        return f"{name} must be an http or https address such as {example}, not {describe(url)}"
-    if any(c.isspace() for c in url):
-        return f"{name} must have no spaces or line breaks: {describe(url)}"
-    try:
-        parts = urlsplit(ENV_REFERENCE.sub("x", url))
-        parts.port  # noqa: B018 - raises ValueError on a port that is no number
-    except ValueError as exc:
-        return f"{name} {describe(url)} is no address: {exc}"
-    if parts.scheme not in ("http", "https"):
-        return f"{name} must start with http:// or https://, not {describe(url)}"
-    if not parts.hostname:
-        return f"{name} {describe(url)} names no host"
+    problem = http_address_problem(url, name, f"an http or https address such as {example}")
+    if problem is not None:
+        return problem
+    parts = urlsplit(ENV_REFERENCE.sub("x", url))
     if parts.username or parts.password:
         return f"{name} must hold no user or password: the signature proves the sender"
     return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from typing import Any, Optional
+from urllib.parse import urlsplit
 
 from ivr.yamldoc.diagnostics import Findings, did_you_mean
 from ivr.yamldoc.loader import describe
@@ -56,3 +57,26 @@ def duration_seconds(value: Any, path: tuple, what: str, example: str, findings:
     if seconds is None:
         findings.error(path, f"{what} must be a duration such as {example}, not {describe(value)}")
     return seconds
+
+
+def http_address_problem(url: Any, name: str, shape: str, stand_ins: tuple[tuple[str, str], ...] = ()) -> Optional[str]:
+    """What makes `url` no http(s) address, or None: the checks every address in config.yaml
+    shares. `shape` finishes "<name> must be ..."; `stand_ins` replace placeholders (such as
+    a lookup's {number}) before the address is parsed; ${NAME} references stand for text."""
+    if not isinstance(url, str) or not url.strip():
+        return f"{name} must be {shape}, not {describe(url)}"
+    if any(c.isspace() for c in url):
+        return f"{name} must have no spaces or line breaks: {describe(url)}"
+    parsed = ENV_REFERENCE.sub("x", url)
+    for placeholder, stand_in in stand_ins:
+        parsed = parsed.replace(placeholder, stand_in)
+    try:
+        parts = urlsplit(parsed)
+        parts.port  # noqa: B018 - raises ValueError on a port that is no number
+    except ValueError as exc:
+        return f"{name} {describe(url)} is no address: {exc}"
+    if parts.scheme not in ("http", "https"):
+        return f"{name} must start with http:// or https://, not {describe(url)}"
+    if not parts.hostname:
+        return f"{name} {describe(url)} names no host"
+    return None

@@ -14,9 +14,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import urlsplit
 
-from ivr.settings.sections import ENV_REFERENCE, duration_seconds
+from ivr.settings.sections import ENV_REFERENCE, duration_seconds, http_address_problem
 from ivr.yamldoc.diagnostics import Diagnostic, Findings, Location, WARNING, did_you_mean
 from ivr.yamldoc.loader import describe
 from ivr.yamldoc.values import parse_duration
@@ -232,19 +231,10 @@ def parse_lookup(name: str, value: Any, path: tuple, findings: Findings) -> Opti
 def url_problem(url: Any) -> Optional[str]:
     """What is wrong with a lookup's URL template, or None."""
     example = '"http://crm.example/vip?number={number}"'
-    if not isinstance(url, str) or not url.strip():
-        return f"url must be an http or https address with {{number}}, such as {example}, not {describe(url)}"
-    if any(c.isspace() for c in url):
-        return f"url must have no spaces or line breaks: {describe(url)}"
-    try:
-        parts = urlsplit(ENV_REFERENCE.sub("x", url).replace(NUMBER_PLACEHOLDER, "0"))
-        parts.port  # noqa: B018 - raises ValueError on a port that is no number
-    except ValueError as exc:
-        return f"url {describe(url)} is no address: {exc}"
-    if parts.scheme not in ("http", "https"):
-        return f"url must start with http:// or https://, not {describe(url)}"
-    if not parts.hostname:
-        return f"url {describe(url)} names no host"
+    problem = http_address_problem(url, "url", f"an http or https address with {{number}}, such as {example}",
+                                   stand_ins=((NUMBER_PLACEHOLDER, "0"),))
+    if problem is not None:
+        return problem
     if NUMBER_PLACEHOLDER not in url:
         return f"url must hold {{number}} where the caller's number goes, such as {example}"
     stray = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", "", url.replace(NUMBER_PLACEHOLDER, ""))
