@@ -192,9 +192,7 @@ class _RuntimeCollector:
                     ("ivr_writer_written", "Call-record items committed to the database", stats.written),
                     ("ivr_writer_dropped", "Call-record items given up (queue full, refused by the database)",
                      stats.dropped)):
-                counter = CounterMetricFamily(name, doc)
-                counter.add_metric([], value)
-                yield counter
+                yield CounterMetricFamily(name, doc, value=value)
 
         webhook = metrics.webhook()
         if webhook is not None:
@@ -205,9 +203,7 @@ class _RuntimeCollector:
                      webhook.delivered),
                     ("ivr_webhook_failures", "POSTs to the CRM webhook that failed (tried again later)",
                      webhook.failures)):
-                counter = CounterMetricFamily(name, doc)
-                counter.add_metric([], value)
-                yield counter
+                yield CounterMetricFamily(name, doc, value=value)
 
         clients = metrics.ami_clients()
         if clients:

@@ -72,9 +72,7 @@ class _IndexCollector:
         for name, doc, value in (("ivr_recordings_index_passes", "Index passes that finished", watch.passes),
                                  ("ivr_recordings_index_failures", "Index passes that failed", watch.failures),
                                  ("ivr_recordings_indexed", "Recordings indexed", watch.indexed)):
-            counter = CounterMetricFamily(name, doc)
-            counter.add_metric([], value)
-            yield counter
+            yield CounterMetricFamily(name, doc, value=value)
 
 
 class _PruneCollector:
@@ -92,9 +90,7 @@ class _PruneCollector:
                                  ("ivr_webhook_prune_runs", "Prunes of the webhook outbox that finished", watch.runs),
                                  ("ivr_webhook_prune_failures", "Prunes of the webhook outbox that failed",
                                   watch.failures)):
-            counter = CounterMetricFamily(name, doc)
-            counter.add_metric([], value)
-            yield counter
+            yield CounterMetricFamily(name, doc, value=value)
         if watch.last_success is not None:
             yield GaugeMetricFamily("ivr_webhook_prune_last_success_timestamp_seconds", "When the last prune of "
                                     "the webhook outbox finished (Unix time)", value=watch.last_success)
