@@ -9,6 +9,7 @@ import datetime as dt
 import threading
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from ivr.live.webhook import backoff, signature
@@ -110,9 +111,9 @@ def test_two_deliverers_claiming_at_once_never_take_the_same_call(db):
     assert sorted(taken[0] + taken[1]) == ids  # each once, none twice
 
 
+# PostgreSQL only: SQLite's claim is one writer at a time (BEGIN IMMEDIATE), nothing to skip
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_claim_on_postgresql_skips_the_rows_another_is_claiming_without_waiting(db):
-    if db.dialect.name != "postgresql":
-        return  # SQLite's claim is one writer at a time (BEGIN IMMEDIATE): nothing to skip
     ids = _ended(db, 10)
     with db.connect() as other, other.begin():  # another engine, in the middle of its claim
         held = other.execute(sa.text("SELECT call_id FROM webhook_deliveries ORDER BY next_at, id LIMIT 4 "
